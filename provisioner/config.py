@@ -1,0 +1,80 @@
+"""Settings: one TOML file under ``config/`` plus ``PROVISIONER_*`` environment overrides.
+
+Precedence (highest first): keyword arguments, environment, the TOML file, defaults.
+The defaults run the daemon embedded: a SQLite file under ``var/`` and a simulated router.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = ROOT / "config" / "provisioner.toml"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("PROVISIONER_CONFIG", DEFAULT_CONFIG_FILE))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROVISIONER_", extra="ignore")
+
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'provisioner.sqlite3'}"
+    # Fernet key for router credentials at rest. Empty: generated once into key_file.
+    secret_key: str = ""
+    key_file: Path = ROOT / "var" / "secret.key"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    reconcile_interval_seconds: float = 300.0
+    sync_debounce_seconds: float = 1.0
+    outbox_interval_seconds: float = 2.0
+    expiry_interval_seconds: float = 60.0
+    sync_concurrency: int = 16
+    router_timeout_seconds: float = 10.0
+
+    # What routers are told about our FreeRADIUS (router bootstrap).
+    radius_server_address: str = "127.0.0.1"
+    radius_auth_port: int = 1812
+    radius_acct_port: int = 1813
+    radius_timeout: str = "2s"
+    # The RADIUS group expired or suspended customers are moved to (Auth-Type := Reject).
+    expired_group: str = "provisioner-expired"
+    # Address list an expired customer's address joins, for a captive redirect ("" = none).
+    expired_address_list: str = "provisioner-expired"
+
+    currency: str = "BDT"
+    demo: bool = Field(default=False, description="start a simulated router and seed demo data")
+
+    # Webhook or command the "other" adapter runs for non-RouterOS customers.
+    other_action_url: str = ""
+    other_action_command: str = ""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_file()
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=path if path.exists() else None)
+        return (init_settings, env_settings, toml)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,410 @@
+"""The registry: SQLAlchemy 2 typed models.
+
+The stock FreeRADIUS tables live in ``radius_tables.py``; they are not ours to shape.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from provisioner.types import Encrypted, Money
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TZDateTime(DateTime):
+    """Timezone-aware on every dialect (SQLite drops tzinfo; we put UTC back)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Any:
+            if parent is not None:
+                value = parent(value)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CustomerType(enum.StrEnum):
+    pppoe = "pppoe"
+    hotspot = "hotspot"
+    static = "static"
+    other = "other"
+
+
+class Billing(enum.StrEnum):
+    daily = "daily"
+    monthly = "monthly"
+
+
+class Visibility(enum.StrEnum):
+    public = "public"
+    private = "private"
+
+
+class RouterMode(enum.StrEnum):
+    radius = "radius"
+    local = "local"
+
+
+class CustomerStatus(enum.StrEnum):
+    active = "active"
+    expired = "expired"
+    suspended = "suspended"
+    new = "new"  # created, never activated
+
+
+def _enum(e: type[enum.Enum]) -> Enum:
+    return Enum(e, native_enum=False, length=16, validate_strings=True)
+
+
+class MasterPackage(Base):
+    """The technical spec of a package. Rates are bits/s; caps are bytes."""
+
+    __tablename__ = "master_packages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_type: Mapped[CustomerType] = mapped_column(_enum(CustomerType))
+    billing: Mapped[Billing] = mapped_column(_enum(Billing))
+    duration_days: Mapped[int] = mapped_column(Integer, default=30)
+    rate_down: Mapped[int] = mapped_column(BigInteger)
+    rate_up: Mapped[int] = mapped_column(BigInteger)
+    burst_down: Mapped[int | None] = mapped_column(BigInteger)
+    burst_up: Mapped[int | None] = mapped_column(BigInteger)
+    burst_threshold_down: Mapped[int | None] = mapped_column(BigInteger)
+    burst_threshold_up: Mapped[int | None] = mapped_column(BigInteger)
+    burst_time: Mapped[int | None] = mapped_column(Integer)  # seconds
+    priority: Mapped[int | None] = mapped_column(Integer)
+    min_down: Mapped[int | None] = mapped_column(BigInteger)
+    min_up: Mapped[int | None] = mapped_column(BigInteger)
+    volume_cap: Mapped[int | None] = mapped_column(BigInteger)
+    pool_name: Mapped[str | None] = mapped_column(String(64))
+    pool_ranges: Mapped[str | None] = mapped_column(String(512))
+    profile_name: Mapped[str] = mapped_column(String(64), unique=True)
+    shared_users: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+
+    packages: Mapped[list[Package]] = relationship(back_populates="master_package")
+
+
+class Package(Base):
+    """The pricing layer over a master package. Type and billing come from the master."""
+
+    __tablename__ = "packages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    master_package_id: Mapped[int] = mapped_column(ForeignKey("master_packages.id"))
+    customer_price: Mapped[Decimal] = mapped_column(Money())
+    operator_price: Mapped[Decimal] = mapped_column(Money())
+    visibility: Mapped[Visibility] = mapped_column(_enum(Visibility), default=Visibility.private)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    master_package: Mapped[MasterPackage] = relationship(back_populates="packages")
+
+
+class Reseller(Base):
+    __tablename__ = "resellers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    assignments: Mapped[list[ResellerPackage]] = relationship(
+        back_populates="reseller", cascade="all, delete-orphan"
+    )
+
+
+class ResellerPackage(Base):
+    """A package assigned to a reseller; ``price`` overrides the package's operator price."""
+
+    __tablename__ = "reseller_packages"
+    __table_args__ = (UniqueConstraint("reseller_id", "package_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reseller_id: Mapped[int] = mapped_column(ForeignKey("resellers.id", ondelete="CASCADE"))
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"))
+    price: Mapped[Decimal | None] = mapped_column(Money())
+
+    reseller: Mapped[Reseller] = relationship(back_populates="assignments")
+    package: Mapped[Package] = relationship()
+
+
+class Router(Base):
+    """A NAS. Credentials are encrypted at rest and kept out of repr and JSON."""
+
+    __tablename__ = "routers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    host: Mapped[str] = mapped_column(String(255), unique=True)
+    api_port: Mapped[int] = mapped_column(Integer, default=8728)
+    api_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    username: Mapped[str] = mapped_column(String(64))
+    password: Mapped[str] = mapped_column(Encrypted(1024))
+    radius_secret: Mapped[str] = mapped_column(Encrypted(1024))
+    customer_types: Mapped[str] = mapped_column(String(64), default="pppoe,hotspot,static")
+    mode: Mapped[RouterMode] = mapped_column(_enum(RouterMode), default=RouterMode.radius)
+    coa_port: Mapped[int] = mapped_column(Integer, default=3799)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    def serves(self, customer_type: CustomerType | str) -> bool:
+        return str(customer_type) in self.types()
+
+    def types(self) -> list[str]:
+        return [t for t in self.customer_types.split(",") if t]
+
+    def __repr__(self) -> str:
+        return f"Router(id={self.id!r}, name={self.name!r}, host={self.host!r})"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password: Mapped[str] = mapped_column(Encrypted(1024))
+    customer_type: Mapped[CustomerType] = mapped_column(_enum(CustomerType))
+    router_id: Mapped[int | None] = mapped_column(ForeignKey("routers.id"))
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id"))
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
+    static_ip: Mapped[str | None] = mapped_column(String(45), unique=True)
+    mac_address: Mapped[str | None] = mapped_column(String(17))
+    status: Mapped[CustomerStatus] = mapped_column(
+        _enum(CustomerStatus), default=CustomerStatus.new
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    router: Mapped[Router | None] = relationship()
+    package: Mapped[Package | None] = relationship()
+    reseller: Mapped[Reseller | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"Customer(id={self.id!r}, username={self.username!r})"
+
+
+class AuditLog(Base):
+    """Every registry change: who, what, before/after (credentials redacted)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class NasObject(Base):
+    """Ownership: an object this daemon created (or adopted) on a router.
+
+    Keyed by the router's own ``.id``, so it survives a restart and a rename by hand, and
+    works on menus that have no ``comment`` (hotspot profiles, ``/radius``).
+    """
+
+    __tablename__ = "nas_objects"
+    __table_args__ = (UniqueConstraint("router_id", "menu", "ros_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    router_id: Mapped[int] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"))
+    menu: Mapped[str] = mapped_column(String(64))
+    ros_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class SyncRun(Base):
+    """One sync (or dry run) of one router: what was planned, applied, and any error."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    router_id: Mapped[int] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    trigger: Mapped[str] = mapped_column(String(32), default="manual")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    changes_planned: Mapped[int] = mapped_column(Integer, default=0)
+    changes_applied: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    applied: Mapped[list[Any] | None] = mapped_column(JSON)
+
+
+class RouterLock(Base):
+    """A row per router to lock (SELECT … FOR UPDATE) so one instance syncs it at a time."""
+
+    __tablename__ = "router_locks"
+
+    router_id: Mapped[int] = mapped_column(
+        ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True
+    )
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    locked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class ApiToken(Base):
+    """A bearer token (stored as a SHA-256 hash) with a role and, for non-admins, an owner."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+# ---- money, activations, work (issue: activations) -------------------------------------
+
+
+class LedgerEntry(Base):
+    """One balance change. A balance is the sum of its account's entries, nothing else."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), index=True)  # "reseller:3", "customer:9"
+    amount: Mapped[Decimal] = mapped_column(Money())  # signed: credit > 0, debit < 0
+    kind: Mapped[str] = mapped_column(String(32))  # topup | activation | refund | card
+    reference: Mapped[str] = mapped_column(String(255), default="")
+    activation_id: Mapped[int | None] = mapped_column(ForeignKey("activations.id"))
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class Account(Base):
+    """A row per paying account, locked FOR UPDATE while a debit is checked and written.
+
+    It holds no balance (the ledger does); it exists so concurrent debits serialise.
+    """
+
+    __tablename__ = "accounts"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Activation(Base):
+    __tablename__ = "activations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"))
+    payer: Mapped[str] = mapped_column(String(64))  # reseller:N | customer:N | card:SERIAL | admin
+    price: Mapped[Decimal] = mapped_column(Money())
+    requested_by: Mapped[str] = mapped_column(String(128))
+    starts_at: Mapped[datetime] = mapped_column(TZDateTime())
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|applied|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    activation_id: Mapped[int] = mapped_column(ForeignKey("activations.id"))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    period_start: Mapped[datetime] = mapped_column(TZDateTime())
+    period_end: Mapped[datetime] = mapped_column(TZDateTime())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class RechargeCard(Base):
+    __tablename__ = "recharge_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(32), unique=True)
+    pin_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    value: Mapped[Decimal] = mapped_column(Money())
+    batch: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime())
+    redeemed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    redeemed_by: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class StaticAddress(Base):
+    """An address handed out from a static package's pool; unique, so never given twice."""
+
+    __tablename__ = "static_addresses"
+
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), unique=True
+    )
+    pool_name: Mapped[str] = mapped_column(String(64))
+
+
+class Outbox(Base):
+    """Work for a NAS written in the same transaction as the change that caused it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # sync_router | coa | disconnect | other
+    router_id: Mapped[int | None] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"))
+    activation_id: Mapped[int | None] = mapped_column(ForeignKey("activations.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class JobRun(Base):
+    """A periodic job's slot: a unique (job, slot) row makes it run once across instances."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
