@@ -113,6 +113,8 @@ class MasterPackage(Base):
     pool_name: Mapped[str | None] = mapped_column(String(64))
     pool_ranges: Mapped[str | None] = mapped_column(String(512))
     profile_name: Mapped[str] = mapped_column(String(64), unique=True)
+    # The router's side of PPP sessions (profile local-address); unset = not managed.
+    local_address: Mapped[str | None] = mapped_column(String(45))
     shared_users: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)

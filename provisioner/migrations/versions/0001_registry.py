@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 11:27:48.953731
+Create Date: 2026-11-25 11:28:49.646039
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("pool_name", sa.String(length=64), nullable=True),
         sa.Column("pool_ranges", sa.String(length=512), nullable=True),
         sa.Column("profile_name", sa.String(length=64), nullable=False),
+        sa.Column("local_address", sa.String(length=45), nullable=True),
         sa.Column("shared_users", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

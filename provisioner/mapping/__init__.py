@@ -1,0 +1,1 @@
+"""Pure mapping of registry snapshots to desired RouterOS objects and RADIUS rows."""

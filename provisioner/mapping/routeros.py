@@ -1,0 +1,225 @@
+"""Registry snapshots → the RouterOS objects a router should carry (pure).
+
+A ``DesiredObject`` names its menu, its key (how it is matched on the router) and the
+properties this daemon manages; properties not listed are left as the router has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from provisioner.rates import RateLimit, format_rate
+from provisioner.snapshots import MARKER, CustomerSpec, MappingOptions, MasterSpec, RouterSpec
+
+POOL = "/ip/pool"
+PPP_PROFILE = "/ppp/profile"
+PPP_SECRET = "/ppp/secret"
+HOTSPOT_PROFILE = "/ip/hotspot/user/profile"
+HOTSPOT_USER = "/ip/hotspot/user"
+QUEUE = "/queue/simple"
+ADDRESS_LIST = "/ip/firewall/address-list"
+RADIUS = "/radius"
+RADIUS_INCOMING = "/radius/incoming"
+PPP_AAA = "/ppp/aaa"
+
+# Dependency order: a pool before the profile that uses it, a profile before its users.
+MENU_ORDER = [
+    POOL,
+    PPP_PROFILE,
+    HOTSPOT_PROFILE,
+    PPP_SECRET,
+    HOTSPOT_USER,
+    QUEUE,
+    ADDRESS_LIST,
+    RADIUS,
+    RADIUS_INCOMING,
+    PPP_AAA,
+]
+# Menus without a ``comment`` property: ownership there rests on the registry record alone.
+NO_COMMENT = {HOTSPOT_PROFILE}
+# Singletons: one row, no .id, set only.
+SINGLETONS = {RADIUS_INCOMING, PPP_AAA}
+# Built-ins that are never ours and never removed.
+DEFAULT_NAMES = {"default", "default-encryption"}
+
+
+@dataclass(frozen=True)
+class DesiredObject:
+    menu: str
+    key: str
+    props: dict[str, str] = field(hash=False)
+
+
+def key_of(menu: str, props: dict[str, str]) -> str:
+    """How an object is matched on the router: its name, or list|address, or address."""
+    if menu == ADDRESS_LIST:
+        return f"{props.get('list', '')}|{props.get('address', '')}"
+    if menu == RADIUS:
+        return props.get("address", "")
+    if menu in SINGLETONS:
+        return ""
+    return props.get("name", "")
+
+
+def marker(kind: str, id_: int) -> str:
+    return f"{MARKER}:{kind}:{id_}"
+
+
+def _pair(a: int | None, b: int | None) -> str:
+    return f"{format_rate(a or 0)}/{format_rate(b or 0)}"
+
+
+def queue_props(rate: RateLimit) -> dict[str, str]:
+    """A simple queue's limits; target-side upload/download, like the rate-limit order."""
+    t = rate.burst_time or 0
+    prio = rate.priority or 8
+    return {
+        "max-limit": _pair(rate.up, rate.down),
+        "limit-at": _pair(rate.min_up, rate.min_down),
+        "burst-limit": _pair(rate.burst_up, rate.burst_down),
+        "burst-threshold": _pair(rate.threshold_up, rate.threshold_down),
+        "burst-time": f"{t}s/{t}s",
+        "priority": f"{prio}/{prio}",
+    }
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def desired_objects(
+    router: RouterSpec,
+    masters: Iterable[MasterSpec],
+    customers: Iterable[CustomerSpec],
+    options: MappingOptions = MappingOptions(),
+) -> list[DesiredObject]:
+    """Everything this router should carry for the packages and customers it serves."""
+    masters = list(masters)
+    by_id = {m.id: m for m in masters}
+    out: dict[tuple[str, str], DesiredObject] = {}
+
+    def put(obj: DesiredObject) -> None:
+        out.setdefault((obj.menu, obj.key), obj)
+
+    for m in masters:
+        if m.customer_type not in ("pppoe", "hotspot") or not router.serves(m.customer_type):
+            continue
+        if m.pool_name and m.pool_ranges:
+            put(
+                DesiredObject(
+                    POOL,
+                    m.pool_name,
+                    {"name": m.pool_name, "ranges": m.pool_ranges, "comment": marker("pool", m.id)},
+                )
+            )
+        if m.customer_type == "pppoe":
+            props = {
+                "name": m.profile_name,
+                "rate-limit": m.rate.render(),
+                "only-one": _yes(m.shared_users <= 1),
+                "comment": marker("master", m.id),
+            }
+            if m.pool_name:
+                props["remote-address"] = m.pool_name
+            if m.local_address:
+                props["local-address"] = m.local_address
+            put(DesiredObject(PPP_PROFILE, m.profile_name, props))
+        else:
+            put(
+                DesiredObject(
+                    HOTSPOT_PROFILE,
+                    m.profile_name,
+                    {
+                        "name": m.profile_name,
+                        "rate-limit": m.rate.render(),
+                        "address-pool": m.pool_name or "none",
+                        "shared-users": str(m.shared_users),
+                    },
+                )
+            )
+
+    for c in customers:
+        if c.router_id != router.id or not router.serves(c.customer_type):
+            continue
+        m = by_id.get(c.master_id) if c.master_id is not None else None
+        if c.customer_type == "static" and c.static_ip and m is not None:
+            put(
+                DesiredObject(
+                    QUEUE,
+                    c.username,
+                    {
+                        "name": c.username,
+                        "target": f"{c.static_ip}/32",
+                        **queue_props(m.rate),
+                        "comment": marker("customer", c.id),
+                    },
+                )
+            )
+        if router.mode == "local" and m is not None:
+            if c.customer_type == "pppoe":
+                props = {
+                    "name": c.username,
+                    "password": c.password,
+                    "service": "pppoe",
+                    "profile": m.profile_name,
+                    "disabled": _yes(c.cut_off),
+                    "comment": marker("customer", c.id),
+                }
+                if c.static_ip:
+                    props["remote-address"] = c.static_ip
+                put(DesiredObject(PPP_SECRET, c.username, props))
+            elif c.customer_type == "hotspot":
+                props = {
+                    "name": c.username,
+                    "password": c.password,
+                    "profile": m.profile_name,
+                    "limit-bytes-total": str(m.volume_cap or 0),
+                    "disabled": _yes(c.cut_off),
+                    "comment": marker("customer", c.id),
+                }
+                if c.mac_address:
+                    props["mac-address"] = c.mac_address
+                put(DesiredObject(HOTSPOT_USER, c.username, props))
+        # A known address of a cut-off customer joins the list a captive redirect uses.
+        if c.cut_off and c.static_ip and options.expired_address_list and c.status != "new":
+            obj = DesiredObject(
+                ADDRESS_LIST,
+                f"{options.expired_address_list}|{c.static_ip}",
+                {
+                    "list": options.expired_address_list,
+                    "address": c.static_ip,
+                    "comment": marker("customer", c.id),
+                },
+            )
+            put(obj)
+    return sorted(out.values(), key=lambda o: (MENU_ORDER.index(o.menu), o.key))
+
+
+def bootstrap_objects(
+    router: RouterSpec,
+    *,
+    radius_address: str,
+    auth_port: int,
+    acct_port: int,
+    timeout: str,
+) -> list[DesiredObject]:
+    """The router's side of RADIUS: a /radius entry, CoA listener, PPP AAA via RADIUS."""
+    services = [s for s, t in (("ppp", "pppoe"), ("hotspot", "hotspot")) if router.serves(t)]
+    return [
+        DesiredObject(
+            RADIUS,
+            radius_address,
+            {
+                "address": radius_address,
+                "secret": router.radius_secret,
+                "service": ",".join(services or ["ppp"]),
+                "authentication-port": str(auth_port),
+                "accounting-port": str(acct_port),
+                "timeout": timeout,
+                "comment": marker("router", router.id),
+            },
+        ),
+        DesiredObject(RADIUS_INCOMING, "", {"accept": "yes", "port": str(router.coa_port)}),
+        DesiredObject(PPP_AAA, "", {"use-radius": "yes", "accounting": "yes"}),
+    ]

@@ -1,0 +1,1 @@
+"""Plans: what a sync would change, as plain data (diff, render, JSON)."""

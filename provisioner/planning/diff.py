@@ -1,0 +1,174 @@
+"""desired vs observed → a Plan (pure).
+
+Rules: only objects we own are set or removed; an unmarked object holding a name we want
+is a conflict (or, with ``adopt``, a set that takes it over); built-in default profiles
+and dynamic objects are never touched; only managed properties are compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from provisioner.mapping.routeros import (
+    DEFAULT_NAMES,
+    MENU_ORDER,
+    NO_COMMENT,
+    SINGLETONS,
+    DesiredObject,
+    key_of,
+)
+from provisioner.planning.normalize import essence, same, to_text
+from provisioner.planning.plan import Action, Change, ObservedObject, Plan, PropChange
+from provisioner.snapshots import MARKER
+
+SECRET_PROPS = {"password", "secret"}
+
+
+def is_marked(obj: ObservedObject) -> bool:
+    return to_text(obj.props.get("comment", "")).startswith(f"{MARKER}:")
+
+
+def is_untouchable(obj: ObservedObject) -> bool:
+    p = obj.props
+    return (
+        to_text(p.get("dynamic")) == "true"
+        or to_text(p.get("default")) == "true"
+        or (obj.menu not in (ROUTER_ADDRESS_MENUS) and to_text(p.get("name")) in DEFAULT_NAMES)
+    )
+
+
+ROUTER_ADDRESS_MENUS = {"/ip/firewall/address-list", "/radius"}
+
+
+def _prop_changes(
+    desired: DesiredObject, observed: ObservedObject | None
+) -> tuple[PropChange, ...]:
+    out = []
+    for name, new in desired.props.items():
+        old = None if observed is None else observed.props.get(name)
+        if observed is not None and old is not None and same(name, old, new):
+            continue
+        if observed is not None and old is None and essence(name, new) == "":
+            continue
+        out.append(PropChange(name, None if old is None else to_text(old), new))
+    return tuple(out)
+
+
+def _order(c: Change) -> tuple[int, int, str]:
+    idx = MENU_ORDER.index(c.menu) if c.menu in MENU_ORDER else len(MENU_ORDER)
+    if c.action is Action.remove:
+        # Removes after every add/set, users before the profiles and pools they used.
+        return (1, -idx, c.key)
+    return (0, idx, c.key)
+
+
+def diff(
+    target: str,
+    desired: Iterable[DesiredObject],
+    observed: Mapping[str, list[ObservedObject]],
+    owned: Mapping[str, Mapping[str, str]],
+    *,
+    adopt: bool = False,
+    menus: Iterable[str] | None = None,
+) -> Plan:
+    """Plan the writes that make ``observed`` match ``desired`` on one router.
+
+    ``owned`` maps menu → {ros id → key} from the registry's ownership records.
+    ``menus`` limits removal to menus that were read (default: every menu desired or read).
+    """
+    desired = list(desired)
+    changes: list[Change] = []
+    by_menu: dict[str, list[DesiredObject]] = {}
+    for d in desired:
+        by_menu.setdefault(d.menu, []).append(d)
+    menu_set = set(menus) if menus is not None else set(by_menu) | set(observed)
+
+    for menu in sorted(menu_set, key=lambda m: MENU_ORDER.index(m) if m in MENU_ORDER else 99):
+        rows = [o for o in observed.get(menu, []) if not is_untouchable(o)]
+        mine_ids = dict(owned.get(menu, {}))
+        if menu not in NO_COMMENT:
+            for o in rows:
+                if is_marked(o) and o.id not in mine_ids:
+                    mine_ids[o.id] = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
+        by_id = {o.id: o for o in rows}
+        by_key = {key_of(menu, {k: to_text(v) for k, v in o.props.items()}): o for o in rows}
+        matched: set[str] = set()
+
+        for d in by_menu.get(menu, []):
+            if menu in SINGLETONS:
+                current = rows[0] if rows else ObservedObject(menu, "", {})
+                props = _prop_changes(d, current)
+                if props:
+                    changes.append(Change(menu, d.key, Action.set, None, props))
+                continue
+            # Ours first, by the recorded key (survives a rename by hand), then by name.
+            obj = next(
+                (
+                    by_id[i]
+                    for i, k in mine_ids.items()
+                    if k == d.key and i in by_id and i not in matched
+                ),
+                None,
+            )
+            if obj is None:
+                obj = by_key.get(d.key)
+            if obj is None:
+                changes.append(Change(menu, d.key, Action.add, None, _prop_changes(d, None)))
+                continue
+            matched.add(obj.id)
+            props = _prop_changes(d, obj)
+            if obj.id in mine_ids:
+                if props:
+                    changes.append(Change(menu, d.key, Action.set, obj.id, props))
+            elif adopt:
+                changes.append(Change(menu, d.key, Action.set, obj.id, props, adopt=True))
+            else:
+                changes.append(
+                    Change(
+                        menu,
+                        d.key,
+                        Action.conflict,
+                        obj.id,
+                        props,
+                        reason="an object not made by provisioner has this name; "
+                        "rename it or adopt it (--adopt)",
+                    )
+                )
+
+        if menu in SINGLETONS:
+            continue
+        for ros_id in mine_ids:
+            if ros_id in by_id and ros_id not in matched:
+                o = by_id[ros_id]
+                key = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
+                changes.append(Change(menu, key, Action.remove, ros_id))
+
+    return Plan(target=target, changes=tuple(sorted(changes, key=_order)))
+
+
+def redact(plan: Plan) -> Plan:
+    """The same plan with passwords and secrets masked, for display and storage."""
+
+    def mask(v: str | None) -> str | None:
+        return None if v is None else "(sensitive)"
+
+    return Plan(
+        target=plan.target,
+        kind=plan.kind,
+        error=plan.error,
+        changes=tuple(
+            Change(
+                c.menu,
+                c.key,
+                c.action,
+                c.ros_id,
+                tuple(
+                    PropChange(p.name, mask(p.old), mask(p.new)) if p.name in SECRET_PROPS else p
+                    for p in c.props
+                ),
+                c.reason,
+                c.adopt,
+            )
+            for c in plan.changes
+        ),
+    )

@@ -1,0 +1,122 @@
+"""A plan is plain, frozen data: printable, JSON round-trippable, and applied as written."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Action(enum.StrEnum):
+    add = "add"
+    set = "set"
+    remove = "remove"
+    conflict = "conflict"  # an object we do not own is in the way: reported, not written
+
+
+SYMBOL = {Action.add: "+", Action.set: "~", Action.remove: "-", Action.conflict: "!"}
+
+
+@dataclass(frozen=True)
+class PropChange:
+    name: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    menu: str
+    key: str
+    action: Action
+    ros_id: str | None = None
+    props: tuple[PropChange, ...] = ()
+    reason: str = ""
+    adopt: bool = False  # a set that also takes ownership of an unmarked object
+
+    def new_values(self) -> dict[str, str]:
+        return {p.name: p.new or "" for p in self.props}
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"menu": self.menu, "key": self.key, "action": str(self.action)}
+        if self.ros_id:
+            d["id"] = self.ros_id
+        if self.props:
+            d["props"] = [{"name": p.name, "old": p.old, "new": p.new} for p in self.props]
+        if self.reason:
+            d["reason"] = self.reason
+        if self.adopt:
+            d["adopt"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Change:
+        return cls(
+            menu=d["menu"],
+            key=d["key"],
+            action=Action(d["action"]),
+            ros_id=d.get("id"),
+            props=tuple(PropChange(p["name"], p["old"], p["new"]) for p in d.get("props", [])),
+            reason=d.get("reason", ""),
+            adopt=d.get("adopt", False),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Changes for one target (a router's name, or ``radius``), in the order to apply."""
+
+    target: str
+    changes: tuple[Change, ...] = ()
+    error: str | None = None  # the target could not be read (unreachable, refused)
+    kind: str = "routeros"  # routeros | radius
+
+    @property
+    def writes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.conflict)
+
+    @property
+    def conflicts(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is Action.conflict)
+
+    def counts(self) -> dict[str, int]:
+        return {a.value: sum(1 for c in self.changes if c.action is a) for a in Action}
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.writes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "error": self.error,
+            "summary": self.counts(),
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        return cls(
+            target=d["target"],
+            kind=d.get("kind", "routeros"),
+            error=d.get("error"),
+            changes=tuple(Change.from_dict(c) for c in d.get("changes", [])),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class ObservedObject:
+    """A row as the router printed it, values as strings; ``id`` is RouterOS's ``.id``."""
+
+    menu: str
+    id: str
+    props: dict[str, str] = field(hash=False)

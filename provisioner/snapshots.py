@@ -1,0 +1,65 @@
+"""Frozen snapshots of registry rows: the only input the pure mapping sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from provisioner.rates import RateLimit
+
+MARKER = "provisioner"
+
+
+@dataclass(frozen=True)
+class MasterSpec:
+    id: int
+    name: str
+    customer_type: str
+    billing: str
+    rate: RateLimit
+    profile_name: str
+    pool_name: str | None = None
+    pool_ranges: str | None = None
+    local_address: str | None = None
+    volume_cap: int | None = None
+    shared_users: int = 1
+    duration_days: int = 30
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    id: int
+    name: str
+    host: str
+    customer_types: frozenset[str]
+    mode: str  # "radius" | "local"
+    radius_secret: str = ""
+    coa_port: int = 3799
+
+    def serves(self, customer_type: str) -> bool:
+        return customer_type in self.customer_types
+
+
+@dataclass(frozen=True)
+class CustomerSpec:
+    id: int
+    username: str
+    password: str
+    customer_type: str
+    status: str  # active | expired | suspended | new
+    master_id: int | None = None
+    router_id: int | None = None
+    static_ip: str | None = None
+    mac_address: str | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def cut_off(self) -> bool:
+        """Expired, suspended or never activated: no service."""
+        return self.status != "active"
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    expired_group: str = "provisioner-expired"
+    expired_address_list: str = "provisioner-expired"
