@@ -133,7 +133,12 @@ def authenticate(
     """
     dictionary = load_dictionary()
     client = _client(
-        host, secret, dictionary, timeout, retries, authport=port,
+        host,
+        secret,
+        dictionary,
+        timeout,
+        retries,
+        authport=port,
         enforce_ma=require_message_authenticator,
     )
     # message_authenticator=True: every Access-Request we send is signed (BlastRADIUS).
@@ -162,9 +167,7 @@ def send_coa(
     CoA-NAK -> ``accepted=False`` with the NAS's Error-Cause in ``attributes``.
     Raises TemporaryNasError when no valid reply arrives, ValueError for bad input.
     """
-    return _send_dynamic(
-        pyrad.packet.CoARequest, host, port, secret, attributes, timeout, retries
-    )
+    return _send_dynamic(pyrad.packet.CoARequest, host, port, secret, attributes, timeout, retries)
 
 
 def send_disconnect(
@@ -273,8 +276,9 @@ def decode_attributes(packet: pyrad.packet.Packet) -> dict[str, list[str | int]]
     dictionary = packet.dict
     result: dict[str, list[str | int]] = {}
     for key, raw_values in OrderedDict.items(packet):
-        name = dictionary.attrindex.GetBackward(key) if dictionary.attrindex.HasBackward(key) \
-            else None
+        name = (
+            dictionary.attrindex.GetBackward(key) if dictionary.attrindex.HasBackward(key) else None
+        )
         attr = dictionary.attributes[name] if name is not None else None
         if attr is None or not isinstance(raw_values, list):
             result.setdefault(_unknown_name(key), []).extend(

@@ -1,0 +1,43 @@
+"""The contract every NAS adapter keeps (one small interface per device kind).
+
+read → (core diffs) → apply: a diff always precedes a change, and ``apply`` does exactly
+what the plan says, in its order, stopping at the first failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from provisioner.planning.plan import Change, ObservedObject
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One change done; ``ros_id`` is the device's id of the object (new for an add)."""
+
+    change: Change
+    ros_id: str | None
+
+
+class NasAdapter(Protocol):
+    name: str
+
+    def read(self, menus: Mapping[str, Sequence[str]]) -> dict[str, list[ObservedObject]]:
+        """One print per menu, limited to the given properties; ``.id`` always included.
+
+        Raises ``TemporaryNasError`` when the device cannot be reached or drops the link,
+        ``PermanentNasError`` when it refuses (bad credentials, unknown menu).
+        """
+        ...
+
+    def apply(self, changes: Sequence[Change]) -> Iterator[Applied]:
+        """Apply changes in order, yielding each as soon as the device confirmed it.
+
+        Stops at the first failure by raising a ``NasError`` naming menu, object and the
+        device's message; what was yielded before it was applied.
+        """
+        ...
+
+    def close(self) -> None: ...
