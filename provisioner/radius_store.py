@@ -1,0 +1,286 @@
+"""The stock FreeRADIUS tables kept in step with the registry.
+
+Registry changes call ``sync_users`` / ``sync_groups`` / ``sync_routers`` inside their
+own transaction, so RADIUS never disagrees with the registry after a commit. ``plan`` /
+``apply`` repair drift (rows edited by hand), touching only rows this daemon owns:
+managed attributes of our users and groups, and ``nas`` rows marked as ours.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from provisioner.mapping.radius import (
+    MANAGED,
+    NasRow,
+    RadiusRow,
+    customer_rows,
+    expired_group_rows,
+    group_rows,
+    nas_row,
+)
+from provisioner.models import Customer, MasterPackage, Router
+from provisioner.planning.plan import Action, Change, Plan, PropChange
+from provisioner.radius_tables import (
+    nas,
+    radcheck,
+    radgroupcheck,
+    radgroupreply,
+    radreply,
+    radusergroup,
+)
+from provisioner.snapshots import MappingOptions
+from provisioner.state import customer_spec, customers_query, master_spec, router_spec
+
+TABLES = {
+    "radcheck": (radcheck, "username"),
+    "radreply": (radreply, "username"),
+    "radgroupcheck": (radgroupcheck, "groupname"),
+    "radgroupreply": (radgroupreply, "groupname"),
+}
+USER_TABLES = ("radcheck", "radreply", "radusergroup")
+GROUP_TABLES = ("radgroupcheck", "radgroupreply")
+ORDER = ["nas", "radgroupcheck", "radgroupreply", "radcheck", "radreply", "radusergroup"]
+NAS_MARK = "provisioner:router:"
+
+
+# ---- desired ---------------------------------------------------------------------------
+
+
+def _desired_users(
+    session: Session, usernames: Iterable[str] | None, opts: MappingOptions
+) -> list[RadiusRow]:
+    masters = {m.id: master_spec(m) for m in session.scalars(select(MasterPackage))}
+    q = customers_query()
+    if usernames is not None:
+        q = q.where(Customer.username.in_(list(usernames)))
+    rows: list[RadiusRow] = []
+    for c in session.scalars(q):
+        spec = customer_spec(c)
+        rows += customer_rows(spec, masters.get(spec.master_id) if spec.master_id else None, opts)
+    return rows
+
+
+def _desired_groups(
+    session: Session, groups: Iterable[str] | None, opts: MappingOptions
+) -> list[RadiusRow]:
+    q = select(MasterPackage)
+    if groups is not None:
+        q = q.where(MasterPackage.profile_name.in_(list(groups)))
+    rows: list[RadiusRow] = []
+    for m in session.scalars(q):
+        rows += group_rows(master_spec(m))
+    if groups is None or opts.expired_group in groups:
+        rows += expired_group_rows(opts)
+    return rows
+
+
+# ---- observed --------------------------------------------------------------------------
+
+
+def _observed(session: Session, table: str, owners: list[str]) -> list[tuple[int, RadiusRow]]:
+    if not owners:
+        return []
+    out: list[tuple[int, RadiusRow]] = []
+    # Chunked IN lists: a 100k-user sync must not build one giant statement.
+    for i in range(0, len(owners), 5000):
+        chunk = owners[i : i + 5000]
+        if table == "radusergroup":
+            t = radusergroup
+            for r in session.execute(
+                select(t.c.id, t.c.username, t.c.groupname, t.c.priority).where(
+                    t.c.username.in_(chunk)
+                )
+            ):
+                out.append((r.id, RadiusRow(table, r.username, r.groupname, "", str(r.priority))))
+        else:
+            t, col = TABLES[table]
+            owner = t.c[col]
+            for r in session.execute(
+                select(t.c.id, owner, t.c.attribute, t.c.op, t.c.value).where(
+                    owner.in_(chunk), t.c.attribute.in_(sorted(MANAGED[table]))
+                )
+            ):
+                out.append((r.id, RadiusRow(table, r[1], r.attribute, r.op, r.value)))
+    return out
+
+
+# ---- plan & apply ----------------------------------------------------------------------
+
+
+def _diff_rows(
+    table: str,
+    desired: list[RadiusRow],
+    observed: list[tuple[int, RadiusRow]],
+    owned_groups: set[str],
+) -> list[Change]:
+    changes: list[Change] = []
+    want = {r.key: r for r in desired if r.table == table}
+    have: dict[str, list[tuple[int, RadiusRow]]] = defaultdict(list)
+    for rid, r in observed:
+        if table == "radusergroup" and r.attribute not in owned_groups:
+            continue  # a group an admin added by hand: not ours
+        have[r.key].append((rid, r))
+    for key, row in sorted(want.items()):
+        rows = have.pop(key, [])
+        if not rows:
+            props = (PropChange("op", None, row.op), PropChange("value", None, row.value))
+            changes.append(Change(table, key, Action.add, None, props))
+            continue
+        rid, cur = rows[0]
+        props = tuple(
+            PropChange(n, o, w)
+            for n, o, w in (("op", cur.op, row.op), ("value", cur.value, row.value))
+            if o != w and not (table == "radusergroup" and n == "op")
+        )
+        if props:
+            changes.append(Change(table, key, Action.set, str(rid), props))
+        for extra_id, _ in rows[1:]:  # duplicates: FreeRADIUS would use the first only
+            changes.append(Change(table, key, Action.remove, str(extra_id)))
+    for key, rows in sorted(have.items()):
+        for rid, _ in rows:
+            changes.append(Change(table, key, Action.remove, str(rid)))
+    return changes
+
+
+def _diff_nas(session: Session, desired: list[NasRow], hosts: list[str] | None) -> list[Change]:
+    q = select(nas)
+    rows = list(session.execute(q))
+    changes: list[Change] = []
+    want = {d.nasname: d for d in desired}
+    for r in rows:
+        ours = (r.description or "").startswith(NAS_MARK)
+        if r.nasname in want:
+            d = want.pop(r.nasname)
+            if not ours:
+                changes.append(
+                    Change(
+                        "nas",
+                        d.nasname,
+                        Action.conflict,
+                        str(r.id),
+                        reason="a nas row not made by provisioner has this address",
+                    )
+                )
+                continue
+            props = tuple(
+                PropChange(n, str(getattr(r, n) or ""), str(getattr(d, n)))
+                for n in ("shortname", "secret", "type", "description")
+                if str(getattr(r, n) or "") != str(getattr(d, n))
+            )
+            if props:
+                changes.append(Change("nas", d.nasname, Action.set, str(r.id), props))
+        elif ours and (hosts is None or r.nasname in hosts):
+            changes.append(Change("nas", r.nasname, Action.remove, str(r.id)))
+    for d in want.values():
+        props = tuple(
+            PropChange(n, None, str(getattr(d, n)))
+            for n in ("shortname", "secret", "type", "description")
+        )
+        changes.append(Change("nas", d.nasname, Action.add, None, props))
+    return changes
+
+
+def plan(
+    session: Session,
+    opts: MappingOptions,
+    *,
+    usernames: Iterable[str] | None = None,
+    groups: Iterable[str] | None = None,
+    hosts: Iterable[str] | None = None,
+    scope_all: bool = True,
+) -> Plan:
+    """What differs between the registry and the RADIUS tables (all, or the named owners)."""
+    changes: list[Change] = []
+    if scope_all or usernames is not None:
+        users = (
+            list(usernames)
+            if usernames is not None
+            else list(session.scalars(select(Customer.username)))
+        )
+        desired = _desired_users(session, users, opts)
+        owned_groups = set(session.scalars(select(MasterPackage.profile_name))) | {
+            opts.expired_group
+        }
+        for table in USER_TABLES:
+            changes += _diff_rows(table, desired, _observed(session, table, users), owned_groups)
+    if scope_all or groups is not None:
+        names = (
+            list(groups)
+            if groups is not None
+            else list(session.scalars(select(MasterPackage.profile_name))) + [opts.expired_group]
+        )
+        desired = _desired_groups(session, names, opts)
+        for table in GROUP_TABLES:
+            changes += _diff_rows(table, desired, _observed(session, table, names), set())
+    if scope_all or hosts is not None:
+        host_list = list(hosts) if hosts is not None else None
+        q = select(Router)
+        if host_list is not None:
+            q = q.where(Router.host.in_(host_list))
+        desired_nas = [nas_row(router_spec(r)) for r in session.scalars(q)]
+        changes += _diff_nas(session, desired_nas, host_list)
+    changes.sort(key=lambda c: (ORDER.index(c.menu), c.action is Action.remove, c.key))
+    return Plan(target="radius", kind="radius", changes=tuple(changes))
+
+
+def apply(session: Session, p: Plan) -> int:
+    """Apply a RADIUS plan in the caller's transaction; returns the rows written."""
+    n = 0
+    for c in p.writes:
+        values = c.new_values()
+        owner, _, attribute = c.key.partition("|")
+        if c.menu == "nas":
+            t = nas
+            if c.action is Action.add:
+                session.execute(
+                    insert(t).values(
+                        nasname=c.key, ports=None, server=None, community=None, **values
+                    )
+                )
+            elif c.action is Action.set:
+                session.execute(update(t).where(t.c.id == int(c.ros_id or 0)).values(**values))
+            else:
+                session.execute(delete(t).where(t.c.id == int(c.ros_id or 0)))
+        elif c.menu == "radusergroup":
+            t = radusergroup
+            if c.action is Action.add:
+                session.execute(
+                    insert(t).values(
+                        username=owner, groupname=attribute, priority=int(values["value"])
+                    )
+                )
+            elif c.action is Action.set:
+                session.execute(
+                    update(t)
+                    .where(t.c.id == int(c.ros_id or 0))
+                    .values(priority=int(values["value"]))
+                )
+            else:
+                session.execute(delete(t).where(t.c.id == int(c.ros_id or 0)))
+        else:
+            t, col = TABLES[c.menu]
+            if c.action is Action.add:
+                session.execute(insert(t).values({col: owner, "attribute": attribute, **values}))
+            elif c.action is Action.set:
+                session.execute(update(t).where(t.c.id == int(c.ros_id or 0)).values(**values))
+            else:
+                session.execute(delete(t).where(t.c.id == int(c.ros_id or 0)))
+        n += 1
+    return n
+
+
+def sync_users(session: Session, opts: MappingOptions, usernames: Iterable[str]) -> int:
+    return apply(session, plan(session, opts, usernames=list(usernames), scope_all=False))
+
+
+def sync_groups(session: Session, opts: MappingOptions, groups: Iterable[str]) -> int:
+    return apply(session, plan(session, opts, groups=list(groups), scope_all=False))
+
+
+def sync_routers(session: Session, opts: MappingOptions, hosts: Iterable[str]) -> int:
+    return apply(session, plan(session, opts, hosts=list(hosts), scope_all=False))

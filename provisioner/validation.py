@@ -1,0 +1,195 @@
+"""Input rules (pure): every refusal names the field and the reason."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from provisioner.errors import ValidationError
+from provisioner.rates import RateError, RateLimit, parse_rate, parse_seconds
+
+# Names the daemon writes to RouterOS (profiles, pools, users, queues) and to RADIUS.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+Range = tuple[int, int]
+
+
+def name(field: str, value: Any) -> str:
+    text = str(value or "").strip()
+    if not text:
+        raise ValidationError("must not be empty", field=field)
+    if not _NAME.match(text):
+        raise ValidationError(
+            f"{text!r} is not a valid RouterOS name: use 1-64 letters, digits and . _ @ + - "
+            "(starting with a letter or digit)",
+            field=field,
+        )
+    return text
+
+
+def rate(field: str, value: Any, *, required: bool = True) -> int | None:
+    if value is None or value == "":
+        if required:
+            raise ValidationError("is required (e.g. 10M)", field=field)
+        return None
+    try:
+        return parse_rate(value)
+    except RateError as exc:
+        raise ValidationError(str(exc), field=field) from exc
+
+
+def rate_limit(spec: dict[str, Any]) -> RateLimit:
+    """Check a master package's speed fields together and build its RateLimit."""
+    down = rate("rate_down", spec.get("rate_down"))
+    up = rate("rate_up", spec.get("rate_up"))
+    assert down is not None and up is not None
+    if down == 0 or up == 0:
+        raise ValidationError(
+            "must be greater than 0", field="rate_down" if down == 0 else "rate_up"
+        )
+    b_down = rate("burst_down", spec.get("burst_down"), required=False)
+    b_up = rate("burst_up", spec.get("burst_up"), required=False)
+    t_down = rate("burst_threshold_down", spec.get("burst_threshold_down"), required=False)
+    t_up = rate("burst_threshold_up", spec.get("burst_threshold_up"), required=False)
+    b_time_raw = spec.get("burst_time")
+    b_time: int | None = None
+    if b_time_raw not in (None, ""):
+        try:
+            b_time = parse_seconds(b_time_raw)
+        except RateError as exc:
+            raise ValidationError(str(exc), field="burst_time") from exc
+    if b_down or b_up:
+        if not (t_down or t_up):
+            raise ValidationError(
+                "burst needs a burst threshold (burst_threshold_down/up)", field="burst_down"
+            )
+        if not b_time:
+            raise ValidationError("burst needs a burst time in seconds", field="burst_time")
+        for f, b, base in (("burst_down", b_down, down), ("burst_up", b_up, up)):
+            if b is not None and b <= base:
+                raise ValidationError(f"burst rate must exceed the rate ({base} bit/s)", field=f)
+        for f, t, b in (
+            ("burst_threshold_down", t_down, b_down),
+            ("burst_threshold_up", t_up, b_up),
+        ):
+            if t is not None and b is not None and t > b:
+                raise ValidationError("burst threshold must not exceed the burst rate", field=f)
+    elif t_down or t_up or b_time:
+        raise ValidationError(
+            "threshold and burst time only apply with a burst rate", field="burst_down"
+        )
+    prio = spec.get("priority")
+    if prio not in (None, ""):
+        try:
+            prio = int(prio)
+        except (TypeError, ValueError):
+            prio = -1
+        if not 1 <= prio <= 8:
+            raise ValidationError("must be an integer from 1 (highest) to 8", field="priority")
+    else:
+        prio = None
+    m_down = rate("min_down", spec.get("min_down"), required=False)
+    m_up = rate("min_up", spec.get("min_up"), required=False)
+    for f, m, base in (("min_down", m_down, down), ("min_up", m_up, up)):
+        if m is not None and m > base:
+            raise ValidationError(
+                f"guaranteed minimum must not exceed the rate ({base} bit/s)", field=f
+            )
+    return RateLimit(
+        up=up,
+        down=down,
+        burst_up=b_up,
+        burst_down=b_down,
+        threshold_up=t_up,
+        threshold_down=t_down,
+        burst_time=b_time if (b_down or b_up) else None,
+        priority=prio,
+        min_up=m_up,
+        min_down=m_down,
+    )
+
+
+def ranges(field: str, value: Any) -> list[Range]:
+    """``10.0.0.2-10.0.0.254``, ``10.1.0.0/24``, a single address, or a comma list of them."""
+    text = str(value or "").strip()
+    if not text:
+        raise ValidationError("must not be empty", field=field)
+    out: list[Range] = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            if "-" in part:
+                a, b = (ipaddress.IPv4Address(x.strip()) for x in part.split("-", 1))
+                if int(a) > int(b):
+                    raise ValidationError(f"range {part!r} ends before it starts", field=field)
+                out.append((int(a), int(b)))
+            elif "/" in part:
+                net = ipaddress.IPv4Network(part, strict=False)
+                hosts = (int(net.network_address) + 1, int(net.broadcast_address) - 1)
+                out.append(hosts if net.prefixlen < 31 else (int(net[0]), int(net[-1])))
+            else:
+                a = ipaddress.IPv4Address(part)
+                out.append((int(a), int(a)))
+        except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError) as exc:
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValidationError(
+                f"{part!r} is not an IPv4 range, network or address "
+                "(e.g. 10.0.0.2-10.0.0.254 or 10.0.0.0/24)",
+                field=field,
+            ) from exc
+    return sorted(out)
+
+
+def overlap(a: list[Range], b: list[Range]) -> bool:
+    return any(x0 <= y1 and y0 <= x1 for x0, x1 in a for y0, y1 in b)
+
+
+def addresses(rs: list[Range]) -> int:
+    return sum(b - a + 1 for a, b in rs)
+
+
+def ipv4(field: str, value: Any) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value).strip()))
+    except ipaddress.AddressValueError as exc:
+        raise ValidationError(f"{value!r} is not an IPv4 address", field=field) from exc
+
+
+def price(field: str, value: Any) -> Decimal:
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a number", field=field) from exc
+    if not d.is_finite():
+        raise ValidationError("must be a finite number", field=field)
+    if d < 0:
+        raise ValidationError("must not be negative", field=field)
+    if d != d.quantize(Decimal("0.01")):
+        raise ValidationError("has more than 2 decimal places", field=field)
+    if d >= Decimal("10000000000"):
+        raise ValidationError("is too large", field=field)
+    return d.quantize(Decimal("0.01"))
+
+
+def positive_int(field: str, value: Any, *, minimum: int = 1) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a whole number", field=field) from exc
+    if n < minimum:
+        raise ValidationError(f"must be at least {minimum}", field=field)
+    return n
+
+
+def volume(field: str, value: Any) -> int | None:
+    """A cap in bytes: plain bytes or with k/M/G/T (powers of 1024, as RouterOS shows them)."""
+    if value in (None, "", 0, "0"):
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtT]?)i?[bB]?\s*", str(value))
+    if not m:
+        raise ValidationError(f"{value!r} is not a volume (e.g. 50G or 53687091200)", field=field)
+    n, unit = int(m.group(1)), m.group(2).upper()
+    return n * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[unit]
