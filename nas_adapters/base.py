@@ -24,8 +24,15 @@ class Applied:
 class NasAdapter(Protocol):
     name: str
 
-    def read(self, menus: Mapping[str, Sequence[str]]) -> dict[str, list[ObservedObject]]:
+    def read(
+        self,
+        menus: Mapping[str, Sequence[str]],
+        where: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> dict[str, list[ObservedObject]]:
         """One print per menu, limited to the given properties; ``.id`` always included.
+
+        ``where`` narrows a menu to rows whose properties equal the given values (e.g. one
+        address list, not a 100k-entry blocklist).
 
         Raises ``TemporaryNasError`` when the device cannot be reached or drops the link,
         ``PermanentNasError`` when it refuses (bad credentials, unknown menu).

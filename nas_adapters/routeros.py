@@ -100,13 +100,18 @@ class RouterOSAdapter:
             f"{doing}: connection lost: {text}", nas=self.name, menu=menu, key=key
         )
 
-    def read(self, menus: Mapping[str, Sequence[str]]) -> dict[str, list[ObservedObject]]:
+    def read(
+        self,
+        menus: Mapping[str, Sequence[str]],
+        where: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> dict[str, list[ObservedObject]]:
         api = self._connect()
         out: dict[str, list[ObservedObject]] = {}
         for menu, props in menus.items():
-            proplist = ",".join(dict.fromkeys([*ALWAYS, *props]))
+            words = ["=.proplist=" + ",".join(dict.fromkeys([*ALWAYS, *props]))]
+            words += [f"?{k}={v}" for k, v in (where or {}).get(menu, {}).items()]
             try:
-                rows = tuple(api(f"{menu}/print", **{".proplist": proplist}))
+                rows = tuple(api.rawCmd(f"{menu}/print", *words))
             except (LibRouterosError, OSError) as exc:
                 raise self._translate(exc, menu, "", "print") from exc
             out[menu] = [

@@ -36,6 +36,50 @@ MENU_ORDER = [
     RADIUS_INCOMING,
     PPP_AAA,
 ]
+# The properties this daemon may write, per menu: what a sync reads back to compare.
+MANAGED_PROPS: dict[str, list[str]] = {
+    POOL: ["ranges"],
+    PPP_PROFILE: ["rate-limit", "only-one", "remote-address", "local-address"],
+    HOTSPOT_PROFILE: ["rate-limit", "address-pool", "shared-users"],
+    PPP_SECRET: ["password", "service", "profile", "disabled", "remote-address"],
+    HOTSPOT_USER: ["password", "profile", "limit-bytes-total", "disabled", "mac-address"],
+    QUEUE: [
+        "target",
+        "max-limit",
+        "limit-at",
+        "burst-limit",
+        "burst-threshold",
+        "burst-time",
+        "priority",
+    ],
+    ADDRESS_LIST: ["list", "address"],
+    RADIUS: ["address", "secret", "service", "authentication-port", "accounting-port", "timeout"],
+    RADIUS_INCOMING: ["accept", "port"],
+    PPP_AAA: ["use-radius", "accounting"],
+}
+
+
+def menus_to_read(router: RouterSpec, options: MappingOptions) -> list[str]:
+    """The menus a sync of this router reads (and may change); others are never touched."""
+    menus: list[str] = []
+    types = router.customer_types
+    if types & {"pppoe", "hotspot"}:
+        menus.append(POOL)
+    if "pppoe" in types:
+        menus.append(PPP_PROFILE)
+        if router.mode == "local":
+            menus.append(PPP_SECRET)
+    if "hotspot" in types:
+        menus.append(HOTSPOT_PROFILE)
+        if router.mode == "local":
+            menus.append(HOTSPOT_USER)
+    if "static" in types:
+        menus.append(QUEUE)
+    if options.expired_address_list:
+        menus.append(ADDRESS_LIST)
+    return menus
+
+
 # Menus without a ``comment`` property: ownership there rests on the registry record alone.
 NO_COMMENT = {HOTSPOT_PROFILE}
 # Singletons: one row, no .id, set only.

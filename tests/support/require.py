@@ -20,7 +20,7 @@ def real_required() -> bool:
 
 
 def require(condition: bool, reason: str) -> None:
-    """Return if ``condition`` holds; else skip the test, or fail it when real peers are required."""
+    """Return if ``condition`` holds; else skip the test, or fail it if real peers are required."""
     if condition:
         return
     if real_required():

@@ -1,0 +1,356 @@
+"""Make routers follow the registry: read, plan, apply, record.
+
+Per router: one connection, one print per menu, then exactly the writes in its plan.
+Routers are synced concurrently with a bound; one slow or dead router becomes a failed
+result for that router, never an aborted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas_adapters.base import NasAdapter
+from nas_adapters.errors import NasError, TemporaryNasError
+from provisioner.adapters import adapter_for
+from provisioner.config import Settings
+from provisioner.db import transaction
+from provisioner.mapping.routeros import (
+    ADDRESS_LIST,
+    MANAGED_PROPS,
+    NO_COMMENT,
+    PPP_AAA,
+    RADIUS,
+    RADIUS_INCOMING,
+    DesiredObject,
+    bootstrap_objects,
+    desired_objects,
+    key_of,
+    menus_to_read,
+)
+from provisioner.models import NasObject, Router, RouterLock, SyncRun, utcnow
+from provisioner.planning.diff import diff, is_marked, redact
+from provisioner.planning.normalize import to_text
+from provisioner.planning.plan import Action, ObservedObject, Plan
+from provisioner.snapshots import MappingOptions, RouterSpec
+from provisioner.state import all_masters, options, router_customers, router_spec
+
+log = logging.getLogger(__name__)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+AdapterFactory = Callable[[Router, Settings], NasAdapter]
+_local_locks: dict[int, threading.Lock] = {}
+_local_guard = threading.Lock()
+
+
+@dataclass
+class RouterResult:
+    router: str
+    plan: Plan
+    applied: int = 0
+    status: str = "ok"  # ok | unreachable | failed | busy | dry-run
+    error: str | None = None
+    applied_changes: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Work:
+    """Everything needed to plan one router, loaded in one short DB session."""
+
+    router: RouterSpec
+    desired: list[DesiredObject]
+    menus: list[str]
+    where: dict[str, dict[str, str]]
+    owned: dict[str, dict[str, str]]
+
+
+def _owned(session: Session, router_id: int) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for o in session.scalars(select(NasObject).where(NasObject.router_id == router_id)):
+        out.setdefault(o.menu, {})[o.ros_id] = o.key
+    return out
+
+
+def load_work(
+    session: Session, router: Router, settings: Settings, *, bootstrap: bool = False
+) -> Work:
+    spec = router_spec(router)
+    opts = options(settings)
+    if bootstrap:
+        desired = bootstrap_objects(
+            spec,
+            radius_address=settings.radius_server_address,
+            auth_port=settings.radius_auth_port,
+            acct_port=settings.radius_acct_port,
+            timeout=settings.radius_timeout,
+        )
+        menus = [RADIUS, RADIUS_INCOMING, PPP_AAA]
+        where: dict[str, dict[str, str]] = {}
+    else:
+        desired = desired_objects(
+            spec, all_masters(session), router_customers(session, router.id), opts
+        )
+        menus = menus_to_read(spec, opts)
+        where = {ADDRESS_LIST: {"list": opts.expired_address_list}} if ADDRESS_LIST in menus else {}
+    return Work(spec, desired, menus, where, _owned(session, router.id))
+
+
+def plan_for(work: Work, observed: dict[str, list[ObservedObject]], *, adopt: bool = False) -> Plan:
+    return diff(work.router.name, work.desired, observed, work.owned, adopt=adopt, menus=work.menus)
+
+
+def read_router(adapter: NasAdapter, work: Work) -> dict[str, list[ObservedObject]]:
+    return adapter.read({m: MANAGED_PROPS.get(m, []) for m in work.menus}, work.where)
+
+
+def _claim_marked(session: Session, work: Work, observed: dict[str, list[ObservedObject]]) -> None:
+    """Record objects carrying our marker, forget records of objects gone from the router."""
+    rid = work.router.id
+    for menu, rows in observed.items():
+        if menu in (RADIUS_INCOMING, PPP_AAA):
+            continue
+        ids = {o.id for o in rows}
+        known = work.owned.get(menu, {})
+        gone = [i for i in known if i not in ids]
+        if gone:
+            session.execute(
+                delete(NasObject).where(
+                    NasObject.router_id == rid, NasObject.menu == menu, NasObject.ros_id.in_(gone)
+                )
+            )
+        if menu in NO_COMMENT:
+            continue
+        for o in rows:
+            if o.id not in known and is_marked(o):
+                key = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
+                session.add(NasObject(router_id=rid, menu=menu, ros_id=o.id, key=key))
+
+
+def _lock(
+    factory: sessionmaker[Session], router_id: int
+) -> tuple[Session | None, threading.Lock | None]:
+    """One syncer per router: a row lock on PostgreSQL (across instances), else in-process."""
+    with _local_guard:
+        local = _local_locks.setdefault(router_id, threading.Lock())
+    if not local.acquire(blocking=False):
+        return None, None
+    session = factory()
+    if session.get_bind().dialect.name != "postgresql":
+        session.close()
+        return None, local
+    try:
+        with session.begin():
+            if session.get(RouterLock, router_id) is None:
+                session.add(RouterLock(router_id=router_id, holder=""))
+    except IntegrityError:
+        pass  # another instance created the row first; locking it below is what matters
+    try:
+        row = session.execute(
+            select(RouterLock)
+            .where(RouterLock.router_id == router_id)
+            .with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+    except OperationalError:
+        row = None
+    if row is None:
+        session.rollback()
+        session.close()
+        local.release()
+        return None, None
+    row.holder, row.locked_at = HOLDER, utcnow()
+    session.flush()
+    return session, local
+
+
+def sync_router(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    router_id: int,
+    *,
+    dry_run: bool = False,
+    adopt: bool = False,
+    bootstrap: bool = False,
+    trigger: str = "manual",
+    adapter_factory: AdapterFactory = adapter_for,
+) -> RouterResult:
+    """Plan (and unless ``dry_run``, apply) one router. Never raises for NAS failures."""
+    with transaction(factory) as s:
+        router = s.get(Router, router_id)
+        if router is None:
+            raise LookupError(f"router {router_id} is gone")
+        work = load_work(s, router, settings, bootstrap=bootstrap)
+        adapter = adapter_factory(router, settings)
+    name = work.router.name
+    lock_session: Session | None = None
+    local: threading.Lock | None = None
+    if not dry_run:
+        lock_session, local = _lock(factory, router_id)
+        if local is None:
+            return RouterResult(
+                name, Plan(name), status="busy", error="another sync of this router is running"
+            )
+    run_id: int | None = None
+    try:
+        try:
+            observed = read_router(adapter, work)
+        except NasError as exc:
+            plan = Plan(name, error=str(exc))
+            status = "unreachable" if isinstance(exc, TemporaryNasError) else "failed"
+            if not dry_run:
+                _record_run(factory, router_id, trigger, plan, 0, status, str(exc), [])
+            return RouterResult(name, plan, status=status, error=str(exc))
+        plan = plan_for(work, observed, adopt=adopt)
+        if dry_run:
+            return RouterResult(name, plan, status="dry-run")
+        with transaction(factory) as s:
+            _claim_marked(s, work, observed)
+            run = SyncRun(router_id=router_id, trigger=trigger, changes_planned=len(plan.writes))
+            s.add(run)
+            s.flush()
+            run_id = run.id
+        return _apply(factory, adapter, work, plan, run_id)
+    finally:
+        adapter.close()
+        if lock_session is not None:
+            lock_session.rollback()
+            lock_session.close()
+        if local is not None:
+            local.release()
+
+
+def _apply(
+    factory: sessionmaker[Session], adapter: NasAdapter, work: Work, plan: Plan, run_id: int
+) -> RouterResult:
+    result = RouterResult(work.router.name, plan)
+    pending: list[NasObject | tuple[str, str]] = []
+    redacted = dict(zip(plan.changes, redact(plan).changes, strict=True))
+
+    def flush() -> None:
+        if not pending:
+            return
+        with transaction(factory) as s:
+            for item in pending:
+                if isinstance(item, NasObject):
+                    s.add(item)
+                else:
+                    menu, ros_id = item
+                    s.execute(
+                        delete(NasObject).where(
+                            NasObject.router_id == work.router.id,
+                            NasObject.menu == menu,
+                            NasObject.ros_id == ros_id,
+                        )
+                    )
+        pending.clear()
+
+    try:
+        for done in adapter.apply(plan.writes):
+            c = done.change
+            if done.ros_id and (c.action is Action.add or (c.action is Action.set and c.adopt)):
+                pending.append(
+                    NasObject(router_id=work.router.id, menu=c.menu, ros_id=done.ros_id, key=c.key)
+                )
+            elif c.action is Action.remove and done.ros_id:
+                pending.append((c.menu, done.ros_id))
+            result.applied += 1
+            result.applied_changes.append(redacted[c].to_dict())
+            if len(pending) >= 200:
+                flush()
+    except NasError as exc:
+        result.status = "unreachable" if isinstance(exc, TemporaryNasError) else "failed"
+        result.error = str(exc)
+    finally:
+        flush()
+        with transaction(factory) as s:
+            run = s.get(SyncRun, run_id)
+            assert run is not None
+            run.finished_at = utcnow()
+            run.changes_applied = result.applied
+            run.status = result.status
+            run.error = result.error
+            run.applied = result.applied_changes
+    return result
+
+
+def _record_run(
+    factory: sessionmaker[Session],
+    router_id: int,
+    trigger: str,
+    plan: Plan,
+    applied: int,
+    status: str,
+    error: str | None,
+    changes: list[dict[str, object]],
+) -> None:
+    with transaction(factory) as s:
+        s.add(
+            SyncRun(
+                router_id=router_id,
+                trigger=trigger,
+                finished_at=utcnow(),
+                status=status,
+                error=error,
+                changes_planned=len(plan.writes),
+                changes_applied=applied,
+                applied=changes,
+            )
+        )
+
+
+def router_ids(factory: sessionmaker[Session], names: Sequence[str] = ()) -> list[int]:
+    """Ids of the named routers (all enabled ones when none are named)."""
+    from provisioner.registry import get_by_name
+
+    with transaction(factory) as s:
+        if names:
+            return [get_by_name(s, Router, n).id for n in names]
+        return list(
+            s.scalars(select(Router.id).where(Router.enabled.is_(True)).order_by(Router.name))
+        )
+
+
+def sync_many(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    ids: Iterable[int],
+    *,
+    dry_run: bool = False,
+    adopt: bool = False,
+    bootstrap: bool = False,
+    trigger: str = "manual",
+    adapter_factory: AdapterFactory = adapter_for,
+    on_done: Callable[[RouterResult], None] | None = None,
+) -> list[RouterResult]:
+    """Sync routers concurrently (``settings.sync_concurrency`` at once), results in input order."""
+    ids = list(ids)
+
+    def one(rid: int) -> RouterResult:
+        try:
+            r = sync_router(
+                factory, settings, rid, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
+                trigger=trigger, adapter_factory=adapter_factory,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one router's bug must not abort the others
+            log.exception("sync of router %s failed", rid)
+            r = RouterResult(
+                str(rid), Plan(str(rid), error=str(exc)), status="failed", error=str(exc)
+            )
+        if on_done:
+            on_done(r)
+        return r
+
+    if len(ids) <= 1:
+        return [one(i) for i in ids]
+    with ThreadPoolExecutor(max_workers=max(1, min(settings.sync_concurrency, len(ids)))) as pool:
+        return list(pool.map(one, ids))
+
+
+__all__ = ["MappingOptions", "RouterResult", "sync_many", "sync_router", "router_ids"]
