@@ -185,6 +185,26 @@ def send_disconnect(
     )
 
 
+def decode_attributes(packet: pyrad.packet.Packet) -> dict[str, list[str | int]]:
+    """A packet's attributes as ``{name: [values]}``, decoded as described in RadiusReply."""
+    # Decode from the raw (code -> [bytes]) storage rather than through pyrad's
+    # __getitem__, which would turn enumerated integers into VALUE names
+    # (Error-Cause 503 -> "Session-Context-Not-Found"); callers compare numbers.
+    dictionary = packet.dict
+    result: dict[str, list[str | int]] = {}
+    for key, raw_values in OrderedDict.items(packet):
+        known = dictionary.attrindex.HasBackward(key) and isinstance(raw_values, list)
+        if not known:
+            result.setdefault(_unknown_name(key), []).extend(
+                _hex(v) for v in raw_values if isinstance(v, bytes)
+            )
+            continue
+        name = dictionary.attrindex.GetBackward(key)
+        datatype = dictionary.attributes[name].type
+        result.setdefault(name, []).extend(_decode_value(datatype, v) for v in raw_values)
+    return result
+
+
 # --------------------------------------------------------------------------- internals
 
 
@@ -266,27 +286,6 @@ def _exchange(
         accepted=reply.code in _POSITIVE_CODES,
         attributes=decode_attributes(reply),
     )
-
-
-def decode_attributes(packet: pyrad.packet.Packet) -> dict[str, list[str | int]]:
-    """A packet's attributes as ``{name: [values]}``, decoded as described in RadiusReply."""
-    # Decode from the raw (code -> [bytes]) storage rather than through pyrad's
-    # __getitem__, which would turn enumerated integers into VALUE names
-    # (Error-Cause 503 -> "Session-Context-Not-Found"); callers compare numbers.
-    dictionary = packet.dict
-    result: dict[str, list[str | int]] = {}
-    for key, raw_values in OrderedDict.items(packet):
-        name = (
-            dictionary.attrindex.GetBackward(key) if dictionary.attrindex.HasBackward(key) else None
-        )
-        attr = dictionary.attributes[name] if name is not None else None
-        if attr is None or not isinstance(raw_values, list):
-            result.setdefault(_unknown_name(key), []).extend(
-                _hex(v) for v in raw_values if isinstance(v, bytes)
-            )
-            continue
-        result.setdefault(name, []).extend(_decode_value(attr.type, v) for v in raw_values)
-    return result
 
 
 def _decode_value(datatype: str, raw: bytes) -> str | int:

@@ -75,6 +75,19 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
 
+_current: Settings | None = None
+
+
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def _from_environment() -> Settings:
     return Settings()
+
+
+def get_settings() -> Settings:
+    """The settings in force: those given to ``use`` (daemon, tests), else file + env."""
+    return _current if _current is not None else _from_environment()
+
+
+def use(settings: Settings | None) -> None:
+    global _current
+    _current = settings

@@ -508,8 +508,9 @@ def _menus() -> dict[str, Menu]:
                 Prop("use-radius", boolean, FALSE),
                 Prop(
                     "login-by",
-                    comma_set("mac", "http-chap", "http-pap", "https", "cookie", "trial",
-                              "mac-cookie"),
+                    comma_set(
+                        "mac", "http-chap", "http-pap", "https", "cookie", "trial", "mac-cookie"
+                    ),
                     "cookie,http-chap",
                 ),
                 Prop("default", boolean, FALSE, readonly=True),
@@ -588,8 +589,7 @@ def _menus() -> dict[str, Menu]:
         Menu(
             "/radius",
             (
-                Prop("service", comma_set("ppp", "hotspot", "login", "wireless", "dhcp",
-                                          "ipsec")),
+                Prop("service", comma_set("ppp", "hotspot", "login", "wireless", "dhcp", "ipsec")),
                 Prop("address", ipv4),
                 Prop("secret"),
                 Prop("authentication-port", integer(1, 65535), "1812"),
@@ -1054,9 +1054,9 @@ class RouterState:
             raise Trap(f"unknown parameter {name}")
         if prop.required:
             raise Trap(f"failure: can not unset {name}", 1)  # unverified wording
-        targets = [0] if table.menu.singleton else [
-            table.resolve(t) for t in _target(attrs).split(",")
-        ]
+        targets = (
+            [0] if table.menu.singleton else [table.resolve(t) for t in _target(attrs).split(",")]
+        )
         for row_id in targets:
             self._check_editable(table, row_id)
         for row_id in targets:

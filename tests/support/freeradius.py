@@ -19,6 +19,7 @@ foreground as a subprocess. Promises:
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -30,7 +31,10 @@ from types import TracebackType
 from typing import Literal
 
 STOCK_RADDB = Path("/etc/freeradius/3.0")
+LIBDIR = Path("/usr/lib/freeradius")  # Debian's; also `libdir` in our radiusd.conf
 READY_LINE = "Ready to process requests"
+# Another process took one of our ports between picking and binding: pick again.
+PORT_TAKEN_MARKERS = ("Address already in use", "Failed binding to")
 
 # Milliseconds FreeRADIUS waits for a SQLite lock held by the application (which writes
 # the same file concurrently) before the query fails and the login is rejected.
@@ -53,11 +57,7 @@ def freeradius_available() -> bool:
 
 def postgresql_driver_available() -> bool:
     """True if ``freeradius-postgresql`` (the rlm_sql_postgresql driver) is installed."""
-    return any(Path(d, "rlm_sql_postgresql.so").exists() for d in _libdirs())
-
-
-def _libdirs() -> list[str]:
-    return ["/usr/lib/freeradius", "/usr/lib/x86_64-linux-gnu/freeradius"]
+    return (LIBDIR / "rlm_sql_postgresql.so").exists()
 
 
 class FreeRadius:
@@ -100,6 +100,17 @@ class FreeRadius:
         if self.sqlite_path and not Path(self.sqlite_path).is_file():
             # rlm_sql_sqlite would silently create an empty file and reject everyone.
             raise FreeRadiusError(f"SQLite database {self.sqlite_path} does not exist")
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except FreeRadiusError as exc:
+                log = self._read_log()
+                if attempt == 2 or not any(m in log for m in PORT_TAKEN_MARKERS):
+                    raise exc
+                self.auth_port, self.acct_port = _free_udp_ports(2)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> FreeRadius:
         self.write_config()
         began = time.monotonic()
         with open(self.log_path, "wb") as log:
@@ -108,7 +119,7 @@ class FreeRadius:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in pytest must not reach it first
+                preexec_fn=_die_with_parent,
             )
         deadline = began + timeout
         while time.monotonic() < deadline:
@@ -196,6 +207,7 @@ class FreeRadius:
             raddb=_q(str(self.raddb)),
             logdir=_q(str(self.workdir / "log")),
             run_dir=_q(str(self.workdir / "run")),
+            libdir=_q(str(LIBDIR)),
         )
 
     def _site_conf(self) -> str:
@@ -212,8 +224,8 @@ class FreeRadius:
             )
         else:
             assert self.pg is not None
-            # A radius_db containing "=" is passed to libpq as a conninfo string as is;
-            # this avoids rlm_sql building one with an empty password= term.
+            # rlm_sql_postgresql passes a radius_db containing "=" to libpq as the
+            # conninfo string itself, so quoting and an empty password stay in our hands.
             connection = (
                 f"\tradius_db = {_q(_pg_conninfo(self.pg))}\n"
                 f"\tpostgresql {{\n\t\tsend_application_name = yes\n\t}}\n"
@@ -234,6 +246,21 @@ def _free_udp_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+try:
+    # Loaded here, in the parent: only async-signal-safe work may run between fork and
+    # exec when other threads (e.g. a CoaServer) exist.
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, even by
+    SIGKILL, so no stray server keeps running (Linux prctl PR_SET_PDEATHSIG)."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG; best effort
 
 
 def _q(value: str) -> str:
@@ -287,7 +314,7 @@ certdir = ${{confdir}}/certs
 cadir = ${{confdir}}/certs
 run_dir = {run_dir}
 db_dir = ${{raddbdir}}
-libdir = /usr/lib/freeradius
+libdir = {libdir}
 pidfile = ${{run_dir}}/${{name}}.pid
 max_request_time = 30
 cleanup_delay = 5

@@ -1,0 +1,97 @@
+"""The typer application and the helpers every command uses."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from nas_adapters.errors import NasError
+from provisioner.context import Context, open_context
+from provisioner.db import transaction
+from provisioner.errors import ProvisionerError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+err = Console(stderr=True)
+ACTOR = "cli"
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ctx: Context | None = None
+
+
+def ctx() -> Context:
+    global _ctx
+    if _ctx is None:
+        _ctx = open_context()
+    return _ctx
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    with transaction(ctx().factory) as s:
+        yield s
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(1)
+
+
+def handled(fn: F) -> F:
+    """Turn the project's errors into one clear line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        try:
+            return fn(*args, **kw)
+        except (ProvisionerError, NasError, LookupError) as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(
+    rows: list[dict[str, Any]] | dict[str, Any],
+    as_json: bool,
+    columns: list[str] | None = None,
+    title: str | None = None,
+) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    if isinstance(rows, dict):
+        t = Table(show_header=False, title=title)
+        for k, v in rows.items():
+            t.add_row(k, "" if v is None else str(v))
+        console.print(t)
+        return
+    cols = columns or (list(rows[0]) if rows else [])
+    t = Table(title=title)
+    for c in cols:
+        t.add_column(c.replace("_", " "))
+    for r in rows:
+        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
+    console.print(t)
+
+
+def given(**kw: Any) -> dict[str, Any]:
+    """Only the options the user actually passed (None means 'not given')."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def warn(messages: list[str]) -> None:
+    for m in messages:
+        err.print(f"[yellow]warning:[/] {m}", highlight=False)
+
+
+# Register the command groups.
+from provisioner.cli import ops, registry_cmds  # noqa: E402,F401
