@@ -296,8 +296,13 @@ def delete_master_package(session: Session, actor: str, ref: str) -> None:
 
 
 def _apply_package_fields(session: Session, p: Package, data: dict[str, Any]) -> list[str]:
+    with session.no_autoflush:
+        return _package_fields(session, p, data)
+
+
+def _package_fields(session: Session, p: Package, data: dict[str, Any]) -> list[str]:
     if "name" in data or p.name is None:
-        p.name = validation.name("name", data.get("name"))
+        p.name = validation.display_name("name", data.get("name"))
     if "master_package" in data:
         p.master_package = get_by_name(session, MasterPackage, data["master_package"])
     elif p.master_package_id is None:
@@ -389,7 +394,7 @@ def update_reseller(session: Session, actor: str, ref: str, data: dict[str, Any]
     r = get_by_name(session, Reseller, ref)
     before = snapshot(r)
     if "name" in data:
-        r.name = validation.name("name", data["name"])
+        r.name = validation.display_name("name", data["name"])
         if session.scalar(select(Reseller).where(Reseller.name == r.name, Reseller.id != r.id)):
             raise Conflict(f"a reseller named {r.name!r} exists", field="name")
     if "contact" in data:
@@ -559,6 +564,11 @@ def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
 
 
 def _apply_customer_fields(session: Session, c: Customer, data: dict[str, Any]) -> None:
+    with session.no_autoflush:
+        _customer_fields(session, c, data)
+
+
+def _customer_fields(session: Session, c: Customer, data: dict[str, Any]) -> None:
     if "username" in data or c.username is None:
         c.username = validation.name("username", data.get("username"))
     if "password" in data or c.password is None:

@@ -28,6 +28,16 @@ def name(field: str, value: Any) -> str:
     return text
 
 
+def display_name(field: str, value: Any) -> str:
+    """A name people read (packages, resellers); never written to a router."""
+    text = " ".join(str(value or "").split())
+    if not text:
+        raise ValidationError("must not be empty", field=field)
+    if len(text) > 64 or not text.isprintable():
+        raise ValidationError("must be at most 64 printable characters", field=field)
+    return text
+
+
 def rate(field: str, value: Any, *, required: bool = True) -> int | None:
     if value is None or value == "":
         if required:
