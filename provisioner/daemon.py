@@ -1,0 +1,51 @@
+"""``provisioner serve``: the HTTP API and the scheduler in one process."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from rich.console import Console
+
+from provisioner import scheduler, sync
+from provisioner.context import Context
+from provisioner.planning.diff import redact
+from provisioner.planning.render import render
+
+log = logging.getLogger(__name__)
+
+
+def run(ctx: Context, *, demo: bool, host: str | None, port: int | None) -> None:
+    from provisioner.api import create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    console = Console()
+    sim = None
+    if demo:
+        from provisioner import demo as demo_data
+
+        sim = demo_data.start_router()
+        token = demo_data.seed(ctx, sim)
+        console.print(f"[bold]demo:[/] simulated RouterOS at {sim.host}:{sim.port} (admin/demo)")
+        if token:
+            console.print(f"[bold]demo:[/] admin API token: {token}")
+        ids = sync.router_ids(ctx.factory)
+        plans = [r.plan for r in sync.sync_many(ctx.factory, ctx.settings, ids, dry_run=True)]
+        console.print("[bold]demo: what a sync would change (provisioner diff):[/]")
+        console.print(render([redact(p) for p in plans]), highlight=False, markup=False)
+        for r in sync.sync_many(ctx.factory, ctx.settings, ids, trigger="demo"):
+            console.print(f"[bold]demo:[/] synced {r.router}: {r.status}, {r.applied} changes")
+    sched = scheduler.start(ctx)
+    try:
+        uvicorn.run(
+            create_app(ctx),
+            host=host or ctx.settings.api_host,
+            port=port or ctx.settings.api_port,
+            log_level="info",
+        )
+    finally:
+        sched.shutdown(wait=False)
+        if sim is not None:
+            sim.stop()

@@ -1,0 +1,76 @@
+"""APScheduler jobs inside ``provisioner serve``.
+
+Periodic jobs (reconcile, expiry) run once per interval across all instances: each run
+first inserts a (job, slot) row, and only the instance whose insert succeeds runs it.
+The outbox drain runs on every instance; its rows are claimed atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import IntegrityError
+
+from provisioner import outbox, sync
+from provisioner.context import Context
+from provisioner.db import transaction
+from provisioner.models import JobRun
+
+log = logging.getLogger(__name__)
+
+
+def run_once(ctx: Context, job: str, interval: float, fn: Callable[[], object]) -> bool:
+    """Run ``fn`` unless another instance already ran ``job`` in this interval's slot."""
+    slot = int(time.time() // max(interval, 1.0))
+    try:
+        with transaction(ctx.factory) as s:
+            s.add(JobRun(job=job, slot=slot, holder=sync.HOLDER))
+    except IntegrityError:
+        return False
+    fn()
+    return True
+
+
+def reconcile(ctx: Context) -> None:
+    ids = sync.router_ids(ctx.factory)
+    results = sync.sync_many(ctx.factory, ctx.settings, ids, trigger="reconcile")
+    for r in results:
+        if r.status != "ok":
+            log.warning("reconcile %s: %s %s", r.router, r.status, r.error or "")
+
+
+def drain(ctx: Context) -> None:
+    counts = outbox.drain(ctx.factory, ctx.settings)
+    if any(counts.values()):
+        log.info("outbox: %s", counts)
+
+
+def expire(ctx: Context) -> None:
+    from provisioner.activation import expire_due
+
+    n = expire_due(ctx.factory, ctx.settings)
+    if n:
+        log.info("expired %d subscriptions", n)
+
+
+def start(ctx: Context) -> BackgroundScheduler:
+    s = ctx.settings
+    sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+    sched.add_job(
+        lambda: run_once(ctx, "reconcile", s.reconcile_interval_seconds, lambda: reconcile(ctx)),
+        "interval",
+        seconds=s.reconcile_interval_seconds,
+        id="reconcile",
+    )
+    sched.add_job(lambda: drain(ctx), "interval", seconds=s.outbox_interval_seconds, id="outbox")
+    sched.add_job(
+        lambda: run_once(ctx, "expire", s.expiry_interval_seconds, lambda: expire(ctx)),
+        "interval",
+        seconds=s.expiry_interval_seconds,
+        id="expire",
+    )
+    sched.start()
+    return sched
