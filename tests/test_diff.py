@@ -1,0 +1,134 @@
+"""The planner (pure): ownership, conflicts, adoption, defaults, normalisation, order."""
+
+from __future__ import annotations
+
+from provisioner.mapping.routeros import DesiredObject
+from provisioner.planning.diff import diff
+from provisioner.planning.plan import Action, ObservedObject, Plan, PropChange
+from provisioner.planning.render import render, summary_line
+
+PROFILE = "/ppp/profile"
+POOL = "/ip/pool"
+SECRET = "/ppp/secret"
+QUEUE = "/queue/simple"
+MARK = "provisioner:master:1"
+
+
+def want(menu: str, name: str, **props: str) -> DesiredObject:
+    return DesiredObject(
+        menu, name, {"name": name, **{k.replace("_", "-"): v for k, v in props.items()}}
+    )
+
+
+def seen(menu: str, id_: str, name: str, **props: object) -> ObservedObject:
+    return ObservedObject(
+        menu, id_, {"name": name, **{k.replace("_", "-"): v for k, v in props.items()}}
+    )
+
+
+def test_converged_router_plans_nothing_despite_routeros_spellings() -> None:
+    desired = [
+        want(PROFILE, "home", rate_limit="5M/10M", only_one="yes", comment=MARK),
+        want(
+            QUEUE,
+            "corp",
+            target="10.0.0.5/32",
+            max_limit="10M/20M",
+            burst_time="8s/8s",
+            priority="8/8",
+            comment=MARK,
+        ),
+    ]
+    observed = {
+        PROFILE: [
+            seen(PROFILE, "*2", "home", rate_limit="5000000/10000000", only_one=True, comment=MARK)
+        ],
+        QUEUE: [
+            seen(
+                QUEUE,
+                "*5",
+                "corp",
+                target="10.0.0.5/32",
+                max_limit="10000000/20000000",
+                burst_time="8s/8s",
+                priority="8/8",
+                comment=MARK,
+            )
+        ],
+    }
+    assert diff("r1", desired, observed, {}).changes == ()
+
+
+def test_changed_speed_is_one_set_with_old_and_new() -> None:
+    plan = diff(
+        "r1",
+        [want(PROFILE, "home", rate_limit="5M/20M", comment=MARK)],
+        {PROFILE: [seen(PROFILE, "*2", "home", rate_limit="5M/10M", comment=MARK)]},
+        {},
+    )
+    assert plan.changes[0].action is Action.set
+    assert plan.changes[0].props == (PropChange("rate-limit", "5M/10M", "5M/20M"),)
+    assert plan.changes[0].ros_id == "*2"
+
+
+def test_unmarked_object_with_our_name_is_a_conflict_unless_adopted() -> None:
+    desired = [want(PROFILE, "home", rate_limit="5M/10M", comment=MARK)]
+    observed = {PROFILE: [seen(PROFILE, "*7", "home", rate_limit="1M/1M")]}
+    plan = diff("r1", desired, observed, {})
+    assert [c.action for c in plan.changes] == [Action.conflict]
+    assert not plan.writes
+    adopted = diff("r1", desired, observed, {}, adopt=True)
+    assert [(c.action, c.adopt) for c in adopted.changes] == [(Action.set, True)]
+
+
+def test_hand_made_objects_and_defaults_are_never_removed() -> None:
+    observed = {PROFILE: [
+        seen(PROFILE, "*0", "default", default=True),
+        seen(PROFILE, "*FFFFFFFE", "default-encryption", default=True),
+        seen(PROFILE, "*9", "handmade", rate_limit="1M/1M"),
+    ]}  # fmt: skip
+    assert diff("r1", [], observed, {PROFILE: {"*0": "default"}}).changes == ()
+
+
+def test_owned_objects_no_longer_wanted_are_removed_users_before_profiles_before_pools() -> None:
+    observed = {
+        POOL: [seen(POOL, "*1", "old-pool", comment="provisioner:pool:1")],
+        PROFILE: [seen(PROFILE, "*2", "old", comment=MARK)],
+        SECRET: [seen(SECRET, "*3", "alice", profile="old", comment="provisioner:customer:1")],
+    }
+    plan = diff("r1", [want(PROFILE, "new", comment=MARK)], observed, {})
+    assert [(c.action, c.menu) for c in plan.changes] == [
+        (Action.add, PROFILE), (Action.remove, SECRET), (Action.remove, PROFILE), (Action.remove, POOL),
+    ]  # fmt: skip
+
+
+def test_ownership_record_survives_rename_by_hand_and_missing_comment() -> None:
+    # A hotspot profile has no comment: the registry's record (.id → key) is the proof.
+    menu = "/ip/hotspot/user/profile"
+    desired = [want(menu, "hs", rate_limit="1M/2M")]
+    observed = {menu: [seen(menu, "*4", "hs-renamed", rate_limit="1M/2M")]}
+    plan = diff("r1", desired, observed, {menu: {"*4": "hs"}})
+    assert [(c.action, c.ros_id, c.props) for c in plan.changes] == [
+        (Action.set, "*4", (PropChange("name", "hs-renamed", "hs"),))
+    ]
+
+
+def test_dynamic_objects_are_ignored() -> None:
+    observed = {QUEUE: [seen(QUEUE, "*A", "<pppoe-alice>", dynamic=True, comment=MARK)]}
+    assert diff("r1", [], observed, {QUEUE: {"*A": "x"}}).changes == ()
+
+
+def test_plan_json_round_trip_and_render() -> None:
+    plan = diff(
+        "r1",
+        [
+            want(PROFILE, "home", rate_limit="5M/20M", comment=MARK),
+            want(POOL, "p", ranges="10.0.0.2-10.0.0.9"),
+        ],
+        {PROFILE: [seen(PROFILE, "*2", "home", rate_limit="5M/10M", comment=MARK)]},
+        {},
+    )
+    assert Plan.from_json(plan.to_json()) == plan
+    text = render([plan])
+    assert "~ home (*2)" in text and "rate-limit: '5M/10M' -> '5M/20M'" in text and "+ p" in text
+    assert summary_line([plan]) == "1 to add, 1 to change, 0 to remove, 0 conflicts"

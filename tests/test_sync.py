@@ -1,0 +1,276 @@
+"""The sync engine end to end: librouteros over TCP to the RouterOS API simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nas_adapters.routeros_sim import SimulatedRouter
+from provisioner import registry, sync
+from provisioner.context import Context
+from provisioner.db import transaction
+from provisioner.models import SyncRun
+from provisioner.planning.plan import Action
+from tests.conftest import Factory
+
+MANAGED = [
+    "/ip/pool",
+    "/ppp/profile",
+    "/ppp/secret",
+    "/ip/hotspot/user/profile",
+    "/ip/hotspot/user",
+    "/queue/simple",
+]
+
+
+def run(
+    ctx: Context, *names: str, dry_run: bool = False, adopt: bool = False
+) -> list[sync.RouterResult]:
+    return sync.sync_many(
+        ctx.factory, ctx.settings, sync.router_ids(ctx.factory, names), dry_run=dry_run, adopt=adopt
+    )
+
+
+def snapshot(sim: SimulatedRouter) -> dict[str, list[dict[str, str]]]:
+    return {m: sim.items(m) for m in MANAGED}
+
+
+def seed_all_types(make: Factory, sim: SimulatedRouter) -> str:
+    router = make.router(sim)
+    home = make.master(name="home", rate_down="10M", rate_up="5M")
+    hs = make.master(
+        name="hs", customer_type="hotspot", billing="daily", duration_days=1, volume_cap="5G"
+    )
+    biz = make.master(
+        name="biz",
+        customer_type="static",
+        burst_down="40M",
+        burst_up="20M",
+        burst_threshold_down="8M",
+        burst_threshold_up="4M",
+        burst_time="8",
+    )
+    make.customer(make.package(home), router, username="alice")
+    make.customer(make.package(hs), router, username="bob", customer_type="hotspot")
+    make.customer(make.package(biz), router, username="corp", customer_type="static")
+    make.customer(make.package(home), router, username="eve", status="expired")
+    return router
+
+
+def test_empty_router_converges_in_one_sync_and_next_plan_is_empty(
+    ctx_factory: Any, backend: str, sim: SimulatedRouter
+) -> None:
+    ctx = ctx_factory(backend)
+    make = Factory(ctx)
+    seed_all_types(make, sim)
+    [first] = run(ctx)
+    assert first.status == "ok", first.error
+    assert (
+        first.applied == len(first.plan.writes) == 8
+    )  # 2 pools, 2 profiles, 2 secrets, 1 user, 1 queue
+    assert sim.stats.writes == 8
+    assert {i["name"] for i in sim.items("/ppp/secret")} == {"alice", "eve"}
+    assert [i["disabled"] for i in sim.items("/ppp/secret") if i["name"] == "eve"] == ["true"]
+    sim.reset_stats()
+    [again] = run(ctx)
+    assert again.status == "ok" and again.plan.changes == () and again.applied == 0
+    assert sim.stats.writes == 0
+    # One print per menu, on one connection.
+    assert sim.stats.connections == 1
+    assert sim.stats.reads == len(
+        sync.menus_to_read(sync.router_spec(_router(ctx)), sync.options(ctx.settings))
+    )
+
+
+def _router(ctx: Context) -> Any:
+    from provisioner.models import Router
+
+    with transaction(ctx.factory) as s:
+        return s.query(Router).first()
+
+
+def test_changed_speed_is_exactly_one_rate_limit_change_per_router(
+    ctx: Context, make: Factory
+) -> None:
+    with SimulatedRouter(username="admin", password="pw", host="127.0.0.1") as a, \
+         SimulatedRouter(username="admin", password="pw", host="127.0.0.2") as b:  # fmt: skip
+        make.router(a)
+        make.router(b)
+        home = make.master(name="home")
+        make.master(name="other-plan", rate_down="3M", rate_up="1M")
+        make.customer(make.package(home), "r1")
+        assert all(r.status == "ok" for r in run(ctx))
+        with transaction(ctx.factory) as s:
+            registry.update_master_package(s, "test", "home", {"rate_down": "20M"})
+        plans = [r.plan for r in run(ctx, dry_run=True)]
+        for plan in plans:
+            assert [(c.action, c.menu, c.key, [p.name for p in c.props]) for c in plan.changes] == [
+                (Action.set, "/ppp/profile", "home", ["rate-limit"])
+            ]
+            assert (
+                plan.changes[0].props[0].old == "5M/10M"
+                and plan.changes[0].props[0].new == "5M/20M"
+            )
+        a.reset_stats()
+        b.reset_stats()
+        assert all(r.applied == 1 for r in run(ctx))
+        assert a.stats.writes == b.stats.writes == 1
+        assert [p["rate-limit"] for p in a.items("/ppp/profile") if p["name"] == "home"] == [
+            "5M/20M"
+        ]
+
+
+def test_hand_made_objects_survive_every_sync(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    sim.add_item("/ppp/profile", name="vip", rate_limit="100M/100M")
+    sim.add_item("/queue/simple", name="office", target="192.168.88.0/24", max_limit="50M/50M")
+    sim.add_item("/ppp/secret", name="admin-test", password="x", profile="vip")
+    before = {
+        m: [i for i in sim.items(m) if i["name"] in ("vip", "office", "admin-test")]
+        for m in MANAGED
+    }
+    seed_all_types(make, sim)
+    for _ in range(2):
+        assert run(ctx)[0].status == "ok"
+    # Remove everything from the registry: only our objects go.
+    with transaction(ctx.factory) as s:
+        for u in ("alice", "bob", "corp", "eve"):
+            registry.delete_customer(s, "test", u)
+        for p in [p.name for p in s.query(registry.Package)]:
+            registry.delete_package(s, "test", p)
+        for m in ("home", "hs", "biz"):
+            registry.delete_master_package(s, "test", m)
+    assert run(ctx)[0].status == "ok"
+    after = {
+        m: [i for i in sim.items(m) if i["name"] in ("vip", "office", "admin-test")]
+        for m in MANAGED
+    }
+    assert after == before
+    assert {p["name"] for p in sim.items("/ppp/profile")} == {
+        "default",
+        "default-encryption",
+        "vip",
+    }
+    assert [q["name"] for q in sim.items("/queue/simple")] == ["office"]
+
+
+def test_name_conflict_is_reported_not_overwritten_then_adopted(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    sim.add_item("/ppp/profile", name="home", rate_limit="1M/1M")
+    make.router(sim)
+    make.master(name="home")
+    [r] = run(ctx)
+    assert [(c.action, c.key) for c in r.plan.conflicts] == [(Action.conflict, "home")]
+    assert [p["rate-limit"] for p in sim.items("/ppp/profile") if p["name"] == "home"] == ["1M/1M"]
+    [adopted] = run(ctx, adopt=True)
+    assert adopted.status == "ok" and not adopted.plan.conflicts
+    home = next(p for p in sim.items("/ppp/profile") if p["name"] == "home")
+    assert home["rate-limit"] == "5M/10M" and home["comment"].startswith("provisioner:")
+    assert run(ctx, dry_run=True)[0].plan.changes == ()
+
+
+def test_dropped_connection_mid_apply_then_next_sync_converges_without_duplicates(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    router = make.router(sim)
+    home = make.master(name="home")
+    pkg = make.package(home)
+    for i in range(10):
+        make.customer(pkg, router, username=f"user{i}")
+    sim.drop_after = 1 + 7 + 4  # login, 7 prints, 4 writes: then the link dies
+    [broken] = run(ctx)
+    assert broken.status == "unreachable" and "connection" in (broken.error or "")
+    assert 0 < broken.applied < len(broken.plan.writes)
+    [fixed] = run(ctx)
+    assert fixed.status == "ok", fixed.error
+    assert broken.applied + fixed.applied == len(broken.plan.writes)
+    names = [s["name"] for s in sim.items("/ppp/secret")]
+    assert sorted(names) == sorted(f"user{i}" for i in range(10))
+    assert run(ctx, dry_run=True)[0].plan.changes == ()
+    with transaction(ctx.factory) as s:
+        runs = s.query(SyncRun).order_by(SyncRun.id).all()
+        assert [r.status for r in runs] == ["unreachable", "ok"]
+        assert runs[0].changes_applied == broken.applied and runs[0].error
+
+
+def test_router_that_refuses_connections_is_reported_and_others_converge(
+    ctx: Context, make: Factory
+) -> None:
+    with SimulatedRouter(username="admin", password="pw", host="127.0.0.1") as up, \
+         SimulatedRouter(username="admin", password="pw", host="127.0.0.2") as down:  # fmt: skip
+        make.router(up, name="up")
+        make.router(down, name="down")
+        make.master(name="home")
+        down.refuse = True
+        results = {r.router: r for r in run(ctx)}
+        assert results["up"].status == "ok" and results["up"].applied == 2
+        assert results["down"].status == "unreachable"
+        assert results["down"].plan.error and "cannot connect" in results["down"].plan.error
+        down.refuse = False
+        assert {r.router: r.status for r in run(ctx)} == {"up": "ok", "down": "ok"}
+
+
+def test_routeros_trap_is_reported_with_its_message(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    make.router(sim)
+    make.master(name="home")
+    sim.trap_rate = 1.0
+    [r] = run(ctx)
+    assert r.status == "failed" and r.applied == 0
+    assert "simulated fault" in (r.error or "") and "/ip/pool" in (r.error or "")
+    sim.trap_rate = 0.0
+    assert run(ctx)[0].status == "ok"
+
+
+def test_bad_credentials_are_a_clear_error(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    make.router(sim, password="wrong")
+    [r] = run(ctx, dry_run=True)
+    assert (
+        r.plan.error
+        and "login refused" in r.plan.error
+        and "invalid user name or password" in r.plan.error
+    )
+
+
+def test_bootstrap_configures_radius_side_as_a_plan(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    make.router(sim, customer_types="pppoe,hotspot")
+    rid = sync.router_ids(ctx.factory)[0]
+    dry = sync.sync_router(ctx.factory, ctx.settings, rid, dry_run=True, bootstrap=True)
+    assert {(c.action, c.menu) for c in dry.plan.changes} == {
+        (Action.add, "/radius"), (Action.set, "/radius/incoming"), (Action.set, "/ppp/aaa"),
+    }  # fmt: skip
+    assert sim.items("/radius") == []
+    done = sync.sync_router(ctx.factory, ctx.settings, rid, bootstrap=True)
+    assert done.status == "ok", done.error
+    [entry] = sim.items("/radius")
+    assert entry["secret"] == "s3cret" and entry["service"] == "ppp,hotspot"
+    assert sim.items("/radius/incoming")[0]["accept"] == "true"
+    assert sim.items("/ppp/aaa")[0]["use-radius"] == "true"
+    assert (
+        sync.sync_router(ctx.factory, ctx.settings, rid, dry_run=True, bootstrap=True).plan.changes
+        == ()
+    )
+    # A regular sync never touches the RADIUS entry.
+    assert run(ctx)[0].status == "ok" and len(sim.items("/radius")) == 1
+
+
+@pytest.mark.parametrize("field", ["password", "radius_secret"])
+def test_credentials_never_appear_in_plans_or_runs(
+    ctx: Context, make: Factory, sim: SimulatedRouter, field: str
+) -> None:
+    make.router(sim)
+    make.customer(make.package(make.master(name="home")), "r1", password="hunter2-secret")
+    [r] = run(ctx)
+    from provisioner.planning.diff import redact
+
+    assert "hunter2-secret" not in redact(r.plan).to_json()
+    with transaction(ctx.factory) as s:
+        assert "hunter2-secret" not in str(s.query(SyncRun).one().applied)
