@@ -275,7 +275,9 @@ def apply(session: Session, p: Plan) -> int:
 
 
 def sync_users(session: Session, opts: MappingOptions, usernames: Iterable[str]) -> int:
-    return apply(session, plan(session, opts, usernames=list(usernames), scope_all=False))
+    # The expired group goes with them: a cut-off user must find its Reject in place.
+    p = plan(session, opts, usernames=list(usernames), groups=[opts.expired_group], scope_all=False)
+    return apply(session, p)
 
 
 def sync_groups(session: Session, opts: MappingOptions, groups: Iterable[str]) -> int:

@@ -86,10 +86,13 @@ def enum(*options: str) -> Parser:
     return parse
 
 
-def integer(lo: int, hi: int) -> Parser:
+def integer(lo: int, hi: int, *literals: str) -> Parser:
     def parse(prop: str, value: str, state: RouterState) -> str | None:
         if value == "":
             return None
+        for literal in literals:
+            if value == literal:
+                return literal
         if not re.fullmatch(r"\d+", value):
             raise _bad_value(prop)
         n = int(value)
@@ -488,7 +491,7 @@ def _menus() -> dict[str, Menu]:
                 Prop("name", required_text, required=True),
                 Prop("address-pool", pool_ref, "none"),
                 Prop("rate-limit", rate_limit),
-                Prop("shared-users", integer(1, 2**32 - 1), "1"),
+                Prop("shared-users", integer(1, 2**32 - 1, "unlimited"), "1"),
                 Prop("session-timeout", duration("none")),
                 Prop("idle-timeout", duration("none"), "none"),
                 Prop("keepalive-timeout", duration("none"), "2m"),
@@ -683,33 +686,46 @@ def parse_id(token: str) -> int | None:
 # ---------------------------------------------------------------------------------------
 
 _BOOLS = {"yes": TRUE, "true": TRUE, "no": FALSE, "false": FALSE}
-Check = Callable[[Row], bool]
+_INT = re.compile(r"-?\d+")
+Step = Callable[[list[bool], Row], None]
 
 
-def _compare(op: str, have: str | None, want: str) -> bool:
-    if op == "=":
-        if have is None:
-            return want == ""  # unverified: an absent property equals the empty string
-        return have == want or (have in _BOOLS and want in _BOOLS and _BOOLS[have] == _BOOLS[want])
+def _equal(have: str | None, want: str) -> bool:
+    if have is None:
+        return want == ""  # unverified: an absent property equals the empty string
+    return have == want or (have in _BOOLS and want in _BOOLS and _BOOLS[have] == _BOOLS[want])
+
+
+def _order(op: str, have: str | None, want: str) -> bool:
     if have is None:
         return False
-    if re.fullmatch(r"-?\d+", have) and re.fullmatch(r"-?\d+", want):
+    if _INT.fullmatch(have) and _INT.fullmatch(want):
         a, b = int(have), int(want)
-    else:
-        a, b = have, want  # type: ignore[assignment]
-    return a < b if op == "<" else a > b
+        return a < b if op == "<" else a > b
+    return have < want if op == "<" else have > want
 
 
-def _test(op: str, name: str, want: str) -> Check:
+def _test(op: str, name: str, want: str) -> Step:
+    """A step pushing the outcome of one test on the row."""
     if op == "has":
-        return lambda row: name in row
+        return lambda stack, row: stack.append(name in row)
     if op == "hasnot":
-        return lambda row: name not in row
-    return lambda row: _compare(op, row.get(name), want)
+        return lambda stack, row: stack.append(name not in row)
+    if op == "=":
+        return lambda stack, row: stack.append(_equal(row.get(name), want))
+    return lambda stack, row: stack.append(_order(op, row.get(name), want))
 
 
-def _stack_op(ops: str) -> Callable[[list[bool]], None]:
-    def run(stack: list[bool]) -> None:
+def _invalid() -> Trap:
+    return Trap("invalid query", 1)  # unverified wording
+
+
+def _stack_op(ops: str) -> Step:
+    """A `?#` word: digits copy (or, at the end, keep only) the value that many below the
+    top; `!` negates the top; `&` and `|` combine the top two; `.` duplicates the top
+    (after an index it does nothing)."""
+
+    def run(stack: list[bool], row: Row) -> None:
         i = 0
         while i < len(ops):
             ch = ops[i]
@@ -719,74 +735,62 @@ def _stack_op(ops: str) -> Callable[[list[bool]], None]:
                     j += 1
                 index = int(ops[i:j])
                 if index >= len(stack):
-                    raise Trap("invalid query", 1)  # unverified wording
+                    raise _invalid()
                 value = stack[-1 - index]
-                if j == len(ops):  # index at the end of the word replaces the stack
+                if j == len(ops):
                     stack[:] = [value]
                 else:
                     stack.append(value)
-                    if ops[j] == ".":  # "." after an index does nothing
+                    if ops[j] == ".":
                         j += 1
                 i = j
                 continue
-            if ch == "!":
-                _need(stack, 1)
+            if ch == "!" and stack:
                 stack[-1] = not stack[-1]
-            elif ch in "&|":
-                _need(stack, 2)
+            elif ch in "&|" and len(stack) >= 2:
                 b, a = stack.pop(), stack.pop()
                 stack.append((a and b) if ch == "&" else (a or b))
-            elif ch == ".":
-                _need(stack, 1)
+            elif ch == "." and stack:
                 stack.append(stack[-1])
             else:
-                raise Trap("invalid query", 1)
+                raise _invalid()
             i += 1
 
     return run
 
 
-def _need(stack: list[bool], n: int) -> None:
-    if len(stack) < n:
-        raise Trap("invalid query", 1)
-
-
 def compile_query(words: Iterable[str]) -> Callable[[Row], bool]:
     """Build a row filter from query words, with RouterOS's stack semantics.
 
-    Each test pushes true/false; `?#` words combine the stack; a row passes when no
-    false is left. Raises Trap for a malformed word (or, on evaluation, a stack underflow).
+    Words are evaluated left to right: tests (`?name`, `?-name`, `?name=x`, `?=name=x`,
+    `?<name=x`, `?>name=x`) push true/false, `?#…` words operate on the stack. A row
+    passes when no false is left. Raises Trap for a malformed word here, or for a stack
+    underflow when a row is checked.
     """
-    steps: list[Check | Callable[[list[bool]], None]] = []
-    kinds: list[bool] = []  # True: test pushing a value; False: stack operation
+    steps: list[Step] = []
     for word in words:
         body = word[1:]
         if body.startswith("#"):
             steps.append(_stack_op(body[1:]))
-            kinds.append(False)
             continue
         if body[:1] in ("<", ">", "="):
             op, body = body[0], body[1:]
             name, sep, want = body.partition("=")
             if not sep:
-                raise Trap("invalid query", 1)
+                raise _invalid()
         elif body.startswith("-"):
             op, name, want = "hasnot", body[1:], ""
         else:
             name, sep, want = body.partition("=")
             op = "=" if sep else "has"
         if not name:
-            raise Trap("invalid query", 1)
+            raise _invalid()
         steps.append(_test(op, name, want))
-        kinds.append(True)
 
     def check(row: Row) -> bool:
         stack: list[bool] = []
-        for step, is_test in zip(steps, kinds, strict=True):
-            if is_test:
-                stack.append(step(row))  # type: ignore[arg-type]
-            else:
-                step(stack)  # type: ignore[arg-type]
+        for step in steps:
+            step(stack, row)
         return all(stack)
 
     return check

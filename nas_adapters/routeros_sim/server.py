@@ -110,7 +110,18 @@ class SimulatedRouter:
     Speaks the plain API (no TLS) exactly as REFERENCE.md §1 describes, so librouteros
     talks to it as to a router. State is reachable directly (`items`, `add_item`, ...) for
     test setup and assertions; those methods are thread-safe. Fault switches (`latency`,
-    `drop_after`, `trap_rate`, `refuse`, `dead`) may be flipped at any time.
+    `drop_after`, `trap_rate`, `refuse`, `dead`) may be flipped at any time:
+
+    - `latency`: seconds slept before each command's reply.
+    - `drop_after`: answer this many more commands, then close abruptly on the next.
+    - `trap_rate`: chance that a write traps `failure: simulated fault` (category 4)
+      instead of running; drawn from `random` (seeded with `seed`).
+    - `refuse`: stop listening (ECONNREFUSED) and drop open connections; False listens
+      again on the same port.
+    - `dead`: accept connections, never answer.
+
+    `send_empty` (default True) makes an empty `print` answer `!empty` before `!done`,
+    as RouterOS 7.18+ does; set it False to mimic older versions.
     """
 
     def __init__(
@@ -153,7 +164,13 @@ class SimulatedRouter:
     def start(self) -> SimulatedRouter:
         """Bind and serve in a background thread; `port` is the bound port afterwards."""
         if self._loop is None:
-            self._start_on(_LoopThread(f"routeros-sim-{self.port}"), owns=True)
+            loop = _LoopThread(f"routeros-sim-{self.port}")
+            try:
+                self._start_on(loop, owns=True)
+            except BaseException:  # e.g. the port is taken: leave no thread behind
+                self._loop = None
+                loop.stop()
+                raise
         return self
 
     def stop(self) -> None:
