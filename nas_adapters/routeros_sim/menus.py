@@ -946,6 +946,7 @@ class RouterState:
         if verb == "set":
             self.set(path, attrs)
         elif verb == "remove":
+            self._check_only(attrs, {".id", "numbers"})
             self.remove(path, _target(attrs))
         elif verb == "unset":
             self.unset(path, attrs)

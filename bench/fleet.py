@@ -1,0 +1,677 @@
+"""Fleet benchmark: the sync engine against many simulated RouterOS routers.
+
+    python -m bench.fleet            # 200 routers x (50 profiles, 2,000 secrets)
+    python -m bench.fleet --quick    # 10 routers x (20 profiles, 200 secrets)
+
+Scenario (see bench/README.md): registry set-up, first sync from empty, a no-change pass,
+drift made by hand on every router then repaired, and a naive "remove every managed
+object and add it again" baseline (REFERENCE.md §8) run with librouteros directly on the
+same fleet from an equally drifted state. Writes, reads and connections are counted by
+the simulators, not by the engine. Exits 1 when an invariant fails (writes on a converged
+fleet, drift repair writes != drifted objects, a hand-made object touched, a router not
+converged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import librouteros
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy.engine import make_url
+
+from nas_adapters.routeros_sim import SimulatedFleet, SimulatedRouter
+from provisioner import registry
+from provisioner.config import Settings
+from provisioner.context import Context, open_context
+from provisioner.db import transaction
+from provisioner.mapping.routeros import POOL, PPP_PROFILE, PPP_SECRET, desired_objects
+from provisioner.models import Customer, CustomerStatus, CustomerType, NasObject, Router
+from provisioner.snapshots import MARKER
+from provisioner.state import all_masters, options, router_customers, router_spec
+from provisioner.sync import RouterResult, sync_many
+
+T = TypeVar("T")
+
+ACTOR = "bench"
+SIM_USER, SIM_PASSWORD = "admin", "bench-router-pass"
+MARK = f"{MARKER}:"
+# The menus a pppoe/local router carries for us, in add order (removes go in reverse).
+MANAGED_MENUS = (POOL, PPP_PROFILE, PPP_SECRET)
+HANDMADE_COMMENT = "added by hand on the router"
+NOISE_CALLER_ID = "00:0C:29:AA:BB:CC"
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---- options ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    routers: int
+    profiles: int
+    secrets: int
+    drift: float
+    concurrency: int
+    db: str | None
+    keep_db: bool
+    seed: int
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.fleet",
+        description="Benchmark the sync engine against a fleet of simulated RouterOS routers.",
+    )
+    p.add_argument("--routers", type=int, default=None, help="routers (default 200)")
+    p.add_argument("--profiles", type=int, default=None, help="profiles per router (default 50)")
+    p.add_argument(
+        "--secrets", type=int, default=None, help="PPPoE secrets per router (default 2000)"
+    )
+    p.add_argument(
+        "--drift", type=float, default=0.01, help="fraction of objects drifted (default 0.01)"
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=16, help="routers synced at once (default 16)"
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="database: default a temporary SQLite file; a PostgreSQL URL (e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test) gets a fresh database "
+        "created on that server and dropped afterwards",
+    )
+    p.add_argument("--quick", action="store_true", help="10 routers, 20 profiles, 200 secrets")
+    p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
+    p.add_argument("--seed", type=int, default=1, help="seed of the drift (default 1)")
+    a = p.parse_args(argv)
+    routers, profiles, secrets = (10, 20, 200) if a.quick else (200, 50, 2000)
+    opts = Options(
+        routers=a.routers if a.routers is not None else routers,
+        profiles=a.profiles if a.profiles is not None else profiles,
+        secrets=a.secrets if a.secrets is not None else secrets,
+        drift=a.drift,
+        concurrency=a.concurrency,
+        db=a.db,
+        keep_db=a.keep_db,
+        seed=a.seed,
+    )
+    if not (1 <= opts.routers <= 60_000 and 1 <= opts.profiles <= 4096 and opts.secrets >= 1):
+        p.error("need 1..60000 routers, 1..4096 profiles and at least 1 secret")
+    if not 0 < opts.drift <= 0.2:
+        p.error("--drift must be in (0, 0.2]")
+    if opts.concurrency < 1:
+        p.error("--concurrency must be at least 1")
+    return opts
+
+
+# ---- database -----------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    url: str
+    kind: str
+    cleanup: Callable[[], None]
+
+
+def open_database(opts: Options, workdir: Path) -> Database:
+    """A fresh, empty database: a SQLite file in `workdir`, or a new PostgreSQL database."""
+    if opts.db is None or opts.db.startswith("sqlite"):
+        url = opts.db or f"sqlite:///{workdir / 'bench.sqlite3'}"
+        return Database(url, "sqlite", lambda: None)
+    given = make_url(opts.db)
+    if given.get_backend_name() != "postgresql":
+        raise SystemExit(f"--db: only SQLite and PostgreSQL URLs are supported, not {opts.db}")
+    name = f"bench_fleet_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(given, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = given.set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        if opts.keep_db:
+            say(f"kept database {name}")
+        else:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return Database(url, "postgresql", drop)
+
+
+# ---- fleet and registry -------------------------------------------------------------
+
+
+def loopback(i: int) -> str:
+    """Router i's own loopback address: 127.1.0.1, 127.1.0.2, ... (250 per /24)."""
+    return f"127.1.{i // 250}.{i % 250 + 1}"
+
+
+def start_fleet(count: int) -> SimulatedFleet:
+    fleet = SimulatedFleet(count, username=SIM_USER, password=SIM_PASSWORD)
+    for i, sim in enumerate(fleet.routers):
+        sim.host = loopback(i)  # bound at start(); the registry's hosts must be unique
+    return fleet.start()
+
+
+def profile_name(k: int) -> str:
+    return f"bench-{k:04d}"
+
+
+def setup_registry(ctx: Context, fleet: SimulatedFleet, opts: Options) -> list[int]:
+    """Routers, master packages and packages through the service layer; customers in bulk."""
+    with transaction(ctx.factory) as s:
+        router_ids = []
+        for i, sim in enumerate(fleet.routers):
+            r = registry.create_router(
+                s,
+                ACTOR,
+                {
+                    "name": f"r{i:05d}",
+                    "host": sim.host,
+                    "api_port": sim.port,
+                    "username": SIM_USER,
+                    "password": SIM_PASSWORD,
+                    "radius_secret": f"radius-{i}",
+                    "mode": "local",
+                    "customer_types": "pppoe",
+                },
+            )
+            router_ids.append(r.id)
+        package_ids = []
+        for k in range(opts.profiles):
+            net = f"10.{64 + k // 256}.{k % 256}"
+            m = registry.create_master_package(
+                s,
+                ACTOR,
+                {
+                    "name": profile_name(k),
+                    "customer_type": "pppoe",
+                    "billing": "monthly",
+                    "rate_down": f"{5 + k}M",
+                    "rate_up": f"{1 + k // 2}M",
+                    "pool_name": f"pool-{k:04d}",
+                    "pool_ranges": f"{net}.2-{net}.254",
+                },
+            )
+            p, _ = registry.create_package(
+                s,
+                ACTOR,
+                {
+                    "name": f"{profile_name(k)}-retail",
+                    "master_package": m.name,
+                    "customer_price": "500",
+                    "operator_price": "400",
+                },
+            )
+            package_ids.append(p.id)
+    # One transaction, one executemany per router (passwords are encrypted on the way in).
+    with transaction(ctx.factory) as s:
+        for i, rid in enumerate(router_ids):
+            rows = [
+                {
+                    "username": f"r{i:05d}-u{j:05d}",
+                    "password": f"pw-{i}-{j}-{(i * 7919 + j * 104729) % 1_000_003:x}",
+                    "customer_type": CustomerType.pppoe,
+                    "router_id": rid,
+                    "package_id": package_ids[(i + j) % len(package_ids)],
+                    "status": CustomerStatus.active,
+                }
+                for j in range(opts.secrets)
+            ]
+            s.execute(insert(Customer), rows)
+    return router_ids
+
+
+# ---- measuring ----------------------------------------------------------------------
+
+
+@dataclass
+class PassFigures:
+    """One pass over the whole fleet, as the simulators counted it."""
+
+    name: str
+    wall_s: float
+    routers: int
+    writes: int
+    reads: int
+    connections: int
+    commands: int
+    writes_range: tuple[int, int]
+    reads_range: tuple[int, int]
+    connections_range: tuple[int, int]
+    reads_by_menu: dict[str, int]  # of the first router
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def per_router(self, total: int) -> float:
+        return total / self.routers if self.routers else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "wall_s": round(self.wall_s, 3),
+            "writes": self.writes,
+            "writes_per_router": round(self.per_router(self.writes), 2),
+            "reads": self.reads,
+            "reads_per_router": round(self.per_router(self.reads), 2),
+            "connections_per_router": round(self.per_router(self.connections), 2),
+            "commands": self.commands,
+            "writes_min_max": list(self.writes_range),
+            "reads_min_max": list(self.reads_range),
+            "connections_min_max": list(self.connections_range),
+            "failed_routers": self.failed,
+        }
+
+
+def _range(values: list[int]) -> tuple[int, int]:
+    return (min(values), max(values)) if values else (0, 0)
+
+
+def measure(name: str, fleet: SimulatedFleet, run: Callable[[], T]) -> tuple[PassFigures, T]:
+    for sim in fleet.routers:
+        sim.reset_stats()
+    start = time.perf_counter()
+    out = run()
+    wall = time.perf_counter() - start
+    stats = [sim.stats for sim in fleet.routers]
+    writes = [st.writes for st in stats]
+    reads = [st.reads for st in stats]
+    conns = [st.connections for st in stats]
+    figures = PassFigures(
+        name=name,
+        wall_s=wall,
+        routers=len(stats),
+        writes=sum(writes),
+        reads=sum(reads),
+        connections=sum(conns),
+        commands=sum(st.commands for st in stats),
+        writes_range=_range(writes),
+        reads_range=_range(reads),
+        connections_range=_range(conns),
+        reads_by_menu=dict(stats[0].reads_by_menu) if stats else {},
+    )
+    return figures, out
+
+
+def engine_pass(name: str, ctx: Context, fleet: SimulatedFleet, ids: list[int]) -> PassFigures:
+    say(f"-- {name}: sync_many over {len(ids)} routers ...")
+    figures, results = measure(
+        name, fleet, lambda: sync_many(ctx.factory, ctx.settings, ids, trigger="bench")
+    )
+    note_failures(figures, [(r.router, r.status, r.error) for r in results if r.status != "ok"])
+    planned = sum(len(r.plan.writes) for r in results)
+    applied = sum(r.applied for r in results)
+    say(
+        f"   {figures.wall_s:.2f} s, {figures.writes} writes (engine: {planned} planned, "
+        f"{applied} applied), {figures.reads} reads, {figures.failed} routers not ok"
+    )
+    return figures
+
+
+def note_failures(figures: PassFigures, bad: list[tuple[str, str, str | None]]) -> None:
+    figures.failed = len(bad)
+    figures.errors = [f"{name}: {status}: {error}" for name, status, error in bad[:5]]
+    for line in figures.errors:
+        say(f"   ! {line}")
+
+
+
+# ---- drift --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expect:
+    """After a repair, `name` in `menu` of router `router` exists, and `prop` (if any)
+    reads `value` again (a managed property put back, or an unmanaged one left alone)."""
+
+    router: int
+    menu: str
+    name: str
+    prop: str | None = None
+    value: str | None = None
+
+
+@dataclass
+class Drift:
+    objects: int = 0  # D: managed objects changed or removed; each needs exactly one write
+    kinds: dict[str, int] = field(default_factory=dict)
+    unmanaged_edits: int = 0  # properties we do not manage, changed: need no write
+    expects: list[Expect] = field(default_factory=list)
+    handmade: dict[int, dict[str, str]] = field(default_factory=dict)  # router → its row
+
+    def count(self, kind: str) -> None:
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if kind != "unmanaged":
+            self.objects += 1
+
+
+def _ours(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [r for r in rows if r.get("comment", "").startswith(MARK)]
+
+
+def _share(fraction: float, n: int, floor: int) -> int:
+    return min(n, max(floor, round(fraction * n))) if n else 0
+
+
+def make_drift(fleet: SimulatedFleet, fraction: float, seed: int) -> Drift:
+    """Change `fraction` of every router's managed objects by hand, plus a few unmanaged
+    properties and one hand-made secret (added once, kept across drifts)."""
+    drift = Drift()
+    for i, sim in enumerate(fleet.routers):
+        rng = random.Random(seed * 1_000_003 + i)
+        pools, profiles, secrets = (_ours(sim.items(m)) for m in MANAGED_MENUS)
+        names = [p["name"] for p in profiles]
+        for row in rng.sample(pools, _share(fraction, len(pools), 1)):
+            drift.expects.append(Expect(i, POOL, row["name"], "ranges", row["ranges"]))
+            sim.set_item(POOL, row[".id"], ranges="192.168.250.2-192.168.250.9")
+            drift.count("pool ranges")
+        for row in rng.sample(profiles, _share(fraction, len(profiles), 1)):
+            drift.expects.append(Expect(i, PPP_PROFILE, row["name"], "rate-limit", row["rate-limit"]))
+            sim.set_item(PPP_PROFILE, row[".id"], rate_limit="1k/1k")
+            drift.count("profile rate-limit")
+        k = _share(fraction, len(secrets), 4)
+        noise = max(1, k // 4)
+        picked = rng.sample(secrets, min(len(secrets), k + noise))
+        for j, row in enumerate(picked[:k]):
+            name, sid = row["name"], row[".id"]
+            kind = j % 4
+            if kind == 0:
+                drift.expects.append(Expect(i, PPP_SECRET, name, "password", row["password"]))
+                sim.set_item(PPP_SECRET, sid, password=row["password"] + "-changed")
+                drift.count("secret password")
+            elif kind == 1:
+                other = next((n for n in names if n != row["profile"]), "default")
+                drift.expects.append(Expect(i, PPP_SECRET, name, "profile", row["profile"]))
+                sim.set_item(PPP_SECRET, sid, profile=other)
+                drift.count("secret profile")
+            elif kind == 2:
+                drift.expects.append(Expect(i, PPP_SECRET, name, "disabled", row["disabled"]))
+                flipped = "no" if row["disabled"] == "true" else "yes"
+                sim.set_item(PPP_SECRET, sid, disabled=flipped)
+                drift.count("secret disabled")
+            else:
+                drift.expects.append(Expect(i, PPP_SECRET, name))
+                sim.remove_item(PPP_SECRET, sid)
+                drift.count("secret removed")
+        for row in picked[k:]:
+            drift.expects.append(Expect(i, PPP_SECRET, row["name"], "caller-id", NOISE_CALLER_ID))
+            sim.set_item(PPP_SECRET, row[".id"], caller_id=NOISE_CALLER_ID)
+            drift.count("unmanaged")
+            drift.unmanaged_edits += 1
+        drift.handmade[i] = handmade_secret(sim, i)
+    return drift
+
+
+def handmade_secret(sim: SimulatedRouter, i: int) -> dict[str, str]:
+    """The router's hand-made, unmarked secret (made on first call) as `print` shows it."""
+    name = f"handmade-{i}"
+    for row in sim.items(PPP_SECRET):
+        if row.get("name") == name:
+            return row
+    sim.add_item(
+        PPP_SECRET, name=name, password="by-hand", profile="default", comment=HANDMADE_COMMENT
+    )
+    return next(r for r in sim.items(PPP_SECRET) if r.get("name") == name)
+
+
+def check_drift_repaired(fleet: SimulatedFleet, drift: Drift) -> list[str]:
+    """Every drifted object back, unmanaged edits kept, hand-made secrets untouched."""
+    problems: list[str] = []
+    by_router: dict[int, list[Expect]] = {}
+    for e in drift.expects:
+        by_router.setdefault(e.router, []).append(e)
+    for i, expects in by_router.items():
+        sim = fleet.routers[i]
+        rows = {m: {r.get("name", ""): r for r in sim.items(m)} for m in MANAGED_MENUS}
+        for e in expects:
+            row = rows[e.menu].get(e.name)
+            if row is None:
+                problems.append(f"router {i}: {e.menu} {e.name} missing after repair")
+            elif e.prop is not None and row.get(e.prop) != e.value:
+                problems.append(
+                    f"router {i}: {e.menu} {e.name} {e.prop}={row.get(e.prop)!r}, "
+                    f"expected {e.value!r}"
+                )
+    problems += check_handmade(fleet, drift)
+    return problems
+
+
+def check_handmade(fleet: SimulatedFleet, drift: Drift) -> list[str]:
+    problems = []
+    for i, before in drift.handmade.items():
+        now = next(
+            (r for r in fleet.routers[i].items(PPP_SECRET) if r.get(".id") == before[".id"]),
+            None,
+        )
+        if now != before:
+            problems.append(f"router {i}: hand-made secret changed: {before} -> {now}")
+    return problems
+
+
+# ---- the naive baseline -------------------------------------------------------------
+
+
+def naive_router(ctx: Context, router_id: int) -> None:
+    """What REFERENCE.md §8's tools amount to, made generous: one connection, one print
+    per menu, then remove every managed object and add every desired one again."""
+    with transaction(ctx.factory) as s:
+        router = s.get(Router, router_id)
+        assert router is not None
+        spec = router_spec(router)
+        desired = desired_objects(
+            spec, all_masters(s), router_customers(s, router_id), options(ctx.settings)
+        )
+        host, port, user, password = router.host, router.api_port, router.username, router.password
+    api = librouteros.connect(
+        host, user, password, port=port, encoding="utf-8", timeout=ctx.settings.router_timeout_seconds
+    )
+    try:
+        for menu in reversed(MANAGED_MENUS):  # users before the profiles and pools they use
+            rows = api.rawCmd(f"{menu}/print", "=.proplist=.id,comment")
+            for row in rows:
+                if str(row.get("comment", "")).startswith(MARK):
+                    tuple(api.rawCmd(f"{menu}/remove", f"=.id={row['.id']}"))
+        for obj in desired:
+            if obj.menu in MANAGED_MENUS:
+                tuple(api.rawCmd(f"{obj.menu}/add", *(f"={k}={v}" for k, v in obj.props.items())))
+    finally:
+        api.close()
+
+
+def naive_pass(ctx: Context, fleet: SimulatedFleet, ids: list[int], concurrency: int) -> PassFigures:
+    say(f"-- naive baseline: remove + re-add over {len(ids)} routers ...")
+
+    def one(rid: int) -> tuple[int, str | None]:
+        try:
+            naive_router(ctx, rid)
+            return rid, None
+        except Exception as exc:  # noqa: BLE001 - reported as a failed router
+            return rid, f"{type(exc).__name__}: {exc}"
+
+    def run() -> list[tuple[int, str | None]]:
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ids)))) as pool:
+            return list(pool.map(one, ids))
+
+    figures, results = measure("naive baseline", fleet, run)
+    note_failures(figures, [(str(rid), "failed", err) for rid, err in results if err])
+    say(f"   {figures.wall_s:.2f} s, {figures.writes} writes, {figures.reads} reads")
+    return figures
+
+
+# ---- report -------------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def print_table(passes: list[PassFigures]) -> None:
+    head = (
+        f"{'pass':<22}{'wall s':>9}{'writes':>10}{'writes/rtr':>12}{'reads/rtr':>11}"
+        f"{'conns/rtr':>11}{'ms/router':>11}{'failed':>8}"
+    )
+    say("")
+    say(head)
+    say("-" * len(head))
+    for p in passes:
+        ms = 1000 * p.wall_s / p.routers if p.routers else 0.0
+        say(
+            f"{p.name:<22}{p.wall_s:>9.2f}{p.writes:>10}{p.per_router(p.writes):>12.1f}"
+            f"{p.per_router(p.reads):>11.1f}{p.per_router(p.connections):>11.1f}"
+            f"{ms:>11.1f}{p.failed:>8}"
+        )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(opts: Options) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    db = open_database(opts, workdir)
+    fleet: SimulatedFleet | None = None
+    ctx: Context | None = None
+    failures: list[str] = []
+    try:
+        say(
+            f"fleet benchmark: {opts.routers} routers x ({opts.profiles} profiles + pools, "
+            f"{opts.secrets} secrets), drift {opts.drift:g}, concurrency {opts.concurrency}, "
+            f"db {db.kind}"
+        )
+        t0 = time.perf_counter()
+        settings = Settings(
+            database_url=db.url,
+            secret_key=Fernet.generate_key().decode(),
+            key_file=workdir / "secret.key",
+            sync_concurrency=opts.concurrency,
+            router_timeout_seconds=30.0,
+        )
+        ctx = open_context(settings)
+        fleet = start_fleet(opts.routers)
+        t_fleet = time.perf_counter()
+        ids = setup_registry(ctx, fleet, opts)
+        setup_s = time.perf_counter() - t0
+        say(
+            f"set-up: {setup_s:.1f} s (migrate + {opts.routers} simulators "
+            f"{t_fleet - t0:.1f} s, registry {time.perf_counter() - t_fleet:.1f} s; "
+            f"{opts.routers * opts.secrets} customers)"
+        )
+        per_router = 2 * opts.profiles + opts.secrets  # pools + profiles + secrets
+
+        first = engine_pass("first sync", ctx, fleet, ids)
+        if first.failed or first.writes != per_router * opts.routers:
+            failures.append(
+                f"first sync: {first.writes} writes, expected {per_router * opts.routers} "
+                f"({first.failed} routers not ok)"
+            )
+        with transaction(ctx.factory) as s:
+            records = s.scalar(select(func.count()).select_from(NasObject)) or 0
+        if records != per_router * opts.routers:
+            failures.append(f"first sync: {records} ownership records, expected {per_router * opts.routers}")
+
+        steady = engine_pass("no-change", ctx, fleet, ids)
+        say(
+            f"   per router: reads {steady.reads_range[0]}..{steady.reads_range[1]} "
+            f"(router 0: {steady.reads_by_menu}), connections "
+            f"{steady.connections_range[0]}..{steady.connections_range[1]}"
+        )
+        if steady.writes or steady.failed:
+            failures.append(f"no-change pass: {steady.writes} writes ({steady.failed} routers not ok)")
+
+        drift = make_drift(fleet, opts.drift, opts.seed)
+        say(
+            f"-- drift: {drift.objects} managed objects changed by hand ({drift.kinds}), "
+            f"{drift.unmanaged_edits} unmanaged edits, {len(drift.handmade)} hand-made secrets"
+        )
+        repair = engine_pass("drift repair", ctx, fleet, ids)
+        if repair.writes != drift.objects or repair.failed:
+            failures.append(
+                f"drift repair: {repair.writes} writes, expected D={drift.objects} "
+                f"({repair.failed} routers not ok)"
+            )
+        failures += [f"drift repair: {p}" for p in check_drift_repaired(fleet, drift)[:10]]
+
+        drift2 = make_drift(fleet, opts.drift, opts.seed + 1)
+        say(f"-- re-drift for the baseline: {drift2.objects} managed objects ({drift2.kinds})")
+        naive = naive_pass(ctx, fleet, ids, opts.concurrency)
+        failures += [f"naive baseline: {e}" for e in naive.errors]
+        failures += [f"naive baseline: {p}" for p in check_handmade(fleet, drift2)]
+
+        after = engine_pass("re-sync after naive", ctx, fleet, ids)
+        if after.writes or after.failed:
+            failures.append(
+                f"re-sync after naive: {after.writes} writes, expected 0 "
+                f"({after.failed} routers not ok)"
+            )
+
+        passes = [first, steady, repair, naive, after]
+        print_table(passes)
+        ratios = {
+            "naive_over_repair_time": _ratio(naive.wall_s, repair.wall_s),
+            "naive_over_repair_writes": _ratio(naive.writes, repair.writes),
+            "naive_over_nochange_time": _ratio(naive.wall_s, steady.wall_s),
+        }
+        say(
+            f"\nnaive / drift repair: {ratios['naive_over_repair_time']}x time, "
+            f"{ratios['naive_over_repair_writes']}x writes "
+            f"(D = {drift.objects} drifted objects, {drift.objects / opts.routers:.1f} per router)"
+        )
+        say(f"set-up {setup_s:.1f} s (not part of any pass); peak RSS {peak_rss_mb():.0f} MB")
+        for line in failures:
+            say(f"INVARIANT FAILED: {line}")
+        if not failures:
+            say("invariants: ok")
+        figures = {
+            "routers": opts.routers,
+            "profiles": opts.profiles,
+            "secrets": opts.secrets,
+            "drift": opts.drift,
+            "concurrency": opts.concurrency,
+            "db": db.kind,
+            "setup_s": round(setup_s, 2),
+            "drifted_objects": drift.objects,
+            "drift_kinds": drift.kinds,
+            "unmanaged_edits": drift.unmanaged_edits,
+            "passes": {p.name: p.to_json() for p in passes},
+            "ratios": ratios,
+            "peak_rss_mb": round(peak_rss_mb()),
+            "invariants_ok": not failures,
+        }
+        print(json.dumps(figures, separators=(",", ":")), flush=True)
+        return 1 if failures else 0
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        if ctx is not None:
+            ctx.close()
+        db.cleanup()
+        if not opts.keep_db:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif db.kind == "sqlite":
+            say(f"kept {db.url}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""One error shape for every refusal: ``{"error": "field: reason", "field", "reason"}``.
+
+The service layer's errors keep their status and message, so the API says exactly what the
+CLI says. Request-shape errors (pydantic) and HTTP errors (unknown path, wrong method) are
+put in the same shape; submitted values are never echoed back (they may be passwords).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException
+
+from provisioner.errors import ProvisionerError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(field: str | None, reason: str) -> dict[str, Any]:
+    return {"error": f"{field}: {reason}" if field else reason, "field": field, "reason": reason}
+
+
+def _provisioner_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProvisionerError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(
+        {"error": str(exc), "field": exc.field, "reason": exc.reason},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+def _request_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    loc = [str(p) for p in first["loc"] if p not in ("body", "query", "path", "header")]
+    body = error_body(".".join(loc) or None, str(first["msg"]))
+    body["detail"] = details
+    return JSONResponse(body, status_code=422)
+
+
+def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        error_body(None, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The service layer checks uniqueness first; this is a concurrent request that won a
+    # race between that check and the commit. Nothing was written.
+    log.info("integrity error (concurrent change): %s", exc)
+    return JSONResponse(
+        error_body(None, "conflicts with a concurrent change; nothing was written, try again"),
+        status_code=409,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ProvisionerError, _provisioner_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)

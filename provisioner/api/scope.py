@@ -1,0 +1,134 @@
+"""What each role may see and touch, in one place; routes stay thin.
+
+- admin: everything.
+- reseller: the packages assigned to it (at its own price) and its own customers.
+- customer: the public packages and its own record.
+
+Rows outside a caller's scope answer 404 with the same message as rows that do not exist,
+so a reseller or customer cannot probe for other resellers' packages or customers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner import registry, views
+from provisioner.auth import Principal
+from provisioner.errors import Forbidden, NotFound
+from provisioner.models import Customer, Package, Reseller, ResellerPackage, Visibility
+
+
+def _no_package(ref: str) -> NotFound:
+    return NotFound(f"no package named {ref!r}")
+
+
+def _no_customer(ref: str) -> NotFound:
+    return NotFound(f"no customer named {ref!r}")
+
+
+def _matches(ref: str, name: str, id_: int) -> bool:
+    """``get_by_name``'s rule: a name, or the numeric id."""
+    return ref == name or (ref.isdigit() and int(ref) == id_)
+
+
+def own_reseller(session: Session, principal: Principal) -> Reseller:
+    r = session.get(Reseller, principal.reseller_id) if principal.reseller_id else None
+    if r is None:
+        raise NotFound("this token's reseller no longer exists")
+    return r
+
+
+def own_customer(session: Session, principal: Principal) -> Customer:
+    c = session.get(Customer, principal.customer_id) if principal.customer_id else None
+    if c is None:
+        raise NotFound("this token's customer no longer exists")
+    return c
+
+
+def _assignments(session: Session, reseller_id: int) -> list[ResellerPackage]:
+    return list(
+        session.scalars(
+            select(ResellerPackage)
+            .join(Package, ResellerPackage.package_id == Package.id)
+            .where(ResellerPackage.reseller_id == reseller_id)
+            .order_by(Package.name)
+        )
+    )
+
+
+def packages(session: Session, principal: Principal) -> list[dict[str, Any]]:
+    """The package listing as this caller may see it."""
+    if principal.role == "admin":
+        return [views.package(p) for p in session.scalars(select(Package).order_by(Package.name))]
+    if principal.role == "reseller":
+        return [
+            views.package(a.package, price=registry.reseller_price(a))
+            for a in _assignments(session, own_reseller(session, principal).id)
+        ]
+    public = select(Package).where(Package.visibility == Visibility.public).order_by(Package.name)
+    return [views.public_package(p) for p in session.scalars(public)]
+
+
+def package(session: Session, principal: Principal, ref: str) -> dict[str, Any]:
+    """One package as this caller may see it; 404 when it is outside the caller's scope."""
+    if principal.role == "admin":
+        return views.package(registry.get_by_name(session, Package, ref))
+    if principal.role == "reseller":
+        for a in _assignments(session, own_reseller(session, principal).id):
+            if _matches(ref, a.package.name, a.package.id):
+                return views.package(a.package, price=registry.reseller_price(a))
+        raise _no_package(ref)
+    try:
+        p = registry.get_by_name(session, Package, ref)
+    except NotFound:
+        raise _no_package(ref) from None
+    if p.visibility != Visibility.public:
+        raise _no_package(ref)
+    return views.public_package(p)
+
+
+def customers(session: Session, principal: Principal) -> list[Customer]:
+    q = select(Customer).order_by(Customer.username)
+    if principal.role != "admin":
+        q = q.where(Customer.reseller_id == own_reseller(session, principal).id)
+    return list(session.scalars(q))
+
+
+def customer(session: Session, principal: Principal, ref: str) -> Customer:
+    """A customer this caller may manage; a reseller's view of others' customers is 404."""
+    try:
+        c: Customer = registry.get_by_name(session, Customer, ref, "username")
+    except NotFound:
+        raise _no_customer(ref) from None
+    if principal.role != "admin" and c.reseller_id != own_reseller(session, principal).id:
+        raise _no_customer(ref)
+    return c
+
+
+def customer_body(
+    session: Session, principal: Principal, data: dict[str, Any], *, create: bool
+) -> dict[str, Any]:
+    """A reseller's customer write, held to its scope.
+
+    A new customer belongs to the reseller itself; naming another reseller (or none) is
+    refused. The customer may only get a package assigned to the reseller, and the refusal
+    reads the same whether or not the package exists. Admin bodies pass through unchanged.
+    """
+    if principal.role == "admin":
+        return data
+    me = own_reseller(session, principal)
+    if "reseller" in data and not (
+        data["reseller"] is not None and _matches(str(data["reseller"]), me.name, me.id)
+    ):
+        raise Forbidden("a reseller's customers belong to the reseller itself", field="reseller")
+    if create or "reseller" in data:
+        data = {**data, "reseller": me.name}
+    ref = data.get("package")
+    if ref and not any(
+        _matches(str(ref), a.package.name, a.package.id) for a in _assignments(session, me.id)
+    ):
+        raise Forbidden(f"package {ref!r} is not assigned to you", field="package")
+    return data
