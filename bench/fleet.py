@@ -43,7 +43,7 @@ from provisioner.mapping.routeros import POOL, PPP_PROFILE, PPP_SECRET, desired_
 from provisioner.models import Customer, CustomerStatus, CustomerType, NasObject, Router
 from provisioner.snapshots import MARKER
 from provisioner.state import all_masters, options, router_customers, router_spec
-from provisioner.sync import RouterResult, sync_many
+from provisioner.sync import sync_many
 
 T = TypeVar("T")
 
@@ -333,7 +333,6 @@ def note_failures(figures: PassFigures, bad: list[tuple[str, str, str | None]]) 
         say(f"   ! {line}")
 
 
-
 # ---- drift --------------------------------------------------------------------------
 
 
@@ -384,7 +383,9 @@ def make_drift(fleet: SimulatedFleet, fraction: float, seed: int) -> Drift:
             sim.set_item(POOL, row[".id"], ranges="192.168.250.2-192.168.250.9")
             drift.count("pool ranges")
         for row in rng.sample(profiles, _share(fraction, len(profiles), 1)):
-            drift.expects.append(Expect(i, PPP_PROFILE, row["name"], "rate-limit", row["rate-limit"]))
+            drift.expects.append(
+                Expect(i, PPP_PROFILE, row["name"], "rate-limit", row["rate-limit"])
+            )
             sim.set_item(PPP_PROFILE, row[".id"], rate_limit="1k/1k")
             drift.count("profile rate-limit")
         k = _share(fraction, len(secrets), 4)
@@ -481,7 +482,12 @@ def naive_router(ctx: Context, router_id: int) -> None:
         )
         host, port, user, password = router.host, router.api_port, router.username, router.password
     api = librouteros.connect(
-        host, user, password, port=port, encoding="utf-8", timeout=ctx.settings.router_timeout_seconds
+        host,
+        user,
+        password,
+        port=port,
+        encoding="utf-8",
+        timeout=ctx.settings.router_timeout_seconds,
     )
     try:
         for menu in reversed(MANAGED_MENUS):  # users before the profiles and pools they use
@@ -496,7 +502,9 @@ def naive_router(ctx: Context, router_id: int) -> None:
         api.close()
 
 
-def naive_pass(ctx: Context, fleet: SimulatedFleet, ids: list[int], concurrency: int) -> PassFigures:
+def naive_pass(
+    ctx: Context, fleet: SimulatedFleet, ids: list[int], concurrency: int
+) -> PassFigures:
     say(f"-- naive baseline: remove + re-add over {len(ids)} routers ...")
 
     def one(rid: int) -> tuple[int, str | None]:
@@ -585,7 +593,9 @@ def run(opts: Options) -> int:
         with transaction(ctx.factory) as s:
             records = s.scalar(select(func.count()).select_from(NasObject)) or 0
         if records != per_router * opts.routers:
-            failures.append(f"first sync: {records} ownership records, expected {per_router * opts.routers}")
+            failures.append(
+                f"first sync: {records} ownership records, expected {per_router * opts.routers}"
+            )
 
         steady = engine_pass("no-change", ctx, fleet, ids)
         say(
@@ -594,7 +604,9 @@ def run(opts: Options) -> int:
             f"{steady.connections_range[0]}..{steady.connections_range[1]}"
         )
         if steady.writes or steady.failed:
-            failures.append(f"no-change pass: {steady.writes} writes ({steady.failed} routers not ok)")
+            failures.append(
+                f"no-change pass: {steady.writes} writes ({steady.failed} routers not ok)"
+            )
 
         drift = make_drift(fleet, opts.drift, opts.seed)
         say(

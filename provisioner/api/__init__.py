@@ -1,0 +1,41 @@
+"""The HTTP API (JSON, OpenAPI docs at ``/docs``) over the registry service layer.
+
+Bearer tokens carry a role: admin (everything), reseller (its packages and customers),
+customer (itself and the public packages). Every route checks the role; each request is
+one transaction (``api.deps``), and errors keep the service layer's status and message.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from provisioner.api import errors
+from provisioner.api.routes import api_router
+from provisioner.context import Context
+
+PREFIX = "/api/v1"
+
+
+def _version() -> str:
+    try:
+        return version("provisioner")
+    except PackageNotFoundError:
+        return "0"
+
+
+def create_app(ctx: Context) -> FastAPI:
+    """The application for one context (settings, engine, session factory)."""
+    app = FastAPI(
+        title="provisioner",
+        version=_version(),
+        description=__doc__ or "",
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.include_router(api_router, prefix=PREFIX)
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,13 @@
+"""The HTTP API's routes, one module per resource."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from provisioner.api.routes import customers, health, masters, packages, plans, resellers, routers
+
+api_router = APIRouter()
+for module in (health, masters, packages, resellers, routers, customers, plans):
+    api_router.include_router(module.router)
+
+__all__ = ["api_router"]

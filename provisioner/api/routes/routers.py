@@ -1,0 +1,44 @@
+"""Routers (NAS): admin only. Credentials are write-only: no response carries them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from provisioner import registry, views
+from provisioner.api.deps import AdminDep, SessionDep, require
+from provisioner.api.schemas import RouterCreate, RouterUpdate
+from provisioner.models import Router
+from provisioner.status import router_rows
+
+router = APIRouter(prefix="/routers", tags=["routers"], dependencies=[Depends(require("admin"))])
+
+
+@router.get("")
+def list_routers(session: SessionDep, _admin: AdminDep) -> list[dict[str, Any]]:
+    """Routers with their last sync (time, status, changes applied, error)."""
+    return router_rows(session)
+
+
+@router.post("", status_code=201)
+def create_router(body: RouterCreate, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
+    return views.router(registry.create_router(session, admin.actor, body.given()))
+
+
+@router.get("/{name}")
+def get_router(name: str, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
+    return views.router(registry.get_by_name(session, Router, name))
+
+
+@router.patch("/{name}")
+def update_router(
+    name: str, body: RouterUpdate, session: SessionDep, admin: AdminDep
+) -> dict[str, Any]:
+    return views.router(registry.update_router(session, admin.actor, name, body.given()))
+
+
+@router.delete("/{name}", status_code=204)
+def delete_router(name: str, session: SessionDep, admin: AdminDep) -> None:
+    """Remove a router; 409 while it still serves customers."""
+    registry.delete_router(session, admin.actor, name)
