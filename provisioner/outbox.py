@@ -160,3 +160,43 @@ def pending(session: Session, **filters: Any) -> list[Outbox]:
     for k, v in filters.items():
         q = q.where(getattr(Outbox, k) == v)
     return list(session.scalars(q))
+
+
+def _router_for(factory: sessionmaker[Session], router_id: int | None) -> tuple[str, int, str]:
+    from provisioner.models import Router
+
+    with transaction(factory) as s:
+        r = s.get(Router, router_id) if router_id else None
+        if r is None:
+            raise PermanentNasError("the router of this session is gone")
+        return r.host, r.coa_port, r.radius_secret
+
+
+@handler("coa")
+def _coa(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
+    """Push a new rate to a live session; a NAK falls back to ending the session."""
+    from nas_adapters.radius_client import send_coa, send_disconnect
+
+    host, port, secret = _router_for(factory, row.router_id)
+    reply = send_coa(host, port, secret, row.payload)
+    if not reply.accepted:
+        ident = {k: v for k, v in row.payload.items() if k != "Mikrotik-Rate-Limit"}
+        # CoA refused (e.g. the router cannot change this session): reconnect it instead.
+        send_disconnect(host, port, secret, ident)
+
+
+@handler("disconnect")
+def _disconnect(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
+    from nas_adapters.radius_client import send_disconnect
+
+    host, port, secret = _router_for(factory, row.router_id)
+    reply = send_disconnect(host, port, secret, row.payload)
+    if not reply.accepted and reply.error_cause not in (503,):  # 503: session already gone
+        raise PermanentNasError(f"Disconnect-NAK from {host} (Error-Cause {reply.error_cause})")
+
+
+@handler("other")
+def _other(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
+    from nas_adapters.other import run_action
+
+    run_action(row.payload, url=settings.other_action_url, command=settings.other_action_command)

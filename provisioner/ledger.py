@@ -1,0 +1,85 @@
+"""Money: every balance change is a ledger row; a balance is the sum of its rows.
+
+``lock`` serialises debits of one account: a row lock on PostgreSQL; on SQLite every
+write transaction already holds the database's single write lock (BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provisioner import validation
+from provisioner.errors import ValidationError
+from provisioner.models import Account, LedgerEntry
+from provisioner.types import CENT
+
+
+def account_of(kind: str, id_: int) -> str:
+    return f"{kind}:{id_}"
+
+
+def lock(session: Session, account: str) -> None:
+    if session.get(Account, account) is None:
+        session.add(Account(account=account))
+        session.flush()
+    session.execute(select(Account).where(Account.account == account).with_for_update())
+
+
+def balance(session: Session, account: str) -> Decimal:
+    total = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.account == account)
+    )
+    # SUM over the integer minor units comes back raw; convert like the column type does.
+    return (Decimal(int(total or 0)) / 100).quantize(CENT)
+
+
+def post(
+    session: Session,
+    account: str,
+    amount: Decimal,
+    kind: str,
+    *,
+    reference: str = "",
+    activation_id: int | None = None,
+    actor: str = "",
+) -> LedgerEntry:
+    row = LedgerEntry(
+        account=account,
+        amount=amount,
+        kind=kind,
+        reference=reference,
+        activation_id=activation_id,
+        created_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def topup(
+    session: Session,
+    actor: str,
+    account: str,
+    amount: Any,
+    kind: str = "topup",
+    reference: str = "",
+) -> Decimal:
+    """Credit an account (admin top-up or refund); returns the new balance."""
+    value = validation.price("amount", amount)
+    if value == 0:
+        raise ValidationError("must be greater than 0", field="amount")
+    lock(session, account)
+    post(session, account, value, kind, reference=reference, actor=actor)
+    return balance(session, account)
+
+
+def entries(session: Session, account: str) -> list[LedgerEntry]:
+    return list(
+        session.scalars(
+            select(LedgerEntry).where(LedgerEntry.account == account).order_by(LedgerEntry.id)
+        )
+    )
