@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.orm import Session
 
 from provisioner import validation
@@ -30,10 +30,12 @@ def lock(session: Session, account: str) -> None:
 
 
 def balance(session: Session, account: str) -> Decimal:
+    # The database adds integer minor units (CAST keeps the Money type's converter off the
+    # sum); convert once, here.
+    minor = cast(LedgerEntry.amount, BigInteger)
     total = session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.account == account)
+        select(func.coalesce(func.sum(minor), 0)).where(LedgerEntry.account == account)
     )
-    # SUM over the integer minor units comes back raw; convert like the column type does.
     return (Decimal(int(total or 0)) / 100).quantize(CENT)
 
 

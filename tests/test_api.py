@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 
-from provisioner import config, registry
+from provisioner import config, registry, secrets
 from provisioner.api import create_app
 from provisioner.auth import create_token
 from provisioner.config import Settings
@@ -52,7 +53,7 @@ class World:
         """Headers for a role: admin, reseller (resA), resB, customer (cust-a), or none."""
         return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
 
-    def call(self, method: str, path: str, role: str | None, body: Any = None) -> Any:
+    def call(self, method: str, path: str, role: str | None, body: Any = None) -> httpx.Response:
         return self.client.request(method, API + path, headers=self.as_(role), json=body)
 
     def count(self, model: Any) -> int:
@@ -109,7 +110,10 @@ def seed(ctx: Context) -> dict[str, str]:
         for reseller, package, price in (("resA", "pkg-a", "350"), ("resB", "pkg-b", None)):
             registry.create_reseller(s, "seed", {"name": reseller})
             registry.assign_package(s, "seed", reseller, package, price)
-        for username, reseller, package in (("cust-a", "resA", "pkg-a"), ("cust-b", "resB", "pkg-b")):
+        for username, reseller, package in (
+            ("cust-a", "resA", "pkg-a"),
+            ("cust-b", "resB", "pkg-b"),
+        ):
             registry.create_customer(
                 s,
                 "seed",
@@ -130,4 +134,502 @@ def seed(ctx: Context) -> dict[str, str]:
         }
 
 
-@contextmanager_fixture := None  # placeholder removed below
+def activate(ctx: Context) -> None:
+    """Make this context's settings and key the process's (both are process-wide)."""
+    config.use(ctx.settings)
+    secrets.configure(ctx.settings.secret_key, ctx.settings.key_file)
+
+
+def make_world(tmp: Path) -> Iterator[World]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp}/db.sqlite3",
+        key_file=tmp / "key",
+        sync_debounce_seconds=0.0,
+        router_timeout_seconds=2.0,
+    )
+    ctx = open_context(settings)
+    try:
+        tokens = seed(ctx)
+        with TestClient(create_app(ctx)) as client:
+            yield World(ctx, client, tokens)
+    finally:
+        ctx.close()
+        config.use(None)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One seeded database for tests that change nothing (the role matrix)."""
+    yield from make_world(tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture
+def matrix(shared: World) -> World:
+    activate(shared.ctx)  # a test in between may have installed its own settings and key
+    return shared
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """A seeded database of this test's own, free to change."""
+    yield from make_world(tmp_path)
+
+
+# ---- authentication --------------------------------------------------------------------
+
+
+def test_health_needs_no_token(matrix: World) -> None:
+    r = matrix.call("GET", "/health", None)
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer prov_not-a-real-token"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic YWRtaW46cHc="},
+    ],
+    ids=["missing", "unknown", "empty", "basic"],
+)
+def test_without_a_valid_token_401(matrix: World, headers: dict[str, str]) -> None:
+    r = matrix.client.get(f"{API}/packages", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    body = r.json()
+    assert body["field"] is None and "token" in body["reason"] and body["error"] == body["reason"]
+
+
+def test_openapi_docs(matrix: World) -> None:
+    assert matrix.client.get("/docs").status_code == 200
+    spec = matrix.client.get("/openapi.json").json()
+    assert f"{API}/master-packages" in spec["paths"]
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+# ---- the role matrix -------------------------------------------------------------------
+# (method, path, body, expected status for admin, reseller resA, customer cust-a).
+# Nothing here changes the database: admins are sent to missing rows (404) or empty
+# bodies (422), which proves they got past the role check without writing anything.
+
+A, R, C = "admin", "reseller", "customer"
+ADMIN_ONLY: list[tuple[str, str, Any, int]] = [
+    ("GET", "/master-packages", None, 200),
+    ("POST", "/master-packages", {}, 422),
+    ("GET", "/master-packages/m-home", None, 200),
+    ("PATCH", "/master-packages/nope", {}, 404),
+    ("DELETE", "/master-packages/nope", None, 404),
+    ("POST", "/packages", {}, 422),
+    ("PATCH", "/packages/nope", {}, 404),
+    ("DELETE", "/packages/nope", None, 404),
+    ("GET", "/resellers", None, 200),
+    ("POST", "/resellers", {}, 422),
+    ("GET", "/resellers/resB", None, 200),
+    ("PATCH", "/resellers/nope", {}, 404),
+    ("DELETE", "/resellers/nope", None, 404),
+    ("POST", "/resellers/nope/packages", {"package": "pkg-a"}, 404),
+    ("DELETE", "/resellers/nope/packages/pkg-a", None, 404),
+    ("GET", "/routers", None, 200),
+    ("POST", "/routers", {}, 422),
+    ("GET", "/routers/r1", None, 200),
+    ("PATCH", "/routers/nope", {}, 404),
+    ("DELETE", "/routers/nope", None, 404),
+    ("GET", "/diff?router=nope", None, 404),
+    ("POST", "/sync", {"routers": ["nope"]}, 404),
+    ("GET", "/radius/diff", None, 200),
+    ("POST", "/radius/sync", None, 200),  # the seeded tables are in step: writes nothing
+]
+SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
+    ("GET", "/health", None, {A: 200, R: 200, C: 200}),
+    ("GET", "/packages", None, {A: 200, R: 200, C: 200}),
+    ("GET", "/packages/public-basic", None, {A: 200, R: 404, C: 200}),
+    ("GET", "/packages/pkg-a", None, {A: 200, R: 200, C: 404}),
+    ("GET", "/resellers/me", None, {A: 403, R: 200, C: 403}),
+    ("GET", "/customers", None, {A: 200, R: 200, C: 403}),
+    ("POST", "/customers", {}, {A: 422, R: 422, C: 403}),
+    ("GET", "/customers/me", None, {A: 403, R: 403, C: 200}),
+    ("GET", "/customers/cust-a", None, {A: 200, R: 200, C: 403}),
+    ("GET", "/customers/cust-b", None, {A: 200, R: 404, C: 403}),
+    ("PATCH", "/customers/nope", {}, {A: 404, R: 404, C: 403}),
+    ("DELETE", "/customers/nope", None, {A: 404, R: 404, C: 403}),
+]
+TABLE = [(m, p, b, {A: s, R: 403, C: 403}) for m, p, b, s in ADMIN_ONLY] + SHARED
+MATRIX = [(m, p, b, role, want[role]) for m, p, b, want in TABLE for role in ROLES]
+MATRIX += [(m, p, b, None, 200 if p == "/health" else 401) for m, p, b, _ in TABLE]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "role", "expected"),
+    MATRIX,
+    ids=[f"{m} {p} as {role or 'anonymous'}" for m, p, _, role, _ in MATRIX],
+)
+def test_role_matrix(
+    matrix: World, method: str, path: str, body: Any, role: str | None, expected: int
+) -> None:
+    r = matrix.call(method, path, role, body)
+    assert r.status_code == expected, r.text
+    if expected >= 400:
+        assert set(r.json()) >= {"error", "field", "reason"}
+
+
+def test_role_matrix_covers_every_endpoint(matrix: World) -> None:
+    """A new route without a row in the matrix fails here, not in production."""
+    from fastapi.routing import APIRoute
+
+    missing = []
+    for route in matrix.client.app.routes:  # type: ignore[attr-defined]
+        if not isinstance(route, APIRoute) or not route.path.startswith(API):
+            continue
+        for method in route.methods:
+            covered = any(
+                m == method and route.path_regex.match(API + p.split("?")[0])
+                for m, p, _, _ in TABLE
+            )
+            if not covered:
+                missing.append(f"{method} {route.path}")
+    assert not missing
+
+
+# ---- reseller and customer scope -------------------------------------------------------
+
+
+def test_reseller_cannot_see_or_touch_another_resellers_customer(world: World) -> None:
+    listed = world.call("GET", "/customers", "reseller").json()
+    assert [c["username"] for c in listed] == ["cust-a"]
+    missing = world.call("GET", "/customers/no-such-user", "reseller").json()["reason"]
+    for method, body in (("GET", None), ("PATCH", {"status": "suspended"}), ("DELETE", None)):
+        r = world.call(method, "/customers/cust-b", "reseller", body)
+        assert r.status_code == 404, (method, r.text)
+        # the same answer as for a customer that does not exist: nothing leaks
+        assert r.json()["reason"] == missing.replace("no-such-user", "cust-b")
+    b = world.call("GET", "/customers/cust-b", "admin").json()
+    assert b["status"] == "new" and b["reseller"] == "resB"  # the PATCH did nothing
+    # reseller B sees its own customer, and only that one
+    assert [c["username"] for c in world.call("GET", "/customers", "resB").json()] == ["cust-b"]
+
+
+def test_reseller_sees_only_its_packages_at_its_price(world: World) -> None:
+    mine = world.call("GET", "/packages", "reseller").json()
+    assert [p["name"] for p in mine] == ["pkg-a"]
+    assert mine[0]["operator_price"] == "350.00"  # its own price, not the package's 450.00
+    assert world.call("GET", "/packages/pkg-a", "reseller").json()["operator_price"] == "350.00"
+    assert world.call("GET", "/packages/pkg-a", "admin").json()["operator_price"] == "450.00"
+    # reseller B's package does not exist as far as reseller A can tell
+    r = world.call("GET", "/packages/pkg-b", "reseller")
+    assert r.status_code == 404
+    assert r.json()["reason"] == "no package named 'pkg-b'"
+    assert "pkg-b" not in world.call("GET", "/packages", "reseller").text
+    # without an own price, the package's operator price applies
+    assert world.call("GET", "/packages", "resB").json()[0]["operator_price"] == "500.00"
+    me = world.call("GET", "/resellers/me", "reseller").json()
+    assert me["name"] == "resA"
+    assert me["packages"] == [{"package": "pkg-a", "price": "350.00", "effective_price": "350.00"}]
+
+
+def test_reseller_creates_customers_only_for_itself_and_its_packages(world: World) -> None:
+    new = {"username": "cust-a2", "password": "pw", "customer_type": "pppoe", "router": "r1"}
+    before = world.count(Customer)
+    for extra, field in (
+        ({"package": "pkg-b"}, "package"),  # B's package
+        ({"package": "no-such-package"}, "package"),  # refused the same way
+        ({"reseller": "resB"}, "reseller"),
+        ({"reseller": None}, "reseller"),
+    ):
+        r = world.call("POST", "/customers", "reseller", {**new, **extra})
+        assert r.status_code == 403, r.text
+        assert r.json()["field"] == field
+    assert world.count(Customer) == before
+    r = world.call("POST", "/customers", "reseller", {**new, "package": "pkg-a"})
+    assert r.status_code == 201, r.text
+    assert r.json()["reseller"] == "resA" and r.json()["package"] == "pkg-a"
+    # moving its customer to a package it does not sell is refused as well
+    r = world.call("PATCH", "/customers/cust-a2", "reseller", {"package": "private-pro"})
+    assert r.status_code == 403
+    assert world.call("GET", "/customers/cust-a2", "admin").json()["package"] == "pkg-a"
+    r = world.call("PATCH", "/customers/cust-a2", "reseller", {"status": "suspended"})
+    assert r.status_code == 200 and r.json()["status"] == "suspended"
+    with transaction(world.ctx.factory) as s:
+        reseller_id = registry.get_by_name(s, Reseller, "resA").id
+        actors = set(s.scalars(select(AuditLog.actor).where(AuditLog.entity == "customers")))
+    assert f"reseller:{reseller_id}" in actors
+    assert world.call("DELETE", "/customers/cust-a2", "reseller").status_code == 204
+    assert world.count(Customer) == before
+
+
+def test_customer_sees_public_packages_and_itself(world: World) -> None:
+    r = world.call("GET", "/packages", "customer")
+    assert [p["name"] for p in r.json()] == ["public-basic"]
+    assert r.json()[0]["price"] == "500.00"
+    assert "operator_price" not in r.text and "400" not in r.text
+    one = world.call("GET", "/packages/public-basic", "customer")
+    assert one.status_code == 200 and "operator_price" not in one.text
+    for private in ("private-pro", "pkg-a"):
+        r = world.call("GET", f"/packages/{private}", "customer")
+        assert r.status_code == 404 and r.json()["reason"] == f"no package named {private!r}"
+    me = world.call("GET", "/customers/me", "customer").json()
+    assert me["username"] == "cust-a" and "password" not in me
+
+
+# ---- service errors pass through; nothing is written -----------------------------------
+
+
+def service_error(ctx: Context, call: Callable[[Any], Any]) -> ProvisionerError:
+    """What the service layer (and so the CLI) says to the same input; rolled back."""
+    with pytest.raises(ProvisionerError) as info, transaction(ctx.factory) as s:
+        call(s)
+    return info.value
+
+
+MASTER = {"name": "m-new", "customer_type": "pppoe", "rate_down": "20M", "rate_up": "10M"}
+PACKAGE = {
+    "name": "p-new",
+    "master_package": "m-home",
+    "customer_price": "100",
+    "operator_price": "80",
+}
+INVALID: list[tuple[str, str, dict[str, Any], Callable[[Any], Any], str, str]] = [
+    (
+        "POST",
+        "/master-packages",
+        {**MASTER, "rate_down": "fast"},
+        lambda s: registry.create_master_package(s, "t", {**MASTER, "rate_down": "fast"}),
+        "rate_down",
+        "",
+    ),
+    (
+        "POST",
+        "/master-packages",
+        {**MASTER, "pool_name": "pool-new", "pool_ranges": "10.50.0.100-10.50.1.10"},
+        lambda s: registry.create_master_package(
+            s, "t", {**MASTER, "pool_name": "pool-new", "pool_ranges": "10.50.0.100-10.50.1.10"}
+        ),
+        "pool_ranges",
+        "overlaps",
+    ),
+    (
+        "PATCH",
+        "/master-packages/m-home",
+        {"rate_up": "fast"},
+        lambda s: registry.update_master_package(s, "t", "m-home", {"rate_up": "fast"}),
+        "rate_up",
+        "",
+    ),
+    (
+        "POST",
+        "/packages",
+        {**PACKAGE, "customer_price": "-5"},
+        lambda s: registry.create_package(s, "t", {**PACKAGE, "customer_price": "-5"}),
+        "customer_price",
+        "must not be negative",
+    ),
+    (
+        "POST",
+        "/packages",
+        {**PACKAGE, "customer_type": "hotspot"},
+        lambda s: registry.create_package(s, "t", {**PACKAGE, "customer_type": "hotspot"}),
+        "customer_type",
+        "inherited",
+    ),
+    (
+        "PATCH",
+        "/packages/pkg-a",
+        {"operator_price": "-1"},
+        lambda s: registry.update_package(s, "t", "pkg-a", {"operator_price": "-1"}),
+        "operator_price",
+        "must not be negative",
+    ),
+    (
+        "POST",
+        "/resellers/resA/packages",
+        {"package": "pkg-b", "price": "-1"},
+        lambda s: registry.assign_package(s, "t", "resA", "pkg-b", "-1"),
+        "price",
+        "must not be negative",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "call", "field", "fragment"),
+    INVALID,
+    ids=[f"{m} {p} {f}" for m, p, _, _, f, _ in INVALID],
+)
+def test_validation_errors_are_the_services_and_write_nothing(
+    world: World,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    call: Callable[[Any], Any],
+    field: str,
+    fragment: str,
+) -> None:
+    models = (MasterPackage, Package, AuditLog, Reseller)
+    before = {m: world.count(m) for m in models}
+    master_before = world.call("GET", "/master-packages/m-home", "admin").json()
+    r = world.call(method, path, "admin", body)
+    assert r.status_code == 422, r.text
+    expected = service_error(world.ctx, call)
+    assert r.json() == {"error": str(expected), "field": field, "reason": expected.reason}
+    assert fragment in r.json()["reason"]
+    assert {m: world.count(m) for m in models} == before
+    assert world.call("GET", "/master-packages/m-home", "admin").json() == master_before
+
+
+def test_request_shape_errors_use_the_same_shape(world: World) -> None:
+    r = world.call("POST", "/packages", "admin", {**PACKAGE, "customer_price": 5.5})
+    assert r.status_code == 422
+    assert r.json()["field"] == "customer_price"
+    assert r.json()["error"].startswith("customer_price: ")
+    assert "5.5" not in r.text  # submitted values are not echoed (they may be secrets)
+
+
+def test_a_refused_update_is_rolled_back(world: World) -> None:
+    # the service changes the row, then finds customers still on the old type: 409
+    r = world.call("PATCH", "/master-packages/m-home", "admin", {"customer_type": "hotspot"})
+    assert r.status_code == 409
+    assert r.json()["field"] == "customer_type"
+    assert world.call("GET", "/master-packages/m-home", "admin").json()["customer_type"] == "pppoe"
+
+
+def test_a_failed_commit_is_never_reported_as_success(world: World) -> None:
+    """The request's transaction commits before the response is sent, not after it."""
+    flushed_reseller = []
+
+    def after_flush(session: Any, _ctx: Any) -> None:
+        flushed_reseller.extend(o for o in session.new if isinstance(o, Reseller))
+
+    def before_commit(_session: Any) -> None:
+        if flushed_reseller:
+            flushed_reseller.clear()
+            raise RuntimeError("the database refused the commit")
+
+    event.listen(world.ctx.factory, "after_flush", after_flush)
+    event.listen(world.ctx.factory, "before_commit", before_commit)
+    try:
+        client = TestClient(world.client.app, raise_server_exceptions=False)
+        r = client.post(f"{API}/resellers", json={"name": "resC"}, headers=world.as_("admin"))
+    finally:
+        event.remove(world.ctx.factory, "after_flush", after_flush)
+        event.remove(world.ctx.factory, "before_commit", before_commit)
+    assert r.status_code == 500
+    assert r.json()["error"].startswith("internal error")
+    assert world.call("GET", "/resellers/resC", "admin").status_code == 404
+
+
+def test_deleting_a_master_package_in_use_is_409_naming_its_packages(world: World) -> None:
+    r = world.call("DELETE", "/master-packages/m-home", "admin")
+    assert r.status_code == 409
+    reason = r.json()["reason"]
+    for name in ("public-basic", "private-pro", "pkg-a", "pkg-b", "cust-a"):
+        assert name in reason
+    assert world.call("GET", "/master-packages/m-home", "admin").status_code == 200
+
+
+def test_admin_crud_commits(world: World) -> None:
+    r = world.call("POST", "/master-packages", "admin", MASTER)
+    assert r.status_code == 201 and r.json()["rate_limit"] == "10M/20M"
+    r = world.call("POST", "/packages", "admin", {**PACKAGE, "master_package": "m-new"})
+    assert r.status_code == 201
+    assert r.json()["warnings"] == [] and r.json()["package"]["visibility"] == "private"
+    r = world.call("PATCH", "/packages/p-new", "admin", {"operator_price": "120"})
+    assert r.status_code == 200 and r.json()["package"]["operator_price"] == "120.00"
+    assert "exceeds customer_price" in r.json()["warnings"][0]
+    name = "Home 10M/5M"  # display names may contain a slash
+    r = world.call("PATCH", "/packages/p-new", "admin", {"name": name})
+    assert r.status_code == 200, r.text
+    path = f"/packages/{quote(name, safe='')}"
+    assert world.call("GET", path, "admin").json()["name"] == name
+    r = world.call("POST", "/resellers/resB/packages", "admin", {"package": name, "price": "90"})
+    assert r.status_code == 200 and r.json()["effective_price"] == "90.00"
+    assert name in world.call("GET", "/packages", "resB").text
+    unassign = f"/resellers/resB/packages/{quote(name, safe='')}"
+    assert world.call("DELETE", unassign, "admin").status_code == 204
+    assert world.call("DELETE", path, "admin").status_code == 204
+    assert world.call("DELETE", "/master-packages/m-new", "admin").status_code == 204
+    assert world.call("GET", "/master-packages/m-new", "admin").status_code == 404
+    with transaction(world.ctx.factory) as s:
+        actors = set(s.scalars(select(AuditLog.actor).where(AuditLog.entity == "packages")))
+    assert actors == {"seed", "admin:tester"}
+
+
+# ---- credentials never leave -----------------------------------------------------------
+
+
+def test_router_responses_never_carry_credentials(world: World) -> None:
+    texts = [
+        world.call("GET", "/routers", "admin").text,
+        world.call("GET", "/routers/r1", "admin").text,
+        world.call("PATCH", "/routers/r1", "admin", {"password": ROUTER_PASSWORD + "2"}).text,
+        world.call(
+            "POST",
+            "/routers",
+            "admin",
+            {
+                "name": "r2",
+                "host": "127.0.0.2",
+                "username": "admin",
+                "password": ROUTER_PASSWORD,
+                "radius_secret": RADIUS_SECRET,
+            },
+        ).text,
+        world.call(
+            "POST",
+            "/routers",
+            "admin",
+            {
+                "name": "r3",
+                "host": "not-an-ip",
+                "username": "a",
+                "password": ROUTER_PASSWORD,
+                "radius_secret": RADIUS_SECRET,
+            },
+        ).text,
+    ]
+    assert '"name":"r2"' in texts[3] and "not-an-ip" in texts[4]
+    for text in texts:
+        assert ROUTER_PASSWORD not in text and RADIUS_SECRET not in text
+        assert "radius_secret" not in text and '"password"' not in text
+
+
+def test_radius_diff_masks_passwords_and_sync_repairs(world: World) -> None:
+    with transaction(world.ctx.factory) as s:
+        s.execute(delete(radcheck).where(radcheck.c.username == "cust-a"))
+    r = world.call("GET", "/radius/diff", "admin")
+    assert r.status_code == 200
+    assert "cust-a-pw" not in r.text and RADIUS_SECRET not in r.text
+    changes = r.json()["plans"][0]["changes"]
+    password = next(c for c in changes if c["key"] == "cust-a|Cleartext-Password")
+    assert password["action"] == "add"
+    assert {"name": "value", "old": None, "new": "(sensitive)"} in password["props"]
+    assert "+ cust-a|Cleartext-Password" in r.json()["text"]
+    r = world.call("POST", "/radius/sync", "admin")
+    assert r.status_code == 200 and r.json()["written"] == len(changes)
+    assert "cust-a-pw" not in r.text
+    after = world.call("GET", "/radius/diff", "admin").json()
+    assert after["plans"][0]["changes"] == []
+    assert after["summary"].startswith("0 to add, 0 to change, 0 to remove")
+
+
+# ---- routers that do not answer ----------------------------------------------------------
+
+
+def test_diff_and_sync_with_an_unreachable_router(world: World) -> None:
+    r = world.call("GET", "/diff?router=r1&adopt=false", "admin")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [p["target"] for p in body["plans"]] == ["r1"]
+    assert body["plans"][0]["error"]
+    assert body["plans"][0]["changes"] == []
+    assert "1 unreachable" in body["summary"]
+    assert "router r1: UNREACHABLE" in body["text"]
+    assert ROUTER_PASSWORD not in r.text
+    r = world.call("POST", "/sync", "admin", {"routers": ["r1"]})
+    assert r.status_code == 200, r.text
+    (result,) = r.json()["results"]
+    assert result["router"] == "r1" and result["status"] == "unreachable" and result["error"]
+    rows = world.call("GET", "/routers", "admin").json()
+    assert rows[0]["last_status"] == "unreachable"
+    with transaction(world.ctx.factory) as s:
+        assert s.scalar(select(Router.enabled).where(Router.name == "r1")) is True

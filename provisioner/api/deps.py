@@ -77,7 +77,8 @@ def require(*roles: str) -> Callable[[Principal], Principal]:
     return dependency
 
 
-AdminDep = Annotated[Principal, Depends(require("admin"))]
+admin_only = require("admin")
+AdminDep = Annotated[Principal, Depends(admin_only)]
 ResellerDep = Annotated[Principal, Depends(require("reseller"))]
 CustomerDep = Annotated[Principal, Depends(require("customer"))]
 # Admins and resellers; a reseller is then scoped to its own rows by ``scope``.

@@ -65,8 +65,15 @@ def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    # Starlette re-raises after this, so the server logs the traceback; the client gets
+    # the usual shape and no internals.
+    return JSONResponse(error_body(None, "internal error (see the daemon's log)"), status_code=500)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ProvisionerError, _provisioner_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(Exception, _unexpected)

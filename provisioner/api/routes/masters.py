@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
 from provisioner import registry, views
-from provisioner.api.deps import AdminDep, SessionDep, require
+from provisioner.api.deps import AdminDep, SessionDep
 from provisioner.api.schemas import MasterPackageCreate, MasterPackageUpdate
 from provisioner.models import MasterPackage
 
 router = APIRouter(
-    prefix="/master-packages", tags=["master packages"], dependencies=[Depends(require("admin"))]
+    prefix="/master-packages", tags=["master packages"], dependencies=[Depends(admin_only)]
 )
 
 

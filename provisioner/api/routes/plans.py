@@ -14,14 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from provisioner import radius_store, sync
-from provisioner.api.deps import AdminDep, CtxDep, SessionDep, require
+from provisioner.api.deps import AdminDep, CtxDep, SessionDep
 from provisioner.api.schemas import SyncRequest
 from provisioner.planning.diff import redact
 from provisioner.planning.plan import Plan, PropChange
 from provisioner.planning.render import render, summary_line
 from provisioner.state import options
 
-router = APIRouter(tags=["plans"], dependencies=[Depends(require("admin"))])
+router = APIRouter(tags=["plans"], dependencies=[Depends(admin_only)])
 
 RADIUS_SECRET_TABLES = ("radcheck", "radreply")
 

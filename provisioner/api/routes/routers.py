@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from provisioner import registry, views
-from provisioner.api.deps import AdminDep, SessionDep, require
+from provisioner.api.deps import AdminDep, SessionDep
 from provisioner.api.schemas import RouterCreate, RouterUpdate
 from provisioner.models import Router
 from provisioner.status import router_rows
 
-router = APIRouter(prefix="/routers", tags=["routers"], dependencies=[Depends(require("admin"))])
+router = APIRouter(prefix="/routers", tags=["routers"], dependencies=[Depends(admin_only)])
 
 
 @router.get("")

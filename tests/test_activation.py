@@ -1,0 +1,348 @@
+"""Activations: money, idempotency, authorisation, per-type work, CoA/Disconnect, expiry,
+outbox recovery — against SQLite and PostgreSQL, the simulator and a pyrad CoA server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from nas_adapters.routeros_sim import SimulatedRouter
+from provisioner import activation, ledger, outbox, registry
+from provisioner.activation import ActivationRequest, run_activation
+from provisioner.auth import Principal
+from provisioner.context import Context
+from provisioner.db import transaction
+from provisioner.errors import NotFound, PaymentRequired, ValidationError
+from provisioner.models import Activation, Customer, LedgerEntry, Outbox, Reseller, utcnow
+from provisioner.radius_tables import radacct, radusergroup
+from tests.conftest import Factory
+from tests.support.coa_server import CoaServer
+
+ADMIN = Principal("admin", name="test")
+
+
+@pytest.fixture
+def coa() -> Iterator[CoaServer]:
+    with CoaServer("s3cret") as server:
+        yield server
+
+
+def reseller_with(ctx: Context, make: Factory, price: str = "400") -> tuple[Principal, str, str]:
+    """A reseller with one assigned pppoe package at ``price`` and a router."""
+    router = make.router(None, mode="radius")
+    pkg = make.package(
+        make.master(name="home"), name="Home 10", customer_price="500", operator_price=price
+    )
+    name = make.reseller()
+    with transaction(ctx.factory) as s:
+        registry.assign_package(s, "t", name, pkg)
+        rid = s.scalar(select(Reseller.id).where(Reseller.name == name))
+    return Principal("reseller", reseller_id=rid), pkg, router
+
+
+def test_concurrent_activations_never_overdraw(ctx_factory: Any, backend: str) -> None:
+    ctx = ctx_factory(backend)
+    make = Factory(ctx)
+    who, pkg, router = reseller_with(ctx, make, price="10")
+    with transaction(ctx.factory) as s:
+        res_name = s.get(Reseller, who.reseller_id).name  # type: ignore[union-attr]
+        for i in range(200):
+            registry.create_customer(
+                s,
+                "t",
+                {
+                    "username": f"c{i}",
+                    "password": "p",
+                    "customer_type": "pppoe",
+                    "router": router,
+                    "reseller": res_name,
+                },
+            )
+        ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "1500")  # covers exactly 150
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            run_activation(
+                ctx.factory, who, ActivationRequest(f"c{i}", pkg, f"key-{i}"), ctx.settings
+            )
+            r = "ok"
+        except PaymentRequired:
+            r = "refused"
+        except Exception as exc:  # noqa: BLE001 - recorded so the assertion shows it
+            r = f"{type(exc).__name__}: {exc}"
+        with lock:
+            outcomes.append(r)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(set(outcomes)) == ["ok", "refused"], outcomes
+    assert outcomes.count("ok") == 150 and outcomes.count("refused") == 50
+    with transaction(ctx.factory) as s:
+        assert ledger.balance(s, f"reseller:{who.reseller_id}") == Decimal("0.00")
+        assert s.scalar(select(func.count()).select_from(Activation)) == 150
+        assert (
+            s.scalar(select(func.count()).select_from(Customer).where(Customer.status == "active"))
+            == 150
+        )
+
+
+def test_same_key_charges_once(any_ctx: Context) -> None:
+    make = Factory(any_ctx)
+    who, pkg, router = reseller_with(any_ctx, make)
+    with transaction(any_ctx.factory) as s:
+        res = s.get(Reseller, who.reseller_id).name  # type: ignore[union-attr]
+        registry.create_customer(
+            s,
+            "t",
+            {
+                "username": "alice",
+                "password": "p",
+                "customer_type": "pppoe",
+                "router": router,
+                "reseller": res,
+            },
+        )
+        ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "1000")
+    first = run_activation(
+        any_ctx.factory, who, ActivationRequest("alice", pkg, "same"), any_ctx.settings
+    )
+    again = run_activation(
+        any_ctx.factory, who, ActivationRequest("alice", pkg, "same"), any_ctx.settings
+    )
+    assert first == (first[0], True) and again == (first[0], False)
+    with transaction(any_ctx.factory) as s:
+        assert ledger.balance(s, f"reseller:{who.reseller_id}") == Decimal("600.00")
+        c = s.scalar(select(Customer).where(Customer.username == "alice"))
+        assert c.status == "active" and c.expires_at > utcnow() + timedelta(days=27)
+
+
+def test_refusals_are_clear_and_change_nothing(ctx: Context, make: Factory) -> None:
+    who, pkg, router = reseller_with(ctx, make)
+    other = make.reseller()
+    private = make.package("home", name="Secret", visibility="private")
+    hs = make.package(make.master(name="hs", customer_type="hotspot"), name="HS")
+    with transaction(ctx.factory) as s:
+        res = s.get(Reseller, who.reseller_id).name  # type: ignore[union-attr]
+        registry.create_customer(
+            s,
+            "t",
+            {
+                "username": "mine",
+                "password": "p",
+                "customer_type": "pppoe",
+                "router": router,
+                "reseller": res,
+            },
+        )
+        registry.create_customer(
+            s,
+            "t",
+            {
+                "username": "theirs",
+                "password": "p",
+                "customer_type": "pppoe",
+                "router": router,
+                "reseller": other,
+            },
+        )
+        ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "100")
+        cust = registry.create_customer(
+            s,
+            "t",
+            {"username": "self", "password": "p", "customer_type": "pppoe", "router": router},
+        )
+        me = Principal("customer", customer_id=cust.id)
+    cases = [
+        (
+            who,
+            ActivationRequest("mine", pkg, "k1"),
+            PaymentRequired,
+            "has 100.00 BDT, the package costs 400.00 BDT",
+        ),
+        (who, ActivationRequest("theirs", pkg, "k2"), NotFound, "no customer named 'theirs'"),
+        (who, ActivationRequest("mine", private, "k3"), NotFound, "is assigned to you"),
+        (ADMIN, ActivationRequest("mine", hs, "k4"), ValidationError, "is for hotspot customers"),
+        (me, ActivationRequest("self", private, "k5"), NotFound, "no public package"),
+        (me, ActivationRequest("mine", pkg, "k6"), NotFound, "no customer named 'mine'"),
+    ]
+    for principal, req, exc_type, message in cases:
+        with pytest.raises(exc_type, match=message):
+            run_activation(ctx.factory, principal, req, ctx.settings)
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Activation)) == 0
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+
+
+def test_recharge_card_redeems_once_and_pays_for_a_public_package(
+    ctx: Context, make: Factory
+) -> None:
+    router = make.router(None, mode="radius")
+    pkg = make.package(
+        make.master(name="home"), name="Home 10", customer_price="500", visibility="public"
+    )
+    with transaction(ctx.factory) as s:
+        cust = registry.create_customer(
+            s,
+            "t",
+            {"username": "alice", "password": "p", "customer_type": "pppoe", "router": router},
+        )
+        [(serial, pin)] = activation.generate_cards(s, 1, "500", 30, "batch1")
+        me = Principal("customer", customer_id=cust.id)
+    run_activation(
+        ctx.factory,
+        me,
+        ActivationRequest("alice", pkg, "buy-1", payer="card", card_serial=serial, card_pin=pin),
+        ctx.settings,
+    )
+    with pytest.raises(ValidationError, match="already redeemed"), transaction(ctx.factory) as s:
+        activation.redeem_card(s, me, "alice", serial, pin)
+    with transaction(ctx.factory) as s:
+        assert ledger.balance(s, f"customer:{cust.id}") == Decimal("0.00")
+        kinds = [e.kind for e in ledger.entries(s, f"customer:{cust.id}")]
+        assert kinds == ["card", "activation"]
+
+
+def _open_session(ctx: Context, username: str, ip: str = "10.1.0.9") -> None:
+    with transaction(ctx.factory) as s:
+        s.execute(
+            insert(radacct).values(
+                acctsessionid="81a00001",
+                acctuniqueid=f"u-{username}",
+                username=username,
+                nasipaddress="127.0.0.1",
+                acctstarttime=utcnow(),
+                framedipaddress=ip,
+            )
+        )
+
+
+def test_upgrade_sends_coa_with_the_new_rate(ctx: Context, make: Factory, coa: CoaServer) -> None:
+    router = make.router(None, mode="radius", coa_port=coa.port, host="127.0.0.1")
+    slow = make.package(make.master(name="slow", rate_down="5M", rate_up="1M"), name="Slow")
+    fast = make.package(make.master(name="fast", rate_down="50M", rate_up="10M"), name="Fast")
+    make.customer(None, router, username="alice")
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", slow, "a1"), ctx.settings)
+    _open_session(ctx, "alice")
+    act_id, _ = run_activation(
+        ctx.factory, ADMIN, ActivationRequest("alice", fast, "a2"), ctx.settings
+    )
+    with transaction(ctx.factory) as s:
+        assert activation.activation_view(s, act_id)["status"] == "pending"
+    assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1
+    [(code, attrs)] = coa.received
+    assert code == "CoA-Request"
+    assert attrs["Mikrotik-Rate-Limit"] == ["10M/50M"] and attrs["User-Name"] == ["alice"]
+    assert attrs["Acct-Session-Id"] == ["81a00001"] and attrs["Framed-IP-Address"] == ["10.1.0.9"]
+    with transaction(ctx.factory) as s:
+        assert activation.activation_view(s, act_id)["status"] == "applied"
+
+
+def test_expiry_cuts_off_and_disconnects_and_reactivation_restores(
+    ctx: Context, make: Factory, coa: CoaServer
+) -> None:
+    router = make.router(None, mode="radius", coa_port=coa.port, host="127.0.0.1")
+    pkg = make.package(make.master(name="home"), name="Home")
+    make.customer(None, router, username="alice")
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"), ctx.settings)
+    _open_session(ctx, "alice")
+    assert activation.expire_due(ctx.factory, ctx.settings, now=utcnow() + timedelta(days=40)) == 1
+    outbox.drain(ctx.factory, ctx.settings)
+    assert [c for c, _ in coa.received] == ["Disconnect-Request"]
+    with transaction(ctx.factory) as s:
+        groups = (
+            s.execute(select(radusergroup.c.groupname).where(radusergroup.c.username == "alice"))
+            .scalars()
+            .all()
+        )
+        assert groups == [ctx.settings.expired_group]
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a2"), ctx.settings)
+    with transaction(ctx.factory) as s:
+        groups = (
+            s.execute(select(radusergroup.c.groupname).where(radusergroup.c.username == "alice"))
+            .scalars()
+            .all()
+        )
+        assert groups == ["home"]
+
+
+def test_local_router_down_during_activation_gets_the_work_when_back(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    router = make.router(sim, mode="local")
+    pkg = make.package(make.master(name="home"), name="Home")
+    make.customer(None, router, username="alice", status="new")
+    assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1  # the registry's own sync
+    sim.refuse = True
+    act_id, _ = run_activation(
+        ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"), ctx.settings
+    )
+    counts = outbox.drain(ctx.factory, ctx.settings)
+    assert counts["retry"] >= 1 and counts["done"] == 0
+    with transaction(ctx.factory) as s:
+        view = activation.activation_view(s, act_id)
+        assert view["status"] == "pending" and "cannot connect" in (view["error"] or "")
+        s.execute(update(Outbox).values(next_attempt_at=utcnow()))  # skip the backoff wait
+    sim.refuse = False
+    assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1
+    assert [(x["name"], x["disabled"]) for x in sim.items("/ppp/secret")] == [("alice", "false")]
+    with transaction(ctx.factory) as s:
+        assert activation.activation_view(s, act_id)["status"] == "applied"
+    assert outbox.drain(ctx.factory, ctx.settings) == {"done": 0, "retry": 0, "failed": 0}
+    assert len(sim.items("/ppp/secret")) == 1
+
+
+def test_worker_killed_between_commit_and_apply_applies_once(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    router = make.router(sim, mode="local")
+    pkg = make.package(make.master(name="home"), name="Home")
+    make.customer(None, router, username="alice", status="new")
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"), ctx.settings)
+    # A worker claimed the work and died before applying: the row is 'running' with a lease.
+    claimed = outbox._claim(ctx.factory, 100)
+    assert claimed
+    assert outbox.drain(ctx.factory, ctx.settings)["done"] == 0  # still leased
+    with transaction(ctx.factory) as s:
+        s.execute(
+            update(Outbox)
+            .where(Outbox.status == "running")
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+    assert outbox.drain(ctx.factory, ctx.settings)["done"] == len(claimed)
+    assert outbox.drain(ctx.factory, ctx.settings)["done"] == 0
+    assert [x["name"] for x in sim.items("/ppp/secret")] == ["alice"]
+    sim.reset_stats()
+    with transaction(ctx.factory) as s:
+        s.execute(
+            update(Outbox).values(status="pending", next_attempt_at=utcnow())
+        )  # replay everything
+    outbox.drain(ctx.factory, ctx.settings)
+    assert sim.stats.writes == 0 and len(sim.items("/ppp/secret")) == 1
+
+
+def test_other_customer_runs_the_configured_action(ctx_factory: Any, tmp_path: Any) -> None:
+    out = tmp_path / "action.json"
+    ctx = ctx_factory("sqlite", other_action_command=f"sh -c 'cat > {out}'")
+    make = Factory(ctx)
+    pkg = make.package(
+        make.master(name="ftth", customer_type="other", pool_name=None, pool_ranges=None),
+        name="Fiber",
+    )
+    make.customer(None, None, username="onu1", customer_type="other", status="new")
+    run_activation(ctx.factory, ADMIN, ActivationRequest("onu1", pkg, "a1"), ctx.settings)
+    assert outbox.drain(ctx.factory, ctx.settings)["done"] == 1
+    import json
+
+    body = json.loads(out.read_text())
+    assert body["customer"] == "onu1" and body["package"] == "Fiber" and body["status"] == "active"
