@@ -379,7 +379,8 @@ def delete_package(session: Session, actor: str, ref: str) -> None:
 def create_reseller(session: Session, actor: str, data: dict[str, Any]) -> Reseller:
     _unknown(data, ["name", "contact"], "reseller")
     r = Reseller(
-        name=validation.name("name", data.get("name")), contact=str(data.get("contact") or "")
+        name=validation.display_name("name", data.get("name")),
+        contact=str(data.get("contact") or ""),
     )
     if session.scalar(select(Reseller).where(Reseller.name == r.name)):
         raise Conflict(f"a reseller named {r.name!r} exists", field="name")

@@ -15,10 +15,16 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 Range = tuple[int, int]
 
 
+# Path words of the API (``/customers/me``): a name equal to one could not be addressed.
+RESERVED = {"me"}
+
+
 def name(field: str, value: Any) -> str:
     text = str(value or "").strip()
     if not text:
         raise ValidationError("must not be empty", field=field)
+    if text.lower() in RESERVED:
+        raise ValidationError(f"{text!r} is reserved", field=field)
     if not _NAME.match(text):
         raise ValidationError(
             f"{text!r} is not a valid RouterOS name: use 1-64 letters, digits and . _ @ + - "
@@ -33,6 +39,8 @@ def display_name(field: str, value: Any) -> str:
     text = " ".join(str(value or "").split())
     if not text:
         raise ValidationError("must not be empty", field=field)
+    if text.lower() in RESERVED:
+        raise ValidationError(f"{text!r} is reserved", field=field)
     if len(text) > 64 or not text.isprintable():
         raise ValidationError("must be at most 64 printable characters", field=field)
     return text

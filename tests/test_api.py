@@ -240,6 +240,9 @@ ADMIN_ONLY: list[tuple[str, str, Any, int]] = [
     ("POST", "/sync", {"routers": ["nope"]}, 404),
     ("GET", "/radius/diff", None, 200),
     ("POST", "/radius/sync", None, 200),  # the seeded tables are in step: writes nothing
+    ("GET", "/balances/reseller:999", None, 200),
+    ("POST", "/topups", {}, 422),
+    ("POST", "/cards", {}, 422),
 ]
 SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/health", None, {A: 200, R: 200, C: 200}),
@@ -254,10 +257,16 @@ SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/customers/cust-b", None, {A: 200, R: 404, C: 403}),
     ("PATCH", "/customers/nope", {}, {A: 404, R: 404, C: 403}),
     ("DELETE", "/customers/nope", None, {A: 404, R: 404, C: 403}),
+    ("POST", "/activations", {}, {A: 422, R: 422, C: 422}),
+    ("GET", "/activations/999999", None, {A: 404, R: 404, C: 404}),
+    ("GET", "/balance", None, {A: 403, R: 200, C: 200}),
+    ("POST", "/cards/redeem", {}, {A: 422, R: 422, C: 422}),
+    ("GET", "/public/packages", None, {A: 200, R: 200, C: 200}),
 ]
+PUBLIC = {"/health", "/public/packages"}
 TABLE = [(m, p, b, {A: s, R: 403, C: 403}) for m, p, b, s in ADMIN_ONLY] + SHARED
 MATRIX = [(m, p, b, role, want[role]) for m, p, b, want in TABLE for role in ROLES]
-MATRIX += [(m, p, b, None, 200 if p == "/health" else 401) for m, p, b, _ in TABLE]
+MATRIX += [(m, p, b, None, 200 if p in PUBLIC else 401) for m, p, b, _ in TABLE]
 
 
 @pytest.mark.parametrize(
@@ -633,3 +642,84 @@ def test_diff_and_sync_with_an_unreachable_router(world: World) -> None:
     assert rows[0]["last_status"] == "unreachable"
     with transaction(world.ctx.factory) as s:
         assert s.scalar(select(Router.enabled).where(Router.name == "r1")) is True
+
+
+# ---- activations over HTTP --------------------------------------------------------------
+
+
+def test_reseller_activation_over_http_is_idempotent_and_scoped(world: World) -> None:
+    assert (
+        world.call(
+            "POST", "/topups", "admin", {"account": "reseller:1", "amount": "500"}
+        ).status_code
+        == 201
+    )
+    body = {"customer": "cust-a", "package": "pkg-a", "idempotency_key": "order-1"}
+    first = world.call("POST", "/activations", "reseller", body)
+    assert first.status_code == 201, first.text
+    assert first.json()["price"] == "350.00" and first.json()["customer"] == "cust-a"
+    again = world.call("POST", "/activations", "reseller", body)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert world.call("GET", "/balance", "reseller").json()["balance"] == "150.00"
+    # Not enough left: the refusal names balance and price; nothing is charged.
+    poor = world.call("POST", "/activations", "reseller", {**body, "idempotency_key": "order-2"})
+    assert (
+        poor.status_code == 402
+        and "has 150.00 BDT, the package costs 350.00 BDT" in poor.json()["error"]
+    )
+    # Another reseller's customer, or a package not assigned: 404, and nothing changes.
+    other = world.call(
+        "POST",
+        "/activations",
+        "reseller",
+        {"customer": "cust-b", "package": "pkg-a", "idempotency_key": "x1"},
+    )
+    assert other.status_code == 404
+    unassigned = world.call(
+        "POST",
+        "/activations",
+        "reseller",
+        {"customer": "cust-a", "package": "private-pro", "idempotency_key": "x2"},
+    )
+    assert unassigned.status_code == 404
+    assert world.call("GET", f"/activations/{first.json()['id']}", "resB").status_code == 404
+    assert world.call("GET", f"/activations/{first.json()['id']}", "customer").status_code == 200
+    assert world.call("GET", "/balance", "reseller").json()["balance"] == "150.00"
+
+
+def test_customer_buys_public_package_with_a_card(world: World) -> None:
+    cards = world.call("POST", "/cards", "admin", {"count": 1, "value": "500"}).json()["cards"]
+    serial, pin = cards[0]["serial"], cards[0]["pin"]
+    private = world.call(
+        "POST",
+        "/activations",
+        "customer",
+        {
+            "customer": "cust-a",
+            "package": "private-pro",
+            "idempotency_key": "c0",
+            "payer": "card",
+            "card_serial": serial,
+            "card_pin": pin,
+        },
+    )
+    assert private.status_code == 404
+    bought = world.call(
+        "POST",
+        "/activations",
+        "customer",
+        {
+            "customer": "cust-a",
+            "package": "public-basic",
+            "idempotency_key": "c1",
+            "payer": "card",
+            "card_serial": serial,
+            "card_pin": pin,
+        },
+    )
+    assert bought.status_code == 201, bought.text
+    assert world.call("GET", "/balance", "customer").json()["balance"] == "0.00"
+    again = world.call("POST", "/cards/redeem", "customer", {"serial": serial, "pin": pin})
+    assert again.status_code == 422 and "already redeemed" in again.json()["error"]
+    listing = world.call("GET", "/public/packages", None).json()
+    assert [p["name"] for p in listing] == ["public-basic"] and "operator_price" not in listing[0]

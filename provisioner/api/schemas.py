@@ -128,3 +128,33 @@ class SyncRequest(BaseModel):
 
     routers: list[str] = Field(default_factory=list, description="router names; empty: all")
     adopt: bool = Field(False, description="take over unmarked objects with names we want")
+
+
+class ActivationCreate(BaseModel):
+    """Activate, extend or upgrade. The key may also come as an ``Idempotency-Key`` header."""
+
+    customer: str
+    package: str
+    idempotency_key: str | None = None
+    payer: str = Field("auto", description="admin only: admin | reseller | customer | card")
+    card_serial: str | None = None
+    card_pin: str | None = None
+
+
+class TopUp(BaseModel):
+    account: str = Field(description="reseller:ID or customer:ID")
+    amount: str
+    refund: bool = False
+
+
+class CardBatch(BaseModel):
+    count: int
+    value: str
+    days: int = 365
+    batch: str = "batch"
+
+
+class CardRedeem(BaseModel):
+    serial: str
+    pin: str
+    customer: str | None = Field(None, description="admin only: whose balance to credit")

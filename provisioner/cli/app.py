@@ -94,4 +94,4 @@ def warn(messages: list[str]) -> None:
 
 
 # Register the command groups.
-from provisioner.cli import ops, registry_cmds  # noqa: E402,F401
+from provisioner.cli import money, ops, registry_cmds  # noqa: E402,F401

@@ -22,6 +22,14 @@ from provisioner.planning.plan import Action, Change, ObservedObject, Plan, Prop
 from provisioner.snapshots import MARKER
 
 SECRET_PROPS = {"password", "secret"}
+# RADIUS rows whose value is a credential (the key is "owner|attribute").
+SECRET_ATTRIBUTES = ("|Cleartext-Password", "|User-Password", "|Crypt-Password")
+
+
+def _is_secret(change: Change, prop: str) -> bool:
+    if prop in SECRET_PROPS:
+        return True
+    return prop == "value" and change.key.endswith(SECRET_ATTRIBUTES)
 
 
 def is_marked(obj: ObservedObject) -> bool:
@@ -163,7 +171,7 @@ def redact(plan: Plan) -> Plan:
                 c.action,
                 c.ros_id,
                 tuple(
-                    PropChange(p.name, mask(p.old), mask(p.new)) if p.name in SECRET_PROPS else p
+                    PropChange(p.name, mask(p.old), mask(p.new)) if _is_secret(c, p.name) else p
                     for p in c.props
                 ),
                 c.reason,

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from provisioner.api.routes import customers, health, masters, packages, plans, resellers, routers
+from provisioner.api.routes import (
+    activations,
+    customers,
+    health,
+    masters,
+    packages,
+    plans,
+    resellers,
+    routers,
+)
 
 api_router = APIRouter()
-for module in (health, masters, packages, resellers, routers, customers, plans):
+for module in (health, masters, packages, resellers, routers, customers, plans, activations):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
 from provisioner import registry, views
-from provisioner.api.deps import AdminDep, SessionDep
+from provisioner.api.deps import AdminDep, SessionDep, admin_only
 from provisioner.api.schemas import MasterPackageCreate, MasterPackageUpdate
 from provisioner.models import MasterPackage
 

@@ -8,51 +8,24 @@ not hold one open while they wait on routers. A dead router is a plan with ``err
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from provisioner import radius_store, sync
-from provisioner.api.deps import AdminDep, CtxDep, SessionDep
+from provisioner.api.deps import AdminDep, CtxDep, SessionDep, admin_only
 from provisioner.api.schemas import SyncRequest
 from provisioner.planning.diff import redact
-from provisioner.planning.plan import Plan, PropChange
+from provisioner.planning.plan import Plan
 from provisioner.planning.render import render, summary_line
 from provisioner.state import options
 
 router = APIRouter(tags=["plans"], dependencies=[Depends(admin_only)])
 
-RADIUS_SECRET_TABLES = ("radcheck", "radreply")
-
-
-def shown(plan: Plan) -> Plan:
-    """A plan fit to show: ``redact`` plus RADIUS password values (``user|*-Password``),
-    which ``redact`` does not mask because the property there is called ``value``."""
-    plan = redact(plan)
-    if plan.kind != "radius":
-        return plan
-    changes = []
-    for c in plan.changes:
-        if c.menu in RADIUS_SECRET_TABLES and c.key.partition("|")[2].endswith("-Password"):
-            props = tuple(
-                PropChange(
-                    p.name,
-                    None if p.old is None else "(sensitive)",
-                    None if p.new is None else "(sensitive)",
-                )
-                if p.name == "value"
-                else p
-                for p in c.props
-            )
-            c = replace(c, props=props)
-        changes.append(c)
-    return replace(plan, changes=tuple(changes))
-
 
 def plans_body(plans: list[Plan]) -> dict[str, Any]:
     """The CLI's ``--json`` shape plus the CLI's text: plans, summary line, rendering."""
-    safe = [shown(p) for p in plans]
+    safe = [redact(p) for p in plans]
     return {
         "plans": [p.to_dict() for p in safe],
         "summary": summary_line(safe),

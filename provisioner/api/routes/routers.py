@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from provisioner import registry, views
-from provisioner.api.deps import AdminDep, SessionDep
+from provisioner.api.deps import AdminDep, SessionDep, admin_only
 from provisioner.api.schemas import RouterCreate, RouterUpdate
 from provisioner.models import Router
 from provisioner.status import router_rows

@@ -1,0 +1,109 @@
+"""Activations, balances and recharge cards from the shell (acting as admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from provisioner import activation, ledger
+from provisioner.activation import ActivationRequest
+from provisioner.auth import Principal
+from provisioner.cli.app import app, ctx, emit, handled, session
+
+Opt = typer.Option
+ADMIN = Principal("admin", name="cli")
+cards = typer.Typer(no_args_is_help=True, help="Recharge cards.")
+app.add_typer(cards, name="card")
+
+
+@app.command("activate")
+@handled
+def activate_cmd(
+    customer: str,
+    package: str,
+    key: Annotated[str, Opt("--key", help="idempotency key: the same key never charges twice")],
+    payer: Annotated[str, Opt(help="admin (free) | reseller | customer | card")] = "admin",
+    card_serial: Annotated[str | None, Opt("--card")] = None,
+    card_pin: Annotated[str | None, Opt("--pin")] = None,
+    as_json: Annotated[bool, Opt("--json")] = False,
+) -> None:
+    """Activate, extend or upgrade a customer's package (one transaction)."""
+    c = ctx()
+    req = ActivationRequest(customer, package, key, payer, card_serial, card_pin)
+    act_id, created = activation.run_activation(c.factory, ADMIN, req, c.settings)
+    with session() as s:
+        view = activation.activation_view(s, act_id)
+    emit(view if as_json else {**view, "work": len(view["work"]), "new": created}, as_json)
+
+
+@app.command("activation")
+@handled
+def activation_cmd(act_id: int, as_json: Annotated[bool, Opt("--json")] = False) -> None:
+    """An activation and the provisioning status of its work (pending/applied/failed)."""
+    with session() as s:
+        emit(activation.activation_view(s, act_id), as_json)
+
+
+@app.command("topup")
+@handled
+def topup_cmd(
+    account: Annotated[str, typer.Argument(help="reseller:ID or customer:ID")],
+    amount: str,
+    refund: Annotated[bool, Opt("--refund")] = False,
+) -> None:
+    """Credit a reseller's or customer's balance (a ledger row)."""
+    with session() as s:
+        new = ledger.topup(s, "cli", account, amount, kind="refund" if refund else "topup")
+    typer.echo(f"{account}: balance {new} {ctx().settings.currency}")
+
+
+@app.command("balance")
+@handled
+def balance_cmd(account: str, as_json: Annotated[bool, Opt("--json")] = False) -> None:
+    """A balance and the ledger rows it is the sum of."""
+    with session() as s:
+        rows = [
+            {
+                "at": e.created_at.isoformat(timespec="seconds"),
+                "amount": str(e.amount),
+                "kind": e.kind,
+                "reference": e.reference,
+            }
+            for e in ledger.entries(s, account)
+        ]
+        total = ledger.balance(s, account)
+    if as_json:
+        emit({"account": account, "balance": str(total), "entries": rows}, True)
+    else:
+        emit(rows, False, ["at", "amount", "kind", "reference"], title=f"{account}: {total}")
+
+
+@app.command("expire")
+@handled
+def expire_cmd() -> None:
+    """Cut off every subscription that ran out now (the scheduler does this every minute)."""
+    c = ctx()
+    typer.echo(f"{activation.expire_due(c.factory, c.settings)} customers expired")
+
+
+@cards.command("generate")
+@handled
+def cards_generate(
+    count: int,
+    value: str,
+    days: Annotated[int, Opt(help="valid for")] = 365,
+    batch: Annotated[str, Opt()] = "batch",
+) -> None:
+    """Make a batch; serials and PINs are printed once (only PIN hashes are stored)."""
+    with session() as s:
+        made = activation.generate_cards(s, count, value, days, batch)
+    emit([{"serial": a, "pin": b} for a, b in made], False, ["serial", "pin"])
+
+
+@cards.command("redeem")
+@handled
+def cards_redeem(customer: str, serial: str, pin: str) -> None:
+    with session() as s:
+        new = activation.redeem_card(s, ADMIN, customer, serial, pin)
+    typer.echo(f"{customer}: balance {new}")
