@@ -8,8 +8,11 @@ They are created by the migration from FreeRADIUS's own ``schema.sql`` (shipped 
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
+from sqlalchemy.dialects.postgresql import INET
 
 radius_metadata = MetaData()
+# The stock PostgreSQL schema stores addresses as ``inet``; SQLite as text.
+Address = String().with_variant(INET(), "postgresql")
 
 
 def _attr_table(name: str, owner: str) -> Table:
@@ -59,9 +62,9 @@ radacct = Table(
     Column("acctsessionid", String),
     Column("acctuniqueid", String),
     Column("username", String),
-    Column("nasipaddress", String),
-    Column("acctstarttime", DateTime),
-    Column("acctstoptime", DateTime),
-    Column("framedipaddress", String),
+    Column("nasipaddress", Address),
+    Column("acctstarttime", DateTime(timezone=True)),
+    Column("acctstoptime", DateTime(timezone=True)),
+    Column("framedipaddress", Address),
     Column("callingstationid", String),
 )

@@ -64,13 +64,21 @@ def start(ctx: Context) -> BackgroundScheduler:
         "interval",
         seconds=s.reconcile_interval_seconds,
         id="reconcile",
+        name="reconcile routers",
     )
-    sched.add_job(lambda: drain(ctx), "interval", seconds=s.outbox_interval_seconds, id="outbox")
+    sched.add_job(
+        lambda: drain(ctx),
+        "interval",
+        seconds=s.outbox_interval_seconds,
+        id="outbox",
+        name="drain outbox",
+    )
     sched.add_job(
         lambda: run_once(ctx, "expire", s.expiry_interval_seconds, lambda: expire(ctx)),
         "interval",
         seconds=s.expiry_interval_seconds,
         id="expire",
+        name="expire subscriptions",
     )
     sched.start()
     return sched

@@ -178,3 +178,54 @@ def test_radius_drift_is_shown_and_repaired_touching_only_our_rows(radius: Any) 
     assert reply.attributes["Mikrotik-Rate-Limit"] == ["5M/10M"] and reply.attributes[
         "Mikrotik-Address-List"
     ] == ["vip"]
+
+
+def test_expired_pppoe_customer_is_rejected_and_disconnected(radius: Any) -> None:
+    """The whole cut-off: activation, a live session, expiry, Reject, Disconnect-Request."""
+    from sqlalchemy import insert, update
+
+    from provisioner import activation, outbox
+    from provisioner.activation import ActivationRequest
+    from provisioner.auth import Principal
+    from provisioner.radius_tables import radacct
+    from tests.support.coa_server import CoaServer
+
+    server, ctx, make = radius
+    pkg = make.package(make.master(name="home"))
+    make.customer(None, "r1", username="alice", password="pw", status="new")
+    with CoaServer(SECRET) as coa:
+        with transaction(ctx.factory) as s:
+            registry.update_router(s, "test", "r1", {"coa_port": coa.port})
+        activation.run_activation(
+            ctx.factory, Principal("admin"), ActivationRequest("alice", pkg, "k1"), ctx.settings
+        )
+        assert auth(server, "alice", "pw").accepted
+        with transaction(ctx.factory) as s:  # the router's Accounting-Start for that login
+            s.execute(
+                insert(radacct).values(
+                    acctsessionid="81b00007",
+                    acctuniqueid="uniq-7",
+                    username="alice",
+                    nasipaddress="127.0.0.1",
+                    acctstarttime=utcnow(),
+                    framedipaddress="10.5.0.9",
+                )
+            )
+        assert (
+            activation.expire_due(ctx.factory, ctx.settings, now=utcnow() + timedelta(days=40)) == 1
+        )
+        assert not auth(server, "alice", "pw").accepted
+        assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1
+        [(code, attrs)] = coa.received
+        assert code == "Disconnect-Request"
+        assert attrs["User-Name"] == ["alice"] and attrs["Acct-Session-Id"] == ["81b00007"]
+        with transaction(ctx.factory) as s:  # the router's Accounting-Stop after the Disconnect
+            s.execute(
+                update(radacct)
+                .where(radacct.c.acctuniqueid == "uniq-7")
+                .values(acctstoptime=utcnow())
+            )
+        activation.run_activation(
+            ctx.factory, Principal("admin"), ActivationRequest("alice", pkg, "k2"), ctx.settings
+        )
+        assert auth(server, "alice", "pw").accepted
