@@ -33,12 +33,16 @@ from provisioner.models import (
     Package,
     RechargeCard,
     ResellerPackage,
-    RouterMode,
     Visibility,
     utcnow,
 )
 from provisioner.radius_tables import radacct
-from provisioner.registry import allocate_address, get_by_name, reseller_price
+from provisioner.registry import (
+    allocate_address,
+    get_by_name,
+    needs_router_sync,
+    reseller_price,
+)
 from provisioner.state import options
 
 
@@ -314,9 +318,7 @@ def _queue_work(
         session.flush()
         return
     router = c.router
-    if router is not None and (
-        router.mode == RouterMode.local or c.customer_type == CustomerType.static or end
-    ):
+    if needs_router_sync(router, str(c.customer_type)):
         session.add(
             Outbox(kind="sync_router", router_id=router.id, activation_id=act_id, payload={})
         )

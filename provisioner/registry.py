@@ -669,6 +669,22 @@ def _record_address(session: Session, c: Customer) -> None:
     session.flush()
 
 
+def needs_router_sync(router: Router | None, customer_type: str) -> bool:
+    """Whether a customer's change touches its router: local mode keeps per-customer
+    secrets/users there, and static customers have a queue (and an address-list entry)."""
+    return router is not None and (router.mode == RouterMode.local or customer_type == "static")
+
+
+def _customer_routers(
+    session: Session, router_ids: set[int | None], customer_type: str
+) -> set[int]:
+    out = set()
+    for rid in router_ids:
+        if rid is not None and needs_router_sync(session.get(Router, rid), customer_type):
+            out.add(rid)
+    return out
+
+
 def create_customer(session: Session, actor: str, data: dict[str, Any]) -> Customer:
     _unknown(data, CUSTOMER_FIELDS, "customer")
     c = Customer(status=CustomerStatus.new)
@@ -679,8 +695,7 @@ def create_customer(session: Session, actor: str, data: dict[str, Any]) -> Custo
     audit(session, actor, "create", c, None)
     s = get_settings()
     radius_store.sync_users(session, options(s), [c.username])
-    if c.router_id:
-        queue_router_sync(session, {c.router_id}, s)
+    queue_router_sync(session, _customer_routers(session, {c.router_id}, str(c.customer_type)), s)
     return c
 
 
@@ -688,27 +703,39 @@ def update_customer(session: Session, actor: str, ref: str, data: dict[str, Any]
     _unknown(data, CUSTOMER_FIELDS, "customer")
     c = get_by_name(session, Customer, ref, "username")
     before = snapshot(c)
-    old_user, old_router = c.username, c.router_id
+    old_user, old_router, old_type = c.username, c.router_id, str(c.customer_type)
     _apply_customer_fields(session, c, data)
     session.flush()
     _record_address(session, c)
     audit(session, actor, "update", c, before)
     s = get_settings()
     radius_store.sync_users(session, options(s), {old_user, c.username})
-    queue_router_sync(session, {r for r in (old_router, c.router_id) if r}, s)
+    routers = _customer_routers(session, {old_router}, old_type)
+    routers |= _customer_routers(session, {c.router_id}, str(c.customer_type))
+    queue_router_sync(session, routers, s)
     return c
 
 
 def delete_customer(session: Session, actor: str, ref: str) -> None:
     c = get_by_name(session, Customer, ref, "username")
+    from provisioner.models import Activation
+
+    history = session.scalar(
+        select(func.count()).select_from(Activation).where(Activation.customer_id == c.id)
+    )
+    if history:
+        raise Conflict(
+            f"customer {c.username!r} has {history} activations on record (money history is "
+            "kept); suspend the customer instead (status suspended)"
+        )
     audit(session, actor, "delete", c, snapshot(c))
-    username, router_id = c.username, c.router_id
+    username, ctype = c.username, str(c.customer_type)
+    routers = _customer_routers(session, {c.router_id}, ctype)
     session.delete(c)
     session.flush()
     s = get_settings()
     radius_store.sync_users(session, options(s), [username])
-    if router_id:
-        queue_router_sync(session, {router_id}, s)
+    queue_router_sync(session, routers, s)
 
 
 def count(session: Session, model: Any) -> int:
