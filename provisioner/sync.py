@@ -41,7 +41,7 @@ from provisioner.models import NasObject, Router, RouterLock, SyncRun, utcnow
 from provisioner.planning.diff import diff, is_marked, redact
 from provisioner.planning.normalize import to_text
 from provisioner.planning.plan import Action, ObservedObject, Plan
-from provisioner.snapshots import MappingOptions, RouterSpec
+from provisioner.snapshots import RouterSpec
 from provisioner.state import all_masters, options, router_customers, router_spec
 
 log = logging.getLogger(__name__)
@@ -353,4 +353,4 @@ def sync_many(
         return list(pool.map(one, ids))
 
 
-__all__ = ["MappingOptions", "RouterResult", "sync_many", "sync_router", "router_ids"]
+__all__ = ["RouterResult", "router_ids", "sync_many", "sync_router"]

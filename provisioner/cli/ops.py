@@ -177,3 +177,44 @@ def serve_cmd(
     from provisioner.daemon import run
 
     run(ctx(), demo=demo or ctx().settings.demo, host=host, port=port)
+
+
+@app.command("audit")
+@handled
+def audit_cmd(
+    entity: Annotated[str | None, Opt(help="e.g. master_packages, customers, routers")] = None,
+    limit: Annotated[int, Opt()] = 50,
+    as_json: Annotated[bool, Opt("--json")] = False,
+) -> None:
+    """Registry changes, newest first: who, what, before/after (credentials redacted)."""
+    from sqlalchemy import select
+
+    from provisioner.models import AuditLog
+
+    with session() as s:
+        q = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+        if entity:
+            q = q.where(AuditLog.entity == entity)
+        rows = [
+            {
+                "at": a.at.isoformat(timespec="seconds"),
+                "actor": a.actor,
+                "action": a.action,
+                "entity": a.entity,
+                "id": a.entity_id,
+                "before": a.before,
+                "after": a.after,
+            }
+            for a in s.scalars(q)
+        ]
+    if not as_json:
+        for r in rows:
+            if r["action"] != "update":
+                r["changed"] = ""
+                continue
+            changed = sorted(
+                k for k in (r["after"] or r["before"] or {})
+                if (r["before"] or {}).get(k) != (r["after"] or {}).get(k)
+            )  # fmt: skip
+            r["changed"] = ", ".join(changed)
+    emit(rows, as_json, ["at", "actor", "action", "entity", "id", "changed"])
