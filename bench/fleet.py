@@ -508,6 +508,13 @@ def check_drift_repaired(fleet: SimulatedFleet, drift: Drift) -> tuple[list[str]
     return problems, lost
 
 
+def check_records(ctx: Context, when: str, expected: int) -> list[str]:
+    """The engine's ownership records: one per managed object, none stale."""
+    with transaction(ctx.factory) as s:
+        records = s.scalar(select(func.count()).select_from(NasObject)) or 0
+    return [] if records == expected else [f"{when}: {records} ownership records, not {expected}"]
+
+
 def check_counts(fleet: SimulatedFleet, opts: Options) -> list[str]:
     """Every router carries exactly its pools, profiles and secrets, each once."""
     want = {POOL: opts.profiles, PPP_PROFILE: opts.profiles, PPP_SECRET: opts.secrets}
@@ -656,12 +663,7 @@ def run(opts: Options) -> int:
                 f"first sync: {first.writes} writes, expected {per_router * opts.routers} "
                 f"({first.failed} routers not ok)"
             )
-        with transaction(ctx.factory) as s:
-            records = s.scalar(select(func.count()).select_from(NasObject)) or 0
-        if records != per_router * opts.routers:
-            failures.append(
-                f"first sync: {records} ownership records, expected {per_router * opts.routers}"
-            )
+        failures += check_records(ctx, "first sync", per_router * opts.routers)
 
         steady = engine_pass("no-change", ctx, fleet, ids)
         say(
@@ -689,6 +691,7 @@ def run(opts: Options) -> int:
         failures += [f"drift repair: {p}" for p in problems[:10]]
         if lost:
             failures.append(f"drift repair: {lost} unmanaged edits lost")
+        failures += check_records(ctx, "drift repair", per_router * opts.routers)
 
         drift2 = make_drift(fleet, opts.drift, opts.seed + 1)
         say(f"-- re-drift for the baseline: {drift2.objects} managed objects ({drift2.kinds})")

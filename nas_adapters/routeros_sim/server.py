@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import socket
+import ssl
 import threading
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field, fields
@@ -133,8 +134,11 @@ class SimulatedRouter:
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.username = username
+        # API-SSL (RouterOS's 8729): the same protocol inside TLS.
+        self.ssl_context = ssl_context
         self.password = password
         self.host = host
         self.port = port
@@ -197,7 +201,12 @@ class SimulatedRouter:
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, reuse_address=True, backlog=256
+            self._serve,
+            self.host,
+            self.port,
+            reuse_address=True,
+            backlog=256,
+            ssl=self.ssl_context,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
