@@ -1,4 +1,1 @@
-"""Benchmarks: run the sync engine against many simulated RouterOS routers.
-
-`python -m bench.fleet --quick` for a smoke run; see bench/README.md.
-"""
+"""Benchmarks, each runnable as ``python -m bench.<name>`` (see bench/README.md)."""

@@ -22,7 +22,13 @@ from provisioner import ledger, radius_store, validation
 from provisioner.auth import Principal
 from provisioner.config import Settings, get_settings
 from provisioner.db import transaction
-from provisioner.errors import Forbidden, NotFound, PaymentRequired, ValidationError
+from provisioner.errors import (
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    ProvisionerError,
+    ValidationError,
+)
 from provisioner.models import (
     Activation,
     Customer,
@@ -386,10 +392,16 @@ def run_activation(
     settings: Settings | None = None,
 ) -> tuple[int, bool]:
     """One activation in its own transaction; a concurrent duplicate key returns the first."""
+    from provisioner import metrics
+
     try:
         with transaction(factory) as s:
             act, created = activate(s, principal, req, settings)
-            return act.id, created
+        metrics.ACTIVATIONS.labels("created" if created else "replayed").inc()
+        return act.id, created
+    except ProvisionerError as exc:
+        metrics.ACTIVATIONS.labels(type(exc).__name__).inc()
+        raise
     except IntegrityError:
         with transaction(factory) as s:
             prior = s.scalar(

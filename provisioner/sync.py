@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nas_adapters.base import NasAdapter
 from nas_adapters.errors import NasError, TemporaryNasError
+from provisioner import metrics
 from provisioner.adapters import adapter_for
 from provisioner.config import Settings
 from provisioner.db import transaction
@@ -343,6 +344,9 @@ def sync_many(
             r = RouterResult(
                 str(rid), Plan(str(rid), error=str(exc)), status="failed", error=str(exc)
             )
+        if not dry_run:
+            metrics.SYNC_RUNS.labels(r.status).inc()
+            metrics.ROUTER_WRITES.inc(r.applied)
         if on_done:
             on_done(r)
         return r

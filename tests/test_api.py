@@ -723,3 +723,11 @@ def test_customer_buys_public_package_with_a_card(world: World) -> None:
     assert again.status_code == 422 and "already redeemed" in again.json()["error"]
     listing = world.call("GET", "/public/packages", None).json()
     assert [p["name"] for p in listing] == ["public-basic"] and "operator_price" not in listing[0]
+
+
+def test_metrics_count_work_without_names(world: World) -> None:
+    world.call("POST", "/activations", "reseller", {"customer": "cust-a", "package": "pkg-a", "idempotency_key": "m1"})
+    text = world.client.get("/metrics").text
+    assert 'provisioner_customers{status="new"}' in text
+    assert "provisioner_activations_total" in text
+    assert "cust-a" not in text and ROUTER_PASSWORD not in text

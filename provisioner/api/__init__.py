@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from provisioner import metrics
 from provisioner.api import errors
 from provisioner.api.routes import api_router
 from provisioner.context import Context
@@ -35,6 +37,12 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.include_router(api_router, prefix=PREFIX)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        """Prometheus scrape: counts only, no names or credentials."""
+        return Response(metrics.render(ctx.factory), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 
