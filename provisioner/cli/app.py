@@ -19,7 +19,15 @@ from provisioner.context import Context, open_context
 from provisioner.db import transaction
 from provisioner.errors import ProvisionerError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# Typer keeps line breaks inside a paragraph, so each paragraph is one line here.
+HELP = (
+    "Run an ISP's packages on MikroTik routers and FreeRADIUS: registry, dry-run diffs, "
+    "syncs, activations.\n\n"
+    "Read commands take --json. An error prints one line on stderr and exits 1; "
+    "`diff` exits 0 (no changes), 2 (changes pending) or 1 (error)."
+)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 console = Console()
 err = Console(stderr=True)
 ACTOR = "cli"
