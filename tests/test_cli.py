@@ -1,19 +1,104 @@
 """The CLI as an admin meets it: help texts, tables that keep whole values, listings.
 
 Commands run in-process through typer's ``CliRunner`` on a fresh SQLite registry; the
-runner's output is not a terminal, exactly like ``provisioner … | grep``.
+runner's stdout is not a terminal, exactly like ``provisioner … | grep``.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
+from typing import Any
+
+import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from provisioner.cli.app import app
+from provisioner.context import Context
+from tests.conftest import Factory
+
+# The module, not the ``app`` that ``provisioner.cli`` re-exports under the same name.
+cli_app = importlib.import_module("provisioner.cli.app")
+
+# 60 characters: longer than any column rich would give it in 80.
+LONG_PACKAGE = "Home Fibre 100M/50M unlimited, night boost, static IP, Dhaka"
+LONG_HOST = "2001:db8:4d1e:77a0:9abc:def0:1234:5678"  # an IPv6 NAS: hosts are addresses
+
+
+@pytest.fixture
+def cli(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run a command on this test's registry; no COLUMNS: a pipe's default of 80 applies."""
+    monkeypatch.setattr(cli_app, "_ctx", ctx)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        result = runner.invoke(cli_app.app, list(args))
+        assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
 
 
 def test_top_level_help_describes_the_product() -> None:
-    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(cli_app.app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "Run an ISP's packages on MikroTik routers and FreeRADIUS" in text
     assert "helpers every command uses" not in text
+
+
+# ---- tables keep whole values ----------------------------------------------------------
+
+
+def _line_with(output: str, value: str) -> str:
+    lines = [line for line in output.splitlines() if value in line]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_piped_lists_show_whole_values_one_line_per_row(ctx: Context, cli: Any) -> None:
+    assert len(LONG_PACKAGE) == 60
+    make = Factory(ctx)
+    router = make.router(host=LONG_HOST, customer_types="pppoe,hotspot,static")
+    master = make.master()
+    make.package(master, name=LONG_PACKAGE)
+    user = make.customer(LONG_PACKAGE, router)
+
+    for args, value, same_line in (
+        (["package", "list"], LONG_PACKAGE, ["500.00", "400.00", "public"]),
+        (["customer", "list"], LONG_PACKAGE, [user, router, "pppoe"]),
+        (["router", "list"], LONG_HOST, [router, "pppoe,hotspot,static", "never synced"]),
+    ):
+        output = cli(*args).output
+        assert "…" not in output, args
+        line = _line_with(output, value)  # whole, on the row's one line
+        for other in same_line:
+            assert other in line, (args, line)
+        assert len(line) > 80  # the table grew past the 80 columns rich assumes for a pipe
+
+
+def test_on_a_narrow_terminal_cells_fold_instead_of_being_cut(
+    ctx: Context, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make = Factory(ctx)
+    master = make.master()
+    make.package(master, name=LONG_PACKAGE.replace(" ", "-"))  # no spaces: one long word
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=40, color_system=None)
+    monkeypatch.setattr(cli_app, "console", terminal)
+
+    cli("package", "show", LONG_PACKAGE.replace(" ", "-"))
+    text = screen.getvalue()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 40
+    # the name's cell, read down its rows until the next key, is the whole name
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines()]
+    rows = [c for c in cells if len(c) == 2]
+    start = next(i for i, (key, _) in enumerate(rows) if key == "name")
+    pieces = [rows[start][1]]
+    for key, value in rows[start + 1 :]:
+        if key:
+            break
+        pieces.append(value)
+    assert len(pieces) > 1 and "".join(pieces) == LONG_PACKAGE.replace(" ", "-")

@@ -30,6 +30,9 @@ HELP = (
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 console = Console()
 err = Console(stderr=True)
+# Where stdout is not a terminal (a pipe, a file, CI) there is no screen to fit: rich would
+# assume 80 columns and cut cells. This one is wide enough that nothing is wrapped or cut.
+_unbounded = Console(width=1_000_000)
 ACTOR = "cli"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,28 +70,38 @@ def handled(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def out() -> Console:
+    """The console for stdout: the screen on a terminal; elsewhere lines are never wrapped."""
+    return console if console.is_terminal else _unbounded
+
+
 def emit(
     rows: list[dict[str, Any]] | dict[str, Any],
     as_json: bool,
     columns: list[str] | None = None,
     title: str | None = None,
 ) -> None:
+    """Print rows (or one record) as JSON or as a table of ``columns``."""
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
+    # On a terminal a long cell folds onto more lines, never "…"; elsewhere (``out``) each
+    # row is one whole line, for grep.
     if isinstance(rows, dict):
         t = Table(show_header=False, title=title)
+        t.add_column(overflow="fold")
+        t.add_column(overflow="fold")
         for k, v in rows.items():
             t.add_row(k, "" if v is None else str(v))
-        console.print(t)
+        out().print(t)
         return
     cols = columns or (list(rows[0]) if rows else [])
     t = Table(title=title)
     for c in cols:
-        t.add_column(c.replace("_", " "))
+        t.add_column(c.replace("_", " "), overflow="fold")
     for r in rows:
         t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
-    console.print(t)
+    out().print(t)
 
 
 def given(**kw: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress
 
 from provisioner import radius_store, sync
-from provisioner.cli.app import app, console, ctx, emit, handled, session
+from provisioner.cli.app import app, console, ctx, emit, handled, out, session
 from provisioner.planning.plan import Plan
 from provisioner.planning.render import render, summary_line
 from provisioner.state import options
@@ -33,7 +33,7 @@ def _plans_out(plans: list[Plan], as_json: bool) -> int:
             + "\n"
         )
     else:
-        console.print(
+        out().print(
             render(shown, markup=console.is_terminal), highlight=False, markup=console.is_terminal
         )
     if any(p.error for p in plans):
