@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import ledger, radius_store, validation
+from provisioner import ledger, radius_store, sessions, validation
 from provisioner.auth import Principal
 from provisioner.config import Settings, get_settings
 from provisioner.db import transaction
@@ -42,10 +42,8 @@ from provisioner.models import (
     Visibility,
     utcnow,
 )
-from provisioner.radius_tables import radacct
 from provisioner.registry import (
     allocate_address,
-    get_by_name,
     needs_router_sync,
     reseller_price,
 )
@@ -245,7 +243,7 @@ def activate(
                 f"the package costs {price} {settings.currency}",
                 field="balance",
             )
-    old_package_id = customer.package_id
+    before = sessions.terms_of(customer)
     start, end = period(customer, package, now)
     act = Activation(
         idempotency_key=key, customer_id=customer.id, package_id=package.id,
@@ -281,32 +279,13 @@ def activate(
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()
     radius_store.sync_users(session, options(settings), [customer.username])
-    _queue_work(session, settings, customer, act, changed=old_package_id not in (None, package.id))
+    _queue_work(session, customer, act)
+    sessions.queue(session, [(before, sessions.terms_of(customer))], activation_id=act.id)
     return act, True
 
 
-def _open_session(session: Session, username: str) -> dict[str, Any] | None:
-    row = session.execute(
-        select(radacct.c.acctsessionid, radacct.c.framedipaddress, radacct.c.nasipaddress)
-        .where(radacct.c.username == username, radacct.c.acctstoptime.is_(None))
-        .order_by(radacct.c.radacctid.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    return {"session_id": row[0], "ip": str(row[1] or ""), "nas": str(row[2] or "")}
-
-
-def _queue_work(
-    session: Session,
-    settings: Settings,
-    c: Customer,
-    act: Activation | None,
-    *,
-    changed: bool,
-    end: bool = False,
-) -> None:
-    """Router, CoA/Disconnect and "other" work for one customer, in this transaction."""
+def _queue_work(session: Session, c: Customer, act: Activation | None) -> None:
+    """Router and "other" work for one customer, in this transaction."""
     act_id = act.id if act else None
     if c.customer_type == CustomerType.other:
         session.add(
@@ -321,34 +300,11 @@ def _queue_work(
                 },
             )
         )
-        session.flush()
-        return
-    router = c.router
-    if needs_router_sync(router, str(c.customer_type)):
+    elif needs_router_sync(c.router, str(c.customer_type)):
+        assert c.router is not None
         session.add(
-            Outbox(kind="sync_router", router_id=router.id, activation_id=act_id, payload={})
+            Outbox(kind="sync_router", router_id=c.router.id, activation_id=act_id, payload={})
         )
-    live = _open_session(session, c.username)
-    if live and router is not None:
-        ident = {"User-Name": c.username, "Acct-Session-Id": live["session_id"]}
-        if live["ip"]:
-            ident["Framed-IP-Address"] = live["ip"]
-        if end:
-            session.add(
-                Outbox(kind="disconnect", router_id=router.id, activation_id=act_id, payload=ident)
-            )
-        elif changed and c.package is not None:
-            from provisioner.state import master_spec
-
-            rate = master_spec(c.package.master_package).rate.render()
-            session.add(
-                Outbox(
-                    kind="coa",
-                    router_id=router.id,
-                    activation_id=act_id,
-                    payload={**ident, "Mikrotik-Rate-Limit": rate},
-                )
-            )
     session.flush()
 
 
@@ -365,24 +321,16 @@ def expire_due(
                 )
             )
         )
+        before = [sessions.terms_of(c) for c in due]
         for c in due:
             c.status = CustomerStatus.expired
         s.flush()
         if due:
             radius_store.sync_users(s, options(settings), [c.username for c in due])
             for c in due:
-                _queue_work(s, settings, c, None, changed=False, end=True)
+                _queue_work(s, c, None)
+            sessions.queue(s, zip(before, map(sessions.terms_of, due), strict=True))
         return len(due)
-
-
-def suspend(session: Session, actor: str, ref: str, settings: Settings | None = None) -> Customer:
-    settings = settings or get_settings()
-    c = get_by_name(session, Customer, ref, "username")
-    c.status = CustomerStatus.suspended
-    session.flush()
-    radius_store.sync_users(session, options(settings), [c.username])
-    _queue_work(session, settings, c, None, changed=False, end=True)
-    return c
 
 
 def run_activation(

@@ -7,6 +7,7 @@ and the router work queue in the caller's transaction; helpers flush, never comm
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from provisioner import radius_store, validation
+from provisioner import radius_store, sessions, validation
 from provisioner.config import Settings, get_settings
 from provisioner.errors import Conflict, NotFound, ValidationError
 from provisioner.models import (
@@ -34,7 +35,7 @@ from provisioner.models import (
     Visibility,
     utcnow,
 )
-from provisioner.state import options
+from provisioner.state import master_spec, options
 
 SECRET_FIELDS = {"password", "radius_secret"}
 
@@ -250,6 +251,7 @@ def update_master_package(
     m = get_by_name(session, MasterPackage, ref)
     before = snapshot(m)
     old_profile, old_type = m.profile_name, str(m.customer_type)
+    old_rate = master_spec(m).rate.render()
     _apply_master_fields(m, data)
     if str(m.customer_type) != old_type and customers_of_master(session, m):
         raise Conflict(
@@ -268,7 +270,19 @@ def update_master_package(
     queue_router_sync(
         session, routers_serving(session, old_type) | routers_serving(session, m.customer_type), s
     )
+    if master_spec(m).rate.render() != old_rate:
+        _push_rate(session, customers_of_master(session, m), old_rate)
     return m
+
+
+def _push_rate(session: Session, users: list[Customer], old_rate: str) -> None:
+    """Online customers get their package's new speed by CoA at once; its other changes
+    (pool, cap) take effect at their next login rather than dropping every session."""
+    pairs = []
+    for c in users:
+        after = sessions.terms_of(c)
+        pairs.append((replace(after, rate=old_rate), after))
+    sessions.queue(session, pairs)
 
 
 def delete_master_package(session: Session, actor: str, ref: str) -> None:
@@ -345,6 +359,7 @@ def update_package(
     p = get_by_name(session, Package, ref)
     before = snapshot(p)
     old_master = p.master_package
+    old_rate = master_spec(old_master).rate.render()
     warnings = _apply_package_fields(session, p, data)
     users = list(session.scalars(select(Customer).where(Customer.package_id == p.id)))
     if p.master_package.customer_type != old_master.customer_type and users:
@@ -358,6 +373,7 @@ def update_package(
         s = get_settings()
         radius_store.sync_users(session, options(s), [c.username for c in users])
         queue_router_sync(session, {c.router_id for c in users if c.router_id}, s)
+        _push_rate(session, users, old_rate)
     return p, warnings
 
 
@@ -703,6 +719,7 @@ def update_customer(session: Session, actor: str, ref: str, data: dict[str, Any]
     _unknown(data, CUSTOMER_FIELDS, "customer")
     c = get_by_name(session, Customer, ref, "username")
     before = snapshot(c)
+    terms = sessions.terms_of(c)
     old_user, old_router, old_type = c.username, c.router_id, str(c.customer_type)
     _apply_customer_fields(session, c, data)
     session.flush()
@@ -713,6 +730,7 @@ def update_customer(session: Session, actor: str, ref: str, data: dict[str, Any]
     routers = _customer_routers(session, {old_router}, old_type)
     routers |= _customer_routers(session, {c.router_id}, str(c.customer_type))
     queue_router_sync(session, routers, s)
+    sessions.queue(session, [(terms, sessions.terms_of(c))])
     return c
 
 
@@ -729,6 +747,7 @@ def delete_customer(session: Session, actor: str, ref: str) -> None:
             "kept); suspend the customer instead (status suspended)"
         )
     audit(session, actor, "delete", c, snapshot(c))
+    sessions.queue(session, [(sessions.terms_of(c), None)])
     username, ctype = c.username, str(c.customer_type)
     routers = _customer_routers(session, {c.router_id}, ctype)
     session.delete(c)
