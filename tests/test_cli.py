@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -40,10 +41,15 @@ def cli(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Any:
     return invoke
 
 
+def _help(*args: str) -> str:
+    """``provisioner ARGS --help``, whitespace collapsed."""
+    result = CliRunner().invoke(cli_app.app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
 def test_top_level_help_describes_the_product() -> None:
-    result = CliRunner().invoke(cli_app.app, ["--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0
-    text = " ".join(result.output.split())
+    text = _help()
     assert "Run an ISP's packages on MikroTik routers and FreeRADIUS" in text
     assert "helpers every command uses" not in text
 
@@ -102,3 +108,50 @@ def test_on_a_narrow_terminal_cells_fold_instead_of_being_cut(
             break
         pieces.append(value)
     assert len(pieces) > 1 and "".join(pieces) == LONG_PACKAGE.replace(" ", "-")
+
+
+# ---- every command says what it does ---------------------------------------------------
+
+
+def _commands(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """Every leaf command of the click tree typer builds, as ("router add", command)."""
+    if hasattr(cmd, "commands"):
+        return [
+            found for name, sub in cmd.commands.items() for found in _commands(sub, (*path, name))
+        ]
+    return [(" ".join(path), cmd)]
+
+
+COMMANDS = _commands(typer.main.get_command(cli_app.app))
+# Options an admin types daily: each says what it takes.
+DOCUMENTED_OPTIONS = ("customer add", "customer edit", "router add", "router edit")
+
+
+def test_the_walk_finds_the_commands() -> None:
+    names = {name for name, _ in COMMANDS}
+    assert {"diff", "router add", "customer list", "card redeem"} <= names
+    assert len(names) > 40
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_every_command_has_a_one_line_help(name: str, command: Any) -> None:
+    first = (command.help or "").strip().splitlines()
+    assert first and first[0].strip(), f"'provisioner {name} --help' says nothing"
+    # the line the command list shows (click shortens it at the first sentence)
+    assert len(first[0]) <= 100
+
+
+@pytest.mark.parametrize("name", DOCUMENTED_OPTIONS)
+def test_common_commands_document_every_option(name: str) -> None:
+    command = dict(COMMANDS)[name]
+    bare = [p.opts[0] for p in command.params if p.param_type_name == "option" and not p.help]
+    assert not bare, f"provisioner {name}: options without help: {bare}"
+
+
+def test_help_names_the_allowed_values() -> None:
+    text = _help("customer", "edit")
+    assert "new | active | expired | suspended" in text
+    assert "ISO date/time" in text
+    text = _help("router", "add")
+    assert "radius (customers authenticate via FreeRADIUS) | local" in text
+    assert "pppoe,hotspot,static" in text and "API-SSL" in text

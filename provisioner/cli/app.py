@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -34,6 +34,7 @@ err = Console(stderr=True)
 # assume 80 columns and cut cells. This one is wide enough that nothing is wrapped or cut.
 _unbounded = Console(width=1_000_000)
 ACTOR = "cli"
+JSON = Annotated[bool, typer.Option("--json", help="print JSON")]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ctx: Context | None = None

@@ -9,7 +9,7 @@ import typer
 from provisioner import activation, ledger
 from provisioner.activation import ActivationRequest
 from provisioner.auth import Principal
-from provisioner.cli.app import app, ctx, emit, handled, session
+from provisioner.cli.app import JSON, app, ctx, emit, handled, session
 
 Opt = typer.Option
 ADMIN = Principal("admin", name="cli")
@@ -24,9 +24,9 @@ def activate_cmd(
     package: str,
     key: Annotated[str, Opt("--key", help="idempotency key: the same key never charges twice")],
     payer: Annotated[str, Opt(help="admin (free) | reseller | customer | card")] = "admin",
-    card_serial: Annotated[str | None, Opt("--card")] = None,
-    card_pin: Annotated[str | None, Opt("--pin")] = None,
-    as_json: Annotated[bool, Opt("--json")] = False,
+    card_serial: Annotated[str | None, Opt("--card", help="serial, with --payer card")] = None,
+    card_pin: Annotated[str | None, Opt("--pin", help="PIN, with --payer card")] = None,
+    as_json: JSON = False,
 ) -> None:
     """Activate, extend or upgrade a customer's package (one transaction)."""
     c = ctx()
@@ -39,7 +39,7 @@ def activate_cmd(
 
 @app.command("activation")
 @handled
-def activation_cmd(act_id: int, as_json: Annotated[bool, Opt("--json")] = False) -> None:
+def activation_cmd(act_id: int, as_json: JSON = False) -> None:
     """An activation and the provisioning status of its work (pending/applied/failed)."""
     with session() as s:
         emit(activation.activation_view(s, act_id), as_json)
@@ -50,7 +50,7 @@ def activation_cmd(act_id: int, as_json: Annotated[bool, Opt("--json")] = False)
 def topup_cmd(
     account: Annotated[str, typer.Argument(help="reseller:ID or customer:ID")],
     amount: str,
-    refund: Annotated[bool, Opt("--refund")] = False,
+    refund: Annotated[bool, Opt("--refund", help="record it as a refund, not a top-up")] = False,
 ) -> None:
     """Credit a reseller's or customer's balance (a ledger row)."""
     with session() as s:
@@ -60,7 +60,7 @@ def topup_cmd(
 
 @app.command("balance")
 @handled
-def balance_cmd(account: str, as_json: Annotated[bool, Opt("--json")] = False) -> None:
+def balance_cmd(account: str, as_json: JSON = False) -> None:
     """A balance and the ledger rows it is the sum of."""
     with session() as s:
         rows = [
@@ -93,7 +93,7 @@ def cards_generate(
     count: int,
     value: str,
     days: Annotated[int, Opt(help="valid for")] = 365,
-    batch: Annotated[str, Opt()] = "batch",
+    batch: Annotated[str, Opt(help="a label for this batch")] = "batch",
 ) -> None:
     """Make a batch; serials and PINs are printed once (only PIN hashes are stored)."""
     with session() as s:
@@ -104,6 +104,7 @@ def cards_generate(
 @cards.command("redeem")
 @handled
 def cards_redeem(customer: str, serial: str, pin: str) -> None:
+    """Credit a customer's balance with a card's value (each card is redeemed once)."""
     with session() as s:
         new = activation.redeem_card(s, ADMIN, customer, serial, pin)
     typer.echo(f"{customer}: balance {new}")

@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress
 
 from provisioner import radius_store, sync
-from provisioner.cli.app import app, console, ctx, emit, handled, out, session
+from provisioner.cli.app import JSON, app, console, ctx, emit, handled, out, session
 from provisioner.planning.plan import Plan
 from provisioner.planning.render import render, summary_line
 from provisioner.state import options
@@ -45,7 +45,7 @@ def _plans_out(plans: list[Plan], as_json: bool) -> int:
 @handled
 def diff_cmd(
     routers: Annotated[list[str] | None, typer.Argument(help="router names (default: all)")] = None,
-    as_json: Annotated[bool, Opt("--json")] = False,
+    as_json: JSON = False,
     adopt: Annotated[
         bool, Opt("--adopt", help="plan to take over unmarked objects in the way")
     ] = False,
@@ -64,7 +64,7 @@ def sync_cmd(
     adopt: Annotated[
         bool, Opt("--adopt", help="take over unmarked objects with names we want")
     ] = False,
-    as_json: Annotated[bool, Opt("--json")] = False,
+    as_json: JSON = False,
 ) -> None:
     """Apply the registry to routers (each run is recorded). Exit 1 if any router failed."""
     c = ctx()
@@ -96,8 +96,8 @@ def sync_cmd(
 def bootstrap_cmd(
     router: str,
     apply: Annotated[bool, Opt("--apply", help="write it (default: show the plan only)")] = False,
-    adopt: Annotated[bool, Opt("--adopt")] = False,
-    as_json: Annotated[bool, Opt("--json")] = False,
+    adopt: Annotated[bool, Opt("--adopt", help="take over unmarked objects in the way")] = False,
+    as_json: JSON = False,
 ) -> None:
     """Configure a router's RADIUS side (/radius, /radius/incoming, /ppp/aaa). Dry run first."""
     c = ctx()
@@ -123,7 +123,7 @@ def bootstrap_cmd(
 
 @radius_app.command("diff")
 @handled
-def radius_diff(as_json: Annotated[bool, Opt("--json")] = False) -> None:
+def radius_diff(as_json: JSON = False) -> None:
     """What differs between the registry and the RADIUS tables. Exit 0 none, 2 pending."""
     with session() as s:
         plan = radius_store.plan(s, options(ctx().settings))
@@ -152,9 +152,9 @@ def migrate_cmd() -> None:
 @handled
 def token_cmd(
     role: Annotated[str, Opt(help="admin | reseller | customer")],
-    reseller: Annotated[str | None, Opt()] = None,
-    customer: Annotated[str | None, Opt()] = None,
-    name: Annotated[str, Opt()] = "",
+    reseller: Annotated[str | None, Opt(help="the reseller a reseller token acts for")] = None,
+    customer: Annotated[str | None, Opt(help="the customer a customer token acts for")] = None,
+    name: Annotated[str, Opt(help="a label; admin tokens act as admin:NAME in the audit")] = "",
 ) -> None:
     """Create an API bearer token (printed once; only its hash is stored)."""
     from provisioner.auth import create_token
@@ -170,8 +170,8 @@ def serve_cmd(
     demo: Annotated[
         bool, Opt("--demo", help="start a simulated router and seed demo data")
     ] = False,
-    host: Annotated[str | None, Opt()] = None,
-    port: Annotated[int | None, Opt()] = None,
+    host: Annotated[str | None, Opt(help="listen address (default: from the config)")] = None,
+    port: Annotated[int | None, Opt(help="listen port (default: from the config)")] = None,
 ) -> None:
     """Run the daemon: HTTP API, scheduler (sync, drift repair, outbox, expiry)."""
     from provisioner.daemon import run
@@ -183,8 +183,8 @@ def serve_cmd(
 @handled
 def audit_cmd(
     entity: Annotated[str | None, Opt(help="e.g. master_packages, customers, routers")] = None,
-    limit: Annotated[int, Opt()] = 50,
-    as_json: Annotated[bool, Opt("--json")] = False,
+    limit: Annotated[int, Opt(help="at most this many rows")] = 50,
+    as_json: JSON = False,
 ) -> None:
     """Registry changes, newest first: who, what, before/after (credentials redacted)."""
     from sqlalchemy import select

@@ -8,10 +8,9 @@ import typer
 from sqlalchemy import select
 
 from provisioner import registry, views
-from provisioner.cli.app import ACTOR, app, emit, given, handled, session, warn
+from provisioner.cli.app import ACTOR, JSON, app, emit, given, handled, session, warn
 from provisioner.models import Customer, MasterPackage, Package, Reseller, Router
 
-JSON = Annotated[bool, typer.Option("--json", help="print JSON")]
 Opt = typer.Option
 
 mp = typer.Typer(no_args_is_help=True, help="Master packages: the technical spec.")
@@ -89,7 +88,7 @@ def mp_add(
     local_address: Annotated[str | None, Opt()] = None,
     shared_users: Annotated[int, Opt(help="simultaneous sessions")] = 1,
 ) -> None:
-    """Add a master package."""
+    """Add a master package (its RADIUS group is written; routers serving its type sync)."""
     data = _master_opts(
         name,
         customer_type,
@@ -173,6 +172,7 @@ def mp_edit(
 @mp.command("list")
 @handled
 def mp_list(as_json: JSON = False) -> None:
+    """List master packages: type, billing, rate limit, cap, pool and profile."""
     with session() as s:
         rows = [
             views.master(m) for m in s.scalars(select(MasterPackage).order_by(MasterPackage.name))
@@ -183,6 +183,7 @@ def mp_list(as_json: JSON = False) -> None:
 @mp.command("show")
 @handled
 def mp_show(ref: str, as_json: JSON = False) -> None:
+    """Show one master package (by name or id) with every field."""
     with session() as s:
         emit(views.master(registry.get_by_name(s, MasterPackage, ref)), as_json)
 
@@ -233,8 +234,9 @@ def pk_edit(
     master_package: Annotated[str | None, Opt("--master")] = None,
     customer_price: Annotated[str | None, Opt("--customer-price")] = None,
     operator_price: Annotated[str | None, Opt("--operator-price")] = None,
-    visibility: Annotated[str | None, Opt()] = None,
+    visibility: Annotated[str | None, Opt(help="public | private")] = None,
 ) -> None:
+    """Change a package; a new master package re-provisions its customers (RADIUS, routers)."""
     with session() as s:
         p, warnings = registry.update_package(
             s,
@@ -258,7 +260,7 @@ def pk_list(
     as_json: JSON = False,
     reseller: Annotated[str | None, Opt(help="as this reseller sees them, at its prices")] = None,
 ) -> None:
-    """Packages with the seed's columns."""
+    """List packages: master package, prices, type, billing, visibility."""
     with session() as s:
         if reseller:
             r = registry.get_by_name(s, Reseller, reseller)
@@ -273,6 +275,7 @@ def pk_list(
 @pk.command("show")
 @handled
 def pk_show(ref: str, as_json: JSON = False) -> None:
+    """Show one package (by name or id)."""
     with session() as s:
         emit(views.package(registry.get_by_name(s, Package, ref)), as_json)
 
@@ -280,6 +283,7 @@ def pk_show(ref: str, as_json: JSON = False) -> None:
 @pk.command("remove")
 @handled
 def pk_remove(ref: str) -> None:
+    """Remove a package and its reseller assignments (refused while customers use it)."""
     with session() as s:
         registry.delete_package(s, ACTOR, ref)
     typer.echo(f"package {ref} removed")
@@ -290,7 +294,8 @@ def pk_remove(ref: str) -> None:
 
 @rs.command("add")
 @handled
-def rs_add(name: str, contact: Annotated[str, Opt()] = "") -> None:
+def rs_add(name: str, contact: Annotated[str, Opt(help="free text: phone, e-mail")] = "") -> None:
+    """Add a reseller (assign it packages with 'reseller assign')."""
     with session() as s:
         r = registry.create_reseller(s, ACTOR, {"name": name, "contact": contact})
         typer.echo(f"reseller {r.name} added")
@@ -303,6 +308,7 @@ def rs_edit(
     name: Annotated[str | None, Opt()] = None,
     contact: Annotated[str | None, Opt()] = None,
 ) -> None:
+    """Rename a reseller or change its contact."""
     with session() as s:
         r = registry.update_reseller(s, ACTOR, ref, given(name=name, contact=contact))
         typer.echo(f"reseller {r.name} changed")
@@ -311,6 +317,7 @@ def rs_edit(
 @rs.command("list")
 @handled
 def rs_list(as_json: JSON = False) -> None:
+    """List resellers with the packages they may sell."""
     with session() as s:
         rows = [views.reseller(r) for r in s.scalars(select(Reseller).order_by(Reseller.name))]
     if not as_json:
@@ -321,6 +328,7 @@ def rs_list(as_json: JSON = False) -> None:
 @rs.command("show")
 @handled
 def rs_show(ref: str, as_json: JSON = False) -> None:
+    """Show one reseller with its packages and prices."""
     with session() as s:
         emit(views.reseller(registry.get_by_name(s, Reseller, ref)), as_json)
 
@@ -328,6 +336,7 @@ def rs_show(ref: str, as_json: JSON = False) -> None:
 @rs.command("remove")
 @handled
 def rs_remove(ref: str) -> None:
+    """Remove a reseller (refused while it has customers)."""
     with session() as s:
         registry.delete_reseller(s, ACTOR, ref)
     typer.echo(f"reseller {ref} removed")
@@ -352,6 +361,7 @@ def rs_assign(
 @rs.command("unassign")
 @handled
 def rs_unassign(reseller: str, package: str) -> None:
+    """Stop a reseller selling a package (its existing customers keep it)."""
     with session() as s:
         registry.unassign_package(s, ACTOR, reseller, package)
     typer.echo(f"package {package} unassigned from {reseller}")
@@ -359,24 +369,30 @@ def rs_unassign(reseller: str, package: str) -> None:
 
 # ---- routers ---------------------------------------------------------------------------
 
+TYPES_HELP = "customer types it serves, comma-separated, of pppoe,hotspot,static"
+MODE_HELP = "radius (customers authenticate via FreeRADIUS) | local (secrets on the router)"
+ENABLED_HELP = "a disabled router is left out of drift repair and of diff/sync without names"
+
 
 @rt.command("add")
 @handled
 def rt_add(
     name: str,
-    host: Annotated[str, Opt()],
-    username: Annotated[str, Opt()],
-    radius_secret: Annotated[str, Opt("--radius-secret")],
+    host: Annotated[str, Opt(help="IP address (IPv4 or IPv6) of the API and the RADIUS client")],
+    username: Annotated[str, Opt(help="API user")],
+    radius_secret: Annotated[str, Opt("--radius-secret", help="shared RADIUS/CoA secret")],
     password: Annotated[
         str, Opt(prompt=True, hide_input=True, help="API password (prompted if not given)")
     ] = "",
-    api_port: Annotated[int, Opt()] = 8728,
-    api_tls: Annotated[bool, Opt("--tls/--no-tls", help="API-SSL (use port 8729)")] = False,
-    customer_types: Annotated[str, Opt("--types")] = "pppoe,hotspot,static",
-    mode: Annotated[str, Opt(help="radius | local")] = "radius",
-    coa_port: Annotated[int, Opt()] = 3799,
+    api_port: Annotated[int, Opt(help="RouterOS API port: 8728, or 8729 with --tls")] = 8728,
+    api_tls: Annotated[
+        bool, Opt("--tls/--no-tls", help="API-SSL (then use --api-port 8729)")
+    ] = False,
+    customer_types: Annotated[str, Opt("--types", help=TYPES_HELP)] = "pppoe,hotspot,static",
+    mode: Annotated[str, Opt(help=MODE_HELP)] = "radius",
+    coa_port: Annotated[int, Opt(help="CoA/Disconnect port on the router")] = 3799,
 ) -> None:
-    """Register a router (credentials are stored encrypted, never printed)."""
+    """Register a router: its RADIUS client row now, a sync soon (credentials never printed)."""
     with session() as s:
         r = registry.create_router(
             s,
@@ -401,18 +417,21 @@ def rt_add(
 @handled
 def rt_edit(
     ref: str,
-    name: Annotated[str | None, Opt()] = None,
-    host: Annotated[str | None, Opt()] = None,
-    username: Annotated[str | None, Opt()] = None,
-    password: Annotated[str | None, Opt()] = None,
-    radius_secret: Annotated[str | None, Opt("--radius-secret")] = None,
-    api_port: Annotated[int | None, Opt()] = None,
-    api_tls: Annotated[bool | None, Opt("--tls/--no-tls")] = None,
-    customer_types: Annotated[str | None, Opt("--types")] = None,
-    mode: Annotated[str | None, Opt()] = None,
-    coa_port: Annotated[int | None, Opt()] = None,
-    enabled: Annotated[bool | None, Opt("--enabled/--disabled")] = None,
+    name: Annotated[str | None, Opt(help="new name")] = None,
+    host: Annotated[str | None, Opt(help="IP address (IPv4 or IPv6)")] = None,
+    username: Annotated[str | None, Opt(help="API user")] = None,
+    password: Annotated[str | None, Opt(help="API password")] = None,
+    radius_secret: Annotated[
+        str | None, Opt("--radius-secret", help="shared RADIUS/CoA secret")
+    ] = None,
+    api_port: Annotated[int | None, Opt(help="RouterOS API port")] = None,
+    api_tls: Annotated[bool | None, Opt("--tls/--no-tls", help="API-SSL or plain API")] = None,
+    customer_types: Annotated[str | None, Opt("--types", help=TYPES_HELP)] = None,
+    mode: Annotated[str | None, Opt(help=MODE_HELP)] = None,
+    coa_port: Annotated[int | None, Opt(help="CoA/Disconnect port on the router")] = None,
+    enabled: Annotated[bool | None, Opt("--enabled/--disabled", help=ENABLED_HELP)] = None,
 ) -> None:
+    """Change a router (its RADIUS client row follows at once; it is synced soon)."""
     with session() as s:
         r = registry.update_router(
             s,
@@ -438,6 +457,7 @@ def rt_edit(
 @rt.command("list")
 @handled
 def rt_list(as_json: JSON = False) -> None:
+    """List routers with their last sync: time, status, error."""
     from provisioner.status import router_rows
 
     with session() as s:
@@ -461,6 +481,7 @@ def rt_list(as_json: JSON = False) -> None:
 @rt.command("show")
 @handled
 def rt_show(ref: str, as_json: JSON = False) -> None:
+    """Show one router (no credentials)."""
     with session() as s:
         emit(views.router(registry.get_by_name(s, Router, ref)), as_json)
 
@@ -468,6 +489,7 @@ def rt_show(ref: str, as_json: JSON = False) -> None:
 @rt.command("remove")
 @handled
 def rt_remove(ref: str) -> None:
+    """Remove a router and its RADIUS client row (refused while it serves customers)."""
     with session() as s:
         registry.delete_router(s, ACTOR, ref)
     typer.echo(f"router {ref} removed")
@@ -475,21 +497,31 @@ def rt_remove(ref: str) -> None:
 
 # ---- customers -------------------------------------------------------------------------
 
+TYPE_HELP = "pppoe | hotspot | static | other"
+ROUTER_HELP = "the router (NAS) it connects through; not needed for type other"
+PACKAGE_HELP = "its package (activations set it too)"
+IP_HELP = "static IPv4 address; static customers get one from the package's pool if not given"
+MAC_HELP = "MAC address, e.g. AA:BB:CC:DD:EE:FF (binds a local-mode hotspot user)"
+STATUS_HELP = "new | active | expired | suspended; only active customers get service"
+EXPIRES_HELP = "when the subscription ends: ISO date/time, e.g. 2025-12-31T23:59 (UTC if no zone)"
+CLEAR = '; "" clears it'
+
 
 @cu.command("add")
 @handled
 def cu_add(
     username: str,
-    password: Annotated[str, Opt()],
-    customer_type: Annotated[str, Opt("--type")],
-    router: Annotated[str | None, Opt()] = None,
-    package: Annotated[str | None, Opt()] = None,
-    reseller: Annotated[str | None, Opt()] = None,
-    static_ip: Annotated[str | None, Opt("--ip")] = None,
-    mac_address: Annotated[str | None, Opt("--mac")] = None,
-    status: Annotated[str | None, Opt(help="new | active | expired | suspended")] = None,
-    expires_at: Annotated[str | None, Opt("--expires", help="ISO date/time")] = None,
+    password: Annotated[str, Opt(help="the PPPoE/hotspot login password")],
+    customer_type: Annotated[str, Opt("--type", help=TYPE_HELP)],
+    router: Annotated[str | None, Opt(help=ROUTER_HELP)] = None,
+    package: Annotated[str | None, Opt(help=PACKAGE_HELP)] = None,
+    reseller: Annotated[str | None, Opt(help="the reseller it belongs to")] = None,
+    static_ip: Annotated[str | None, Opt("--ip", help=IP_HELP)] = None,
+    mac_address: Annotated[str | None, Opt("--mac", help=MAC_HELP)] = None,
+    status: Annotated[str | None, Opt(help=STATUS_HELP + "; default new")] = None,
+    expires_at: Annotated[str | None, Opt("--expires", help=EXPIRES_HELP)] = None,
 ) -> None:
+    """Add a customer: RADIUS rows now; a router holding it (local mode, static) syncs soon."""
     with session() as s:
         c = registry.create_customer(
             s,
@@ -514,16 +546,17 @@ def cu_add(
 @handled
 def cu_edit(
     ref: str,
-    username: Annotated[str | None, Opt()] = None,
-    password: Annotated[str | None, Opt()] = None,
-    router: Annotated[str | None, Opt()] = None,
-    package: Annotated[str | None, Opt()] = None,
-    reseller: Annotated[str | None, Opt()] = None,
-    static_ip: Annotated[str | None, Opt("--ip")] = None,
-    mac_address: Annotated[str | None, Opt("--mac")] = None,
-    status: Annotated[str | None, Opt()] = None,
-    expires_at: Annotated[str | None, Opt("--expires")] = None,
+    username: Annotated[str | None, Opt(help="new username")] = None,
+    password: Annotated[str | None, Opt(help="new password")] = None,
+    router: Annotated[str | None, Opt(help=ROUTER_HELP + CLEAR)] = None,
+    package: Annotated[str | None, Opt(help=PACKAGE_HELP + CLEAR)] = None,
+    reseller: Annotated[str | None, Opt(help="the reseller it belongs to" + CLEAR)] = None,
+    static_ip: Annotated[str | None, Opt("--ip", help=IP_HELP + CLEAR)] = None,
+    mac_address: Annotated[str | None, Opt("--mac", help=MAC_HELP + CLEAR)] = None,
+    status: Annotated[str | None, Opt(help=STATUS_HELP)] = None,
+    expires_at: Annotated[str | None, Opt("--expires", help=EXPIRES_HELP + CLEAR)] = None,
 ) -> None:
+    """Change a customer: RADIUS rows now; a router holding it (local mode, static) syncs soon."""
     with session() as s:
         c = registry.update_customer(
             s,
@@ -546,7 +579,11 @@ def cu_edit(
 
 @cu.command("list")
 @handled
-def cu_list(as_json: JSON = False, reseller: Annotated[str | None, Opt()] = None) -> None:
+def cu_list(
+    as_json: JSON = False,
+    reseller: Annotated[str | None, Opt(help="only this reseller's customers")] = None,
+) -> None:
+    """List customers: type, package, router, reseller, status, expiry, static IP."""
     with session() as s:
         q = select(Customer).order_by(Customer.username)
         if reseller:
@@ -571,6 +608,7 @@ def cu_list(as_json: JSON = False, reseller: Annotated[str | None, Opt()] = None
 @cu.command("show")
 @handled
 def cu_show(ref: str, as_json: JSON = False) -> None:
+    """Show one customer (by username or id; no password)."""
     with session() as s:
         emit(views.customer(registry.get_by_name(s, Customer, ref, "username")), as_json)
 
@@ -578,6 +616,7 @@ def cu_show(ref: str, as_json: JSON = False) -> None:
 @cu.command("remove")
 @handled
 def cu_remove(ref: str) -> None:
+    """Remove a customer and its RADIUS rows (refused once it has activations: suspend it)."""
     with session() as s:
         registry.delete_customer(s, ACTOR, ref)
     typer.echo(f"customer {ref} removed")
