@@ -259,6 +259,8 @@ SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
     ("DELETE", "/customers/nope", None, {A: 404, R: 404, C: 403}),
     ("POST", "/activations", {}, {A: 422, R: 422, C: 422}),
     ("GET", "/activations/999999", None, {A: 404, R: 404, C: 404}),
+    ("GET", "/activations", None, {A: 200, R: 200, C: 200}),
+    ("GET", "/activations?customer=cust-b", None, {A: 200, R: 404, C: 404}),
     ("GET", "/balance", None, {A: 403, R: 200, C: 200}),
     ("POST", "/cards/redeem", {}, {A: 422, R: 422, C: 422}),
     ("GET", "/public/packages", None, {A: 200, R: 200, C: 200}),
@@ -685,6 +687,55 @@ def test_reseller_activation_over_http_is_idempotent_and_scoped(world: World) ->
     assert world.call("GET", f"/activations/{first.json()['id']}", "resB").status_code == 404
     assert world.call("GET", f"/activations/{first.json()['id']}", "customer").status_code == 200
     assert world.call("GET", "/balance", "reseller").json()["balance"] == "150.00"
+
+
+def test_activation_listing_is_scoped_by_role(world: World) -> None:
+    with transaction(world.ctx.factory) as s:
+        ids = {name: registry.get_by_name(s, Reseller, name).id for name in ("resA", "resB")}
+    for reseller_id in ids.values():
+        topup = {"account": f"reseller:{reseller_id}", "amount": "2000"}
+        assert world.call("POST", "/topups", "admin", topup).status_code == 201
+    made = []
+    for role, customer, package, key in (
+        ("reseller", "cust-a", "pkg-a", "a-1"),
+        ("resB", "cust-b", "pkg-b", "b-1"),
+        ("reseller", "cust-a", "pkg-a", "a-2"),
+    ):
+        body = {"customer": customer, "package": package, "idempotency_key": key}
+        r = world.call("POST", "/activations", role, body)
+        assert r.status_code == 201, r.text
+        made.append(r.json()["id"])
+    first, theirs, second = made
+
+    def ids_of(role: str, query: str = "") -> list[int]:
+        r = world.call("GET", f"/activations{query}", role)
+        assert r.status_code == 200, r.text
+        return [row["id"] for row in r.json()]
+
+    assert ids_of("admin") == [second, theirs, first]  # newest first
+    assert ids_of("reseller") == [second, first]
+    assert ids_of("resB") == [theirs]
+    assert ids_of("customer") == [second, first]
+    assert "cust-b" not in world.call("GET", "/activations", "reseller").text
+    assert ids_of("reseller", "?customer=cust-a&limit=1") == [second]
+    assert ids_of("admin", "?customer=cust-b") == [theirs]
+    # another reseller's customer reads exactly like one that does not exist
+    for role in ("reseller", "customer"):
+        r = world.call("GET", "/activations?customer=cust-b", role)
+        missing = world.call("GET", "/activations?customer=nobody", role)
+        assert r.status_code == missing.status_code == 404
+        assert r.json()["reason"] == missing.json()["reason"].replace("nobody", "cust-b")
+    # each row is GET /activations/{id}, plus when it was made; the filter agrees with it
+    rows = world.call("GET", "/activations", "admin").json()
+    for row in rows:
+        one = world.call("GET", f"/activations/{row['id']}", "admin").json()
+        assert {k: v for k, v in row.items() if k != "at"} == one
+    for status in ("pending", "applied", "failed"):
+        want = [row["id"] for row in rows if row["status"] == status]
+        assert ids_of("admin", f"?status={status}") == want
+    for query, field in (("?status=done", "status"), ("?limit=0", "limit")):
+        r = world.call("GET", f"/activations{query}", "admin")
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
 
 
 def test_customer_buys_public_package_with_a_card(world: World) -> None:

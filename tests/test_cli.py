@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from provisioner import outbox
 from provisioner.context import Context
 from tests.conftest import Factory
 
@@ -33,9 +35,9 @@ def cli(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.delenv("COLUMNS", raising=False)
     runner = CliRunner()
 
-    def invoke(*args: str) -> Any:
+    def invoke(*args: str, code: int = 0) -> Any:
         result = runner.invoke(cli_app.app, list(args))
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == code, result.output
         return result
 
     return invoke
@@ -155,3 +157,58 @@ def test_help_names_the_allowed_values() -> None:
     text = _help("router", "add")
     assert "radius (customers authenticate via FreeRADIUS) | local" in text
     assert "pppoe,hotspot,static" in text and "API-SSL" in text
+
+
+# ---- activation list ---------------------------------------------------------------------
+
+
+def test_activation_list_newest_first_with_filters(ctx: Context, cli: Any) -> None:
+    make = Factory(ctx)
+    radius_router = make.router(mode="radius")  # RADIUS alone serves its PPPoE customers
+    local_router = make.router(mode="local")  # holds its customers' secrets: a sync is work
+    pppoe = make.package(make.master())
+    other = make.package(make.master(customer_type="other", pool_name=None, pool_ranges=None))
+    users = [
+        make.customer(pppoe, radius_router),
+        make.customer(pppoe, local_router),
+        make.customer(other, None, customer_type="other"),
+    ]
+    for n, (user, package) in enumerate(zip(users, [pppoe, pppoe, other], strict=True)):
+        cli("activate", user, package, "--key", f"order-{n}")
+    # the "other" customer's action is a command that fails: its activation fails
+    failing = ctx.settings.model_copy(update={"other_action_command": "false"})
+    outbox.drain(ctx.factory, failing)
+
+    rows = json.loads(cli("activation", "list", "--json").output)
+    assert [r["customer"] for r in rows] == users[::-1]  # newest first
+    assert [r["status"] for r in rows] == ["failed", "pending", "applied"]
+    assert "command exited 1" in rows[0]["error"]
+    assert all(r["payer"] == "admin" and r["price"] == "0.00" for r in rows)
+    for r in rows:  # each row is what 'activation show' says, plus when it was made
+        shown = json.loads(cli("activation", "show", str(r["id"]), "--json").output)
+        assert {k: v for k, v in r.items() if k != "at"} == shown
+        assert r["at"][:4].isdigit() and r["at"].endswith("+00:00")
+
+    def listed(*args: str) -> list[str]:
+        output = cli("activation", "list", "--json", *args).output
+        return [r["customer"] for r in json.loads(output)]
+
+    assert listed("--status", "failed") == [users[2]]
+    assert listed("--status", "pending") == [users[1]]
+    assert listed("--status", "applied") == [users[0]]
+    assert listed("--customer", users[1]) == [users[1]]
+    assert listed("--limit", "2") == [users[2], users[1]]
+    assert listed("--customer", users[0], "--status", "failed") == []
+
+    table = cli("activation", "list").output
+    for column in ("id", "at", "customer", "package", "payer", "price", "status", "error"):
+        assert column in table
+    assert _line_with(table, users[2]).count("command exited 1") == 1
+    # the old form still works: 'activation ID' is 'activation show ID'
+    first = str(rows[-1]["id"])
+    assert cli("activation", first).output == cli("activation", "show", first).output
+
+    bad = cli("activation", "list", "--status", "done", code=1).output
+    assert "status: must be one of pending, applied, failed" in bad
+    ghost = cli("activation", "list", "--customer", "ghost", code=1).output
+    assert "no customer named 'ghost'" in ghost

@@ -2,7 +2,7 @@
 
 - admin: everything.
 - reseller: the packages assigned to it (at its own price) and its own customers.
-- customer: the public packages and its own record.
+- customer: the public packages, its own record and its own activations.
 
 Rows outside a caller's scope answer 404 with the same message as rows that do not exist,
 so a reseller or customer cannot probe for other resellers' packages or customers.
@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioner import registry, views
+from provisioner import registry, views, views_activations
 from provisioner.auth import Principal
 from provisioner.errors import Forbidden, NotFound
 from provisioner.models import Customer, Package, Reseller, ResellerPackage, Visibility
@@ -132,3 +132,30 @@ def customer_body(
     ):
         raise Forbidden(f"package {ref!r} is not assigned to you", field="package")
     return data
+
+
+def activations(
+    session: Session,
+    principal: Principal,
+    *,
+    customer_ref: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Activations newest first, as this caller may see them: an admin all of them, a
+    reseller its customers', a customer its own. Naming a customer outside that scope
+    answers 404, as for one that does not exist."""
+    customer_id = reseller_id = None
+    if principal.role == "customer":
+        me = own_customer(session, principal)
+        if customer_ref is not None and not _matches(customer_ref, me.username, me.id):
+            raise _no_customer(customer_ref)
+        customer_id = me.id
+    else:
+        if principal.role != "admin":
+            reseller_id = own_reseller(session, principal).id
+        if customer_ref is not None:
+            customer_id = customer(session, principal, customer_ref).id
+    return views_activations.list_activations(
+        session, customer_id=customer_id, reseller_id=reseller_id, status=status, limit=limit
+    )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from provisioner import activation, ledger
+from provisioner import activation, ledger, registry, views_activations
 from provisioner.activation import ActivationRequest
 from provisioner.auth import Principal
 from provisioner.cli.app import JSON, app, ctx, emit, handled, session
+from provisioner.models import Customer
 
 Opt = typer.Option
 ADMIN = Principal("admin", name="cli")
 cards = typer.Typer(no_args_is_help=True, help="Recharge cards.")
 app.add_typer(cards, name="card")
+ACTIVATION_COLUMNS = ["id", "at", "customer", "package", "payer", "price", "status", "error"]
 
 
 @app.command("activate")
@@ -37,12 +40,46 @@ def activate_cmd(
     emit(view if as_json else {**view, "work": len(view["work"]), "new": created}, as_json)
 
 
-@app.command("activation")
+class _ShowById(TyperGroup):
+    """``provisioner activation 12`` still means ``provisioner activation show 12``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:  # click's own types
+        if args and args[0].isdigit():
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+acts = typer.Typer(
+    cls=_ShowById, no_args_is_help=True, help="Activations and the provisioning work they queued."
+)
+app.add_typer(acts, name="activation")
+
+
+@acts.command("show")
 @handled
-def activation_cmd(act_id: int, as_json: JSON = False) -> None:
+def activation_show(act_id: int, as_json: JSON = False) -> None:
     """An activation and the provisioning status of its work (pending/applied/failed)."""
     with session() as s:
         emit(activation.activation_view(s, act_id), as_json)
+
+
+@acts.command("list")
+@handled
+def activation_list(
+    customer: Annotated[str | None, Opt(help="only this customer's (username or id)")] = None,
+    status: Annotated[str | None, Opt(help="pending | applied | failed")] = None,
+    limit: Annotated[int, Opt(help="at most this many, newest first")] = 50,
+    as_json: JSON = False,
+) -> None:
+    """Activations, newest first: who bought what, who paid, and whether it is applied."""
+    with session() as s:
+        customer_id = (
+            registry.get_by_name(s, Customer, customer, "username").id if customer else None
+        )
+        rows = views_activations.list_activations(
+            s, customer_id=customer_id, status=status, limit=limit
+        )
+    emit(rows, as_json, ACTIVATION_COLUMNS)
 
 
 @app.command("topup")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import select
 
 from provisioner import activation, ledger, views
@@ -49,6 +49,19 @@ def create_activation(
         response.status_code = 200
     with ctx.factory() as s:
         return activation.activation_view(s, act_id)
+
+
+@router.get("/activations")
+def list_activations(
+    session: SessionDep,
+    principal: PrincipalDep,
+    customer: Annotated[str | None, Query(description="a username (or id)")] = None,
+    status: Annotated[str | None, Query(description="pending | applied | failed")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[dict[str, Any]]:
+    """Activations, newest first, each as ``GET /activations/{id}`` shows it, plus ``at``.
+    Admin: all of them. Reseller: its customers'. Customer: its own."""
+    return scope.activations(session, principal, customer_ref=customer, status=status, limit=limit)
 
 
 @router.get("/activations/{act_id}")
