@@ -132,3 +132,89 @@ def test_plan_json_round_trip_and_render() -> None:
     text = render([plan])
     assert "~ home (*2)" in text and "rate-limit: '5M/10M' -> '5M/20M'" in text and "+ p" in text
     assert summary_line([plan]) == "1 to add, 1 to change, 0 to remove, 0 conflicts"
+
+
+ACTIVE = "/ppp/active"
+HS_USER = "/ip/hotspot/user"
+HS_ACTIVE = "/ip/hotspot/active"
+CUST = "provisioner:customer:7"
+
+
+def session(menu: str, id_: str, user: str) -> ObservedObject:
+    key = "user" if menu == HS_ACTIVE else "name"
+    return ObservedObject(menu, id_, {key: user, "address": "10.0.0.9"})
+
+
+def ends(plan: Plan) -> list[tuple[str, str, str | None, str]]:
+    return [
+        (c.menu, c.key, c.ros_id, c.reason)
+        for c in plan.changes
+        if c.menu in (ACTIVE, HS_ACTIVE)
+    ]
+
+
+def test_a_cut_off_users_live_session_is_ended_after_its_secret_is_disabled() -> None:
+    desired = [want(SECRET, "alice", disabled="yes", comment=CUST)]
+    observed = {
+        SECRET: [seen(SECRET, "*A", "alice", disabled=False, comment=CUST)],
+        ACTIVE: [session(ACTIVE, "*80000001", "alice"), session(ACTIVE, "*80000002", "bob")],
+    }
+    plan = diff("r1", desired, observed, {})
+    assert [(c.menu, c.action) for c in plan.changes] == [
+        (SECRET, Action.set),
+        (ACTIVE, Action.remove),
+    ]  # disable first, so the customer cannot log straight back in
+    assert ends(plan) == [(ACTIVE, "alice", "*80000001", "ends the session: its user is disabled")]
+    assert "# ends the session: its user is disabled" in render([plan])
+
+
+def test_a_session_left_up_by_an_earlier_sync_is_ended_by_the_next() -> None:
+    desired = [want(SECRET, "alice", disabled="yes", comment=CUST)]
+    observed = {
+        SECRET: [seen(SECRET, "*A", "alice", disabled=True, comment=CUST)],
+        ACTIVE: [session(ACTIVE, "*80000001", "alice")],
+    }
+    assert ends(diff("r1", desired, observed, {})) == [
+        (ACTIVE, "alice", "*80000001", "ends the session: its user is disabled")
+    ]
+
+
+def test_sessions_of_active_users_and_of_users_not_ours_are_left_alone() -> None:
+    desired = [want(SECRET, "alice", disabled="no", comment=CUST)]
+    observed = {
+        SECRET: [
+            seen(SECRET, "*A", "alice", disabled=False, comment=CUST),
+            seen(SECRET, "*B", "hand", disabled=True, comment="made by hand"),
+        ],
+        ACTIVE: [session(ACTIVE, "*1", "alice"), session(ACTIVE, "*2", "hand")],
+    }
+    assert diff("r1", desired, observed, {}).changes == ()
+    # Re-enabling a secret leaves its (already ended) session question alone too.
+    observed[SECRET][0] = seen(SECRET, "*A", "alice", disabled=True, comment=CUST)
+    assert ends(diff("r1", desired, observed, {})) == []
+
+
+def test_a_new_profile_or_a_removed_user_ends_the_session() -> None:
+    desired = [want(SECRET, "alice", profile="fast", disabled="no", comment=CUST)]
+    observed = {
+        SECRET: [
+            seen(SECRET, "*A", "alice", profile="slow", disabled=False, comment=CUST),
+            seen(SECRET, "*B", "gone", profile="slow", disabled=False, comment=CUST),
+        ],
+        ACTIVE: [session(ACTIVE, "*1", "alice"), session(ACTIVE, "*2", "gone")],
+    }
+    assert sorted(ends(diff("r1", desired, observed, {}))) == [
+        (ACTIVE, "alice", "*1", "ends the session: new profile applies at the next login"),
+        (ACTIVE, "gone", "*2", "ends the session: its user is removed"),
+    ]
+
+
+def test_hotspot_sessions_are_matched_by_user() -> None:
+    desired = [want(HS_USER, "guest", disabled="yes", comment=CUST)]
+    observed = {
+        HS_USER: [seen(HS_USER, "*C", "guest", disabled=False, comment=CUST)],
+        HS_ACTIVE: [session(HS_ACTIVE, "*D", "guest"), session(HS_ACTIVE, "*E", "other")],
+    }
+    assert ends(diff("r1", desired, observed, {})) == [
+        (HS_ACTIVE, "guest", "*D", "ends the session: its user is disabled")
+    ]

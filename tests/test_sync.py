@@ -274,3 +274,60 @@ def test_credentials_never_appear_in_plans_or_runs(
     assert "hunter2-secret" not in redact(r.plan).to_json()
     with transaction(ctx.factory) as s:
         assert "hunter2-secret" not in str(s.query(SyncRun).one().applied)
+
+
+def test_local_mode_cut_off_ends_live_sessions_and_leaves_others_online(
+    ctx_factory: Any, backend: str, sim: SimulatedRouter
+) -> None:
+    """A disabled secret does not end a RouterOS session: the sync removes the
+    /ppp/active (and /ip/hotspot/active) entry of a cut-off customer, and only theirs."""
+    ctx = ctx_factory(backend)
+    make = Factory(ctx)
+    router = make.router(sim, mode="local")
+    home = make.package(make.master(name="home"))
+    hs = make.package(make.master(name="hs", customer_type="hotspot", billing="daily"))
+    make.customer(home, router, username="alice")
+    make.customer(home, router, username="bob")
+    make.customer(hs, router, username="guest", customer_type="hotspot")
+    sim.add_item("/ppp/secret", name="hand", password="x")
+    assert run(ctx)[0].status == "ok"
+    for user in ("alice", "bob", "hand"):
+        sim.add_item("/ppp/active", name=user, service="pppoe", address="10.0.0.9")
+    sim.add_item("/ip/hotspot/active", user="guest", address="10.0.1.9")
+    assert run(ctx)[0].plan.changes == ()  # everyone is paid up: nobody is kicked
+
+    with transaction(ctx.factory) as s:
+        registry.update_customer(s, "test", "alice", {"status": "expired"})
+        registry.update_customer(s, "test", "guest", {"status": "suspended"})
+    [result] = run(ctx)
+    assert result.status == "ok", result.error
+    assert [(c.menu, c.key, c.action) for c in result.plan.writes] == [
+        ("/ppp/secret", "alice", Action.set),
+        ("/ip/hotspot/user", "guest", Action.set),
+        ("/ip/hotspot/active", "guest", Action.remove),
+        ("/ppp/active", "alice", Action.remove),
+    ]
+    assert sorted(a["name"] for a in sim.items("/ppp/active")) == ["bob", "hand"]
+    assert sim.items("/ip/hotspot/active") == []
+    assert run(ctx, dry_run=True)[0].plan.changes == ()
+
+
+def test_a_session_a_failed_sync_left_up_is_ended_by_the_next(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    router = make.router(sim, mode="local", customer_types="pppoe")
+    make.customer(make.package(make.master(name="home")), router, username="alice")
+    assert run(ctx)[0].status == "ok"
+    sim.add_item("/ppp/active", name="alice", service="pppoe", address="10.0.0.9")
+    with transaction(ctx.factory) as s:
+        registry.update_customer(s, "test", "alice", {"status": "suspended"})
+    sim.drop_after = 7  # login, 5 prints, the secret's set; the link dies before the kick
+    first = run(ctx)[0]
+    sim.drop_after = None
+    assert (first.status, first.applied) == ("unreachable", 1)
+    assert [x["disabled"] for x in sim.items("/ppp/secret")] == ["true"]
+    assert [a["name"] for a in sim.items("/ppp/active")] == ["alice"]
+    [again] = run(ctx)
+    assert again.status == "ok", again.error
+    assert sim.items("/ppp/active") == []
+    assert [x["disabled"] for x in sim.items("/ppp/secret")] == ["true"]

@@ -17,6 +17,8 @@ PPP_PROFILE = "/ppp/profile"
 PPP_SECRET = "/ppp/secret"
 HOTSPOT_PROFILE = "/ip/hotspot/user/profile"
 HOTSPOT_USER = "/ip/hotspot/user"
+PPP_ACTIVE = "/ppp/active"
+HOTSPOT_ACTIVE = "/ip/hotspot/active"
 QUEUE = "/queue/simple"
 ADDRESS_LIST = "/ip/firewall/address-list"
 RADIUS = "/radius"
@@ -30,6 +32,8 @@ MENU_ORDER = [
     HOTSPOT_PROFILE,
     PPP_SECRET,
     HOTSPOT_USER,
+    PPP_ACTIVE,
+    HOTSPOT_ACTIVE,
     QUEUE,
     ADDRESS_LIST,
     RADIUS,
@@ -43,6 +47,8 @@ MANAGED_PROPS: dict[str, list[str]] = {
     HOTSPOT_PROFILE: ["rate-limit", "address-pool", "shared-users"],
     PPP_SECRET: ["password", "service", "profile", "disabled", "remote-address"],
     HOTSPOT_USER: ["password", "profile", "limit-bytes-total", "disabled", "mac-address"],
+    PPP_ACTIVE: [],
+    HOTSPOT_ACTIVE: ["user"],
     QUEUE: [
         "target",
         "max-limit",
@@ -68,11 +74,11 @@ def menus_to_read(router: RouterSpec, options: MappingOptions) -> list[str]:
     if "pppoe" in types:
         menus.append(PPP_PROFILE)
         if router.mode == "local":
-            menus.append(PPP_SECRET)
+            menus += [PPP_SECRET, PPP_ACTIVE]
     if "hotspot" in types:
         menus.append(HOTSPOT_PROFILE)
         if router.mode == "local":
-            menus.append(HOTSPOT_USER)
+            menus += [HOTSPOT_USER, HOTSPOT_ACTIVE]
     if "static" in types:
         menus.append(QUEUE)
     if options.expired_address_list:
@@ -82,6 +88,10 @@ def menus_to_read(router: RouterSpec, options: MappingOptions) -> list[str]:
 
 # Menus without a ``comment`` property: ownership there rests on the registry record alone.
 NO_COMMENT = {HOTSPOT_PROFILE}
+# Live sessions of local-mode users, keyed by the user's name: the menu of the user
+# each belongs to, and the property holding its name. They are never added or set,
+# only removed (which ends the session) when their user is cut off.
+SESSIONS = {PPP_ACTIVE: (PPP_SECRET, "name"), HOTSPOT_ACTIVE: (HOTSPOT_USER, "user")}
 # Singletons: one row, no .id, set only.
 SINGLETONS = {RADIUS_INCOMING, PPP_AAA}
 # Built-ins that are never ours and never removed.
@@ -101,6 +111,8 @@ def key_of(menu: str, props: dict[str, str]) -> str:
         return f"{props.get('list', '')}|{props.get('address', '')}"
     if menu == RADIUS:
         return props.get("address", "")
+    if menu == HOTSPOT_ACTIVE:
+        return props.get("user", "")
     if menu in SINGLETONS:
         return ""
     return props.get("name", "")

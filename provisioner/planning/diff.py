@@ -13,6 +13,7 @@ from provisioner.mapping.routeros import (
     DEFAULT_NAMES,
     MENU_ORDER,
     NO_COMMENT,
+    SESSIONS,
     SINGLETONS,
     DesiredObject,
     key_of,
@@ -90,10 +91,11 @@ def diff(
     for d in desired:
         by_menu.setdefault(d.menu, []).append(d)
     menu_set = set(menus) if menus is not None else set(by_menu) | set(observed)
+    ours: dict[str, dict[str, str]] = {}
 
     for menu in sorted(menu_set, key=lambda m: MENU_ORDER.index(m) if m in MENU_ORDER else 99):
         rows = [o for o in observed.get(menu, []) if not is_untouchable(o)]
-        mine_ids = dict(owned.get(menu, {}))
+        mine_ids = ours[menu] = dict(owned.get(menu, {}))
         if menu not in NO_COMMENT:
             for o in rows:
                 if is_marked(o) and o.id not in mine_ids:
@@ -151,7 +153,54 @@ def diff(
                 key = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
                 changes.append(Change(menu, key, Action.remove, ros_id))
 
+    for menu in menu_set & SESSIONS.keys():
+        changes += _session_ends(menu, observed, ours, changes)
     return Plan(target=target, changes=tuple(sorted(changes, key=_order)))
+
+
+# A change of these takes effect at the user's next login only.
+RECONNECT_PROPS = {"name", "profile", "remote-address"}
+
+
+def _session_ends(
+    menu: str,
+    observed: Mapping[str, list[ObservedObject]],
+    ours: Mapping[str, Mapping[str, str]],
+    changes: list[Change],
+) -> list[Change]:
+    """Removes of live sessions whose user (ours) is cut off, removed, or changed in a way
+    only a new login picks up. State, not transition: a session a failed sync left up is
+    ended by the next one. Sessions of users not ours are never touched."""
+    parent, user_prop = SESSIONS[menu]
+    by_name: dict[str, list[ObservedObject]] = {}
+    for o in observed.get(menu, []):
+        by_name.setdefault(to_text(o.props.get(user_prop)), []).append(o)
+    planned = {c.ros_id: c for c in changes if c.menu == parent and c.ros_id}
+    out = []
+    for user in observed.get(parent, []):
+        name = to_text(user.props.get("name"))
+        if user.id not in ours.get(parent, {}) or name not in by_name:
+            continue
+        c = planned.get(user.id)
+        disabled = essence("disabled", user.props.get("disabled", "")) == "true"
+        why = ""
+        if c is not None and c.action is Action.remove:
+            why = "its user is removed"
+        elif c is not None and c.action is Action.set:
+            new = {p.name: p.new for p in c.props}
+            if "disabled" in new:
+                disabled = essence("disabled", new["disabled"]) == "true"
+            changed = sorted(RECONNECT_PROPS & new.keys())
+            if changed and not disabled:
+                why = f"new {', '.join(changed)} applies at the next login"
+        if disabled:
+            why = "its user is disabled"
+        if why:
+            out += [
+                Change(menu, name, Action.remove, o.id, reason=f"ends the session: {why}")
+                for o in by_name[name]
+            ]
+    return out
 
 
 def redact(plan: Plan) -> Plan:

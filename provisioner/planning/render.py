@@ -64,6 +64,8 @@ def render(plans: Iterable[Plan], *, markup: bool = False) -> str:
             out.append(style(c.action, head))
             if c.action is Action.conflict:
                 out.append(style(c.action, f"        ! {c.reason}"))
+            elif c.reason:
+                out.append(style(c.action, f"        # {c.reason}"))
             for p in c.props:
                 if c.action is Action.add or p.old is None:
                     out.append(style(c.action, f"        {p.name} = {p.new!r}"))
