@@ -24,7 +24,7 @@ from nas_adapters.errors import NasError, TemporaryNasError
 from provisioner import metrics
 from provisioner.adapters import adapter_for
 from provisioner.config import Settings
-from provisioner.db import transaction
+from provisioner.db import reading, transaction
 from provisioner.mapping.routeros import (
     ADDRESS_LIST,
     MANAGED_PROPS,
@@ -183,7 +183,7 @@ def sync_router(
     adapter_factory: AdapterFactory = adapter_for,
 ) -> RouterResult:
     """Plan (and unless ``dry_run``, apply) one router. Never raises for NAS failures."""
-    with transaction(factory) as s:
+    with reading(factory) as s:
         router = s.get(Router, router_id)
         if router is None:
             raise LookupError(f"router {router_id} is gone")
@@ -310,7 +310,7 @@ def router_ids(factory: sessionmaker[Session], names: Sequence[str] = ()) -> lis
     """Ids of the named routers (all enabled ones when none are named)."""
     from provisioner.registry import get_by_name
 
-    with transaction(factory) as s:
+    with reading(factory) as s:
         if names:
             return [get_by_name(s, Router, n).id for n in names]
         return list(
