@@ -234,6 +234,8 @@ ADMIN_ONLY: list[tuple[str, str, Any, int]] = [
     ("GET", "/routers", None, 200),
     ("POST", "/routers", {}, 422),
     ("GET", "/routers/r1", None, 200),
+    ("GET", "/routers/r1/runs", None, 200),
+    ("GET", "/routers/nope/runs", None, 404),
     ("PATCH", "/routers/nope", {}, 404),
     ("DELETE", "/routers/nope", None, 404),
     ("GET", "/diff?router=nope", None, 404),
@@ -642,6 +644,13 @@ def test_diff_and_sync_with_an_unreachable_router(world: World) -> None:
     assert result["router"] == "r1" and result["status"] == "unreachable" and result["error"]
     rows = world.call("GET", "/routers", "admin").json()
     assert rows[0]["last_status"] == "unreachable"
+    r = world.call("GET", "/routers/r1/runs", "admin")
+    assert r.status_code == 200, r.text
+    (run,) = r.json()
+    assert run["status"] == "unreachable" and run["trigger"] == "api"
+    assert run["error"] == result["error"] and run["changes"] == []
+    assert ROUTER_PASSWORD not in r.text and RADIUS_SECRET not in r.text
+    assert world.call("GET", "/routers/r1/runs?limit=0", "admin").status_code == 422
     with transaction(world.ctx.factory) as s:
         assert s.scalar(select(Router.enabled).where(Router.name == "r1")) is True
 

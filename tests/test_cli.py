@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from nas_adapters.routeros_sim import SimulatedRouter
 from provisioner import outbox
 from provisioner.context import Context
 from tests.conftest import Factory
@@ -212,3 +213,39 @@ def test_activation_list_newest_first_with_filters(ctx: Context, cli: Any) -> No
     assert "status: must be one of pending, applied, failed" in bad
     ghost = cli("activation", "list", "--customer", "ghost", code=1).output
     assert "no customer named 'ghost'" in ghost
+
+
+# ---- router runs -------------------------------------------------------------------------
+
+
+def test_router_runs_newest_first_without_secrets(
+    ctx: Context, cli: Any, sim: SimulatedRouter
+) -> None:
+    make = Factory(ctx)
+    router = make.router(sim, radius_secret="rad-Secret-77ab2")  # local mode: secrets on it
+    user = make.customer(make.package(make.master()), router, password="cust-Pass-4411")
+    cli("sync")  # writes the profile, pool and the customer's PPP secret
+    cli("sync")  # nothing left to do
+    sim.refuse = True
+    cli("sync", code=1)
+
+    runs = json.loads(cli("router", "runs", router, "--json").output)
+    assert [r["status"] for r in runs] == ["unreachable", "ok", "ok"]  # newest first
+    assert all(r["trigger"] == "cli" for r in runs)
+    failed, idle, first = runs
+    assert failed["error"] and failed["applied"] == 0 and failed["changes"] == []
+    assert idle["planned"] == idle["applied"] == 0 and idle["changes"] == []
+    assert first["planned"] == first["applied"] == len(first["changes"]) > 0
+    assert first["finished_at"] >= first["started_at"]
+    secret = next(c for c in first["changes"] if c["key"] == user)
+    assert {"name": "password", "old": None, "new": "(sensitive)"} in secret["props"]
+    text = cli("router", "runs", router, "--json").output + cli("router", "runs", router).output
+    assert "cust-Pass-4411" not in text and "rad-Secret-77ab2" not in text
+    assert '"pw"' not in text  # the router's API password
+
+    table = cli("router", "runs", router).output
+    for column in ("started at", "trigger", "status", "planned", "applied", "error"):
+        assert column in table
+    assert failed["error"] in _line_with(table, "unreachable")  # whole, on one line
+    assert json.loads(cli("router", "runs", router, "--limit", "1", "--json").output) == [failed]
+    assert "no router named 'nope'" in cli("router", "runs", "nope", code=1).output

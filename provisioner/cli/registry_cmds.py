@@ -478,6 +478,23 @@ def rt_list(as_json: JSON = False) -> None:
     )
 
 
+@rt.command("runs")
+@handled
+def rt_runs(
+    ref: str,
+    limit: Annotated[int, Opt(help="at most this many, newest first")] = 20,
+    as_json: Annotated[
+        bool, Opt("--json", help="print JSON, with the changes each run applied")
+    ] = False,
+) -> None:
+    """A router's sync history, newest first: trigger, outcome, changes, error."""
+    from provisioner.status import sync_runs
+
+    with session() as s:
+        rows = sync_runs(s, registry.get_by_name(s, Router, ref), limit)
+    emit(rows, as_json, ["started_at", "trigger", "status", "planned", "applied", "error"])
+
+
 @rt.command("show")
 @handled
 def rt_show(ref: str, as_json: JSON = False) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from provisioner import registry, views
 from provisioner.api.deps import AdminDep, SessionDep, admin_only
 from provisioner.api.schemas import RouterCreate, RouterUpdate
 from provisioner.models import Router
-from provisioner.status import router_rows
+from provisioner.status import router_rows, sync_runs
 
 router = APIRouter(prefix="/routers", tags=["routers"], dependencies=[Depends(admin_only)])
 
@@ -29,6 +29,18 @@ def create_router(body: RouterCreate, session: SessionDep, admin: AdminDep) -> d
 @router.get("/{name}")
 def get_router(name: str, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
     return views.router(registry.get_by_name(session, Router, name))
+
+
+@router.get("/{name}/runs")
+def get_runs(
+    name: str,
+    session: SessionDep,
+    _admin: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> list[dict[str, Any]]:
+    """The router's sync history, newest first, with the changes each run applied
+    (passwords and secrets masked)."""
+    return sync_runs(session, registry.get_by_name(session, Router, name), limit)
 
 
 @router.patch("/{name}")
