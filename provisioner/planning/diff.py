@@ -102,6 +102,10 @@ def diff(
                     mine_ids[o.id] = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
         by_id = {o.id: o for o in rows}
         by_key = {key_of(menu, {k: to_text(v) for k, v in o.props.items()}): o for o in rows}
+        ours_by_key: dict[str, list[str]] = {}  # recorded key -> our ids still on the router
+        for i, k in mine_ids.items():
+            if i in by_id:
+                ours_by_key.setdefault(k, []).append(i)
         matched: set[str] = set()
 
         for d in by_menu.get(menu, []):
@@ -112,14 +116,7 @@ def diff(
                     changes.append(Change(menu, d.key, Action.set, None, props))
                 continue
             # Ours first, by the recorded key (survives a rename by hand), then by name.
-            obj = next(
-                (
-                    by_id[i]
-                    for i, k in mine_ids.items()
-                    if k == d.key and i in by_id and i not in matched
-                ),
-                None,
-            )
+            obj = next((by_id[i] for i in ours_by_key.get(d.key, ()) if i not in matched), None)
             if obj is None:
                 obj = by_key.get(d.key)
             if obj is None:
