@@ -279,13 +279,15 @@ def activate(
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()
     radius_store.sync_users(session, options(settings), [customer.username])
-    _queue_work(session, customer, act)
-    sessions.queue(session, [(before, sessions.terms_of(customer))], activation_id=act.id)
+    queued = _queue_work(session, customer, act)
+    queued += sessions.queue(session, [(before, sessions.terms_of(customer))], activation_id=act.id)
+    if not queued:
+        act.status = "applied"  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
     return act, True
 
 
-def _queue_work(session: Session, c: Customer, act: Activation | None) -> None:
-    """Router and "other" work for one customer, in this transaction."""
+def _queue_work(session: Session, c: Customer, act: Activation | None) -> int:
+    """Router and "other" work for one customer, in this transaction; how many rows."""
     act_id = act.id if act else None
     if c.customer_type == CustomerType.other:
         session.add(
@@ -305,7 +307,10 @@ def _queue_work(session: Session, c: Customer, act: Activation | None) -> None:
         session.add(
             Outbox(kind="sync_router", router_id=c.router.id, activation_id=act_id, payload={})
         )
+    else:
+        return 0
     session.flush()
+    return 1
 
 
 def expire_due(
@@ -371,7 +376,7 @@ def activation_view(session: Session, act_id: int) -> dict[str, Any]:
         "id": a.id, "idempotency_key": a.idempotency_key, "customer": c.username if c else None,
         "package": p.name if p else None, "payer": a.payer, "price": str(a.price),
         "starts_at": a.starts_at.isoformat(), "expires_at": a.expires_at.isoformat(),
-        "status": a.status if work else "applied", "error": a.error,
+        "status": a.status, "error": a.error,
         "work": [
             {"kind": w.kind, "status": w.status, "attempts": w.attempts, "error": w.last_error}
             for w in work

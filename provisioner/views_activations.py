@@ -1,30 +1,23 @@
 """Activation listings, newest first, for the CLI and the API.
 
-Each row is ``activation.activation_view`` (the one place that says what an activation's
-status is) plus ``at``, when it was made. Who may see which rows is the caller's business
-(``api.scope`` for the API; the CLI acts as admin): this module only filters.
+Each row is ``activation.activation_view`` plus ``at``, when it was made. Who may see
+which rows is the caller's business (``api.scope`` for the API; the CLI acts as admin):
+this module only filters.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, literal, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provisioner import validation
 from provisioner.activation import activation_view
 from provisioner.errors import ValidationError
-from provisioner.models import Activation, Customer, Outbox
+from provisioner.models import Activation, Customer
 
 STATUSES = ("pending", "applied", "failed")
-
-
-def shown_status() -> ColumnElement[str]:
-    """``activation_view``'s status rule in SQL, so ``status=`` filters before ``limit``:
-    an activation that queued no work is applied; otherwise its own status counts."""
-    has_work = select(Outbox.id).where(Outbox.activation_id == Activation.id).exists()
-    return case((has_work, Activation.status), else_=literal("applied"))
 
 
 def list_activations(
@@ -48,7 +41,7 @@ def list_activations(
     if status is not None:
         if status not in STATUSES:
             raise ValidationError(f"must be one of {', '.join(STATUSES)}", field="status")
-        q = q.where(shown_status() == status)
+        q = q.where(Activation.status == status)
     rows = []
     for act_id, at in session.execute(q).all():
         view = activation_view(session, act_id)
@@ -56,4 +49,4 @@ def list_activations(
     return rows
 
 
-__all__ = ["STATUSES", "list_activations", "shown_status"]
+__all__ = ["STATUSES", "list_activations"]

@@ -205,9 +205,6 @@ def test_activation_list_newest_first_with_filters(ctx: Context, cli: Any) -> No
     for column in ("id", "at", "customer", "package", "payer", "price", "status", "error"):
         assert column in table
     assert _line_with(table, users[2]).count("command exited 1") == 1
-    # the old form still works: 'activation ID' is 'activation show ID'
-    first = str(rows[-1]["id"])
-    assert cli("activation", first).output == cli("activation", "show", first).output
 
     bad = cli("activation", "list", "--status", "done", code=1).output
     assert "status: must be one of pending, applied, failed" in bad

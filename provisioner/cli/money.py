@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from provisioner import activation, ledger, registry, views_activations
 from provisioner.activation import ActivationRequest
@@ -40,18 +39,7 @@ def activate_cmd(
     emit(view if as_json else {**view, "work": len(view["work"]), "new": created}, as_json)
 
 
-class _ShowById(TyperGroup):
-    """``provisioner activation 12`` still means ``provisioner activation show 12``."""
-
-    def resolve_command(self, ctx: Any, args: list[str]) -> Any:  # click's own types
-        if args and args[0].isdigit():
-            args = ["show", *args]
-        return super().resolve_command(ctx, args)
-
-
-acts = typer.Typer(
-    cls=_ShowById, no_args_is_help=True, help="Activations and the provisioning work they queued."
-)
+acts = typer.Typer(no_args_is_help=True, help="Activations and the provisioning work they queued.")
 app.add_typer(acts, name="activation")
 
 
