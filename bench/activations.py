@@ -9,7 +9,9 @@ Scenario (see bench/README.md): a fresh database is seeded through the service l
 (RADIUS-mode routers, one master package and one package, resellers with it assigned,
 customers spread over the resellers, tokens); the real app is served by uvicorn in a
 subprocess (``server_app`` below is its factory); resellers are topped up through
-``POST /topups``; then every customer is activated once through
+``POST /topups``; as the baseline, the same clients send as many ``GET /balance``
+(an authenticated read: token check, one ledger sum) as there are customers; then every
+customer is activated once through
 ``POST /activations`` from ``--clients`` threads (one keep-alive ``httpx.Client``
 each, a distinct idempotency key per activation), and 10% of the keys are sent again
 (idempotent replays: 200, the first activation, nothing charged). Afterwards the
@@ -410,8 +412,26 @@ class Result:
     activation_id: int | None = None
 
 
+Send = Callable[[httpx.Client, Job, dict[str, str]], httpx.Response]
+
+
+def activate(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
+    body = {"customer": job.customer, "package": PACKAGE, "idempotency_key": job.key}
+    return c.post(f"{API}/activations", json=body, headers=headers)
+
+
+def read_balance(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
+    """The baseline: an authenticated read through the same server, clients and database
+    (token check, one ledger sum), so the ratio is what the activation itself costs."""
+    return c.get(f"{API}/balance", headers=headers)
+
+
 def fire(
-    base: str, jobs: list[Job], tokens: dict[int, str], clients: int
+    base: str,
+    jobs: list[Job],
+    tokens: dict[int, str],
+    clients: int,
+    send: Send = activate,
 ) -> tuple[list[Result], float]:
     """Send every job from ``clients`` threads; (results in job order, wall seconds)."""
     results: list[Result | None] = [None] * len(jobs)
@@ -431,10 +451,9 @@ def fire(
                 if i is None:
                     return
                 job = jobs[i]
-                body = {"customer": job.customer, "package": PACKAGE, "idempotency_key": job.key}
                 t0 = time.perf_counter()
                 try:
-                    r = c.post(f"{API}/activations", json=body, headers=headers[job.reseller_id])
+                    r = send(c, job, headers[job.reseller_id])
                     ms = (time.perf_counter() - t0) * 1000
                     act_id = r.json().get("id") if r.status_code in (200, 201) else None
                     results[i] = Result(str(r.status_code), ms, act_id)
@@ -618,10 +637,25 @@ def run(opts: Options, workdir: Path) -> int:
         jobs = [Job(u, rid, f"bench-{opts.seed}-{u}") for u, rid in world.customers]
         rng.shuffle(jobs)
         cpu = CpuMeter(server, db.kind == "postgresql")
+        base, base_wall = fire(server.base, jobs, world.tokens, opts.clients, read_balance)
+        base_cpu = cpu.stop()
+        base_fig = figures(base, base_wall)
+        report("baseline (GET /balance)", base_fig, base_cpu)
+
+        cpu = CpuMeter(server, db.kind == "postgresql")
         first, wall = fire(server.base, jobs, world.tokens, opts.clients)
         first_cpu = cpu.stop()
         first_fig = figures(first, wall)
         report("activations", first_fig, first_cpu)
+        ratios = {
+            "throughput": round(first_fig["per_s"] / base_fig["per_s"], 2),
+            "p50": round(first_fig["p50_ms"] / max(base_fig["p50_ms"], 0.1), 2),
+            "p99": round(first_fig["p99_ms"] / max(base_fig["p99_ms"], 0.1), 2),
+        }
+        say(
+            f"  vs baseline: {ratios['throughput']}x throughput, {ratios['p50']}x p50, "
+            f"{ratios['p99']}x p99"
+        )
         firsts = {j.key: r.activation_id for j, r in zip(jobs, first, strict=True)}
 
         before = ledger_state(ctx)
@@ -643,6 +677,8 @@ def run(opts: Options, workdir: Path) -> int:
         failed = check(
             ctx, world, first, list(zip(sample, again, strict=True)), firsts, before, api_balances
         )
+        if set(base_fig["status"]) != {"200"}:
+            failed.append(f"baseline reads not all 200: {base_fig['status']}")
         for f in failed:
             say(f"INVARIANT FAILED {f}")
         if not failed:
@@ -657,7 +693,9 @@ def run(opts: Options, workdir: Path) -> int:
             "workers": opts.workers,
             "cpus": os.cpu_count(),
             "seed_s": round(seed_s, 2),
+            "baseline": {**base_fig, "cpu_s": base_cpu},
             "activations": {**first_fig, "cpu_s": first_cpu},
+            "activations_over_baseline": ratios,
             "replays": {**replay_fig, "cpu_s": replay_cpu},
             "invariants": failed if failed else "ok",
         }
