@@ -246,3 +246,13 @@ def test_router_runs_newest_first_without_secrets(
     assert failed["error"] in _line_with(table, "unreachable")  # whole, on one line
     assert json.loads(cli("router", "runs", router, "--limit", "1", "--json").output) == [failed]
     assert "no router named 'nope'" in cli("router", "runs", "nope", code=1).output
+
+
+def test_adding_a_router_or_changing_its_secret_says_freeradius_must_restart(cli: Any) -> None:
+    added = cli(
+        "router", "add", "core-1", "--host", "127.0.0.9", "--username", "api",
+        "--password", "pw", "--radius-secret", "s3cret",
+    ).output  # fmt: skip
+    assert "only at start-up: restart it so it answers 127.0.0.9" in added
+    assert "restart" not in cli("router", "edit", "core-1", "--types", "pppoe").output
+    assert "restart it" in cli("router", "edit", "core-1", "--radius-secret", "n3w").output

@@ -29,7 +29,7 @@ HELP = (
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one message, one line (the terminal wraps it)
 # Where stdout is not a terminal (a pipe, a file, CI) there is no screen to fit: rich would
 # assume 80 columns and cut cells. This one is wide enough that nothing is wrapped or cut.
 _unbounded = Console(width=1_000_000)

@@ -370,6 +370,10 @@ def rs_unassign(reseller: str, package: str) -> None:
 # ---- routers ---------------------------------------------------------------------------
 
 TYPES_HELP = "customer types it serves, comma-separated, of pppoe,hotspot,static"
+RELOAD = (
+    "FreeRADIUS reads its clients (the nas table) only at start-up: restart it so it "
+    "answers {host} with the new secret (docker compose restart freeradius)"
+)
 MODE_HELP = "radius (customers authenticate via FreeRADIUS) | local (secrets on the router)"
 ENABLED_HELP = "a disabled router is left out of drift repair and of diff/sync without names"
 
@@ -411,6 +415,7 @@ def rt_add(
             },
         )
         typer.echo(f"router {r.name} added")
+        warn([RELOAD.format(host=r.host)])
 
 
 @rt.command("edit")
@@ -452,6 +457,8 @@ def rt_edit(
             ),
         )
         typer.echo(f"router {r.name} changed")
+        if host is not None or radius_secret is not None:
+            warn([RELOAD.format(host=r.host)])
 
 
 @rt.command("list")
