@@ -18,7 +18,9 @@ This is the only module (besides tests) that talks to pyrad. Promises:
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -119,8 +121,12 @@ def authenticate(
     retries: int = 1,
     extra: Mapping[str, object] | None = None,
     require_message_authenticator: bool = False,
+    method: str = "pap",
 ) -> RadiusReply:
-    """Send a PAP Access-Request (with Message-Authenticator) and return the reply.
+    """Send an Access-Request (with Message-Authenticator) and return the reply.
+
+    ``method`` is ``pap`` (User-Password) or ``chap`` (CHAP-Password and CHAP-Challenge,
+    as a PPPoE server sends for a CHAP login).
 
     Meant for tests and the CLI's "radius test". ``retries`` is the number of sends in
     total (pyrad's meaning), each waiting ``timeout`` seconds. ``extra`` adds request
@@ -144,10 +150,18 @@ def authenticate(
     # message_authenticator=True: every Access-Request we send is signed (BlastRADIUS).
     request = client.CreateAuthPacket(code=pyrad.packet.AccessRequest, message_authenticator=True)
     _add_attributes(request, {"User-Name": username, "NAS-IP-Address": nas_ip, **(extra or {})})
-    try:
-        request["User-Password"] = request.PwCrypt(password)
-    except ValueError as exc:  # longer than 128 octets
-        raise ValueError(f"cannot encode User-Password: {exc}") from exc
+    if method == "chap":
+        ident, challenge = os.urandom(1), os.urandom(16)
+        digest = hashlib.md5(ident + password.encode("utf-8") + challenge).digest()
+        request["CHAP-Challenge"] = challenge
+        request["CHAP-Password"] = ident + digest
+    elif method == "pap":
+        try:
+            request["User-Password"] = request.PwCrypt(password)
+        except ValueError as exc:  # longer than 128 octets
+            raise ValueError(f"cannot encode User-Password: {exc}") from exc
+    else:
+        raise ValueError(f"method must be pap or chap, not {method!r}")
     return _exchange(client, request, host, port)
 
 

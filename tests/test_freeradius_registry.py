@@ -229,3 +229,42 @@ def test_expired_pppoe_customer_is_rejected_and_disconnected(radius: Any) -> Non
             ctx.factory, Principal("admin"), ActivationRequest("alice", pkg, "k2"), ctx.settings
         )
         assert auth(server, "alice", "pw").accepted
+
+
+def radclient(server: FreeRadius, request: str) -> tuple[int, str]:
+    """Debian's radclient: it computes MS-CHAP itself from ``MS-CHAP-Password``."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("radclient")
+    require(exe is not None, "radclient is not installed (freeradius-utils)")
+    done = subprocess.run(
+        [str(exe), "-x", "-r", "1", "-t", "3", f"{server.host}:{server.auth_port}", "auth", SECRET],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_chap_and_ms_chap_logins_are_accepted_with_the_package(radius: Any) -> None:
+    """RouterOS's PPPoE server offers pap, chap, mschap1 and mschap2: a CPE picking CHAP or
+    MS-CHAP must log in against the same Cleartext-Password row."""
+    server, ctx, make = radius
+    make.customer(make.package(make.master(name="home", rate_down="10M", rate_up="2M")), "r1",
+                  username="alice", password="alice-pw")  # fmt: skip
+    chap = radius_client.authenticate(
+        server.host, server.auth_port, SECRET, "alice", "alice-pw", timeout=3, method="chap"
+    )
+    assert chap.accepted, server.log_tail()
+    assert chap.attributes["Mikrotik-Rate-Limit"] == ["2M/10M"]
+    wrong = radius_client.authenticate(
+        server.host, server.auth_port, SECRET, "alice", "nope", timeout=3, method="chap"
+    )
+    assert wrong.code_name == "Access-Reject"
+
+    code, out = radclient(server, 'User-Name = "alice", MS-CHAP-Password = "alice-pw"\n')
+    assert code == 0 and "Access-Accept" in out and "2M/10M" in out, out + server.log_tail()
+    code, out = radclient(server, 'User-Name = "alice", MS-CHAP-Password = "nope"\n')
+    assert code != 0 and "Access-Reject" in out, out

@@ -43,7 +43,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # Stock modules the site below needs (symlinked from mods-available). `expr` is needed
 # by the sql accounting query expansions; `always` provides ok/reject/fail/noop;
 # `attr_filter` filters Access-Reject and Accounting-Response replies.
-STOCK_MODULES = ("always", "attr_filter", "expiration", "expr", "pap", "preprocess")
+STOCK_MODULES = (
+    "always", "attr_filter", "chap", "expiration", "expr", "mschap", "pap", "preprocess",
+)  # fmt: skip
 
 
 class FreeRadiusError(RuntimeError):
@@ -430,12 +432,22 @@ server provisioner {{
 		preprocess
 		sql
 		expiration
+		# PPPoE clients log in with CHAP or MS-CHAPv2 as often as PAP (RouterOS offers all
+		# of them); each module claims its own requests, with Cleartext-Password from SQL.
+		chap
+		mschap
 		pap
 	}}
 
 	authenticate {{
 		Auth-Type PAP {{
 			pap
+		}}
+		Auth-Type CHAP {{
+			chap
+		}}
+		Auth-Type MS-CHAP {{
+			mschap
 		}}
 	}}
 
