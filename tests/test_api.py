@@ -9,6 +9,7 @@ per module; tests that write get their own.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -791,3 +792,26 @@ def test_metrics_count_work_without_names(world: World) -> None:
     assert 'provisioner_customers{status="new"}' in text
     assert "provisioner_activations_total" in text
     assert "cust-a" not in text and ROUTER_PASSWORD not in text
+
+
+def test_reads_answer_while_a_writer_holds_the_sqlite_lock(world: World) -> None:
+    """GET requests are WAL readers: a long write elsewhere (a sync recording its run, an
+    activation) does not hold up the package list or a token check."""
+    writing, answered = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with transaction(world.ctx.factory) as s:
+            registry.create_reseller(s, "test", {"name": "holding-the-lock"})
+            writing.set()
+            answered.wait(timeout=20)  # bounded: the test never hangs
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert writing.wait(timeout=20)
+        r = world.call("GET", "/packages", "admin")
+        done_while_locked = t.is_alive()  # the writer still holds the lock (waits up to 20 s)
+    finally:
+        answered.set()
+        t.join(timeout=20)
+    assert r.status_code == 200 and done_while_locked

@@ -6,8 +6,9 @@ returns, rolled back when it raises, and always *before* the response is sent (s
 the service layer never commit.
 
 ``PrincipalDep`` reads ``Authorization: Bearer <token>`` in its own short transaction, so a
-route that talks to routers for seconds (diff, sync) holds no database transaction (on
-SQLite every transaction holds the write lock) while it waits on the network.
+route that talks to routers for seconds (diff, sync) holds no database transaction while
+it waits on the network. Both are read-only for GET and HEAD requests: on SQLite a
+read-only transaction runs beside the writer instead of queueing for the write lock.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.auth import Principal, authenticate
 from provisioner.context import Context
-from provisioner.db import transaction
+from provisioner.db import reading, transaction
 from provisioner.errors import ProvisionerError
 
 
@@ -38,9 +39,14 @@ def get_context(request: Request) -> Context:
 CtxDep = Annotated[Context, Depends(get_context)]
 
 
-def get_session(ctx: CtxDep) -> Iterator[Session]:
-    """One transaction for the request: commit on success, roll back on any error."""
-    with transaction(ctx.factory) as session:
+READ_METHODS = {"GET", "HEAD"}
+
+
+def get_session(ctx: CtxDep, request: Request) -> Iterator[Session]:
+    """One transaction for the request: commit on success, roll back on any error; a
+    read-only one for GET and HEAD."""
+    begin = reading if request.method in READ_METHODS else transaction
+    with begin(ctx.factory) as session:
         yield session
 
 
@@ -56,7 +62,7 @@ def get_principal(
     """The caller behind the bearer token; 401 when the token is missing or unknown."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-    with transaction(ctx.factory) as session:
+    with reading(ctx.factory) as session:
         principal = authenticate(session, credentials.credentials)
     if principal is None:
         raise Unauthorized("the bearer token is not valid")
