@@ -190,6 +190,10 @@ def test_activation_list_newest_first_with_filters(ctx: Context, cli: Any) -> No
         assert {k: v for k, v in r.items() if k != "at"} == shown
         assert r["at"][:4].isdigit() and r["at"].endswith("+00:00")
 
+    failed_view = cli("activation", "show", str(rows[0]["id"])).output
+    assert "other failed after 1 attempt(s): " in failed_view and "command exited 1" in failed_view
+    assert "none (nothing to do on a NAS)" in cli("activation", "show", str(rows[2]["id"])).output
+
     def listed(*args: str) -> list[str]:
         output = cli("activation", "list", "--json", *args).output
         return [r["customer"] for r in json.loads(output)]

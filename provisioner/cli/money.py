@@ -48,7 +48,14 @@ app.add_typer(acts, name="activation")
 def activation_show(act_id: int, as_json: JSON = False) -> None:
     """An activation and the provisioning status of its work (pending/applied/failed)."""
     with session() as s:
-        emit(activation.activation_view(s, act_id), as_json)
+        view = activation.activation_view(s, act_id)
+    if not as_json:
+        view["work"] = "; ".join(
+            f"{w['kind']} {w['status']} after {w['attempts']} attempt(s)"
+            + (f": {w['error']}" if w["error"] else "")
+            for w in view["work"]
+        ) or "none (nothing to do on a NAS)"
+    emit(view, as_json)
 
 
 @acts.command("list")
