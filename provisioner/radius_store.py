@@ -46,6 +46,7 @@ USER_TABLES = ("radcheck", "radreply", "radusergroup")
 GROUP_TABLES = ("radgroupcheck", "radgroupreply")
 ORDER = ["nas", "radgroupcheck", "radgroupreply", "radcheck", "radreply", "radusergroup"]
 NAS_MARK = "provisioner:router:"
+CHUNK = 5000  # names per IN list
 
 
 # ---- desired ---------------------------------------------------------------------------
@@ -54,13 +55,22 @@ NAS_MARK = "provisioner:router:"
 def _desired_users(
     session: Session, usernames: Iterable[str] | None, opts: MappingOptions
 ) -> list[RadiusRow]:
-    masters = {m.id: master_spec(m) for m in session.scalars(select(MasterPackage))}
-    q = customers_query()
+    if usernames is None:
+        specs = [customer_spec(c) for c in session.scalars(customers_query())]
+    else:
+        names = list(usernames)
+        specs = []
+        for i in range(0, len(names), CHUNK):  # PostgreSQL takes at most 65,535 parameters
+            q = customers_query().where(Customer.username.in_(names[i : i + CHUNK]))
+            specs += [customer_spec(c) for c in session.scalars(q)]
+    # Only the masters these customers use: one activation must not load every package.
+    wanted = {s.master_id for s in specs if s.master_id is not None}
+    mq = select(MasterPackage)
     if usernames is not None:
-        q = q.where(Customer.username.in_(list(usernames)))
+        mq = mq.where(MasterPackage.id.in_(wanted))
+    masters = {m.id: master_spec(m) for m in session.scalars(mq)} if wanted else {}
     rows: list[RadiusRow] = []
-    for c in session.scalars(q):
-        spec = customer_spec(c)
+    for spec in specs:
         rows += customer_rows(spec, masters.get(spec.master_id) if spec.master_id else None, opts)
     return rows
 
@@ -87,8 +97,8 @@ def _observed(session: Session, table: str, owners: list[str]) -> list[tuple[int
         return []
     out: list[tuple[int, RadiusRow]] = []
     # Chunked IN lists: a 100k-user sync must not build one giant statement.
-    for i in range(0, len(owners), 5000):
-        chunk = owners[i : i + 5000]
+    for i in range(0, len(owners), CHUNK):
+        chunk = owners[i : i + CHUNK]
         if table == "radusergroup":
             t = radusergroup
             for r in session.execute(
@@ -202,7 +212,7 @@ def plan(
             if usernames is not None
             else list(session.scalars(select(Customer.username)))
         )
-        desired = _desired_users(session, users, opts)
+        desired = _desired_users(session, None if usernames is None else users, opts)
         owned_groups = set(session.scalars(select(MasterPackage.profile_name))) | {
             opts.expired_group
         }
