@@ -1,7 +1,8 @@
 """The contract every NAS adapter keeps (one small interface per device kind).
 
 read → (core diffs) → apply: a diff always precedes a change, and ``apply`` does exactly
-what the plan says, in its order, stopping at the first failure.
+what the plan says, in its order; a refused change is reported and skipped, a lost
+device ends the run.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from provisioner.planning.plan import Change, ObservedObject
 
 @dataclass(frozen=True)
 class Applied:
-    """One change done; ``ros_id`` is the device's id of the object (new for an add)."""
+    """One change done, or refused by the device (``error``: its message, with menu and
+    object); ``ros_id`` is the device's id of the object (new for an add)."""
 
     change: Change
     ros_id: str | None
+    error: str | None = None
 
 
 class NasAdapter(Protocol):
@@ -40,10 +43,12 @@ class NasAdapter(Protocol):
         ...
 
     def apply(self, changes: Sequence[Change]) -> Iterator[Applied]:
-        """Apply changes in order, yielding each as soon as the device confirmed it.
+        """Apply changes in order, yielding each as soon as the device answered it.
 
-        Stops at the first failure by raising a ``NasError`` naming menu, object and the
-        device's message; what was yielded before it was applied.
+        A change the device refuses (a RouterOS ``!trap``) is yielded with its ``error``
+        and the next change is tried: one refused object must not hold up the others.
+        Losing the device stops the run by raising ``TemporaryNasError``; what was yielded
+        before it stands.
         """
         ...
 

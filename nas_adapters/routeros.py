@@ -140,6 +140,9 @@ class RouterOSAdapter:
                 elif change.action is Action.remove:
                     path.remove(change.ros_id)
                     yield Applied(change, change.ros_id)
+            except (TrapError, MultiTrapError) as exc:
+                refused = self._translate(exc, change.menu, change.key, str(change.action))
+                yield Applied(change, change.ros_id, error=str(refused))
             except (LibRouterosError, OSError) as exc:
                 raise self._translate(exc, change.menu, change.key, str(change.action)) from exc
 

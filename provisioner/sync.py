@@ -252,9 +252,13 @@ def _apply(
                     )
         pending.clear()
 
+    refused: list[str] = []
     try:
         for done in adapter.apply(plan.writes):
             c = done.change
+            if done.error is not None:
+                refused.append(done.error)
+                continue
             if done.ros_id and (c.action is Action.add or (c.action is Action.set and c.adopt)):
                 pending.append(
                     NasObject(router_id=work.router.id, menu=c.menu, ros_id=done.ros_id, key=c.key)
@@ -269,6 +273,14 @@ def _apply(
         result.status = "unreachable" if isinstance(exc, TemporaryNasError) else "failed"
         result.error = str(exc)
     finally:
+        if refused:
+            # The router refused these objects; every other change was still applied.
+            if result.status == "ok":
+                result.status = "failed"
+            more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
+            shown = "; ".join(refused[:5]) + more
+            text = f"{len(refused)} of {len(plan.writes)} changes refused: {shown}"
+            result.error = f"{result.error}; {text}" if result.error else text
         flush()
         with transaction(factory) as s:
             run = s.get(SyncRun, run_id)

@@ -226,6 +226,29 @@ def test_routeros_trap_is_reported_with_its_message(
     assert run(ctx)[0].status == "ok"
 
 
+def test_one_refused_object_does_not_hold_up_the_others(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    router = make.router(sim, customer_types="pppoe")
+    pkg = make.package(make.master(name="home"))
+    for user in ("alice", "mallory", "zoe"):
+        make.customer(pkg, router, username=user)
+    sim.trap_names = {"mallory"}
+    [r] = run(ctx)
+    assert r.status == "failed" and r.applied == len(r.plan.writes) - 1
+    assert r.error == (
+        "1 of 5 changes refused: r1 /ppp/secret mallory: add: failure: simulated fault"
+    )
+    assert sorted(x["name"] for x in sim.items("/ppp/secret")) == ["alice", "zoe"]
+    with transaction(ctx.factory) as s:
+        last = s.query(SyncRun).order_by(SyncRun.id.desc()).first()
+        assert last is not None and (last.status, last.error) == ("failed", r.error)
+    sim.trap_names = set()
+    [again] = run(ctx)
+    assert (again.status, again.applied) == ("ok", 1)
+    assert sorted(x["name"] for x in sim.items("/ppp/secret")) == ["alice", "mallory", "zoe"]
+
+
 def test_bad_credentials_are_a_clear_error(
     ctx: Context, make: Factory, sim: SimulatedRouter
 ) -> None:

@@ -117,6 +117,8 @@ class SimulatedRouter:
     - `drop_after`: answer this many more commands, then close abruptly on the next.
     - `trap_rate`: chance that a write traps `failure: simulated fault` (category 4)
       instead of running; drawn from `random` (seeded with `seed`).
+    - `trap_names`: writes whose `name` is one of these trap the same way, every time
+      (one object the router refuses, the others fine).
     - `refuse`: stop listening (ECONNREFUSED) and drop open connections; False listens
       again on the same port.
     - `dead`: accept connections, never answer.
@@ -147,6 +149,7 @@ class SimulatedRouter:
         # Fault switches.
         self.latency: float = 0.0
         self.trap_rate: float = 0.0
+        self.trap_names: set[str] = set()
         self.dead: bool = False
         # RouterOS 7.18+ answers an empty print with `!empty` before `!done`.
         self.send_empty: bool = True
@@ -343,10 +346,9 @@ class SimulatedRouter:
             try:
                 path, verb = split_command(command)
                 self._count(path, verb)
-                if (
-                    verb in WRITE_VERBS
-                    and self.trap_rate > 0
-                    and (self.random.random() < self.trap_rate)
+                if verb in WRITE_VERBS and (
+                    attrs.get("name") in self.trap_names
+                    or (self.trap_rate > 0 and self.random.random() < self.trap_rate)
                 ):
                     raise Trap("failure: simulated fault", 4)
                 reply = self._state.run(path, verb, attrs, queries)
