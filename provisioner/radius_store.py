@@ -34,7 +34,7 @@ from provisioner.radius_tables import (
     radusergroup,
 )
 from provisioner.snapshots import MappingOptions
-from provisioner.state import customer_spec, customers_query, master_spec, router_spec
+from provisioner.state import customer_specs, master_spec, router_spec
 
 TABLES = {
     "radcheck": (radcheck, "username"),
@@ -56,13 +56,12 @@ def _desired_users(
     session: Session, usernames: Iterable[str] | None, opts: MappingOptions
 ) -> list[RadiusRow]:
     if usernames is None:
-        specs = [customer_spec(c) for c in session.scalars(customers_query())]
+        specs = customer_specs(session)
     else:
         names = list(usernames)
         specs = []
         for i in range(0, len(names), CHUNK):  # PostgreSQL takes at most 65,535 parameters
-            q = customers_query().where(Customer.username.in_(names[i : i + CHUNK]))
-            specs += [customer_spec(c) for c in session.scalars(q)]
+            specs += customer_specs(session, Customer.username.in_(names[i : i + CHUNK]))
     # Only the masters these customers use: one activation must not load every package.
     wanted = {s.master_id for s in specs if s.master_id is not None}
     mq = select(MasterPackage)

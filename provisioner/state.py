@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
 
 from provisioner.config import Settings
 from provisioner.models import Customer, MasterPackage, Package, Router
@@ -51,22 +51,6 @@ def router_spec(r: Router) -> RouterSpec:
     )
 
 
-def customer_spec(c: Customer) -> CustomerSpec:
-    master_id = c.package.master_package_id if c.package is not None else None
-    return CustomerSpec(
-        id=c.id,
-        username=c.username,
-        password=c.password,
-        customer_type=str(c.customer_type),
-        status=str(c.status),
-        master_id=master_id,
-        router_id=c.router_id,
-        static_ip=c.static_ip,
-        mac_address=c.mac_address,
-        expires_at=c.expires_at,
-    )
-
-
 def options(settings: Settings) -> MappingOptions:
     return MappingOptions(
         expired_group=settings.expired_group,
@@ -80,12 +64,44 @@ def all_masters(session: Session) -> list[MasterSpec]:
     ]
 
 
-def customers_query():  # type: ignore[no-untyped-def]
-    return select(Customer).options(
-        joinedload(Customer.package).load_only(Package.master_package_id)
+def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[CustomerSpec]:
+    """Customers (all, or those matching ``where``) as snapshots, in id order.
+
+    Reads columns, not ORM objects: a router's 2,000 customers are loaded on every sync.
+    """
+    q = (
+        select(
+            Customer.id,
+            Customer.username,
+            Customer.password,
+            Customer.customer_type,
+            Customer.status,
+            Package.master_package_id,
+            Customer.router_id,
+            Customer.static_ip,
+            Customer.mac_address,
+            Customer.expires_at,
+        )
+        .outerjoin(Package, Customer.package_id == Package.id)
+        .where(*where)
+        .order_by(Customer.id)
     )
+    return [
+        CustomerSpec(
+            id=r.id,
+            username=r.username,
+            password=r.password,
+            customer_type=str(r.customer_type),
+            status=str(r.status),
+            master_id=r.master_package_id,
+            router_id=r.router_id,
+            static_ip=r.static_ip,
+            mac_address=r.mac_address,
+            expires_at=r.expires_at,
+        )
+        for r in session.execute(q)
+    ]
 
 
 def router_customers(session: Session, router_id: int) -> list[CustomerSpec]:
-    q = customers_query().where(Customer.router_id == router_id).order_by(Customer.id)
-    return [customer_spec(c) for c in session.scalars(q)]
+    return customer_specs(session, Customer.router_id == router_id)
