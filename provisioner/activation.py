@@ -23,6 +23,7 @@ from provisioner.auth import Principal
 from provisioner.config import Settings, get_settings
 from provisioner.db import transaction
 from provisioner.errors import (
+    Conflict,
     Forbidden,
     NotFound,
     PaymentRequired,
@@ -200,6 +201,20 @@ def _price_and_payer(
     return Decimal("0.00"), None
 
 
+def _replay(session: Session, principal: Principal, key: str) -> Activation | None:
+    """The activation an earlier request with this key made, if the same caller made it.
+
+    Keys are global, so another caller's key is refused: replaying its activation would
+    show that caller's customer, package and price, and drop this request unnoticed."""
+    prior = session.scalar(select(Activation).where(Activation.idempotency_key == key))
+    if prior is not None and prior.requested_by != principal.actor:
+        raise Conflict(
+            "this idempotency key was already used by another caller; send a new key",
+            field="idempotency_key",
+        )
+    return prior
+
+
 def activate(
     session: Session, principal: Principal, req: ActivationRequest, settings: Settings | None = None
 ) -> tuple[Activation, bool]:
@@ -211,7 +226,7 @@ def activate(
     key = (req.idempotency_key or "").strip()
     if not key or len(key) > 128:
         raise ValidationError("is required (at most 128 characters)", field="idempotency_key")
-    prior = session.scalar(select(Activation).where(Activation.idempotency_key == key))
+    prior = _replay(session, principal, key)
     if prior is not None:
         return prior, False
     customer = _customer_for(session, principal, req.customer)
@@ -357,9 +372,7 @@ def run_activation(
         raise
     except IntegrityError:
         with transaction(factory) as s:
-            prior = s.scalar(
-                select(Activation).where(Activation.idempotency_key == req.idempotency_key)
-            )
+            prior = _replay(s, principal, (req.idempotency_key or "").strip())
             if prior is None:
                 raise
             return prior.id, False
