@@ -50,13 +50,15 @@ from provisioner.registry import (
 )
 from provisioner.state import options
 
+PAYERS = ("auto", "admin", "reseller", "customer", "card")
+
 
 @dataclass(frozen=True)
 class ActivationRequest:
     customer: str
     package: str
     idempotency_key: str
-    payer: str = "auto"  # auto | reseller | customer | card | admin
+    payer: str = "auto"  # one of PAYERS
     card_serial: str | None = None
     card_pin: str | None = None
 
@@ -229,6 +231,9 @@ def activate(
     prior = _replay(session, principal, key)
     if prior is not None:
         return prior, False
+    if req.payer not in PAYERS:
+        # Anything unrecognised would otherwise fall through to an admin's free grant.
+        raise ValidationError(f"must be one of {', '.join(PAYERS)}", field="payer")
     customer = _customer_for(session, principal, req.customer)
     package = session.scalar(select(Package).where(Package.name == req.package))
     if package is None:

@@ -12,7 +12,7 @@ from provisioner.activation import ActivationRequest, run_activation
 from provisioner.auth import Principal
 from provisioner.context import Context
 from provisioner.db import transaction
-from provisioner.errors import Conflict
+from provisioner.errors import Conflict, ValidationError
 from provisioner.models import Activation, Customer, Reseller
 from tests.conftest import Factory
 
@@ -69,4 +69,27 @@ def test_another_callers_idempotency_key_is_refused_not_replayed(
     )
     assert again == (first, False)
     with transaction(any_ctx.factory) as s:
+        assert ledger.balance(s, f"reseller:{a.reseller_id}") == Decimal("600.00")
+
+
+def test_an_unknown_payer_is_refused_not_granted_for_free(ctx: Context, make: Factory) -> None:
+    a, _, pkg = _two_resellers(ctx, make)
+    admin = Principal("admin", name="test")
+    # A typo for "reseller" must not fall through to the admin's free grant.
+    with pytest.raises(ValidationError, match="payer: must be one of"):
+        run_activation(
+            ctx.factory,
+            admin,
+            ActivationRequest("alice", pkg, "k1", payer="resellr"),
+            ctx.settings,
+        )
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Activation)) == 0
+        alice = s.scalar(select(Customer).where(Customer.username == "alice"))
+        assert alice is not None and alice.status == "new"
+    # The spelled-out payers still work: "reseller" charges, "admin" grants.
+    run_activation(
+        ctx.factory, admin, ActivationRequest("alice", pkg, "k2", payer="reseller"), ctx.settings
+    )
+    with transaction(ctx.factory) as s:
         assert ledger.balance(s, f"reseller:{a.reseller_id}") == Decimal("600.00")
