@@ -185,10 +185,11 @@ def price(field: str, value: Any) -> Decimal:
         raise ValidationError("must be a finite number", field=field)
     if d < 0:
         raise ValidationError("must not be negative", field=field)
-    if d != d.quantize(Decimal("0.01")):
-        raise ValidationError("has more than 2 decimal places", field=field)
+    # Before quantizing: cents of a huge number exceed decimal's precision (InvalidOperation).
     if d >= Decimal("10000000000"):
         raise ValidationError("is too large", field=field)
+    if d != d.quantize(Decimal("0.01")):
+        raise ValidationError("has more than 2 decimal places", field=field)
     return d.quantize(Decimal("0.01"))
 
 

@@ -35,3 +35,18 @@ def test_another_resellers_idempotency_key_leaks_nothing(world: World) -> None:
     assert r.json()["field"] == "idempotency_key"
     assert "cust-a" not in r.text and "350" not in r.text
     assert world.call("GET", "/balance", "resB").json()["balance"] == "1000.00"
+
+
+def test_a_huge_amount_is_a_field_error_not_a_500(world: World) -> None:
+    account = f"reseller:{_reseller_id(world, 'resA')}"
+    r = world.call("POST", "/topups", "admin", {"account": account, "amount": "1e30"})
+    assert r.status_code == 422 and r.json()["field"] == "amount", r.text
+    body = {
+        "name": "huge",
+        "master_package": "m-home",
+        "customer_price": "99999999999999999999999999999",
+        "operator_price": "1",
+    }
+    r = world.call("POST", "/packages", "admin", body)
+    assert r.status_code == 422 and r.json()["field"] == "customer_price", r.text
+    assert world.call("GET", "/balance", "reseller").json()["balance"] == "0.00"
