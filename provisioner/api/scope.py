@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from provisioner import registry, views, views_activations
 from provisioner.auth import Principal
 from provisioner.errors import Forbidden, NotFound
-from provisioner.models import Customer, Package, Reseller, ResellerPackage, Visibility
+from provisioner.models import (
+    Customer,
+    Package,
+    Reseller,
+    ResellerPackage,
+    Visibility,
+    utcnow,
+)
 
 
 def _no_package(ref: str) -> NotFound:
@@ -109,17 +116,44 @@ def customer(session: Session, principal: Principal, ref: str) -> Customer:
 
 
 def customer_body(
-    session: Session, principal: Principal, data: dict[str, Any], *, create: bool
+    session: Session,
+    principal: Principal,
+    data: dict[str, Any],
+    *,
+    create: bool,
+    current: Customer | None = None,
 ) -> dict[str, Any]:
     """A reseller's customer write, held to its scope.
 
     A new customer belongs to the reseller itself; naming another reseller (or none) is
     refused. The customer may only get a package assigned to the reseller, and the refusal
-    reads the same whether or not the package exists. Admin bodies pass through unchanged.
+    reads the same whether or not the package exists. Service is what a reseller pays for
+    with an activation: it may not set an expiry, set a customer active outside a paid
+    period, or change the package within a paid period. Admin bodies pass through
+    unchanged. ``current`` is the customer an update changes.
     """
     if principal.role == "admin":
         return data
     me = own_reseller(session, principal)
+    paid = current is not None and current.expires_at is not None and current.expires_at > utcnow()
+    if "expires_at" in data:
+        raise Forbidden("the paid period is set by an activation", field="expires_at")
+    if data.get("status") == "active" and not paid:
+        raise Forbidden(
+            "a customer is set active by an activation (or within its paid period)",
+            field="status",
+        )
+    ref = data.get("package")
+    if (
+        ref
+        and paid
+        and current is not None
+        and not (current.package and _matches(str(ref), current.package.name, current.package.id))
+    ):
+        # Even while suspended: it would be set active again on the dearer package.
+        raise Forbidden(
+            "within a paid period the package changes by an activation", field="package"
+        )
     if "reseller" in data and not (
         data["reseller"] is not None and _matches(str(data["reseller"]), me.name, me.id)
     ):

@@ -45,7 +45,7 @@ def update_customer(
     username: str, body: CustomerUpdate, session: SessionDep, staff: StaffDep
 ) -> dict[str, Any]:
     c = scope.customer(session, staff, username)
-    data = scope.customer_body(session, staff, body.given(), create=False)
+    data = scope.customer_body(session, staff, body.given(), create=False, current=c)
     return views.customer(registry.update_customer(session, staff.actor, c.username, data))
 
 
