@@ -13,8 +13,8 @@ from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.orm import Session
 
 from provisioner import validation
-from provisioner.errors import ValidationError
-from provisioner.models import Account, LedgerEntry
+from provisioner.errors import NotFound, ValidationError
+from provisioner.models import Account, Customer, LedgerEntry, Reseller
 from provisioner.types import CENT
 
 
@@ -62,6 +62,18 @@ def post(
     return row
 
 
+def _check_owner(session: Session, account: str) -> None:
+    """Credit only an account someone owns: money in a mistyped one would be stranded."""
+    kind, _, id_ = account.partition(":")
+    model = {"reseller": Reseller, "customer": Customer}.get(kind)
+    if model is None or not id_.isdigit():
+        raise ValidationError(
+            f"{account!r} is not an account: use reseller:ID or customer:ID", field="account"
+        )
+    if session.get(model, int(id_)) is None:
+        raise NotFound(f"no {kind} with id {id_}", field="account")
+
+
 def topup(
     session: Session,
     actor: str,
@@ -74,6 +86,7 @@ def topup(
     value = validation.price("amount", amount)
     if value == 0:
         raise ValidationError("must be greater than 0", field="amount")
+    _check_owner(session, account)
     lock(session, account)
     post(session, account, value, kind, reference=reference, actor=actor)
     return balance(session, account)

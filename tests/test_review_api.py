@@ -100,3 +100,17 @@ def test_a_reseller_cannot_give_service_without_an_activation(world: World) -> N
     # The admin still sets anything.
     r = world.call("PATCH", "/customers/cust-a", "admin", {"expires_at": "2099-01-01T00:00:00"})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("account", "status"),
+    [("reseller:999", 404), ("customer:999", 404), ("resller:1", 422), ("reseller:", 422)],
+)
+def test_a_topup_to_an_account_nobody_owns_is_refused(
+    world: World, account: str, status: int
+) -> None:
+    # The money would sit in a phantom account (and a later customer or reseller given
+    # that id would inherit it).
+    r = world.call("POST", "/topups", "admin", {"account": account, "amount": "100"})
+    assert r.status_code == status and r.json()["field"] == "account", r.text
+    assert world.call("GET", f"/balances/{account}", "admin").json()["entries"] == []
