@@ -181,6 +181,9 @@ def _price_and_payer(
             raise NotFound(f"no package named {req.package!r} is assigned to you")
         return reseller_price(a), ledger.account_of("reseller", principal.reseller_id or 0)
     if principal.role == "customer":
+        if customer.status == CustomerStatus.suspended:
+            # A suspension is the operator's decision; buying must not lift it.
+            raise Forbidden("this account is suspended; contact your provider")
         if package.visibility != Visibility.public:
             raise NotFound(f"no public package named {req.package!r}")
         return package.customer_price, ledger.account_of("customer", customer.id)

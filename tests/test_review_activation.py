@@ -12,7 +12,7 @@ from provisioner.activation import ActivationRequest, run_activation
 from provisioner.auth import Principal
 from provisioner.context import Context
 from provisioner.db import transaction
-from provisioner.errors import Conflict, ValidationError
+from provisioner.errors import Conflict, Forbidden, ValidationError
 from provisioner.models import Activation, Customer, Reseller
 from tests.conftest import Factory
 
@@ -93,3 +93,29 @@ def test_an_unknown_payer_is_refused_not_granted_for_free(ctx: Context, make: Fa
     )
     with transaction(ctx.factory) as s:
         assert ledger.balance(s, f"reseller:{a.reseller_id}") == Decimal("600.00")
+
+
+def test_a_suspended_customer_cannot_lift_its_suspension_by_buying(
+    ctx: Context, make: Factory
+) -> None:
+    router = make.router(None, mode="radius")
+    pkg = make.package(make.master(name="home"), name="Home", visibility="public")
+    make.customer(None, router, username="carol", status="suspended")
+    with transaction(ctx.factory) as s:
+        carol = s.scalar(select(Customer).where(Customer.username == "carol"))
+        assert carol is not None
+        ledger.topup(s, "admin", f"customer:{carol.id}", "1000")
+        me = Principal("customer", customer_id=carol.id)
+    with pytest.raises(Forbidden, match="suspended"):
+        run_activation(ctx.factory, me, ActivationRequest("carol", pkg, "k1"), ctx.settings)
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Activation)) == 0
+        assert ledger.balance(s, f"customer:{me.customer_id}") == Decimal("1000.00")
+        carol = s.scalar(select(Customer).where(Customer.username == "carol"))
+        assert carol is not None and carol.status == "suspended"
+    # An expired customer renews itself, as before.
+    with transaction(ctx.factory) as s:
+        registry.update_customer(s, "t", "carol", {"status": "expired"})
+    run_activation(ctx.factory, me, ActivationRequest("carol", pkg, "k2"), ctx.settings)
+    with transaction(ctx.factory) as s:
+        assert ledger.balance(s, f"customer:{me.customer_id}") == Decimal("500.00")
