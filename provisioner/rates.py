@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
 _UNITS = {"": 1, "k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000, "G": 1_000_000_000}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMG]?)\s*$")
@@ -30,8 +31,8 @@ def parse_rate(text: str | int) -> int:
             "suffix, e.g. 512k, 10M, 1G"
         )
     number, unit = m.groups()
-    value = float(number) * _UNITS[unit]
-    if value != int(value):
+    value = Decimal(number) * _UNITS[unit]  # not float: 1.001M is 1001000 exactly
+    if value != value.to_integral_value():
         raise RateError(f"invalid rate {text!r}: not a whole number of bits/s")
     return int(value)
 
