@@ -114,3 +114,17 @@ def test_a_topup_to_an_account_nobody_owns_is_refused(
     r = world.call("POST", "/topups", "admin", {"account": account, "amount": "100"})
     assert r.status_code == status and r.json()["field"] == "account", r.text
     assert world.call("GET", f"/balances/{account}", "admin").json()["entries"] == []
+
+
+def test_a_customer_never_sees_its_resellers_operator_price(world: World) -> None:
+    topup = {"account": f"reseller:{_reseller_id(world, 'resA')}", "amount": "1000"}
+    assert world.call("POST", "/topups", "admin", topup).status_code == 201
+    buy = {"customer": "cust-a", "package": "pkg-a", "idempotency_key": "k1"}
+    made = world.call("POST", "/activations", "reseller", buy).json()
+    assert made["price"] == "350.00"  # the reseller sees what it paid
+    for path in (f"/activations/{made['id']}", "/activations"):
+        r = world.call("GET", path, "customer")
+        assert r.status_code == 200, r.text
+        # The operator price is the reseller's business (the package listing hides it too).
+        assert "350" not in r.text and "reseller:" not in r.text, r.text
+    assert world.call("GET", f"/activations/{made['id']}", "admin").json()["price"] == "350.00"

@@ -168,6 +168,14 @@ def customer_body(
     return data
 
 
+def activation_view(principal: Principal, view: dict[str, Any]) -> dict[str, Any]:
+    """An activation as this caller may see it: a customer sees what it paid itself, not
+    the price its reseller paid for it (an operator price, hidden from customers)."""
+    if principal.role == "customer" and view["payer"] != f"customer:{principal.customer_id}":
+        return {**view, "payer": str(view["payer"]).split(":")[0], "price": None}
+    return view
+
+
 def activations(
     session: Session,
     principal: Principal,
@@ -190,6 +198,7 @@ def activations(
             reseller_id = own_reseller(session, principal).id
         if customer_ref is not None:
             customer_id = customer(session, principal, customer_ref).id
-    return views_activations.list_activations(
+    rows = views_activations.list_activations(
         session, customer_id=customer_id, reseller_id=reseller_id, status=status, limit=limit
     )
+    return [activation_view(principal, row) for row in rows]

@@ -48,7 +48,7 @@ def create_activation(
     if not created:
         response.status_code = 200
     with ctx.factory() as s:
-        return activation.activation_view(s, act_id)
+        return scope.activation_view(principal, activation.activation_view(s, act_id))
 
 
 @router.get("/activations")
@@ -79,7 +79,7 @@ def get_activation(act_id: int, session: SessionDep, principal: PrincipalDep) ->
     )
     if not allowed:
         raise NotFound(f"no activation {act_id}")
-    return activation.activation_view(session, act_id)
+    return scope.activation_view(principal, activation.activation_view(session, act_id))
 
 
 def _own_account(principal: PrincipalDep) -> str:
