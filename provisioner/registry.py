@@ -24,9 +24,11 @@ from provisioner.models import (
     Customer,
     CustomerStatus,
     CustomerType,
+    LedgerEntry,
     MasterPackage,
     Outbox,
     Package,
+    RechargeCard,
     Reseller,
     ResellerPackage,
     Router,
@@ -426,9 +428,28 @@ def delete_reseller(session: Session, actor: str, ref: str) -> None:
     users = list(session.scalars(select(Customer.username).where(Customer.reseller_id == r.id)))
     if users:
         raise Conflict(f"reseller {r.name!r} still has customers {', '.join(users[:20])}")
+    history = _money_history(session, "reseller", r.id)
+    if history:
+        raise Conflict(
+            f"reseller {r.name!r} has {history} ledger entries, which are kept; unassign "
+            "its packages instead"
+        )
     audit(session, actor, "delete", r, snapshot(r))
     session.delete(r)
     session.flush()
+
+
+def _money_history(session: Session, kind: str, id_: int) -> int:
+    """Ledger entries of an account. An account with any is never deleted: a new row
+    reusing the id (SQLite reuses the highest) would inherit its balance."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.account == f"{kind}:{id_}")
+        )
+        or 0
+    )
 
 
 def assign_package(
@@ -609,7 +630,8 @@ def _customer_fields(session: Session, c: Customer, data: dict[str, Any]) -> Non
     if "reseller" in data:
         c.reseller = get_by_name(session, Reseller, data["reseller"]) if data["reseller"] else None
     if "mac_address" in data:
-        c.mac_address = (str(data["mac_address"]).upper() or None) if data["mac_address"] else None
+        mac = data["mac_address"]
+        c.mac_address = validation.mac("mac_address", mac) if mac else None
     if "status" in data:
         try:
             c.status = CustomerStatus(data["status"])
@@ -643,7 +665,8 @@ def _customer_fields(session: Session, c: Customer, data: dict[str, Any]) -> Non
             field="router",
         )
     if "static_ip" in data and data["static_ip"]:
-        c.static_ip = validation.ipv4("static_ip", data["static_ip"])
+        c.static_ip = validation.host_address("static_ip", data["static_ip"])
+        _outside_router_pools(session, c.static_ip)
     elif "static_ip" in data:
         c.static_ip = None
     if t == "static" and not c.static_ip and c.package is not None:
@@ -656,11 +679,38 @@ def _customer_fields(session: Session, c: Customer, data: dict[str, Any]) -> Non
             raise Conflict(
                 f"{c.static_ip} is already used by customer {clash.username!r}", field="static_ip"
             )
+    if c.mac_address:
+        clash = session.scalar(
+            select(Customer).where(Customer.mac_address == c.mac_address, Customer.id != c.id)
+        )
+        if clash is not None:
+            raise Conflict(
+                f"{c.mac_address} is already bound to customer {clash.username!r}",
+                field="mac_address",
+            )
     clash = session.scalar(
         select(Customer).where(Customer.username == c.username, Customer.id != c.id)
     )
     if clash is not None:
         raise Conflict(f"a customer named {c.username!r} exists", field="username")
+
+
+def _outside_router_pools(session: Session, ip: str) -> None:
+    """A pinned address must not lie in a pool the router hands out itself (PPPoE and
+    hotspot pools): the router could lease it to someone else while it is pinned."""
+    n = int(ipaddress.IPv4Address(ip))
+    for m in session.scalars(
+        select(MasterPackage).where(
+            MasterPackage.customer_type.in_([CustomerType.pppoe, CustomerType.hotspot]),
+            MasterPackage.pool_ranges.is_not(None),
+        )
+    ):
+        if any(a <= n <= b for a, b in validation.ranges("pool_ranges", m.pool_ranges)):
+            raise Conflict(
+                f"{ip} is inside pool {m.pool_name!r} of master package {m.name!r}, which "
+                "the router hands out itself; pin an address outside PPPoE/hotspot pools",
+                field="static_ip",
+            )
 
 
 def _record_address(session: Session, c: Customer) -> None:
@@ -738,13 +788,18 @@ def delete_customer(session: Session, actor: str, ref: str) -> None:
     c = get_by_name(session, Customer, ref, "username")
     from provisioner.models import Activation
 
-    history = session.scalar(
+    history = _money_history(session, "customer", c.id)
+    cards = session.scalar(
+        select(func.count()).select_from(RechargeCard).where(RechargeCard.redeemed_by == c.id)
+    )
+    activations = session.scalar(
         select(func.count()).select_from(Activation).where(Activation.customer_id == c.id)
     )
-    if history:
+    if history or cards or activations:
         raise Conflict(
-            f"customer {c.username!r} has {history} activations on record (money history is "
-            "kept); suspend the customer instead (status suspended)"
+            f"customer {c.username!r} has money history ({activations} activations, "
+            f"{history} ledger entries, {cards} cards redeemed), which is kept; suspend the "
+            "customer instead (status suspended)"
         )
     audit(session, actor, "delete", c, snapshot(c))
     sessions.queue(session, [(sessions.terms_of(c), None)])

@@ -174,6 +174,29 @@ def ipv4(field: str, value: Any) -> str:
         raise ValidationError(f"{value!r} is not an IPv4 address", field=field) from exc
 
 
+def host_address(field: str, value: Any) -> str:
+    """An IPv4 address a customer can be given: not 0.0.0.0, loopback, multicast or
+    reserved space."""
+    ip = ipaddress.IPv4Address(ipv4(field, value))
+    if ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_reserved:
+        raise ValidationError(f"{ip} cannot be a customer's address", field=field)
+    return str(ip)
+
+
+_MAC = re.compile(r"[0-9A-F]{12}")
+
+
+def mac(field: str, value: Any) -> str:
+    """A MAC address as RouterOS prints it (AA:BB:CC:DD:EE:FF), from the usual spellings
+    (colons, dashes, Cisco dots or none)."""
+    digits = re.sub(r"[:.\-]", "", str(value).strip()).upper()
+    if not _MAC.fullmatch(digits):
+        raise ValidationError(
+            f"{value!r} is not a MAC address (like AA:BB:CC:DD:EE:FF)", field=field
+        )
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
 def price(field: str, value: Any) -> Decimal:
     if isinstance(value, float):
         value = repr(value)

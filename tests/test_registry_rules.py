@@ -1,0 +1,98 @@
+"""Registry rules found in review: money history is never deleted, pinned addresses stay
+out of the router's own pools, MAC addresses are real and bound once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from provisioner import ledger, registry
+from provisioner.context import Context
+from provisioner.db import transaction
+from provisioner.errors import ProvisionerError
+from provisioner.models import Customer, Reseller
+from tests.conftest import Factory
+
+
+def refused(ctx: Context, fn: Any, *args: Any) -> ProvisionerError:
+    with pytest.raises(ProvisionerError) as info, transaction(ctx.factory) as s:
+        fn(s, "test", *args)
+    return info.value
+
+
+def test_an_account_with_money_history_is_never_deleted(any_ctx: Context) -> None:
+    """Else (SQLite reuses the highest id) the next customer would inherit its balance."""
+    make = Factory(any_ctx)
+    router = make.router(None, mode="radius")
+    make.customer(None, router, username="old", status="new")
+    res = make.reseller(name="north")
+    with transaction(any_ctx.factory) as s:
+        cid = s.scalar(select(Customer.id).where(Customer.username == "old"))
+        rid = s.scalar(select(Reseller.id).where(Reseller.name == res))
+        ledger.topup(s, "admin", f"customer:{cid}", "700")
+        ledger.topup(s, "admin", f"reseller:{rid}", "100")
+    err = refused(any_ctx, registry.delete_customer, "old")
+    assert "money history (0 activations, 1 ledger entries, 0 cards redeemed)" in str(err)
+    assert "suspend the customer instead" in str(err)
+    err = refused(any_ctx, registry.delete_reseller, res)
+    assert str(err) == "reseller 'north' has 1 ledger entries, which are kept; unassign its packages instead"
+    with transaction(any_ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Customer)) == 1
+        assert ledger.balance(s, f"customer:{cid}") == 700
+    make.customer(None, router, username="fresh", status="new")
+    with transaction(any_ctx.factory) as s:
+        registry.delete_customer(s, "test", "fresh")  # no history: goes
+
+
+def test_a_pinned_address_must_not_be_in_a_pool_the_router_hands_out(
+    ctx: Context, make: Factory
+) -> None:
+    router = make.router(None, mode="radius")
+    make.master(name="home", pool_name="pool-home", pool_ranges="10.9.0.2-10.9.0.254")
+    biz = make.package(
+        make.master(name="biz", customer_type="static", pool_name="pool-biz",
+                    pool_ranges="10.30.0.2-10.30.0.9")
+    )  # fmt: skip
+    data = {"password": "p", "customer_type": "static", "router": router, "package": biz}
+    err = refused(ctx, registry.create_customer, {**data, "username": "a", "static_ip": "10.9.0.5"})
+    assert err.field == "static_ip"
+    assert "10.9.0.5 is inside pool 'pool-home' of master package 'home'" in str(err)
+    err = refused(ctx, registry.create_customer, {**data, "username": "b", "static_ip": "0.0.0.0"})
+    assert (err.field, str(err)) == ("static_ip", "static_ip: 0.0.0.0 cannot be a customer's address")
+    with transaction(ctx.factory) as s:  # a static pool's own address, or none at all, is fine
+        assert registry.create_customer(s, "t", {**data, "username": "c", "static_ip": "10.30.0.7"}).static_ip == "10.30.0.7"
+        assert registry.create_customer(s, "t", {**data, "username": "d"}).static_ip == "10.30.0.2"
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Customer)) == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("aa:bb:cc:dd:ee:0f", "AA:BB:CC:DD:EE:0F"), ("AA-BB-CC-DD-EE-0F", "AA:BB:CC:DD:EE:0F"),
+     ("aabb.ccdd.ee0f", "AA:BB:CC:DD:EE:0F"), ("aabbccddee0f", "AA:BB:CC:DD:EE:0F")],
+)  # fmt: skip
+def test_mac_spellings_are_stored_as_routeros_prints_them(
+    ctx: Context, make: Factory, given: str, stored: str
+) -> None:
+    router = make.router(None, mode="local")
+    make.customer(None, router, username="guest", customer_type="hotspot", mac_address=given)
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(Customer.mac_address)) == stored
+
+
+def test_a_mac_must_be_one_and_bound_once(ctx: Context, make: Factory) -> None:
+    router = make.router(None, mode="local")
+    data = {"password": "p", "customer_type": "hotspot", "router": router}
+    err = refused(ctx, registry.create_customer, {**data, "username": "a", "mac_address": "not-a-mac"})
+    assert (err.field, str(err)) == (
+        "mac_address", "mac_address: 'not-a-mac' is not a MAC address (like AA:BB:CC:DD:EE:FF)"
+    )
+    make.customer(None, router, username="b", customer_type="hotspot", mac_address="AA:BB:CC:DD:EE:01")
+    err = refused(ctx, registry.create_customer, {**data, "username": "c", "mac_address": "aa-bb-cc-dd-ee-01"})
+    assert (err.field, str(err)) == (
+        "mac_address", "mac_address: AA:BB:CC:DD:EE:01 is already bound to customer 'b'"
+    )
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Customer)) == 1
