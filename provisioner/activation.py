@@ -7,7 +7,6 @@ A repeated idempotency key returns the first activation and charges nothing.
 from __future__ import annotations
 
 import calendar
-import hashlib
 import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import ledger, radius_store, sessions, validation
+from provisioner import ledger, radius_store, secrets, sessions, validation
 from provisioner.auth import Principal
 from provisioner.config import Settings, get_settings
 from provisioner.db import transaction
@@ -85,8 +84,10 @@ def period(customer: Customer, package: Package, now: datetime) -> tuple[datetim
     return start, add_month(start)
 
 
-def _hash_pin(pin: str) -> str:
-    return hashlib.sha256(pin.strip().encode()).hexdigest()
+def _hash_pin(serial: str, pin: str) -> str:
+    # Keyed, and per card: a 14-digit PIN is too short to survive an offline guess
+    # against a plain hash in a leaked database.
+    return secrets.keyed_digest(f"card\0{serial}\0{pin.strip()}")
 
 
 def _card(session: Session, serial: str | None, pin: str | None, now: datetime) -> RechargeCard:
@@ -95,7 +96,7 @@ def _card(session: Session, serial: str | None, pin: str | None, now: datetime) 
     card = session.scalar(
         select(RechargeCard).where(RechargeCard.serial == serial).with_for_update()
     )
-    if card is None or not pysecrets.compare_digest(card.pin_hash, _hash_pin(pin)):
+    if card is None or not pysecrets.compare_digest(card.pin_hash, _hash_pin(serial, pin)):
         raise ValidationError("unknown card or wrong PIN", field="card")
     if card.redeemed_at is not None:
         raise ValidationError(f"card {serial} was already redeemed", field="card")
@@ -137,7 +138,7 @@ def generate_cards(
         session.add(
             RechargeCard(
                 serial=serial,
-                pin_hash=_hash_pin(pin),
+                pin_hash=_hash_pin(serial, pin),
                 value=amount,
                 batch=batch,
                 expires_at=expires,

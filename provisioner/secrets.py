@@ -6,12 +6,15 @@ file (mode 0600). Losing the key means re-entering router passwords, nothing els
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
 _fernet: Fernet | None = None
+_digest_key = b""
 
 
 def configure(secret_key: str, key_file: Path) -> None:
@@ -28,6 +31,9 @@ def configure(secret_key: str, key_file: Path) -> None:
             with os.fdopen(fd, "w") as f:
                 f.write(key + "\n")
     _fernet = Fernet(key.encode())
+    global _digest_key
+    # Its own key for digests, derived from the same secret (never the encryption key).
+    _digest_key = hashlib.sha256(b"provisioner digest key\0" + key.encode()).digest()
 
 
 def _get() -> Fernet:
@@ -52,3 +58,10 @@ def decrypt(token: str) -> str:
             "cannot decrypt a stored credential: the secret key differs from the one it "
             "was stored with (PROVISIONER_SECRET_KEY / key file)"
         ) from exc
+
+
+def keyed_digest(text: str) -> str:
+    """HMAC-SHA256 of ``text`` under the secret key, as 64 hex digits. A short secret kept
+    this way (a card's PIN) cannot be tried offline from a copy of the database alone."""
+    _get()
+    return hmac.new(_digest_key, text.encode(), hashlib.sha256).hexdigest()

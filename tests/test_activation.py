@@ -346,3 +346,22 @@ def test_other_customer_runs_the_configured_action(ctx_factory: Any, tmp_path: A
 
     body = json.loads(out.read_text())
     assert body["customer"] == "onu1" and body["package"] == "Fiber" and body["status"] == "active"
+
+
+def test_card_pins_are_stored_keyed_and_per_card(ctx: Context, make: Factory) -> None:
+    """A copy of the database alone is no way to try PINs: none of the plain hashes an
+    attacker would compute matches, and the same PIN differs from card to card."""
+    import hashlib
+
+    from provisioner.models import RechargeCard
+
+    router = make.router(None, mode="radius")
+    make.customer(None, router, username="alice")
+    with transaction(ctx.factory) as s:
+        [(serial, pin)] = activation.generate_cards(s, 1, "100", 30, "b")
+        stored = s.scalar(select(RechargeCard.pin_hash).where(RechargeCard.serial == serial))
+    plain = {hashlib.sha256(x.encode()).hexdigest() for x in (pin, serial + pin, pin + serial)}
+    assert stored not in plain and len(stored) == 64
+    assert activation._hash_pin("A1", "12345") != activation._hash_pin("B2", "12345")
+    with transaction(ctx.factory) as s:
+        assert activation.redeem_card(s, ADMIN, "alice", serial, pin) == Decimal("100.00")
