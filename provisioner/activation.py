@@ -52,6 +52,9 @@ from provisioner.state import options
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
 
 
+MAX_CARDS = 10_000
+
+
 @dataclass(frozen=True)
 class ActivationRequest:
     customer: str
@@ -127,6 +130,8 @@ def generate_cards(
 ) -> list[tuple[str, str]]:
     """A batch of cards; returns (serial, PIN) pairs once — only PIN hashes are stored."""
     count = validation.positive_int("count", count)
+    if count > MAX_CARDS:  # one request, one transaction: keep it a batch, not a flood
+        raise ValidationError(f"at most {MAX_CARDS} cards per batch", field="count")
     amount = validation.price("value", value)
     if amount == 0:
         raise ValidationError("must be greater than 0", field="value")

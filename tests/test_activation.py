@@ -365,3 +365,14 @@ def test_card_pins_are_stored_keyed_and_per_card(ctx: Context, make: Factory) ->
     assert activation._hash_pin("A1", "12345") != activation._hash_pin("B2", "12345")
     with transaction(ctx.factory) as s:
         assert activation.redeem_card(s, ADMIN, "alice", serial, pin) == Decimal("100.00")
+
+
+def test_a_card_batch_is_bounded(ctx: Context) -> None:
+    from provisioner.models import RechargeCard
+
+    with pytest.raises(ValidationError, match="at most 10000 cards per batch"), transaction(
+        ctx.factory
+    ) as s:
+        activation.generate_cards(s, activation.MAX_CARDS + 1, "100", 30, "big")
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(RechargeCard)) == 0
