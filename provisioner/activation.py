@@ -65,15 +65,23 @@ class ActivationRequest:
     card_pin: str | None = None
 
 
-def add_month(d: datetime) -> datetime:
+def add_month(d: datetime, day: int | None = None) -> datetime:
+    """A month after ``d``, on ``day`` (default ``d``'s) or the month's last day if shorter.
+
+    Keeping the day apart from ``d`` keeps renewals on it: Jan 31 → Feb 28 → Mar 31.
+    """
     year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
-    day = min(d.day, calendar.monthrange(year, month)[1])
-    return d.replace(year=year, month=month, day=day)
+    return d.replace(
+        year=year, month=month, day=min(day or d.day, calendar.monthrange(year, month)[1])
+    )
 
 
-def period(customer: Customer, package: Package, now: datetime) -> tuple[datetime, datetime]:
-    """Daily: N days from now, or from the current expiry when still active on the same
-    package. Monthly: to the next billing date, likewise. Another package starts now."""
+def period(
+    customer: Customer, package: Package, now: datetime
+) -> tuple[datetime, datetime, int | None]:
+    """(start, end, billing day). Daily: N days from now, or from the current expiry when
+    still active on the same package. Monthly: to the next billing date, likewise, on the
+    day of the month the subscription began. Another package starts now."""
     m = package.master_package
     same = customer.package_id == package.id
     active = (
@@ -81,10 +89,12 @@ def period(customer: Customer, package: Package, now: datetime) -> tuple[datetim
         and customer.expires_at
         and customer.expires_at > now
     )
-    start = customer.expires_at if (same and active and customer.expires_at) else now
+    extend = bool(same and active and customer.expires_at)
+    start = customer.expires_at if extend and customer.expires_at else now
     if str(m.billing) == "daily":
-        return start, start + timedelta(days=m.duration_days)
-    return start, add_month(start)
+        return start, start + timedelta(days=m.duration_days), customer.billing_day
+    day = (customer.billing_day or start.day) if extend else now.day
+    return start, add_month(start, day), day
 
 
 def _hash_pin(serial: str, pin: str) -> str:
@@ -273,7 +283,7 @@ def activate(
                 field="balance",
             )
     before = sessions.terms_of(customer)
-    start, end = period(customer, package, now)
+    start, end, billing_day = period(customer, package, now)
     act = Activation(
         idempotency_key=key, customer_id=customer.id, package_id=package.id,
         payer=account or "admin", price=price, requested_by=principal.actor,
@@ -304,6 +314,7 @@ def activate(
     customer.package = package
     customer.status = CustomerStatus.active
     customer.expires_at = end
+    customer.billing_day = billing_day
     if customer.customer_type == CustomerType.static and not customer.static_ip:
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()

@@ -210,6 +210,8 @@ class Customer(Base):
         _enum(CustomerStatus), default=CustomerStatus.new
     )
     expires_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    # The day of the month a monthly subscription renews on (kept through short months).
+    billing_day: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
     router: Mapped[Router | None] = relationship()

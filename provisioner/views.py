@@ -121,4 +121,5 @@ def customer(c: Customer) -> dict[str, Any]:
         "mac_address": c.mac_address,
         "status": str(c.status),
         "expires_at": c.expires_at.isoformat() if c.expires_at else None,
+        "billing_day": c.billing_day,
     }
