@@ -99,16 +99,6 @@ def open_sessions(session: Session, usernames: Iterable[str]) -> dict[str, LiveS
     return out
 
 
-def _router_of(session: Session, live: LiveSession, fallback: int | None) -> int | None:
-    """The router that holds the session: the NAS that accounted for it, else the
-    customer's router as it was."""
-    if live.nas:
-        rid = session.scalar(select(Router.id).where(Router.host == live.nas))
-        if rid is not None:
-            return rid
-    return fallback
-
-
 def queue(
     session: Session,
     changes: Iterable[tuple[Terms, Terms | None]],
@@ -122,12 +112,17 @@ def queue(
     wanted = [(b, a, action(b, a)) for b, a in changes]
     wanted = [(b, a, what) for b, a, what in wanted if what is not None]
     live = open_sessions(session, (b.username for b, _, _ in wanted))
+    # The router holding a session is the NAS that accounted for it, else the customer's
+    # router as it was. One lookup for all of them: a speed change may reach thousands.
+    by_host: dict[str, int] = (
+        {h: i for h, i in session.execute(select(Router.host, Router.id))} if live else {}
+    )
     n = 0
     for before, after, what in wanted:
         s = live.get(before.username)
         if s is None:
             continue
-        router_id = _router_of(session, s, before.router_id)
+        router_id = by_host.get(s.nas, before.router_id)
         if router_id is None:
             continue
         payload: dict[str, str] = {"User-Name": s.username, "Acct-Session-Id": s.session_id}

@@ -179,19 +179,18 @@ def _session_ends(
         if user.id not in ours.get(parent, {}) or name not in by_name:
             continue
         c = planned.get(user.id)
-        disabled = essence("disabled", user.props.get("disabled", "")) == "true"
-        why = ""
         if c is not None and c.action is Action.remove:
             why = "its user is removed"
-        elif c is not None and c.action is Action.set:
-            new = {p.name: p.new for p in c.props}
-            if "disabled" in new:
-                disabled = essence("disabled", new["disabled"]) == "true"
+        else:
+            new = {p.name: p.new for p in c.props} if c is not None else {}
+            disabled = essence("disabled", new.get("disabled", user.props.get("disabled")))
             changed = sorted(RECONNECT_PROPS & new.keys())
-            if changed and not disabled:
+            if disabled == "true":
+                why = "its user is disabled"
+            elif changed:
                 why = f"new {', '.join(changed)} applies at the next login"
-        if disabled:
-            why = "its user is disabled"
+            else:
+                why = ""
         if why:
             out += [
                 Change(menu, name, Action.remove, o.id, reason=f"ends the session: {why}")
