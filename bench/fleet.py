@@ -41,9 +41,10 @@ from provisioner import registry
 from provisioner.config import Settings
 from provisioner.context import Context, open_context
 from provisioner.db import transaction
-from provisioner.mapping.routeros import POOL, PPP_PROFILE, PPP_SECRET, desired_objects
+from provisioner.mapping.marker import parse_marker
+from provisioner.mapping.menus import POOL, PPP_PROFILE, PPP_SECRET
+from provisioner.mapping.routeros import desired_objects
 from provisioner.models import Customer, CustomerStatus, CustomerType, NasObject, Router
-from provisioner.snapshots import MARKER
 from provisioner.state import all_masters, options, router_customers, router_spec
 from provisioner.sync import sync_many
 
@@ -51,7 +52,6 @@ T = TypeVar("T")
 
 ACTOR = "bench"
 SIM_USER, SIM_PASSWORD = "admin", "bench-router-pass"
-MARK = f"{MARKER}:"
 # The menus a pppoe/local router carries for us, in add order (removes go in reverse).
 MANAGED_MENUS = (POOL, PPP_PROFILE, PPP_SECRET)
 HANDMADE_COMMENT = "added by hand on the router"
@@ -412,7 +412,7 @@ class Drift:
 
 
 def _ours(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [r for r in rows if r.get("comment", "").startswith(MARK)]
+    return [r for r in rows if parse_marker(r.get("comment", "")) is not None]
 
 
 def _share(fraction: float, n: int, floor: int) -> int:
@@ -565,7 +565,7 @@ def naive_router(ctx: Context, router_id: int) -> None:
         for menu in reversed(MANAGED_MENUS):  # users before the profiles and pools they use
             rows = api.rawCmd(f"{menu}/print", "=.proplist=.id,comment")
             for row in rows:
-                if str(row.get("comment", "")).startswith(MARK):
+                if parse_marker(str(row.get("comment", ""))) is not None:
                     tuple(api.rawCmd(f"{menu}/remove", f"=.id={row['.id']}"))
         for obj in desired:
             if obj.menu in MANAGED_MENUS:

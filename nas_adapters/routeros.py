@@ -22,11 +22,8 @@ from librouteros.exceptions import (
 
 from nas_adapters.base import Applied
 from nas_adapters.errors import NasError, PermanentNasError, TemporaryNasError
+from provisioner.mapping.menus import ALWAYS_READ, SINGLETONS
 from provisioner.planning.plan import Action, Change, ObservedObject
-
-# Read on every menu besides the managed properties: identity and ownership evidence.
-ALWAYS = (".id", "name", "comment", "dynamic", "default")
-SINGLETON_MENUS = {"/radius/incoming", "/ppp/aaa", "/system/identity"}
 
 
 class _ReadAhead:
@@ -132,7 +129,7 @@ class RouterOSAdapter:
         api = self._connect()
         out: dict[str, list[ObservedObject]] = {}
         for menu, props in menus.items():
-            words = ["=.proplist=" + ",".join(dict.fromkeys([*ALWAYS, *props]))]
+            words = ["=.proplist=" + ",".join(dict.fromkeys([*ALWAYS_READ, *props]))]
             words += [f"?{k}={v}" for k, v in (where or {}).get(menu, {}).items()]
             try:
                 rows = tuple(api.rawCmd(f"{menu}/print", *words))
@@ -156,7 +153,7 @@ class RouterOSAdapter:
                     new_id = path.add(**values)
                     yield Applied(change, new_id or None)
                 elif change.action is Action.set:
-                    if change.menu in SINGLETON_MENUS:
+                    if change.menu in SINGLETONS:
                         path.update(**values)
                     else:
                         path.update(**{".id": change.ros_id, **values})

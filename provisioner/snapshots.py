@@ -7,8 +7,6 @@ from datetime import datetime
 
 from provisioner.rates import RateLimit
 
-MARKER = "provisioner"
-
 
 @dataclass(frozen=True)
 class MasterSpec:

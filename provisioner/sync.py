@@ -25,17 +25,19 @@ from provisioner import metrics
 from provisioner.adapters import adapter_for
 from provisioner.config import Settings
 from provisioner.db import reading, transaction
-from provisioner.mapping.routeros import (
+from provisioner.mapping.menus import (
     ADDRESS_LIST,
     MANAGED_PROPS,
     NO_COMMENT,
     PPP_AAA,
     RADIUS,
     RADIUS_INCOMING,
+    key_of,
+)
+from provisioner.mapping.routeros import (
     DesiredObject,
     bootstrap_objects,
     desired_objects,
-    key_of,
     menus_to_read,
 )
 from provisioner.models import NasObject, Router, RouterLock, SyncRun, utcnow

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from provisioner.mapping.marker import marker
 from provisioner.snapshots import CustomerSpec, MappingOptions, MasterSpec, RouterSpec
 
 GIGAWORD = 2**32
@@ -121,5 +122,5 @@ def nas_row(r: RouterSpec) -> NasRow:
         nasname=r.host,
         shortname=r.name[:32],
         secret=r.radius_secret,
-        description=f"provisioner:router:{r.id}",
+        description=marker("router", r.id),
     )

@@ -9,60 +9,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from provisioner.rates import RateLimit, format_rate
-from provisioner.snapshots import MARKER, CustomerSpec, MappingOptions, MasterSpec, RouterSpec
-
-POOL = "/ip/pool"
-PPP_PROFILE = "/ppp/profile"
-PPP_SECRET = "/ppp/secret"
-HOTSPOT_PROFILE = "/ip/hotspot/user/profile"
-HOTSPOT_USER = "/ip/hotspot/user"
-PPP_ACTIVE = "/ppp/active"
-HOTSPOT_ACTIVE = "/ip/hotspot/active"
-QUEUE = "/queue/simple"
-ADDRESS_LIST = "/ip/firewall/address-list"
-RADIUS = "/radius"
-RADIUS_INCOMING = "/radius/incoming"
-PPP_AAA = "/ppp/aaa"
-
-# Dependency order: a pool before the profile that uses it, a profile before its users.
-MENU_ORDER = [
-    POOL,
-    PPP_PROFILE,
-    HOTSPOT_PROFILE,
-    PPP_SECRET,
-    HOTSPOT_USER,
-    PPP_ACTIVE,
-    HOTSPOT_ACTIVE,
-    QUEUE,
+from provisioner.mapping.marker import marker
+from provisioner.mapping.menus import (
     ADDRESS_LIST,
+    HOTSPOT_ACTIVE,
+    HOTSPOT_PROFILE,
+    HOTSPOT_USER,
+    MENU_ORDER,
+    POOL,
+    PPP_AAA,
+    PPP_ACTIVE,
+    PPP_PROFILE,
+    PPP_SECRET,
+    QUEUE,
     RADIUS,
     RADIUS_INCOMING,
-    PPP_AAA,
-]
-# The properties this daemon may write, per menu: what a sync reads back to compare.
-MANAGED_PROPS: dict[str, list[str]] = {
-    POOL: ["ranges"],
-    PPP_PROFILE: ["rate-limit", "only-one", "remote-address", "local-address"],
-    HOTSPOT_PROFILE: ["rate-limit", "address-pool", "shared-users"],
-    PPP_SECRET: ["password", "service", "profile", "disabled", "remote-address"],
-    HOTSPOT_USER: ["password", "profile", "limit-bytes-total", "disabled", "mac-address"],
-    PPP_ACTIVE: [],
-    HOTSPOT_ACTIVE: ["user"],
-    QUEUE: [
-        "target",
-        "max-limit",
-        "limit-at",
-        "burst-limit",
-        "burst-threshold",
-        "burst-time",
-        "priority",
-    ],
-    ADDRESS_LIST: ["list", "address"],
-    RADIUS: ["address", "secret", "service", "authentication-port", "accounting-port", "timeout"],
-    RADIUS_INCOMING: ["accept", "port"],
-    PPP_AAA: ["use-radius", "accounting"],
-}
+)
+from provisioner.rates import RateLimit, format_rate
+from provisioner.snapshots import CustomerSpec, MappingOptions, MasterSpec, RouterSpec
 
 
 def menus_to_read(router: RouterSpec, options: MappingOptions) -> list[str]:
@@ -86,40 +50,11 @@ def menus_to_read(router: RouterSpec, options: MappingOptions) -> list[str]:
     return menus
 
 
-# Menus without a ``comment`` property: ownership there rests on the registry record alone.
-NO_COMMENT = {HOTSPOT_PROFILE}
-# Live sessions of local-mode users, keyed by the user's name: the menu of the user
-# each belongs to, and the property holding its name. They are never added or set,
-# only removed (which ends the session) when their user is cut off.
-SESSIONS = {PPP_ACTIVE: (PPP_SECRET, "name"), HOTSPOT_ACTIVE: (HOTSPOT_USER, "user")}
-# Singletons: one row, no .id, set only.
-SINGLETONS = {RADIUS_INCOMING, PPP_AAA}
-# Built-ins that are never ours and never removed.
-DEFAULT_NAMES = {"default", "default-encryption"}
-
-
 @dataclass(frozen=True)
 class DesiredObject:
     menu: str
     key: str
     props: dict[str, str] = field(hash=False)
-
-
-def key_of(menu: str, props: dict[str, str]) -> str:
-    """How an object is matched on the router: its name, or list|address, or address."""
-    if menu == ADDRESS_LIST:
-        return f"{props.get('list', '')}|{props.get('address', '')}"
-    if menu == RADIUS:
-        return props.get("address", "")
-    if menu == HOTSPOT_ACTIVE:
-        return props.get("user", "")
-    if menu in SINGLETONS:
-        return ""
-    return props.get("name", "")
-
-
-def marker(kind: str, id_: int) -> str:
-    return f"{MARKER}:{kind}:{id_}"
 
 
 def _pair(a: int | None, b: int | None) -> str:

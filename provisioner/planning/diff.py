@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from provisioner.mapping.routeros import (
+from provisioner.mapping.marker import parse_marker
+from provisioner.mapping.menus import (
+    ADDRESS_KEYED,
     DEFAULT_NAMES,
     MENU_ORDER,
     NO_COMMENT,
     SESSIONS,
     SINGLETONS,
-    DesiredObject,
     key_of,
 )
+from provisioner.mapping.routeros import DesiredObject
 from provisioner.planning.normalize import essence, same, to_text
 from provisioner.planning.plan import Action, Change, ObservedObject, Plan, PropChange
-from provisioner.snapshots import MARKER
 
 SECRET_PROPS = {"password", "secret"}
 # RADIUS rows whose value is a credential (the key is "owner|attribute").
@@ -34,7 +35,7 @@ def _is_secret(change: Change, prop: str) -> bool:
 
 
 def is_marked(obj: ObservedObject) -> bool:
-    return to_text(obj.props.get("comment", "")).startswith(f"{MARKER}:")
+    return parse_marker(to_text(obj.props.get("comment", ""))) is not None
 
 
 def is_untouchable(obj: ObservedObject) -> bool:
@@ -42,11 +43,8 @@ def is_untouchable(obj: ObservedObject) -> bool:
     return (
         to_text(p.get("dynamic")) == "true"
         or to_text(p.get("default")) == "true"
-        or (obj.menu not in (ROUTER_ADDRESS_MENUS) and to_text(p.get("name")) in DEFAULT_NAMES)
+        or (obj.menu not in ADDRESS_KEYED and to_text(p.get("name")) in DEFAULT_NAMES)
     )
-
-
-ROUTER_ADDRESS_MENUS = {"/ip/firewall/address-list", "/radius"}
 
 
 def _prop_changes(
