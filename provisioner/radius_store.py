@@ -4,11 +4,13 @@ Registry changes call ``sync_users`` / ``sync_groups`` / ``sync_routers`` inside
 own transaction, so RADIUS never disagrees with the registry after a commit. ``plan`` /
 ``apply`` repair drift (rows edited by hand), touching only rows this daemon owns:
 managed attributes of our users and groups, and ``nas`` rows marked as ours.
+
+The same path as the routers': this module loads (registry rows → ``mapping.radius``,
+and the tables' rows), ``planning.radius_diff`` compares (pure), and ``apply`` writes.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 from sqlalchemy import delete, insert, select, update
@@ -24,7 +26,14 @@ from provisioner.mapping.radius import (
     nas_row,
 )
 from provisioner.models import Customer, MasterPackage, Router
-from provisioner.planning.plan import Action, Change, Plan, PropChange
+from provisioner.planning.plan import Action, Change, Plan
+from provisioner.planning.radius_diff import (
+    ObservedNas,
+    ObservedRow,
+    diff_nas,
+    diff_rows,
+    radius_plan,
+)
 from provisioner.radius_tables import (
     nas,
     radcheck,
@@ -44,8 +53,6 @@ TABLES = {
 }
 USER_TABLES = ("radcheck", "radreply", "radusergroup")
 GROUP_TABLES = ("radgroupcheck", "radgroupreply")
-ORDER = ["nas", "radgroupcheck", "radgroupreply", "radcheck", "radreply", "radusergroup"]
-NAS_MARK = "provisioner:router:"
 CHUNK = 5000  # names per IN list
 
 
@@ -91,10 +98,10 @@ def _desired_groups(
 # ---- observed --------------------------------------------------------------------------
 
 
-def _observed(session: Session, table: str, owners: list[str]) -> list[tuple[int, RadiusRow]]:
+def _observed(session: Session, table: str, owners: list[str]) -> list[ObservedRow]:
     if not owners:
         return []
-    out: list[tuple[int, RadiusRow]] = []
+    out: list[ObservedRow] = []
     # Chunked IN lists: a 100k-user sync must not build one giant statement.
     for i in range(0, len(owners), CHUNK):
         chunk = owners[i : i + CHUNK]
@@ -105,7 +112,8 @@ def _observed(session: Session, table: str, owners: list[str]) -> list[tuple[int
                     t.c.username.in_(chunk)
                 )
             ):
-                out.append((r.id, RadiusRow(table, r.username, r.groupname, "", str(r.priority))))
+                row = RadiusRow(table, r.username, r.groupname, "", str(r.priority))
+                out.append(ObservedRow(r.id, row))
         else:
             t, col = TABLES[table]
             owner = t.c[col]
@@ -114,84 +122,28 @@ def _observed(session: Session, table: str, owners: list[str]) -> list[tuple[int
                     owner.in_(chunk), t.c.attribute.in_(sorted(MANAGED[table]))
                 )
             ):
-                out.append((r.id, RadiusRow(table, r[1], r.attribute, r.op, r.value)))
+                out.append(ObservedRow(r.id, RadiusRow(table, r[1], r.attribute, r.op, r.value)))
     return out
 
 
+def _observed_nas(session: Session) -> list[ObservedNas]:
+    """Every ``nas`` row: a router's address may be held by a row not ours (a conflict)."""
+    return [
+        ObservedNas(
+            r.id,
+            NasRow(
+                nasname=r.nasname,
+                shortname=str(r.shortname or ""),
+                secret=str(r.secret or ""),
+                type=str(r.type or ""),
+                description=str(r.description or ""),
+            ),
+        )
+        for r in session.execute(select(nas))
+    ]
+
+
 # ---- plan & apply ----------------------------------------------------------------------
-
-
-def _diff_rows(
-    table: str,
-    desired: list[RadiusRow],
-    observed: list[tuple[int, RadiusRow]],
-    owned_groups: set[str],
-) -> list[Change]:
-    changes: list[Change] = []
-    want = {r.key: r for r in desired if r.table == table}
-    have: dict[str, list[tuple[int, RadiusRow]]] = defaultdict(list)
-    for rid, r in observed:
-        if table == "radusergroup" and r.attribute not in owned_groups:
-            continue  # a group an admin added by hand: not ours
-        have[r.key].append((rid, r))
-    for key, row in sorted(want.items()):
-        rows = have.pop(key, [])
-        if not rows:
-            props = (PropChange("op", None, row.op), PropChange("value", None, row.value))
-            changes.append(Change(table, key, Action.add, None, props))
-            continue
-        rid, cur = rows[0]
-        props = tuple(
-            PropChange(n, o, w)
-            for n, o, w in (("op", cur.op, row.op), ("value", cur.value, row.value))
-            if o != w and not (table == "radusergroup" and n == "op")
-        )
-        if props:
-            changes.append(Change(table, key, Action.set, str(rid), props))
-        for extra_id, _ in rows[1:]:  # duplicates: FreeRADIUS would use the first only
-            changes.append(Change(table, key, Action.remove, str(extra_id)))
-    for key, rows in sorted(have.items()):
-        for rid, _ in rows:
-            changes.append(Change(table, key, Action.remove, str(rid)))
-    return changes
-
-
-def _diff_nas(session: Session, desired: list[NasRow], hosts: list[str] | None) -> list[Change]:
-    q = select(nas)
-    rows = list(session.execute(q))
-    changes: list[Change] = []
-    want = {d.nasname: d for d in desired}
-    for r in rows:
-        ours = (r.description or "").startswith(NAS_MARK)
-        if r.nasname in want:
-            d = want.pop(r.nasname)
-            if not ours:
-                changes.append(
-                    Change(
-                        "nas",
-                        d.nasname,
-                        Action.conflict,
-                        str(r.id),
-                        reason="a nas row not made by provisioner has this address",
-                    )
-                )
-                continue
-            props = tuple(
-                PropChange(n, str(getattr(r, n) or ""), str(getattr(d, n)))
-                for n in ("shortname", "secret", "type", "description")
-                if str(getattr(r, n) or "") != str(getattr(d, n))
-            )
-            if props:
-                changes.append(Change("nas", d.nasname, Action.set, str(r.id), props))
-        elif ours and (hosts is None or r.nasname in hosts):
-            changes.append(Change("nas", r.nasname, Action.remove, str(r.id)))
-    for d in want.values():
-        props = tuple(
-            PropChange(n, None, str(getattr(d, n)))
-            for n in ("shortname", "secret", "type", "description")
-        )
-        changes.append(Change("nas", d.nasname, Action.add, None, props))
-    return changes
 
 
 def plan(
@@ -216,7 +168,7 @@ def plan(
             opts.expired_group
         }
         for table in USER_TABLES:
-            changes += _diff_rows(table, desired, _observed(session, table, users), owned_groups)
+            changes += diff_rows(table, desired, _observed(session, table, users), owned_groups)
     if scope_all or groups is not None:
         names = (
             list(groups)
@@ -225,16 +177,15 @@ def plan(
         )
         desired = _desired_groups(session, names, opts)
         for table in GROUP_TABLES:
-            changes += _diff_rows(table, desired, _observed(session, table, names), set())
+            changes += diff_rows(table, desired, _observed(session, table, names), set())
     if scope_all or hosts is not None:
         host_list = list(hosts) if hosts is not None else None
         q = select(Router)
         if host_list is not None:
             q = q.where(Router.host.in_(host_list))
         desired_nas = [nas_row(router_spec(r)) for r in session.scalars(q)]
-        changes += _diff_nas(session, desired_nas, host_list)
-    changes.sort(key=lambda c: (ORDER.index(c.menu), c.action is Action.remove, c.key))
-    return Plan(target="radius", kind="radius", changes=tuple(changes))
+        changes += diff_nas(desired_nas, _observed_nas(session), host_list)
+    return radius_plan(changes)
 
 
 def apply(session: Session, p: Plan) -> int:
