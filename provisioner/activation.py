@@ -1,25 +1,23 @@
-"""Activations: who may buy what, payment, subscription, RADIUS rows and router work —
-all in one transaction, so a crash loses nothing and charges nothing twice.
+"""Activations: who may buy what, payment, subscription, RADIUS rows and NAS work, all in
+one transaction, so a crash loses nothing and charges nothing twice.
 
-A repeated idempotency key returns the first activation and charges nothing.
+A repeated idempotency key returns the first activation and charges nothing. Who may
+see the customer and the package is ``access``'s rule; what the change sets off (RADIUS,
+routers, live sessions, the "other" adapter) is ``effects``'s.
 """
 
 from __future__ import annotations
 
-import calendar
-import secrets as pysecrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import ledger, radius_store, secrets, sessions, validation
+from provisioner import access, billing, cards, effects, ledger, metrics
 from provisioner.auth import Principal
-from provisioner.config import Settings, get_settings
 from provisioner.db import transaction
 from provisioner.errors import (
     Conflict,
@@ -35,24 +33,13 @@ from provisioner.models import (
     CustomerStatus,
     CustomerType,
     Invoice,
-    Outbox,
     Package,
-    RechargeCard,
     ResellerPackage,
-    Visibility,
     utcnow,
 )
-from provisioner.registry import (
-    allocate_address,
-    needs_router_sync,
-    reseller_price,
-)
-from provisioner.state import options
+from provisioner.registry import allocate_address, reseller_price
 
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
-
-
-MAX_CARDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -65,117 +52,38 @@ class ActivationRequest:
     card_pin: str | None = None
 
 
-def add_month(d: datetime, day: int | None = None) -> datetime:
-    """A month after ``d``, on ``day`` (default ``d``'s) or the month's last day if shorter.
-
-    Keeping the day apart from ``d`` keeps renewals on it: Jan 31 → Feb 28 → Mar 31.
-    """
-    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
-    return d.replace(
-        year=year, month=month, day=min(day or d.day, calendar.monthrange(year, month)[1])
-    )
-
-
 def period(
     customer: Customer, package: Package, now: datetime
 ) -> tuple[datetime, datetime, int | None]:
-    """(start, end, billing day). Daily: N days from now, or from the current expiry when
-    still active on the same package. Monthly: to the next billing date, likewise, on the
-    day of the month the subscription began. Another package starts now."""
+    """(start, end, billing day) of buying ``package`` now (see ``billing.period``): the
+    period extends the current one when the customer is active on the same package."""
     m = package.master_package
-    same = customer.package_id == package.id
     active = (
         customer.status == CustomerStatus.active
-        and customer.expires_at
+        and customer.expires_at is not None
         and customer.expires_at > now
     )
-    extend = bool(same and active and customer.expires_at)
-    start = customer.expires_at if extend and customer.expires_at else now
-    if str(m.billing) == "daily":
-        return start, start + timedelta(days=m.duration_days), customer.billing_day
-    day = (customer.billing_day or start.day) if extend else now.day
-    return start, add_month(start, day), day
-
-
-def _hash_pin(serial: str, pin: str) -> str:
-    # Keyed, and per card: a 14-digit PIN is too short to survive an offline guess
-    # against a plain hash in a leaked database.
-    return secrets.keyed_digest(f"card\0{serial}\0{pin.strip()}")
-
-
-def _card(session: Session, serial: str | None, pin: str | None, now: datetime) -> RechargeCard:
-    if not serial or not pin:
-        raise ValidationError("a card payment needs the card's serial and PIN", field="card")
-    card = session.scalar(
-        select(RechargeCard).where(RechargeCard.serial == serial).with_for_update()
+    return billing.period(
+        billing=str(m.billing),
+        duration_days=m.duration_days,
+        now=now,
+        current_expiry=customer.expires_at,
+        extend=customer.package_id == package.id and active,
+        billing_day=customer.billing_day,
     )
-    if card is None or not pysecrets.compare_digest(card.pin_hash, _hash_pin(serial, pin)):
-        raise ValidationError("unknown card or wrong PIN", field="card")
-    if card.redeemed_at is not None:
-        raise ValidationError(f"card {serial} was already redeemed", field="card")
-    if card.expires_at < now:
-        raise ValidationError(f"card {serial} expired on {card.expires_at:%Y-%m-%d}", field="card")
-    return card
 
 
-def redeem_card(
-    session: Session, principal: Principal, customer_ref: str, serial: str, pin: str
-) -> Decimal:
-    """Top up a customer's balance with a card, once. Returns the new balance."""
-    customer = _customer_for(session, principal, customer_ref)
-    now = utcnow()
-    card = _card(session, serial, pin, now)
-    card.redeemed_at, card.redeemed_by = now, customer.id
-    account = ledger.account_of("customer", customer.id)
-    ledger.lock(session, account)
-    ledger.post(
-        session, account, card.value, "card", reference=f"card {serial}", actor=principal.actor
-    )
-    session.flush()
-    return ledger.balance(session, account)
-
-
-def generate_cards(
-    session: Session, count: int, value: Any, days: int, batch: str
-) -> list[tuple[str, str]]:
-    """A batch of cards; returns (serial, PIN) pairs once — only PIN hashes are stored."""
-    count = validation.positive_int("count", count)
-    if count > MAX_CARDS:  # one request, one transaction: keep it a batch, not a flood
-        raise ValidationError(f"at most {MAX_CARDS} cards per batch", field="count")
-    amount = validation.price("value", value)
-    if amount == 0:
-        raise ValidationError("must be greater than 0", field="value")
-    expires = utcnow() + timedelta(days=validation.positive_int("days", days))
-    out = []
-    for _ in range(count):
-        serial = pysecrets.token_hex(6).upper()
-        pin = "".join(pysecrets.choice("0123456789") for _ in range(14))
-        session.add(
-            RechargeCard(
-                serial=serial,
-                pin_hash=_hash_pin(serial, pin),
-                value=amount,
-                batch=batch,
-                expires_at=expires,
-            )
-        )
-        out.append((serial, pin))
-    session.flush()
-    return out
-
-
-def _customer_for(session: Session, principal: Principal, ref: str) -> Customer:
-    c = session.scalar(select(Customer).where(Customer.username == ref))
-    if c is None and ref.isdigit():
-        c = session.get(Customer, int(ref))
-    visible = c is not None and (
-        principal.role == "admin"
-        or (principal.role == "reseller" and c.reseller_id == principal.reseller_id)
-        or (principal.role == "customer" and c.id == principal.customer_id)
-    )
-    if not visible or c is None:
-        raise NotFound(f"no customer named {ref!r}")
-    return c
+def _package_for(session: Session, principal: Principal, ref: str) -> Package:
+    """The package ``ref`` as this caller may buy it (``access.package``), with a refusal
+    that says which list it was looked for in."""
+    try:
+        return access.package(session, principal, ref)
+    except NotFound:
+        if principal.role == "reseller":
+            raise NotFound(f"no package named {ref!r} is assigned to you") from None
+        if principal.role == "customer":
+            raise NotFound(f"no public package named {ref!r}") from None
+        raise
 
 
 def _price_and_payer(
@@ -185,26 +93,17 @@ def _price_and_payer(
     customer: Customer,
     package: Package,
 ) -> tuple[Decimal, str | None]:
-    """Authorise and price: (price, account to debit or None for an admin grant)."""
+    """Price the purchase: (price, account to debit, or None for an admin's grant)."""
     if principal.role == "reseller":
-        a = session.scalar(
-            select(ResellerPackage).where(
-                ResellerPackage.reseller_id == principal.reseller_id,
-                ResellerPackage.package_id == package.id,
-            )
-        )
-        if a is None:
-            raise NotFound(f"no package named {req.package!r} is assigned to you")
+        a = access.assignment(session, principal, package.name)
         return reseller_price(a), ledger.account_of("reseller", principal.reseller_id or 0)
     if principal.role == "customer":
         if customer.status == CustomerStatus.suspended:
             # A suspension is the operator's decision; buying must not lift it.
             raise Forbidden("this account is suspended; contact your provider")
-        if package.visibility != Visibility.public:
-            raise NotFound(f"no public package named {req.package!r}")
         return package.customer_price, ledger.account_of("customer", customer.id)
     # An admin grants for free, or charges a named payer.
-    if req.payer == "customer":
+    if req.payer in ("customer", "card"):
         return package.customer_price, ledger.account_of("customer", customer.id)
     if req.payer == "reseller":
         if customer.reseller_id is None:
@@ -217,8 +116,6 @@ def _price_and_payer(
         )
         price = reseller_price(a) if a else package.operator_price
         return price, ledger.account_of("reseller", customer.reseller_id)
-    if req.payer == "card":
-        return package.customer_price, ledger.account_of("customer", customer.id)
     return Decimal("0.00"), None
 
 
@@ -237,13 +134,13 @@ def _replay(session: Session, principal: Principal, key: str) -> Activation | No
 
 
 def activate(
-    session: Session, principal: Principal, req: ActivationRequest, settings: Settings | None = None
+    session: Session, principal: Principal, req: ActivationRequest
 ) -> tuple[Activation, bool]:
     """Activate (or extend, or upgrade) in the caller's transaction.
 
     Returns (activation, created). A key seen before returns the first activation.
     """
-    settings = settings or get_settings()
+    settings = effects.settings_of(session)
     key = (req.idempotency_key or "").strip()
     if not key or len(key) > 128:
         raise ValidationError("is required (at most 128 characters)", field="idempotency_key")
@@ -253,10 +150,8 @@ def activate(
     if req.payer not in PAYERS:
         # Anything unrecognised would otherwise fall through to an admin's free grant.
         raise ValidationError(f"must be one of {', '.join(PAYERS)}", field="payer")
-    customer = _customer_for(session, principal, req.customer)
-    package = session.scalar(select(Package).where(Package.name == req.package))
-    if package is None:
-        raise NotFound(f"no package named {req.package!r}")
+    customer = access.customer(session, principal, req.customer)
+    package = _package_for(session, principal, req.package)
     master = package.master_package
     if str(master.customer_type) != str(customer.customer_type):
         raise ValidationError(
@@ -270,7 +165,7 @@ def activate(
         if principal.role == "reseller":
             raise Forbidden("resellers pay from their balance, not with recharge cards")
         # The card tops up the customer's balance; the debit below then pays from it.
-        redeem_card(
+        cards.redeem(
             session, principal, customer.username, req.card_serial or "", req.card_pin or ""
         )
     if account is not None:
@@ -282,7 +177,7 @@ def activate(
                 f"the package costs {price} {settings.currency}",
                 field="balance",
             )
-    before = sessions.terms_of(customer)
+    before = effects.customer_state(customer)
     start, end, billing_day = period(customer, package, now)
     act = Activation(
         idempotency_key=key, customer_id=customer.id, package_id=package.id,
@@ -318,44 +213,15 @@ def activate(
     if customer.customer_type == CustomerType.static and not customer.static_ip:
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()
-    radius_store.sync_users(session, options(settings), [customer.username])
-    queued = _queue_work(session, customer, act)
-    queued += sessions.queue(session, [(before, sessions.terms_of(customer))], activation_id=act.id)
+    queued = effects.customers_changed(
+        session, [(before, effects.customer_state(customer))], activation_id=act.id
+    )
     if not queued:
         act.status = "applied"  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
     return act, True
 
 
-def _queue_work(session: Session, c: Customer, act: Activation | None) -> int:
-    """Router and "other" work for one customer, in this transaction; how many rows."""
-    act_id = act.id if act else None
-    if c.customer_type == CustomerType.other:
-        session.add(
-            Outbox(
-                kind="other",
-                activation_id=act_id,
-                payload={
-                    "customer": c.username,
-                    "package": c.package.name if c.package else None,
-                    "status": str(c.status),
-                    "expires_at": c.expires_at.isoformat() if c.expires_at else None,
-                },
-            )
-        )
-    elif needs_router_sync(c.router, str(c.customer_type)):
-        assert c.router is not None
-        session.add(
-            Outbox(kind="sync_router", router_id=c.router.id, activation_id=act_id, payload={})
-        )
-    else:
-        return 0
-    session.flush()
-    return 1
-
-
-def expire_due(
-    factory: sessionmaker[Session], settings: Settings, now: datetime | None = None
-) -> int:
+def expire_due(factory: sessionmaker[Session], now: datetime | None = None) -> int:
     """Cut off every active customer whose subscription ran out; returns how many."""
     now = now or utcnow()
     with transaction(factory) as s:
@@ -366,30 +232,21 @@ def expire_due(
                 )
             )
         )
-        before = [sessions.terms_of(c) for c in due]
+        before = [effects.customer_state(c) for c in due]
         for c in due:
             c.status = CustomerStatus.expired
         s.flush()
-        if due:
-            radius_store.sync_users(s, options(settings), [c.username for c in due])
-            for c in due:
-                _queue_work(s, c, None)
-            sessions.queue(s, zip(before, map(sessions.terms_of, due), strict=True))
+        effects.customers_changed(s, zip(before, map(effects.customer_state, due), strict=True))
         return len(due)
 
 
 def run_activation(
-    factory: sessionmaker[Session],
-    principal: Principal,
-    req: ActivationRequest,
-    settings: Settings | None = None,
+    factory: sessionmaker[Session], principal: Principal, req: ActivationRequest
 ) -> tuple[int, bool]:
     """One activation in its own transaction; a concurrent duplicate key returns the first."""
-    from provisioner import metrics
-
     try:
         with transaction(factory) as s:
-            act, created = activate(s, principal, req, settings)
+            act, created = activate(s, principal, req)
         metrics.ACTIVATIONS.labels("created" if created else "replayed").inc()
         return act.id, created
     except ProvisionerError as exc:
@@ -401,22 +258,3 @@ def run_activation(
             if prior is None:
                 raise
             return prior.id, False
-
-
-def activation_view(session: Session, act_id: int) -> dict[str, Any]:
-    a = session.get(Activation, act_id)
-    if a is None:
-        raise NotFound(f"no activation {act_id}")
-    c = session.get(Customer, a.customer_id)
-    p = session.get(Package, a.package_id)
-    work = list(session.scalars(select(Outbox).where(Outbox.activation_id == a.id)))
-    return {
-        "id": a.id, "idempotency_key": a.idempotency_key, "customer": c.username if c else None,
-        "package": p.name if p else None, "payer": a.payer, "price": str(a.price),
-        "starts_at": a.starts_at.isoformat(), "expires_at": a.expires_at.isoformat(),
-        "status": a.status, "error": a.error,
-        "work": [
-            {"kind": w.kind, "status": w.status, "attempts": w.attempts, "error": w.last_error}
-            for w in work
-        ],
-    }  # fmt: skip

@@ -30,4 +30,4 @@ def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> C
     if upgrade:
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
-    return Context(settings, engine, make_sessionmaker(engine))
+    return Context(settings, engine, make_sessionmaker(engine, settings))

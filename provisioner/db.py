@@ -57,8 +57,10 @@ def make_engine(url: str, **kw: Any) -> Engine:
     return create_engine(url, **kw)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, settings: Any = None) -> sessionmaker[Session]:
+    """Sessions that carry the context's settings (``session.info["settings"]``): what a
+    change sets off (``effects``) reads them from the session it is given, not a global."""
+    return sessionmaker(engine, expire_on_commit=False, info={"settings": settings})
 
 
 @contextmanager

@@ -51,7 +51,7 @@ def drain(ctx: Context) -> None:
 def expire(ctx: Context) -> None:
     from provisioner.activation import expire_due
 
-    n = expire_due(ctx.factory, ctx.settings)
+    n = expire_due(ctx.factory)
     if n:
         log.info("expired %d subscriptions", n)
 

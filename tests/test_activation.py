@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from nas_adapters.routeros_sim import SimulatedRouter
-from provisioner import activation, ledger, outbox, registry
+from provisioner import activation, cards, ledger, outbox, registry
 from provisioner.activation import ActivationRequest, run_activation
 from provisioner.auth import Principal
 from provisioner.context import Context
@@ -21,6 +21,7 @@ from provisioner.db import transaction
 from provisioner.errors import NotFound, PaymentRequired, ValidationError
 from provisioner.models import Activation, Customer, LedgerEntry, Outbox, Reseller, utcnow
 from provisioner.radius_tables import radacct, radusergroup
+from provisioner.read import activations
 from tests.conftest import Factory
 from tests.support.coa_server import CoaServer
 
@@ -71,8 +72,7 @@ def test_concurrent_activations_never_overdraw(ctx_factory: Any, backend: str) -
     def one(i: int) -> None:
         try:
             run_activation(
-                ctx.factory, who, ActivationRequest(f"c{i}", pkg, f"key-{i}"), ctx.settings
-            )
+                ctx.factory, who, ActivationRequest(f"c{i}", pkg, f"key-{i}"))
             r = "ok"
         except PaymentRequired:
             r = "refused"
@@ -115,11 +115,9 @@ def test_same_key_charges_once(any_ctx: Context) -> None:
         )
         ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "1000")
     first = run_activation(
-        any_ctx.factory, who, ActivationRequest("alice", pkg, "same"), any_ctx.settings
-    )
+        any_ctx.factory, who, ActivationRequest("alice", pkg, "same"))
     again = run_activation(
-        any_ctx.factory, who, ActivationRequest("alice", pkg, "same"), any_ctx.settings
-    )
+        any_ctx.factory, who, ActivationRequest("alice", pkg, "same"))
     assert first == (first[0], True) and again == (first[0], False)
     with transaction(any_ctx.factory) as s:
         assert ledger.balance(s, f"reseller:{who.reseller_id}") == Decimal("600.00")
@@ -178,7 +176,7 @@ def test_refusals_are_clear_and_change_nothing(ctx: Context, make: Factory) -> N
     ]
     for principal, req, exc_type, message in cases:
         with pytest.raises(exc_type, match=message):
-            run_activation(ctx.factory, principal, req, ctx.settings)
+            run_activation(ctx.factory, principal, req)
     with transaction(ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Activation)) == 0
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 1
@@ -197,16 +195,14 @@ def test_recharge_card_redeems_once_and_pays_for_a_public_package(
             "t",
             {"username": "alice", "password": "p", "customer_type": "pppoe", "router": router},
         )
-        [(serial, pin)] = activation.generate_cards(s, 1, "500", 30, "batch1")
+        [(serial, pin)] = cards.generate(s, 1, "500", 30, "batch1")
         me = Principal("customer", customer_id=cust.id)
     run_activation(
         ctx.factory,
         me,
-        ActivationRequest("alice", pkg, "buy-1", payer="card", card_serial=serial, card_pin=pin),
-        ctx.settings,
-    )
+        ActivationRequest("alice", pkg, "buy-1", payer="card", card_serial=serial, card_pin=pin))
     with pytest.raises(ValidationError, match="already redeemed"), transaction(ctx.factory) as s:
-        activation.redeem_card(s, me, "alice", serial, pin)
+        cards.redeem(s, me, "alice", serial, pin)
     with transaction(ctx.factory) as s:
         assert ledger.balance(s, f"customer:{cust.id}") == Decimal("0.00")
         kinds = [e.kind for e in ledger.entries(s, f"customer:{cust.id}")]
@@ -232,20 +228,19 @@ def test_upgrade_sends_coa_with_the_new_rate(ctx: Context, make: Factory, coa: C
     slow = make.package(make.master(name="slow", rate_down="5M", rate_up="1M"), name="Slow")
     fast = make.package(make.master(name="fast", rate_down="50M", rate_up="10M"), name="Fast")
     make.customer(None, router, username="alice")
-    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", slow, "a1"), ctx.settings)
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", slow, "a1"))
     _open_session(ctx, "alice")
     act_id, _ = run_activation(
-        ctx.factory, ADMIN, ActivationRequest("alice", fast, "a2"), ctx.settings
-    )
+        ctx.factory, ADMIN, ActivationRequest("alice", fast, "a2"))
     with transaction(ctx.factory) as s:
-        assert activation.activation_view(s, act_id)["status"] == "pending"
+        assert activations.get(s, ADMIN, act_id).model_dump()["status"] == "pending"
     assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1
     [(code, attrs)] = coa.received
     assert code == "CoA-Request"
     assert attrs["Mikrotik-Rate-Limit"] == ["10M/50M"] and attrs["User-Name"] == ["alice"]
     assert attrs["Acct-Session-Id"] == ["81a00001"] and attrs["Framed-IP-Address"] == ["10.1.0.9"]
     with transaction(ctx.factory) as s:
-        assert activation.activation_view(s, act_id)["status"] == "applied"
+        assert activations.get(s, ADMIN, act_id).model_dump()["status"] == "applied"
 
 
 def test_expiry_cuts_off_and_disconnects_and_reactivation_restores(
@@ -254,9 +249,9 @@ def test_expiry_cuts_off_and_disconnects_and_reactivation_restores(
     router = make.router(None, mode="radius", coa_port=coa.port, host="127.0.0.1")
     pkg = make.package(make.master(name="home"), name="Home")
     make.customer(None, router, username="alice")
-    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"), ctx.settings)
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"))
     _open_session(ctx, "alice")
-    assert activation.expire_due(ctx.factory, ctx.settings, now=utcnow() + timedelta(days=40)) == 1
+    assert activation.expire_due(ctx.factory, now=utcnow() + timedelta(days=40)) == 1
     outbox.drain(ctx.factory, ctx.settings)
     assert [c for c, _ in coa.received] == ["Disconnect-Request"]
     with transaction(ctx.factory) as s:
@@ -266,7 +261,7 @@ def test_expiry_cuts_off_and_disconnects_and_reactivation_restores(
             .all()
         )
         assert groups == [ctx.settings.expired_group]
-    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a2"), ctx.settings)
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a2"))
     with transaction(ctx.factory) as s:
         groups = (
             s.execute(select(radusergroup.c.groupname).where(radusergroup.c.username == "alice"))
@@ -285,19 +280,18 @@ def test_local_router_down_during_activation_gets_the_work_when_back(
     assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1  # the registry's own sync
     sim.refuse = True
     act_id, _ = run_activation(
-        ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"), ctx.settings
-    )
+        ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"))
     counts = outbox.drain(ctx.factory, ctx.settings)
     assert counts["retry"] >= 1 and counts["done"] == 0
     with transaction(ctx.factory) as s:
-        view = activation.activation_view(s, act_id)
+        view = activations.get(s, ADMIN, act_id).model_dump()
         assert view["status"] == "pending" and "cannot connect" in (view["error"] or "")
         s.execute(update(Outbox).values(next_attempt_at=utcnow()))  # skip the backoff wait
     sim.refuse = False
     assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1
     assert [(x["name"], x["disabled"]) for x in sim.items("/ppp/secret")] == [("alice", "false")]
     with transaction(ctx.factory) as s:
-        assert activation.activation_view(s, act_id)["status"] == "applied"
+        assert activations.get(s, ADMIN, act_id).model_dump()["status"] == "applied"
     assert outbox.drain(ctx.factory, ctx.settings) == {"done": 0, "retry": 0, "failed": 0}
     assert len(sim.items("/ppp/secret")) == 1
 
@@ -308,7 +302,7 @@ def test_worker_killed_between_commit_and_apply_applies_once(
     router = make.router(sim, mode="local")
     pkg = make.package(make.master(name="home"), name="Home")
     make.customer(None, router, username="alice", status="new")
-    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"), ctx.settings)
+    run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "a1"))
     # A worker claimed the work and died before applying: the row is 'running' with a lease.
     claimed = outbox._claim(ctx.factory, 100)
     assert claimed
@@ -340,7 +334,7 @@ def test_other_customer_runs_the_configured_action(ctx_factory: Any, tmp_path: A
         name="Fiber",
     )
     make.customer(None, None, username="onu1", customer_type="other", status="new")
-    run_activation(ctx.factory, ADMIN, ActivationRequest("onu1", pkg, "a1"), ctx.settings)
+    run_activation(ctx.factory, ADMIN, ActivationRequest("onu1", pkg, "a1"))
     assert outbox.drain(ctx.factory, ctx.settings)["done"] == 1
     import json
 
@@ -358,13 +352,13 @@ def test_card_pins_are_stored_keyed_and_per_card(ctx: Context, make: Factory) ->
     router = make.router(None, mode="radius")
     make.customer(None, router, username="alice")
     with transaction(ctx.factory) as s:
-        [(serial, pin)] = activation.generate_cards(s, 1, "100", 30, "b")
+        [(serial, pin)] = cards.generate(s, 1, "100", 30, "b")
         stored = s.scalar(select(RechargeCard.pin_hash).where(RechargeCard.serial == serial))
     plain = {hashlib.sha256(x.encode()).hexdigest() for x in (pin, serial + pin, pin + serial)}
     assert stored not in plain and len(stored) == 64
-    assert activation._hash_pin("A1", "12345") != activation._hash_pin("B2", "12345")
+    assert cards.hash_pin("A1", "12345") != cards.hash_pin("B2", "12345")
     with transaction(ctx.factory) as s:
-        assert activation.redeem_card(s, ADMIN, "alice", serial, pin) == Decimal("100.00")
+        assert cards.redeem(s, ADMIN, "alice", serial, pin) == Decimal("100.00")
 
 
 def test_a_card_batch_is_bounded(ctx: Context) -> None:
@@ -373,6 +367,6 @@ def test_a_card_batch_is_bounded(ctx: Context) -> None:
     with pytest.raises(ValidationError, match="at most 10000 cards per batch"), transaction(
         ctx.factory
     ) as s:
-        activation.generate_cards(s, activation.MAX_CARDS + 1, "100", 30, "big")
+        cards.generate(s, cards.MAX_CARDS + 1, "100", 30, "big")
     with transaction(ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(RechargeCard)) == 0

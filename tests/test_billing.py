@@ -11,7 +11,8 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from provisioner.activation import add_month, period
+from provisioner.activation import period
+from provisioner.billing import add_month
 from provisioner.db import alembic_config
 from provisioner.models import Billing, Customer, CustomerStatus, MasterPackage, Package
 from tests.conftest import PG_URL, _pg_admin, drop_pg_database
@@ -116,12 +117,12 @@ def test_an_activation_records_the_billing_day_and_an_extension_keeps_it(
     pkg = make.package(make.master(name="home", billing="monthly"))
     make.customer(None, router, username="alice", status="new")
     admin = Principal("admin", name="test")
-    run_activation(any_ctx.factory, admin, ActivationRequest("alice", pkg, "k1"), any_ctx.settings)
+    run_activation(any_ctx.factory, admin, ActivationRequest("alice", pkg, "k1"))
     with transaction(any_ctx.factory) as s:
         c = s.query(Customer).one()
         c.billing_day = 31  # as if it had started on a 31st
         first_end = c.expires_at
-    run_activation(any_ctx.factory, admin, ActivationRequest("alice", pkg, "k2"), any_ctx.settings)
+    run_activation(any_ctx.factory, admin, ActivationRequest("alice", pkg, "k2"))
     with transaction(any_ctx.factory) as s:
         c = s.query(Customer).one()
         assert c.billing_day == 31

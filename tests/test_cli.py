@@ -22,7 +22,8 @@ from provisioner.context import Context
 from tests.conftest import Factory
 
 # The module, not the ``app`` that ``provisioner.cli`` re-exports under the same name.
-cli_app = importlib.import_module("provisioner.cli.app")
+cli_app = importlib.import_module("provisioner.cli.common")
+cli_root = importlib.import_module("provisioner.cli").app
 
 # 60 characters: longer than any column rich would give it in 80.
 LONG_PACKAGE = "Home Fibre 100M/50M unlimited, night boost, static IP, Dhaka"
@@ -37,7 +38,7 @@ def cli(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Any:
     runner = CliRunner()
 
     def invoke(*args: str, code: int = 0) -> Any:
-        result = runner.invoke(cli_app.app, list(args))
+        result = runner.invoke(cli_root, list(args))
         assert result.exit_code == code, result.output
         return result
 
@@ -46,7 +47,7 @@ def cli(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def _help(*args: str) -> str:
     """``provisioner ARGS --help``, whitespace collapsed."""
-    result = CliRunner().invoke(cli_app.app, [*args, "--help"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(cli_root, [*args, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return " ".join(result.output.split())
 
@@ -125,7 +126,7 @@ def _commands(cmd: Any, path: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
     return [(" ".join(path), cmd)]
 
 
-COMMANDS = _commands(typer.main.get_command(cli_app.app))
+COMMANDS = _commands(typer.main.get_command(cli_root))
 # Options an admin types daily: each says what it takes.
 DOCUMENTED_OPTIONS = ("customer add", "customer edit", "router add", "router edit")
 

@@ -197,8 +197,7 @@ def test_expired_pppoe_customer_is_rejected_and_disconnected(radius: Any) -> Non
         with transaction(ctx.factory) as s:
             registry.update_router(s, "test", "r1", {"coa_port": coa.port})
         activation.run_activation(
-            ctx.factory, Principal("admin"), ActivationRequest("alice", pkg, "k1"), ctx.settings
-        )
+            ctx.factory, Principal("admin"), ActivationRequest("alice", pkg, "k1"))
         assert auth(server, "alice", "pw").accepted
         with transaction(ctx.factory) as s:  # the router's Accounting-Start for that login
             s.execute(
@@ -212,7 +211,7 @@ def test_expired_pppoe_customer_is_rejected_and_disconnected(radius: Any) -> Non
                 )
             )
         assert (
-            activation.expire_due(ctx.factory, ctx.settings, now=utcnow() + timedelta(days=40)) == 1
+            activation.expire_due(ctx.factory, now=utcnow() + timedelta(days=40)) == 1
         )
         assert not auth(server, "alice", "pw").accepted
         assert outbox.drain(ctx.factory, ctx.settings)["done"] >= 1
@@ -226,8 +225,7 @@ def test_expired_pppoe_customer_is_rejected_and_disconnected(radius: Any) -> Non
                 .values(acctstoptime=utcnow())
             )
         activation.run_activation(
-            ctx.factory, Principal("admin"), ActivationRequest("alice", pkg, "k2"), ctx.settings
-        )
+            ctx.factory, Principal("admin"), ActivationRequest("alice", pkg, "k2"))
         assert auth(server, "alice", "pw").accepted
 
 

@@ -49,15 +49,13 @@ def test_another_callers_idempotency_key_is_refused_not_replayed(
     make = Factory(any_ctx)
     a, b, pkg = _two_resellers(any_ctx, make)
     first, created = run_activation(
-        any_ctx.factory, a, ActivationRequest("alice", pkg, "order-1"), any_ctx.settings
-    )
+        any_ctx.factory, a, ActivationRequest("alice", pkg, "order-1"))
     assert created
     # Reseller B happens to (or on purpose) send A's key for its own customer: it must
     # neither get A's activation (A's customer, price) nor have its own silently dropped.
     with pytest.raises(Conflict, match="idempotency key"):
         run_activation(
-            any_ctx.factory, b, ActivationRequest("bob", pkg, "order-1"), any_ctx.settings
-        )
+            any_ctx.factory, b, ActivationRequest("bob", pkg, "order-1"))
     with transaction(any_ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Activation)) == 1
         assert ledger.balance(s, f"reseller:{b.reseller_id}") == Decimal("1000.00")
@@ -65,8 +63,7 @@ def test_another_callers_idempotency_key_is_refused_not_replayed(
         assert bob is not None and bob.status == "new"
     # The caller that made it still replays it, and is charged once.
     again = run_activation(
-        any_ctx.factory, a, ActivationRequest("alice", pkg, " order-1 "), any_ctx.settings
-    )
+        any_ctx.factory, a, ActivationRequest("alice", pkg, " order-1 "))
     assert again == (first, False)
     with transaction(any_ctx.factory) as s:
         assert ledger.balance(s, f"reseller:{a.reseller_id}") == Decimal("600.00")
@@ -80,17 +77,14 @@ def test_an_unknown_payer_is_refused_not_granted_for_free(ctx: Context, make: Fa
         run_activation(
             ctx.factory,
             admin,
-            ActivationRequest("alice", pkg, "k1", payer="resellr"),
-            ctx.settings,
-        )
+            ActivationRequest("alice", pkg, "k1", payer="resellr"))
     with transaction(ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Activation)) == 0
         alice = s.scalar(select(Customer).where(Customer.username == "alice"))
         assert alice is not None and alice.status == "new"
     # The spelled-out payers still work: "reseller" charges, "admin" grants.
     run_activation(
-        ctx.factory, admin, ActivationRequest("alice", pkg, "k2", payer="reseller"), ctx.settings
-    )
+        ctx.factory, admin, ActivationRequest("alice", pkg, "k2", payer="reseller"))
     with transaction(ctx.factory) as s:
         assert ledger.balance(s, f"reseller:{a.reseller_id}") == Decimal("600.00")
 
@@ -107,7 +101,7 @@ def test_a_suspended_customer_cannot_lift_its_suspension_by_buying(
         ledger.topup(s, "admin", f"customer:{carol.id}", "1000")
         me = Principal("customer", customer_id=carol.id)
     with pytest.raises(Forbidden, match="suspended"):
-        run_activation(ctx.factory, me, ActivationRequest("carol", pkg, "k1"), ctx.settings)
+        run_activation(ctx.factory, me, ActivationRequest("carol", pkg, "k1"))
     with transaction(ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Activation)) == 0
         assert ledger.balance(s, f"customer:{me.customer_id}") == Decimal("1000.00")
@@ -116,6 +110,6 @@ def test_a_suspended_customer_cannot_lift_its_suspension_by_buying(
     # An expired customer renews itself, as before.
     with transaction(ctx.factory) as s:
         registry.update_customer(s, "t", "carol", {"status": "expired"})
-    run_activation(ctx.factory, me, ActivationRequest("carol", pkg, "k2"), ctx.settings)
+    run_activation(ctx.factory, me, ActivationRequest("carol", pkg, "k2"))
     with transaction(ctx.factory) as s:
         assert ledger.balance(s, f"customer:{me.customer_id}") == Decimal("500.00")

@@ -10,7 +10,7 @@ from nas_adapters.routeros_sim import SimulatedRouter
 from provisioner import registry, sync
 from provisioner.context import Context
 from provisioner.db import transaction
-from provisioner.models import SyncRun
+from provisioner.models import Package, SyncRun
 from provisioner.planning.plan import Action
 from tests.conftest import Factory
 
@@ -138,7 +138,7 @@ def test_hand_made_objects_survive_every_sync(
     with transaction(ctx.factory) as s:
         for u in ("alice", "bob", "corp", "eve"):
             registry.delete_customer(s, "test", u)
-        for p in [p.name for p in s.query(registry.Package)]:
+        for p in [p.name for p in s.query(Package)]:
             registry.delete_package(s, "test", p)
         for m in ("home", "hs", "biz"):
             registry.delete_master_package(s, "test", m)

@@ -278,13 +278,14 @@ def test_static_addresses_are_never_given_twice(ctx: Context) -> None:
 def cli(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Any:
     import importlib
 
-    cli_app = importlib.import_module("provisioner.cli.app")
+    cli_app = importlib.import_module("provisioner.cli.common")
+    from provisioner.cli import app as cli_root
 
     monkeypatch.setattr(cli_app, "_ctx", ctx)
     runner = CliRunner()
 
     def invoke(*args: str) -> Any:
-        return runner.invoke(cli_app.app, list(args), env={"COLUMNS": "200"})
+        return runner.invoke(cli_root, list(args), env={"COLUMNS": "200"})
 
     return invoke
 

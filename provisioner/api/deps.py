@@ -87,5 +87,5 @@ admin_only = require("admin")
 AdminDep = Annotated[Principal, Depends(admin_only)]
 ResellerDep = Annotated[Principal, Depends(require("reseller"))]
 CustomerDep = Annotated[Principal, Depends(require("customer"))]
-# Admins and resellers; a reseller is then scoped to its own rows by ``scope``.
+# Admins and resellers; a reseller is then held to its own rows by ``access``.
 StaffDep = Annotated[Principal, Depends(require("admin", "reseller"))]

@@ -3,53 +3,53 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from provisioner import registry, views
-from provisioner.api import scope
+from provisioner import access, registry
 from provisioner.api.deps import CustomerDep, SessionDep, StaffDep
-from provisioner.api.schemas import CustomerCreate, CustomerUpdate
+from provisioner.read import customers
+from provisioner.read.models import CustomerOut
+from provisioner.registry.customers import reseller_write
+from provisioner.schemas import CustomerCreate, CustomerUpdate
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 
 @router.get("")
-def list_customers(session: SessionDep, staff: StaffDep) -> list[dict[str, Any]]:
-    return [views.customer(c) for c in scope.customers(session, staff)]
+def list_customers(session: SessionDep, staff: StaffDep) -> list[CustomerOut]:
+    return customers.list_(session, staff)
 
 
 @router.post("", status_code=201)
-def create_customer(body: CustomerCreate, session: SessionDep, staff: StaffDep) -> dict[str, Any]:
+def create_customer(body: CustomerCreate, session: SessionDep, staff: StaffDep) -> CustomerOut:
     """Add a customer. A reseller's customer is its own and may only get a package
     assigned to that reseller."""
-    data = scope.customer_body(session, staff, body.given(), create=True)
-    return views.customer(registry.create_customer(session, staff.actor, data))
+    data = reseller_write(session, staff, body.given())
+    return customers.view(registry.create_customer(session, staff.actor, data))
 
 
 # Declared before "/{username}" so that "me" is not taken for a username.
 @router.get("/me")
-def get_me(session: SessionDep, customer: CustomerDep) -> dict[str, Any]:
+def get_me(session: SessionDep, customer: CustomerDep) -> CustomerOut:
     """The calling customer's own record (customer tokens only)."""
-    return views.customer(scope.own_customer(session, customer))
+    return customers.me(session, customer)
 
 
 @router.get("/{username}")
-def get_customer(username: str, session: SessionDep, staff: StaffDep) -> dict[str, Any]:
-    return views.customer(scope.customer(session, staff, username))
+def get_customer(username: str, session: SessionDep, staff: StaffDep) -> CustomerOut:
+    return customers.get(session, staff, username)
 
 
 @router.patch("/{username}")
 def update_customer(
     username: str, body: CustomerUpdate, session: SessionDep, staff: StaffDep
-) -> dict[str, Any]:
-    c = scope.customer(session, staff, username)
-    data = scope.customer_body(session, staff, body.given(), create=False, current=c)
-    return views.customer(registry.update_customer(session, staff.actor, c.username, data))
+) -> CustomerOut:
+    c = access.customer(session, staff, username)
+    data = reseller_write(session, staff, body.given(), current=c)
+    return customers.view(registry.update_customer(session, staff.actor, c.username, data))
 
 
 @router.delete("/{username}", status_code=204)
 def delete_customer(username: str, session: SessionDep, staff: StaffDep) -> None:
-    c = scope.customer(session, staff, username)
+    c = access.customer(session, staff, username)
     registry.delete_customer(session, staff.actor, c.username)

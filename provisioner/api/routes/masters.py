@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends
-from sqlalchemy import select
 
-from provisioner import registry, views
+from provisioner import registry
 from provisioner.api.deps import AdminDep, SessionDep, admin_only
-from provisioner.api.schemas import MasterPackageCreate, MasterPackageUpdate
-from provisioner.models import MasterPackage
+from provisioner.read import masters
+from provisioner.read.models import MasterOut
+from provisioner.schemas import MasterPackageCreate, MasterPackageUpdate
 
 router = APIRouter(
     prefix="/master-packages", tags=["master packages"], dependencies=[Depends(admin_only)]
@@ -18,30 +16,26 @@ router = APIRouter(
 
 
 @router.get("")
-def list_masters(session: SessionDep, _admin: AdminDep) -> list[dict[str, Any]]:
-    return [
-        views.master(m) for m in session.scalars(select(MasterPackage).order_by(MasterPackage.name))
-    ]
+def list_masters(session: SessionDep, admin: AdminDep) -> list[MasterOut]:
+    return masters.list_(session, admin)
 
 
 @router.post("", status_code=201)
-def create_master(
-    body: MasterPackageCreate, session: SessionDep, admin: AdminDep
-) -> dict[str, Any]:
-    return views.master(registry.create_master_package(session, admin.actor, body.given()))
+def create_master(body: MasterPackageCreate, session: SessionDep, admin: AdminDep) -> MasterOut:
+    return masters.view(registry.create_master_package(session, admin.actor, body.given()))
 
 
 @router.get("/{name}")
-def get_master(name: str, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
-    return views.master(registry.get_by_name(session, MasterPackage, name))
+def get_master(name: str, session: SessionDep, admin: AdminDep) -> MasterOut:
+    return masters.get(session, admin, name)
 
 
 @router.patch("/{name}")
 def update_master(
     name: str, body: MasterPackageUpdate, session: SessionDep, admin: AdminDep
-) -> dict[str, Any]:
+) -> MasterOut:
     """Change a master package; RADIUS follows in this transaction, routers soon after."""
-    return views.master(registry.update_master_package(session, admin.actor, name, body.given()))
+    return masters.view(registry.update_master_package(session, admin.actor, name, body.given()))
 
 
 @router.delete("/{name}", status_code=204)

@@ -1,45 +1,48 @@
-"""Packages (name, prices, visibility). Reading is scoped by role (see ``api.scope``);
-writing is admin only. Names may contain ``/`` (e.g. "Home 10M/5M"): send it %2F-encoded."""
+"""Packages (name, prices, visibility). Reading is scoped by role (``access``); writing
+is admin only. Names may contain ``/`` (e.g. "Home 10M/5M"): send it %2F-encoded."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from provisioner import registry, views
-from provisioner.api import scope
+from provisioner import registry
 from provisioner.api.deps import AdminDep, PrincipalDep, SessionDep
-from provisioner.api.schemas import PackageCreate, PackageUpdate
+from provisioner.read import packages
+from provisioner.read.models import PackageOut, PackageWritten, PublicPackageOut
+from provisioner.schemas import PackageCreate, PackageUpdate
 
 router = APIRouter(prefix="/packages", tags=["packages"])
 
 
 @router.get("")
-def list_packages(session: SessionDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+def list_packages(
+    session: SessionDep, principal: PrincipalDep
+) -> list[PackageOut] | list[PublicPackageOut]:
     """Admin: all packages. Reseller: its assigned packages at its price. Customer: public
     packages, without the operator price."""
-    return scope.packages(session, principal)
+    return packages.list_(session, principal)
 
 
 @router.post("", status_code=201)
-def create_package(body: PackageCreate, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
+def create_package(body: PackageCreate, session: SessionDep, admin: AdminDep) -> PackageWritten:
     p, warnings = registry.create_package(session, admin.actor, body.given())
-    return {"package": views.package(p), "warnings": warnings}
+    return PackageWritten(package=packages.view(p), warnings=warnings)
 
 
 @router.get("/{name:path}")
-def get_package(name: str, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_package(
+    name: str, session: SessionDep, principal: PrincipalDep
+) -> PackageOut | PublicPackageOut:
     """One package, under the listing's rules; one outside the caller's view is 404."""
-    return scope.package(session, principal, name)
+    return packages.get(session, principal, name)
 
 
 @router.patch("/{name:path}")
 def update_package(
     name: str, body: PackageUpdate, session: SessionDep, admin: AdminDep
-) -> dict[str, Any]:
+) -> PackageWritten:
     p, warnings = registry.update_package(session, admin.actor, name, body.given())
-    return {"package": views.package(p), "warnings": warnings}
+    return PackageWritten(package=packages.view(p), warnings=warnings)
 
 
 @router.delete("/{name:path}", status_code=204)

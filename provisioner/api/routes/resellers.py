@@ -2,47 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from sqlalchemy import select
 
-from provisioner import registry, views
-from provisioner.api import scope
+from provisioner import registry
 from provisioner.api.deps import AdminDep, ResellerDep, SessionDep
-from provisioner.api.schemas import Assignment, ResellerCreate, ResellerUpdate
-from provisioner.models import Reseller
+from provisioner.read import resellers
+from provisioner.read.models import AssignmentOut, ResellerOut
+from provisioner.schemas import Assignment, ResellerCreate, ResellerUpdate
 
 router = APIRouter(prefix="/resellers", tags=["resellers"])
 
 
 @router.get("")
-def list_resellers(session: SessionDep, _admin: AdminDep) -> list[dict[str, Any]]:
-    return [views.reseller(r) for r in session.scalars(select(Reseller).order_by(Reseller.name))]
+def list_resellers(session: SessionDep, admin: AdminDep) -> list[ResellerOut]:
+    return resellers.list_(session, admin)
 
 
 @router.post("", status_code=201)
-def create_reseller(body: ResellerCreate, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
-    return views.reseller(registry.create_reseller(session, admin.actor, body.given()))
+def create_reseller(body: ResellerCreate, session: SessionDep, admin: AdminDep) -> ResellerOut:
+    return resellers.view(registry.create_reseller(session, admin.actor, body.given()))
 
 
 # Declared before "/{name}" so that "me" is not taken for a reseller's name.
 @router.get("/me")
-def get_me(session: SessionDep, reseller: ResellerDep) -> dict[str, Any]:
+def get_me(session: SessionDep, reseller: ResellerDep) -> ResellerOut:
     """The calling reseller, with its packages and prices (reseller tokens only)."""
-    return views.reseller(scope.own_reseller(session, reseller))
+    return resellers.me(session, reseller)
 
 
 @router.get("/{name}")
-def get_reseller(name: str, session: SessionDep, _admin: AdminDep) -> dict[str, Any]:
-    return views.reseller(registry.get_by_name(session, Reseller, name))
+def get_reseller(name: str, session: SessionDep, admin: AdminDep) -> ResellerOut:
+    return resellers.get(session, admin, name)
 
 
 @router.patch("/{name}")
 def update_reseller(
     name: str, body: ResellerUpdate, session: SessionDep, admin: AdminDep
-) -> dict[str, Any]:
-    return views.reseller(registry.update_reseller(session, admin.actor, name, body.given()))
+) -> ResellerOut:
+    return resellers.view(registry.update_reseller(session, admin.actor, name, body.given()))
 
 
 @router.delete("/{name}", status_code=204)
@@ -54,11 +51,11 @@ def delete_reseller(name: str, session: SessionDep, admin: AdminDep) -> None:
 @router.post("/{name}/packages")
 def assign_package(
     name: str, body: Assignment, session: SessionDep, admin: AdminDep
-) -> dict[str, Any]:
+) -> AssignmentOut:
     """Assign a package (or change the reseller's price for it); no price: the package's
     operator price applies."""
     a = registry.assign_package(session, admin.actor, name, body.package, body.price)
-    return views.assignment(a)
+    return resellers.assignment_view(a)
 
 
 @router.delete("/{name}/packages/{package:path}", status_code=204)

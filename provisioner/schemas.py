@@ -1,7 +1,9 @@
-"""Request bodies. Rates, sizes and money are strings ("10M", "50G", "500.00").
+"""What a client may send: the fields of each write, declared once for every face.
 
-The models describe the fields for the OpenAPI docs; the rules live in the service layer
-(``provisioner.registry``), so a refusal reads the same from the API as from the CLI.
+Rates, sizes and money are strings ("10M", "50G", "500.00"). The API takes these models as
+request bodies, the registry takes its field lists from them (``MASTER_FIELDS`` …), and
+the CLI's options follow the same names. The rules live in the registry, so a refusal
+reads the same from the API as from the CLI.
 That is why unknown fields are let through (``extra="allow"``) rather than refused here:
 the service names them (e.g. ``customer_type`` on a package: "is inherited from the
 master package"). Routes pass ``model_dump(exclude_unset=True)``: only what the client sent.
@@ -21,26 +23,33 @@ class Body(BaseModel):
 
 
 class MasterPackageUpdate(Body):
+    """A master package's fields, declared once: the API's body, the registry's field list
+    and the CLI's options (``cli.masters``) all come from here."""
+
     name: str | None = None
     customer_type: str | None = Field(None, description="pppoe | hotspot | static | other")
     billing: str | None = Field(None, description="daily | monthly")
     duration_days: int | None = Field(None, description="days a daily package lasts")
-    rate_down: str | None = Field(None, examples=["10M"])
-    rate_up: str | None = Field(None, examples=["5M"])
-    burst_down: str | None = None
-    burst_up: str | None = None
-    burst_threshold_down: str | None = None
-    burst_threshold_up: str | None = None
-    burst_time: str | int | None = Field(None, description="seconds")
+    rate_down: str | None = Field(None, description="download rate, e.g. 10M", examples=["10M"])
+    rate_up: str | None = Field(None, description="upload rate, e.g. 5M", examples=["5M"])
+    burst_down: str | None = Field(None, description="burst download rate")
+    burst_up: str | None = Field(None, description="burst upload rate")
+    burst_threshold_down: str | None = Field(None, description="burst threshold, download")
+    burst_threshold_up: str | None = Field(None, description="burst threshold, upload")
+    burst_time: str | int | None = Field(None, description="burst time, seconds")
     priority: int | None = Field(None, description="1 (highest) to 8")
-    min_down: str | None = None
-    min_up: str | None = None
+    min_down: str | None = Field(None, description="guaranteed download")
+    min_up: str | None = Field(None, description="guaranteed upload")
     volume_cap: str | int | None = Field(None, description="bytes, or e.g. 50G")
-    pool_name: str | None = None
-    pool_ranges: str | None = Field(None, examples=["10.10.0.2-10.10.0.254"])
-    profile_name: str | None = Field(None, description="profile and RADIUS group; default: name")
-    local_address: str | None = None
-    shared_users: int | None = None
+    pool_name: str | None = Field(None, description="IP pool name")
+    pool_ranges: str | None = Field(
+        None, description="10.0.0.2-10.0.0.254 or CIDR", examples=["10.10.0.2-10.10.0.254"]
+    )
+    profile_name: str | None = Field(
+        None, description="PPP/hotspot profile and RADIUS group; default: name"
+    )
+    local_address: str | None = Field(None, description="the router's side of PPP sessions")
+    shared_users: int | None = Field(None, description="simultaneous sessions")
 
 
 class MasterPackageCreate(MasterPackageUpdate):
@@ -158,3 +167,14 @@ class CardRedeem(BaseModel):
     serial: str
     pin: str
     customer: str | None = Field(None, description="admin only: whose balance to credit")
+
+
+def fields(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+MASTER_FIELDS = fields(MasterPackageUpdate)
+PACKAGE_FIELDS = fields(PackageUpdate)
+RESELLER_FIELDS = fields(ResellerUpdate)
+ROUTER_FIELDS = fields(RouterUpdate)
+CUSTOMER_FIELDS = fields(CustomerUpdate)

@@ -1,15 +1,17 @@
-"""The typer application and the helpers every command uses."""
+"""The helpers every command uses: the context, a session, one-line errors, output."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
@@ -19,15 +21,6 @@ from provisioner.context import Context, open_context
 from provisioner.db import transaction
 from provisioner.errors import ProvisionerError
 
-# Typer keeps line breaks inside a paragraph, so each paragraph is one line here.
-HELP = (
-    "Run an ISP's packages on MikroTik routers and FreeRADIUS: registry, dry-run diffs, "
-    "syncs, activations.\n\n"
-    "Read commands take --json. An error prints one line on stderr and exits 1; "
-    "`diff` exits 0 (no changes), 2 (changes pending) or 1 (error)."
-)
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one message, one line (the terminal wraps it)
 # Where stdout is not a terminal (a pipe, a file, CI) there is no screen to fit: rich would
@@ -77,12 +70,14 @@ def out() -> Console:
 
 
 def emit(
-    rows: list[dict[str, Any]] | dict[str, Any],
+    rows: list[dict[str, Any]] | dict[str, Any] | BaseModel | Sequence[BaseModel],
     as_json: bool,
     columns: list[str] | None = None,
     title: str | None = None,
 ) -> None:
-    """Print rows (or one record) as JSON or as a table of ``columns``."""
+    """Print rows (or one record) as JSON or as a table of ``columns``. Models print as
+    the API shows them (``read.models``)."""
+    rows = dump(rows)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
@@ -105,6 +100,15 @@ def emit(
     out().print(t)
 
 
+def dump(value: Any) -> Any:
+    """Models (and lists of them) as JSON-able data; anything else as it is."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [dump(v) for v in value]
+    return value
+
+
 def given(**kw: Any) -> dict[str, Any]:
     """Only the options the user actually passed (None means 'not given')."""
     return {k: v for k, v in kw.items() if v is not None}
@@ -115,5 +119,44 @@ def warn(messages: list[str]) -> None:
         err.print(f"[yellow]warning:[/] {m}", highlight=False)
 
 
-# Register the command groups.
-from provisioner.cli import money, ops, registry_cmds  # noqa: E402,F401
+def model_command(
+    model: type[BaseModel],
+    body: Callable[..., None],
+    *,
+    leading: list[inspect.Parameter],
+    flags: dict[str, str],
+    defaults: dict[str, Any] | None = None,
+    required: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+) -> Callable[..., None]:
+    """A command whose options are ``model``'s fields (name, type, help), so a field is
+    declared once for the API and the CLI. ``body(*leading, data)`` gets only the options
+    given; ``flags`` renames options (``rate_down`` → ``--down``)."""
+    defaults = defaults or {}
+    params = list(leading)
+    for name, f in model.model_fields.items():
+        if name in skip:
+            continue
+        kinds = set(get_args(f.annotation)) or {f.annotation}
+        typ: Any = int if int in kinds and str not in kinds else str
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        if name in required:
+            annotation: Any = Annotated[typ, typer.Option(flag, help=f.description)]
+            default: Any = inspect.Parameter.empty
+        else:
+            annotation = Annotated[typ | None, typer.Option(flag, help=f.description)]
+            default = defaults.get(name)
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    lead = [p.name for p in leading]
+
+    def command(**kw: Any) -> None:
+        body(*(kw.pop(n) for n in lead), given(**kw))
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = body.__doc__
+    return handled(command)

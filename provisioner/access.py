@@ -1,0 +1,158 @@
+"""Who may see what: one rule per entity, for every face (API, CLI, web) and for activation.
+
+- admin: everything.
+- reseller: the packages assigned to it (at its own price), its own customers, their
+  activations, its own balance.
+- customer: the public packages, itself, its own activations and balance.
+
+A row outside a caller's scope answers 404 with the same message as a row that does not
+exist, so nobody can probe for other resellers' packages or customers. Each function here
+resolves a reference and checks scope in one step, so what is checked is what is used.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from provisioner.auth import Principal
+from provisioner.errors import Forbidden, NotFound
+from provisioner.models import (
+    Activation,
+    Customer,
+    Package,
+    Reseller,
+    ResellerPackage,
+    Visibility,
+)
+
+
+def matches(ref: str, name: str, id_: int) -> bool:
+    """A reference names a row by its name, or by its numeric id."""
+    return ref == name or (ref.isdigit() and int(ref) == id_)
+
+
+def _named(session: Session, model: type, ref: str, field: str = "name") -> object | None:
+    col = getattr(model, field)
+    obj = session.scalar(select(model).where(col == str(ref)))
+    if obj is None and str(ref).isdigit():
+        obj = session.get(model, int(ref))
+    return obj
+
+
+# ---- the caller itself -----------------------------------------------------------------
+
+
+def own_reseller(session: Session, principal: Principal) -> Reseller:
+    r = session.get(Reseller, principal.reseller_id) if principal.reseller_id else None
+    if r is None or principal.role != "reseller":
+        raise NotFound("this token's reseller no longer exists")
+    return r
+
+
+def own_customer(session: Session, principal: Principal) -> Customer:
+    c = session.get(Customer, principal.customer_id) if principal.customer_id else None
+    if c is None or principal.role != "customer":
+        raise NotFound("this token's customer no longer exists")
+    return c
+
+
+def own_account(principal: Principal) -> str:
+    """The caller's own ledger account (resellers and customers have one; admins do not)."""
+    if principal.role == "reseller":
+        return f"reseller:{principal.reseller_id or 0}"
+    if principal.role == "customer":
+        return f"customer:{principal.customer_id or 0}"
+    raise Forbidden("an admin has no balance; use GET /balances/{account}")
+
+
+# ---- customers -------------------------------------------------------------------------
+
+
+def customer_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:
+    """The customers this caller may see, as WHERE clauses on ``Customer``."""
+    if principal.role == "admin":
+        return []
+    if principal.role == "reseller":
+        return [Customer.reseller_id == own_reseller(session, principal).id]
+    return [Customer.id == own_customer(session, principal).id]
+
+
+def may_see(session: Session, principal: Principal, c: Customer) -> bool:
+    """The rule itself: may this caller see (and act for) this customer?"""
+    if principal.role == "admin":
+        return True
+    if principal.role == "reseller":
+        return c.reseller_id == own_reseller(session, principal).id
+    return principal.role == "customer" and c.id == own_customer(session, principal).id
+
+
+def customer(session: Session, principal: Principal, ref: str) -> Customer:
+    """The customer ``ref`` (username or id) if this caller may see it; 404 otherwise."""
+    c = _named(session, Customer, ref, "username")
+    if not isinstance(c, Customer) or not may_see(session, principal, c):
+        raise NotFound(f"no customer named {ref!r}")
+    return c
+
+
+# ---- packages --------------------------------------------------------------------------
+
+
+def assignments(session: Session, reseller_id: int) -> list[ResellerPackage]:
+    """A reseller's packages, by package name."""
+    return list(
+        session.scalars(
+            select(ResellerPackage)
+            .join(Package, ResellerPackage.package_id == Package.id)
+            .where(ResellerPackage.reseller_id == reseller_id)
+            .order_by(Package.name)
+        )
+    )
+
+
+def assignment(session: Session, principal: Principal, ref: str) -> ResellerPackage:
+    """The calling reseller's package ``ref`` (name, else id, among its own); 404 otherwise."""
+    mine = assignments(session, own_reseller(session, principal).id)
+    for a in mine:  # a name wins over an id: "2" is the package named "2" if it has one
+        if a.package.name == ref:
+            return a
+    for a in mine:
+        if matches(ref, a.package.name, a.package.id):
+            return a
+    raise NotFound(f"no package named {ref!r}")
+
+
+def packages_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:
+    """Packages this caller may see (resellers: see ``assignments`` for their prices)."""
+    if principal.role == "admin":
+        return []
+    if principal.role == "reseller":
+        mine = select(ResellerPackage.package_id).where(
+            ResellerPackage.reseller_id == own_reseller(session, principal).id
+        )
+        return [Package.id.in_(mine)]
+    return [Package.visibility == Visibility.public]
+
+
+def package(session: Session, principal: Principal, ref: str) -> Package:
+    """The package ``ref`` if this caller may see (and so buy) it; 404 otherwise."""
+    if principal.role == "reseller":
+        return assignment(session, principal, ref).package
+    p = _named(session, Package, ref)
+    if not isinstance(p, Package) or (
+        principal.role != "admin" and p.visibility != Visibility.public
+    ):
+        raise NotFound(f"no package named {ref!r}")
+    return p
+
+
+# ---- activations -----------------------------------------------------------------------
+
+
+def activation(session: Session, principal: Principal, act_id: int) -> Activation:
+    """An activation of a customer this caller may see; 404 otherwise."""
+    a = session.get(Activation, act_id)
+    c = session.get(Customer, a.customer_id) if a else None
+    if a is None or c is None or not may_see(session, principal, c):
+        raise NotFound(f"no activation {act_id}")
+    return a

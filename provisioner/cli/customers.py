@@ -1,0 +1,135 @@
+"""``provisioner customer …``: customers, their login, router, package and status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from provisioner import registry
+from provisioner.cli.common import ACTOR, JSON, emit, given, handled, session
+from provisioner.read import ADMIN, customers
+
+Opt = typer.Option
+app = typer.Typer(no_args_is_help=True, help="Customers.")
+
+TYPE_HELP = "pppoe | hotspot | static | other"
+ROUTER_HELP = "the router (NAS) it connects through; not needed for type other"
+PACKAGE_HELP = "its package (activations set it too)"
+IP_HELP = "static IPv4 address; static customers get one from the package's pool if not given"
+MAC_HELP = "MAC address, e.g. AA:BB:CC:DD:EE:FF (binds a local-mode hotspot user)"
+STATUS_HELP = "new | active | expired | suspended; only active customers get service"
+EXPIRES_HELP = "when the subscription ends: ISO date/time, e.g. 2025-12-31T23:59 (UTC if no zone)"
+CLEAR = '; "" clears it'
+
+
+@app.command("add")
+@handled
+def add(
+    username: str,
+    password: Annotated[str, Opt(help="the PPPoE/hotspot login password")],
+    customer_type: Annotated[str, Opt("--type", help=TYPE_HELP)],
+    router: Annotated[str | None, Opt(help=ROUTER_HELP)] = None,
+    package: Annotated[str | None, Opt(help=PACKAGE_HELP)] = None,
+    reseller: Annotated[str | None, Opt(help="the reseller it belongs to")] = None,
+    static_ip: Annotated[str | None, Opt("--ip", help=IP_HELP)] = None,
+    mac_address: Annotated[str | None, Opt("--mac", help=MAC_HELP)] = None,
+    status: Annotated[str | None, Opt(help=STATUS_HELP + "; default new")] = None,
+    expires_at: Annotated[str | None, Opt("--expires", help=EXPIRES_HELP)] = None,
+) -> None:
+    """Add a customer: RADIUS rows now; a router holding it (local mode, static) syncs soon."""
+    with session() as s:
+        c = registry.create_customer(
+            s,
+            ACTOR,
+            given(
+                username=username,
+                password=password,
+                customer_type=customer_type,
+                router=router,
+                package=package,
+                reseller=reseller,
+                static_ip=static_ip,
+                mac_address=mac_address,
+                status=status,
+                expires_at=expires_at,
+            ),
+        )
+        emit(customers.view(c), False, title=f"customer {c.username} added")
+
+
+@app.command("edit")
+@handled
+def edit(
+    ref: str,
+    username: Annotated[str | None, Opt(help="new username")] = None,
+    password: Annotated[str | None, Opt(help="new password")] = None,
+    router: Annotated[str | None, Opt(help=ROUTER_HELP + CLEAR)] = None,
+    package: Annotated[str | None, Opt(help=PACKAGE_HELP + CLEAR)] = None,
+    reseller: Annotated[str | None, Opt(help="the reseller it belongs to" + CLEAR)] = None,
+    static_ip: Annotated[str | None, Opt("--ip", help=IP_HELP + CLEAR)] = None,
+    mac_address: Annotated[str | None, Opt("--mac", help=MAC_HELP + CLEAR)] = None,
+    status: Annotated[str | None, Opt(help=STATUS_HELP)] = None,
+    expires_at: Annotated[str | None, Opt("--expires", help=EXPIRES_HELP + CLEAR)] = None,
+) -> None:
+    """Change a customer: RADIUS rows now; a router holding it (local mode, static) syncs soon."""
+    with session() as s:
+        c = registry.update_customer(
+            s,
+            ACTOR,
+            ref,
+            given(
+                username=username,
+                password=password,
+                router=router,
+                package=package,
+                reseller=reseller,
+                static_ip=static_ip,
+                mac_address=mac_address,
+                status=status,
+                expires_at=expires_at,
+            ),
+        )
+        emit(customers.view(c), False, title=f"customer {c.username} changed")
+
+
+@app.command("list")
+@handled
+def list_(
+    as_json: JSON = False,
+    reseller: Annotated[str | None, Opt(help="only this reseller's customers")] = None,
+) -> None:
+    """List customers: type, package, router, reseller, status, expiry, static IP."""
+    with session() as s:
+        rows = customers.list_(s, ADMIN, reseller=reseller)
+    emit(
+        rows,
+        as_json,
+        [
+            "username",
+            "customer_type",
+            "package",
+            "router",
+            "reseller",
+            "status",
+            "expires_at",
+            "static_ip",
+        ],
+    )
+
+
+@app.command("show")
+@handled
+def show(ref: str, as_json: JSON = False) -> None:
+    """Show one customer (by username or id; no password)."""
+    with session() as s:
+        emit(customers.get(s, ADMIN, ref), as_json)
+
+
+@app.command("remove")
+@handled
+def remove(ref: str) -> None:
+    """Remove a customer and its RADIUS rows (refused once it has activations: suspend it)."""
+    with session() as s:
+        registry.delete_customer(s, ACTOR, ref)
+    typer.echo(f"customer {ref} removed")

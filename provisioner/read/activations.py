@@ -1,0 +1,82 @@
+"""Activations and their provisioning work, as each caller may see them.
+
+A customer sees what it paid itself, not the price its reseller paid for it (an operator
+price, hidden from customers).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner import access, validation
+from provisioner.auth import Principal
+from provisioner.errors import ValidationError
+from provisioner.models import Activation, Customer, Outbox, Package
+from provisioner.read.models import ActivationOut, ActivationRow, WorkOut
+
+STATUSES = ("pending", "applied", "failed")
+
+
+def _view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
+    c = session.get(Customer, a.customer_id)
+    p = session.get(Package, a.package_id)
+    work = session.scalars(select(Outbox).where(Outbox.activation_id == a.id).order_by(Outbox.id))
+    payer, price = a.payer, str(a.price)
+    if principal.role == "customer" and payer != f"customer:{principal.customer_id}":
+        payer, price = payer.split(":")[0], None
+    return ActivationOut(
+        id=a.id,
+        idempotency_key=a.idempotency_key,
+        customer=c.username if c else None,
+        package=p.name if p else None,
+        payer=payer,
+        price=price,
+        starts_at=a.starts_at.isoformat(),
+        expires_at=a.expires_at.isoformat(),
+        status=a.status,
+        error=a.error,
+        work=[
+            WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
+            for w in work
+        ],
+    )
+
+
+def get(session: Session, principal: Principal, act_id: int) -> ActivationOut:
+    """An activation and its provisioning status: pending, applied, or failed with why."""
+    return _view(session, principal, access.activation(session, principal, act_id))
+
+
+def list_(
+    session: Session,
+    principal: Principal,
+    *,
+    customer: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[ActivationRow]:
+    """At most ``limit`` activations, newest first, of the customers this caller may see:
+    of one of them (``customer``), in one status, or all. Naming a customer outside the
+    caller's scope answers 404, as for one that does not exist."""
+    limit = validation.positive_int("limit", limit)
+    q = (
+        select(Activation)
+        .join(Customer, Customer.id == Activation.customer_id)
+        .where(*access.customer_filter(session, principal))
+        .order_by(Activation.id.desc())
+        .limit(limit)
+    )
+    if customer is not None:
+        q = q.where(Customer.id == access.customer(session, principal, customer).id)
+    if status is not None:
+        if status not in STATUSES:
+            raise ValidationError(f"must be one of {', '.join(STATUSES)}", field="status")
+        q = q.where(Activation.status == status)
+    return [
+        ActivationRow(
+            **_view(session, principal, a).model_dump(),
+            at=a.created_at.isoformat(timespec="seconds"),
+        )
+        for a in session.scalars(q)
+    ]

@@ -1,0 +1,260 @@
+"""What every face shows: typed output models for the API's responses, the CLI's ``--json``
+and the web panels. Money is a decimal string ("500.00"), times are ISO 8601 strings,
+rates are MikroTik strings ("10M"); no model carries a credential."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MasterOut(Out):
+    id: int
+    name: str
+    customer_type: str
+    billing: str
+    duration_days: int
+    rate_down: str
+    rate_up: str
+    rate_limit: str
+    burst_down: str | None
+    burst_up: str | None
+    burst_threshold_down: str | None
+    burst_threshold_up: str | None
+    burst_time: int | None
+    priority: int | None
+    min_down: str | None
+    min_up: str | None
+    volume_cap: int | None
+    pool_name: str | None
+    pool_ranges: str | None
+    profile_name: str
+    local_address: str | None
+    shared_users: int
+
+
+class PackageOut(Out):
+    """A package as an admin or a reseller sees it (a reseller: at its own price)."""
+
+    id: int
+    name: str
+    master_package: str
+    customer_price: str
+    operator_price: str
+    type: str
+    billing: str
+    visibility: str
+    duration_days: int | None
+    rate_limit: str
+
+
+class PublicPackageOut(Out):
+    """A package as a customer sees it: its price, no operator price."""
+
+    id: int
+    name: str
+    price: str
+    type: str
+    billing: str
+    duration_days: int | None
+    download: str
+    upload: str
+
+
+class PackageWritten(Out):
+    package: PackageOut
+    warnings: list[str]
+
+
+class AssignmentOut(Out):
+    package: str
+    price: str | None
+    effective_price: str
+
+
+class ResellerOut(Out):
+    id: int
+    name: str
+    contact: str
+    packages: list[AssignmentOut]
+
+
+class RouterOut(Out):
+    id: int
+    name: str
+    host: str
+    api_port: int
+    api_tls: bool
+    username: str
+    customer_types: str
+    mode: str
+    coa_port: int
+    enabled: bool
+
+
+class RouterStatusOut(RouterOut):
+    last_sync: str | None
+    last_status: str
+    last_applied: int | None
+    last_error: str | None
+
+
+class SyncRunOut(Out):
+    id: int
+    started_at: str
+    finished_at: str | None
+    trigger: str
+    status: str
+    planned: int
+    applied: int
+    error: str | None
+    changes: list[Any]
+
+
+class CustomerOut(Out):
+    id: int
+    username: str
+    customer_type: str
+    router: str | None
+    package: str | None
+    reseller: str | None
+    static_ip: str | None
+    mac_address: str | None
+    status: str
+    expires_at: str | None
+    billing_day: int | None
+
+
+class WorkOut(Out):
+    kind: str
+    status: str
+    attempts: int
+    error: str | None
+
+
+class ActivationOut(Out):
+    id: int
+    idempotency_key: str
+    customer: str | None
+    package: str | None
+    payer: str
+    price: str | None  # None: an operator price, hidden from the customer
+    starts_at: str
+    expires_at: str
+    status: str
+    error: str | None
+    work: list[WorkOut]
+
+
+class ActivationRow(ActivationOut):
+    at: str
+
+
+class LedgerEntryOut(Out):
+    at: str
+    amount: str
+    kind: str
+    reference: str
+
+
+class BalanceOut(Out):
+    account: str
+    balance: str
+    entries: list[LedgerEntryOut]
+
+
+class TopUpOut(Out):
+    account: str
+    balance: str
+
+
+class CardOut(Out):
+    serial: str
+    pin: str
+
+
+class CardBatchOut(Out):
+    batch: str
+    cards: list[CardOut]
+
+
+class RedeemOut(Out):
+    customer: str
+    balance: str
+
+
+class PropChangeOut(Out):
+    name: str
+    old: str | None
+    new: str | None
+
+
+class ChangeOut(Out):
+    """``Change.to_dict()``: the optional keys are left out when unset, as there."""
+
+    menu: str
+    key: str
+    action: str
+    id: str | None = None
+    props: list[PropChangeOut] | None = None
+    reason: str | None = None
+    adopt: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class PlanOut(Out):
+    """``Plan.to_dict()``: one target's changes, redacted."""
+
+    target: str
+    kind: str
+    error: str | None
+    summary: dict[str, int]
+    changes: list[ChangeOut]
+
+
+class PlansOut(Out):
+    plans: list[PlanOut]
+    summary: str
+    text: str
+
+
+class RadiusSyncOut(PlansOut):
+    written: int
+
+
+class SyncResultOut(Out):
+    router: str
+    status: str
+    planned: int
+    applied: int
+    conflicts: int
+    error: str | None
+    changes: list[Any]
+
+
+class SyncOut(Out):
+    results: list[SyncResultOut]
+    summary: str
+
+
+class AuditOut(Out):
+    at: str
+    actor: str
+    action: str
+    entity: str
+    id: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class HealthOut(Out):
+    status: str

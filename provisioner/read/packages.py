@@ -1,0 +1,84 @@
+"""Packages as each caller may see them: admins all (at the operator price), resellers
+their assigned ones (at their own price), customers the public ones (no operator price)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner import access
+from provisioner.auth import Principal
+from provisioner.models import Package, Visibility
+from provisioner.rates import format_rate
+from provisioner.read.models import PackageOut, PublicPackageOut
+from provisioner.registry.resellers import reseller_price
+from provisioner.state import master_spec
+
+
+def view(p: Package, *, price: Decimal | None = None) -> PackageOut:
+    """The seed's columns; ``price`` is a reseller's own operator price when it has one."""
+    m = p.master_package
+    return PackageOut(
+        id=p.id,
+        name=p.name,
+        master_package=m.name,
+        customer_price=str(p.customer_price),
+        operator_price=str(price if price is not None else p.operator_price),
+        type=str(m.customer_type),
+        billing=str(m.billing),
+        visibility=str(p.visibility),
+        duration_days=m.duration_days if str(m.billing) == "daily" else None,
+        rate_limit=master_spec(m).rate.render(),
+    )
+
+
+def public_view(p: Package) -> PublicPackageOut:
+    m = p.master_package
+    return PublicPackageOut(
+        id=p.id,
+        name=p.name,
+        price=str(p.customer_price),
+        type=str(m.customer_type),
+        billing=str(m.billing),
+        duration_days=m.duration_days if str(m.billing) == "daily" else None,
+        download=format_rate(m.rate_down),
+        upload=format_rate(m.rate_up),
+    )
+
+
+def list_(session: Session, principal: Principal) -> list[PackageOut] | list[PublicPackageOut]:
+    """The package listing as this caller may see it."""
+    if principal.role == "reseller":
+        mine = access.assignments(session, access.own_reseller(session, principal).id)
+        return [view(a.package, price=reseller_price(a)) for a in mine]
+    q = select(Package).where(*access.packages_filter(session, principal)).order_by(Package.name)
+    if principal.role == "admin":
+        return [view(p) for p in session.scalars(q)]
+    return [public_view(p) for p in session.scalars(q)]
+
+
+def get(session: Session, principal: Principal, ref: str) -> PackageOut | PublicPackageOut:
+    """One package under the listing's rules; one outside the caller's view is 404."""
+    if principal.role == "reseller":
+        a = access.assignment(session, principal, ref)
+        return view(a.package, price=reseller_price(a))
+    p = access.package(session, principal, ref)
+    return view(p) if principal.role == "admin" else public_view(p)
+
+
+def public(session: Session) -> list[PublicPackageOut]:
+    """The self-service listing, for anyone (no caller)."""
+    q = select(Package).where(Package.visibility == Visibility.public).order_by(Package.name)
+    return [public_view(p) for p in session.scalars(q)]
+
+
+def as_reseller(session: Session, principal: Principal, reseller_ref: str) -> list[PackageOut]:
+    """An admin's look at one reseller's list, at its prices."""
+    from provisioner.models import Reseller
+    from provisioner.registry.common import get_by_name
+
+    principal.require("admin")
+    r = get_by_name(session, Reseller, reseller_ref)
+    return [view(a.package, price=reseller_price(a)) for a in access.assignments(session, r.id)]

@@ -1,0 +1,93 @@
+"""Routers with their last sync, and each router's sync history: admins only."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provisioner import validation
+from provisioner.auth import Principal
+from provisioner.models import Router, SyncRun
+from provisioner.read.models import RouterOut, RouterStatusOut, SyncRunOut
+from provisioner.registry.common import get_by_name
+
+
+def _iso(d: object) -> str | None:
+    return d.isoformat(timespec="seconds") if d is not None else None  # type: ignore[attr-defined]
+
+
+def view(r: Router) -> RouterOut:
+    """A router without its credentials."""
+    return RouterOut(
+        id=r.id,
+        name=r.name,
+        host=r.host,
+        api_port=r.api_port,
+        api_tls=r.api_tls,
+        username=r.username,
+        customer_types=r.customer_types,
+        mode=str(r.mode),
+        coa_port=r.coa_port,
+        enabled=r.enabled,
+    )
+
+
+def list_(session: Session, principal: Principal) -> list[RouterStatusOut]:
+    """Routers with their last sync (time, status, changes applied, error)."""
+    principal.require("admin")
+    latest = (
+        select(SyncRun.router_id, func.max(SyncRun.id).label("run_id"))
+        .group_by(SyncRun.router_id)
+        .subquery()
+    )
+    runs = {
+        r.router_id: r
+        for r in session.scalars(select(SyncRun).join(latest, SyncRun.id == latest.c.run_id))
+    }
+    rows = []
+    for r in session.scalars(select(Router).order_by(Router.name)):
+        run = runs.get(r.id)
+        rows.append(
+            RouterStatusOut(
+                **view(r).model_dump(),
+                last_sync=_iso(run.started_at) if run else None,
+                last_status=run.status if run else "never synced",
+                last_applied=run.changes_applied if run else None,
+                last_error=run.error if run else None,
+            )
+        )
+    return rows
+
+
+def get(session: Session, principal: Principal, ref: str) -> RouterOut:
+    principal.require("admin")
+    return view(get_by_name(session, Router, ref))
+
+
+def runs(session: Session, principal: Principal, ref: str, limit: int = 20) -> list[SyncRunOut]:
+    """A router's recorded syncs, newest first (dry runs are not recorded): when, why
+    (``trigger``), the outcome, changes planned and applied, the error, and the applied
+    changes themselves. Those are stored redacted by ``sync``, so no secret is in them."""
+    principal.require("admin")
+    router = get_by_name(session, Router, ref)
+    limit = validation.positive_int("limit", limit)
+    q = (
+        select(SyncRun)
+        .where(SyncRun.router_id == router.id)
+        .order_by(SyncRun.id.desc())
+        .limit(limit)
+    )
+    return [
+        SyncRunOut(
+            id=run.id,
+            started_at=_iso(run.started_at) or "",
+            finished_at=_iso(run.finished_at),
+            trigger=run.trigger,
+            status=run.status,
+            planned=run.changes_planned,
+            applied=run.changes_applied,
+            error=run.error,
+            changes=list(run.applied or []),
+        )
+        for run in session.scalars(q)
+    ]

@@ -1,0 +1,89 @@
+"""What every registry write shares: looking rows up, refusing unknown fields, the audit log.
+
+Helpers flush, never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provisioner.errors import NotFound, ValidationError
+from provisioner.models import AuditLog, LedgerEntry
+
+SECRET_FIELDS = {"password", "radius_secret"}
+
+
+def snapshot(obj: Any) -> dict[str, Any]:
+    """A row as JSON-able data for the audit log, credentials redacted."""
+    out: dict[str, Any] = {}
+    for col in obj.__table__.columns:
+        v = getattr(obj, col.key)
+        if col.key in SECRET_FIELDS:
+            v = "(redacted)"
+        elif isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, Decimal):
+            v = str(v)
+        elif hasattr(v, "value"):
+            v = v.value
+        out[col.key] = v
+    return out
+
+
+def audit(
+    session: Session, actor: str, action: str, obj: Any, before: dict[str, Any] | None
+) -> None:
+    after = None if action == "delete" else snapshot(obj)
+    session.add(
+        AuditLog(
+            actor=actor,
+            action=action,
+            entity=obj.__tablename__,
+            entity_id=obj.id,
+            before=before,
+            after=after,
+        )
+    )
+
+
+def reject_unknown(data: dict[str, Any], allowed: list[str], entity: str) -> None:
+    for key in data:
+        if key in ("customer_type", "billing") and entity == "package":
+            raise ValidationError(
+                "is inherited from the master package and cannot be set on a package", field=key
+            )
+        if key not in allowed:
+            raise ValidationError(f"unknown field for a {entity}", field=key)
+
+
+def get_by_name(session: Session, model: Any, name: str, field: str = "name") -> Any:
+    """The row named ``name`` (or, failing that, with that numeric id); 404 otherwise."""
+    col = getattr(model, field)
+    obj = session.scalar(select(model).where(col == str(name)))
+    if obj is None and str(name).isdigit():
+        obj = session.get(model, int(name))
+    if obj is None:
+        raise NotFound(f"no {model.__tablename__.rstrip('s').replace('_', ' ')} named {name!r}")
+    return obj
+
+
+def money_history(session: Session, kind: str, id_: int) -> int:
+    """Ledger entries of an account. An account with any is never deleted: a new row
+    reusing the id (SQLite reuses the highest) would inherit its balance."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.account == f"{kind}:{id_}")
+        )
+        or 0
+    )
+
+
+def count(session: Session, model: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model)) or 0)

@@ -1,0 +1,286 @@
+"""Customers: login, type, router, package, reseller, address, status and expiry."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provisioner import access, effects, validation
+from provisioner.auth import Principal
+from provisioner.errors import Conflict, Forbidden, NotFound, ValidationError
+from provisioner.models import (
+    Activation,
+    Customer,
+    CustomerStatus,
+    CustomerType,
+    MasterPackage,
+    Package,
+    RechargeCard,
+    Reseller,
+    Router,
+    StaticAddress,
+    utcnow,
+)
+from provisioner.registry.common import (
+    audit,
+    get_by_name,
+    money_history,
+    reject_unknown,
+    snapshot,
+)
+from provisioner.schemas import CUSTOMER_FIELDS
+
+
+def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
+    """The lowest free address of the package's pool; the unique row makes it exclusive."""
+    used = set(session.scalars(select(StaticAddress.address)))
+    used |= {ip for ip in session.scalars(select(Customer.static_ip)) if ip}
+    for a, b in validation.ranges("pool_ranges", m.pool_ranges):
+        for n in range(a, b + 1):
+            ip = str(ipaddress.IPv4Address(n))
+            if ip not in used:
+                return ip
+    raise Conflict(f"pool {m.pool_name!r} of master package {m.name!r} has no free address")
+
+
+def _apply_fields(session: Session, c: Customer, data: dict[str, Any]) -> None:
+    if "username" in data or c.username is None:
+        c.username = validation.name("username", data.get("username"))
+    if "password" in data or c.password is None:
+        pw = str(data.get("password") or "")
+        if not pw:
+            raise ValidationError("must not be empty", field="password")
+        if any(ch in pw for ch in "\r\n\0"):
+            raise ValidationError("must not contain line breaks", field="password")
+        c.password = pw
+    if "customer_type" in data or c.customer_type is None:
+        try:
+            c.customer_type = CustomerType(data.get("customer_type"))
+        except ValueError as exc:
+            raise ValidationError(
+                "must be one of pppoe, hotspot, static, other", field="customer_type"
+            ) from exc
+    if "router" in data:
+        c.router = get_by_name(session, Router, data["router"]) if data["router"] else None
+    if "package" in data:
+        c.package = get_by_name(session, Package, data["package"]) if data["package"] else None
+    if "reseller" in data:
+        c.reseller = get_by_name(session, Reseller, data["reseller"]) if data["reseller"] else None
+    if "mac_address" in data:
+        mac = data["mac_address"]
+        c.mac_address = validation.mac("mac_address", mac) if mac else None
+    if "status" in data:
+        try:
+            c.status = CustomerStatus(data["status"])
+        except ValueError as exc:
+            raise ValidationError(
+                "must be new, active, expired or suspended", field="status"
+            ) from exc
+    if "expires_at" in data:
+        v = data["expires_at"]
+        if v in (None, ""):
+            c.expires_at = None
+        else:
+            try:
+                d = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+            except ValueError as exc:
+                raise ValidationError(f"{v!r} is not an ISO date/time", field="expires_at") from exc
+            c.expires_at = d if d.tzinfo else d.replace(tzinfo=UTC)
+    t = str(c.customer_type)
+    if c.package is not None and str(c.package.master_package.customer_type) != t:
+        raise ValidationError(
+            f"package {c.package.name!r} is for "
+            f"{c.package.master_package.customer_type} customers, "
+            f"not {t}",
+            field="package",
+        )
+    if t != "other" and c.router is None:
+        raise ValidationError(f"a {t} customer needs a router", field="router")
+    if c.router is not None and t != "other" and not c.router.serves(t):
+        raise ValidationError(
+            f"router {c.router.name!r} does not serve {t} customers ({c.router.customer_types})",
+            field="router",
+        )
+    if "static_ip" in data and data["static_ip"]:
+        c.static_ip = validation.host_address("static_ip", data["static_ip"])
+        _outside_router_pools(session, c.static_ip)
+    elif "static_ip" in data:
+        c.static_ip = None
+    if t == "static" and not c.static_ip and c.package is not None:
+        c.static_ip = allocate_address(session, c, c.package.master_package)
+    if c.static_ip:
+        clash = session.scalar(
+            select(Customer).where(Customer.static_ip == c.static_ip, Customer.id != c.id)
+        )
+        if clash is not None:
+            raise Conflict(
+                f"{c.static_ip} is already used by customer {clash.username!r}", field="static_ip"
+            )
+    if c.mac_address:
+        clash = session.scalar(
+            select(Customer).where(Customer.mac_address == c.mac_address, Customer.id != c.id)
+        )
+        if clash is not None:
+            raise Conflict(
+                f"{c.mac_address} is already bound to customer {clash.username!r}",
+                field="mac_address",
+            )
+    clash = session.scalar(
+        select(Customer).where(Customer.username == c.username, Customer.id != c.id)
+    )
+    if clash is not None:
+        raise Conflict(f"a customer named {c.username!r} exists", field="username")
+
+
+def _outside_router_pools(session: Session, ip: str) -> None:
+    """A pinned address must not lie in a pool the router hands out itself (PPPoE and
+    hotspot pools): the router could lease it to someone else while it is pinned."""
+    n = int(ipaddress.IPv4Address(ip))
+    for m in session.scalars(
+        select(MasterPackage).where(
+            MasterPackage.customer_type.in_([CustomerType.pppoe, CustomerType.hotspot]),
+            MasterPackage.pool_ranges.is_not(None),
+        )
+    ):
+        if any(a <= n <= b for a, b in validation.ranges("pool_ranges", m.pool_ranges)):
+            raise Conflict(
+                f"{ip} is inside pool {m.pool_name!r} of master package {m.name!r}, which "
+                "the router hands out itself; pin an address outside PPPoE/hotspot pools",
+                field="static_ip",
+            )
+
+
+def record_address(session: Session, c: Customer) -> None:
+    """Keep the static address register in step with the customer's address."""
+    existing = session.scalar(select(StaticAddress).where(StaticAddress.customer_id == c.id))
+    if existing is not None and existing.address != c.static_ip:
+        session.delete(existing)
+        session.flush()
+        existing = None
+    if (
+        c.static_ip
+        and existing is None
+        and c.package is not None
+        and c.customer_type == CustomerType.static
+    ):
+        session.add(
+            StaticAddress(
+                address=c.static_ip,
+                customer_id=c.id,
+                pool_name=c.package.master_package.pool_name or "",
+            )
+        )
+    session.flush()
+
+
+def create_customer(session: Session, actor: str, data: dict[str, Any]) -> Customer:
+    reject_unknown(data, CUSTOMER_FIELDS, "customer")
+    c = Customer(status=CustomerStatus.new)
+    with session.no_autoflush:
+        _apply_fields(session, c, data)
+    session.add(c)
+    session.flush()
+    record_address(session, c)
+    audit(session, actor, "create", c, None)
+    effects.customers_changed(session, [(None, effects.customer_state(c))])
+    return c
+
+
+def update_customer(session: Session, actor: str, ref: str, data: dict[str, Any]) -> Customer:
+    reject_unknown(data, CUSTOMER_FIELDS, "customer")
+    c = get_by_name(session, Customer, ref, "username")
+    before, state = snapshot(c), effects.customer_state(c)
+    with session.no_autoflush:
+        _apply_fields(session, c, data)
+    session.flush()
+    record_address(session, c)
+    audit(session, actor, "update", c, before)
+    effects.customers_changed(session, [(state, effects.customer_state(c))])
+    return c
+
+
+def delete_customer(session: Session, actor: str, ref: str) -> None:
+    c = get_by_name(session, Customer, ref, "username")
+    history = money_history(session, "customer", c.id)
+    cards = session.scalar(
+        select(func.count()).select_from(RechargeCard).where(RechargeCard.redeemed_by == c.id)
+    )
+    activations = session.scalar(
+        select(func.count()).select_from(Activation).where(Activation.customer_id == c.id)
+    )
+    if history or cards or activations:
+        raise Conflict(
+            f"customer {c.username!r} has money history ({activations} activations, "
+            f"{history} ledger entries, {cards} cards redeemed), which is kept; suspend the "
+            "customer instead (status suspended)"
+        )
+    state = effects.customer_state(c)
+    audit(session, actor, "delete", c, snapshot(c))
+    session.delete(c)
+    session.flush()
+    effects.customers_changed(session, [(state, None)])
+
+
+def reseller_write(
+    session: Session,
+    principal: Principal,
+    data: dict[str, Any],
+    *,
+    current: Customer | None = None,
+) -> dict[str, Any]:
+    """A customer write as this caller may make it (``current``: the customer an update
+    changes; None for a new one). Admin bodies pass through unchanged.
+
+    A reseller's customer belongs to the reseller itself; naming another reseller (or
+    none) is refused. The customer may only get a package assigned to the reseller, and
+    the refusal reads the same whether or not the package exists. Service is what a
+    reseller pays for with an activation: it may not set an expiry, set a customer active
+    outside a paid period, or change the package within a paid period.
+    """
+    if principal.role == "admin":
+        return data
+    principal.require("reseller")
+    me = access.own_reseller(session, principal)
+    paid = current is not None and current.expires_at is not None and current.expires_at > utcnow()
+    if "expires_at" in data:
+        raise Forbidden("the paid period is set by an activation", field="expires_at")
+    if data.get("status") == "active" and not paid:
+        raise Forbidden(
+            "a customer is set active by an activation (or within its paid period)",
+            field="status",
+        )
+    ref = data.get("package")
+    if (
+        ref
+        and paid
+        and current is not None
+        and not (
+            current.package and access.matches(str(ref), current.package.name, current.package.id)
+        )
+    ):
+        # Even while suspended: it would be set active again on the dearer package.
+        raise Forbidden(
+            "within a paid period the package changes by an activation", field="package"
+        )
+    if "reseller" in data and not (
+        data["reseller"] is not None and access.matches(str(data["reseller"]), me.name, me.id)
+    ):
+        raise Forbidden("a reseller's customers belong to the reseller itself", field="reseller")
+    if current is None or "reseller" in data:
+        data = {**data, "reseller": me.name}
+    if ref:
+        # Resolved among the reseller's own packages, and passed on by name, so the
+        # registry binds exactly the package this check allowed.
+        data = {**data, "package": _assigned(session, principal, str(ref))}
+    return data
+
+
+def _assigned(session: Session, principal: Principal, ref: str) -> str:
+    try:
+        return access.assignment(session, principal, ref).package.name
+    except NotFound:
+        raise Forbidden(f"package {ref!r} is not assigned to you", field="package") from None

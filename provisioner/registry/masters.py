@@ -1,0 +1,160 @@
+"""Master packages: the technical spec (type, billing, rates, cap, pool, profile)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner import effects, validation
+from provisioner.errors import Conflict, ValidationError
+from provisioner.models import Billing, Customer, CustomerType, MasterPackage, Package
+from provisioner.registry.common import audit, get_by_name, reject_unknown, snapshot
+from provisioner.schemas import MASTER_FIELDS
+from provisioner.state import master_spec
+
+
+def _check(session: Session, m: MasterPackage) -> None:
+    validation.name("name", m.name)
+    validation.name("profile_name", m.profile_name)
+    try:
+        CustomerType(m.customer_type)
+    except ValueError as exc:
+        raise ValidationError(
+            "must be one of pppoe, hotspot, static, other", field="customer_type"
+        ) from exc
+    try:
+        Billing(m.billing)
+    except ValueError as exc:
+        raise ValidationError("must be daily or monthly", field="billing") from exc
+    validation.positive_int("duration_days", m.duration_days)
+    validation.positive_int("shared_users", m.shared_users)
+    if m.local_address:
+        m.local_address = validation.ipv4("local_address", m.local_address)
+    if bool(m.pool_name) != bool(m.pool_ranges):
+        field = "pool_ranges" if m.pool_name else "pool_name"
+        raise ValidationError("a pool needs both a name and ranges", field=field)
+    if m.customer_type == CustomerType.static and not m.pool_name:
+        raise ValidationError(
+            "a static IP package needs a pool to allocate from", field="pool_name"
+        )
+    if m.pool_name:
+        validation.name("pool_name", m.pool_name)
+        mine = validation.ranges("pool_ranges", m.pool_ranges)
+        m.pool_ranges = ",".join(p.strip() for p in str(m.pool_ranges).split(","))
+        for other in session.scalars(
+            select(MasterPackage).where(
+                MasterPackage.id != m.id, MasterPackage.pool_name.is_not(None)
+            )
+        ):
+            if other.pool_name == m.pool_name:
+                if other.pool_ranges != m.pool_ranges:
+                    raise ValidationError(
+                        f"pool {m.pool_name!r} is already defined by master package "
+                        f"{other.name!r} with ranges {other.pool_ranges}; a shared pool must "
+                        "have the same ranges",
+                        field="pool_ranges",
+                    )
+            elif validation.overlap(mine, validation.ranges("pool_ranges", other.pool_ranges)):
+                raise ValidationError(
+                    f"overlaps pool {other.pool_name!r} ({other.pool_ranges}) of master package "
+                    f"{other.name!r}",
+                    field="pool_ranges",
+                )
+    for field in ("name", "profile_name"):
+        clash = session.scalar(
+            select(MasterPackage).where(
+                getattr(MasterPackage, field) == getattr(m, field), MasterPackage.id != m.id
+            )
+        )
+        if clash is not None:
+            raise Conflict(
+                f"{getattr(m, field)!r} is already used by master package {clash.name!r}",
+                field=field,
+            )
+    expired = effects.settings_of(session).expired_group
+    if m.profile_name in ("default", "default-encryption", expired):
+        raise ValidationError(f"{m.profile_name!r} is reserved", field="profile_name")
+
+
+def _apply_fields(m: MasterPackage, data: dict[str, Any]) -> None:
+    spec = {f: data.get(f, getattr(m, f, None)) for f in MASTER_FIELDS}
+    rate = validation.rate_limit(spec)
+    m.name = str(spec["name"] or "").strip()
+    m.customer_type = spec["customer_type"]
+    m.billing = spec["billing"] or "monthly"
+    m.duration_days = spec["duration_days"] if spec["duration_days"] is not None else 30
+    m.rate_down, m.rate_up = rate.down, rate.up
+    m.burst_down, m.burst_up = rate.burst_down, rate.burst_up
+    m.burst_threshold_down, m.burst_threshold_up = rate.threshold_down, rate.threshold_up
+    m.burst_time, m.priority = rate.burst_time, rate.priority
+    m.min_down, m.min_up = rate.min_down, rate.min_up
+    m.volume_cap = validation.volume("volume_cap", spec["volume_cap"])
+    m.pool_name = spec["pool_name"] or None
+    m.pool_ranges = spec["pool_ranges"] or None
+    m.profile_name = str(spec["profile_name"] or m.name).strip()
+    m.local_address = spec["local_address"] or None
+    m.shared_users = spec["shared_users"] if spec["shared_users"] is not None else 1
+
+
+def customers_of(session: Session, m: MasterPackage) -> list[Customer]:
+    return list(
+        session.scalars(
+            select(Customer)
+            .join(Package, Customer.package_id == Package.id)
+            .where(Package.master_package_id == m.id)
+        )
+    )
+
+
+def create_master_package(session: Session, actor: str, data: dict[str, Any]) -> MasterPackage:
+    reject_unknown(data, MASTER_FIELDS, "master package")
+    m = MasterPackage()
+    with session.no_autoflush:
+        _apply_fields(m, data)
+        _check(session, m)
+    session.add(m)
+    session.flush()
+    audit(session, actor, "create", m, None)
+    effects.master_changed(session, None, master_spec(m), [])
+    return m
+
+
+def update_master_package(
+    session: Session, actor: str, ref: str, data: dict[str, Any]
+) -> MasterPackage:
+    reject_unknown(data, MASTER_FIELDS, "master package")
+    m = get_by_name(session, MasterPackage, ref)
+    before, spec = snapshot(m), master_spec(m)
+    with session.no_autoflush:  # the clash checks must run before the UPDATE does
+        _apply_fields(m, data)
+        if str(m.customer_type) != spec.customer_type and customers_of(session, m):
+            raise Conflict(
+                "cannot change the customer type while customers use this package",
+                field="customer_type",
+            )
+        _check(session, m)
+    session.flush()
+    audit(session, actor, "update", m, before)
+    effects.master_changed(session, spec, master_spec(m), customers_of(session, m))
+    return m
+
+
+def delete_master_package(session: Session, actor: str, ref: str) -> None:
+    m = get_by_name(session, MasterPackage, ref)
+    packages = list(session.scalars(select(Package).where(Package.master_package_id == m.id)))
+    if packages:
+        users = [c.username for c in customers_of(session, m)]
+        detail = f"packages {', '.join(p.name for p in packages)}"
+        if users:
+            shown = ", ".join(users[:20]) + (
+                f" and {len(users) - 20} more" if len(users) > 20 else ""
+            )
+            detail += f"; customers {shown}"
+        raise Conflict(f"master package {m.name!r} is still used by {detail}")
+    spec = master_spec(m)
+    audit(session, actor, "delete", m, snapshot(m))
+    session.delete(m)
+    session.flush()
+    effects.master_changed(session, spec, None, [])
