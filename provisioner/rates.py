@@ -130,7 +130,7 @@ def parse_rate_limit(text: str) -> RateLimit:
         kw["priority"] = int(fields[4])
     if len(fields) > 5:
         kw["min_up"], kw["min_down"] = pair(fields[5])
-    rl = RateLimit(up=up, down=down, **kw)  # type: ignore[arg-type]
+    rl = RateLimit(up=up, down=down, **kw)
     if not rl.has_burst and rl.burst_time == 0:
         rl = replace(rl, burst_time=None)
     if not rl.has_burst:

@@ -133,8 +133,8 @@ def desired_objects(
     for c in customers:
         if c.router_id != router.id or not router.serves(c.customer_type):
             continue
-        m = by_id.get(c.master_id) if c.master_id is not None else None
-        if c.customer_type == "static" and c.static_ip and m is not None:
+        cm = by_id.get(c.master_id) if c.master_id is not None else None
+        if c.customer_type == "static" and c.static_ip and cm is not None:
             put(
                 DesiredObject(
                     QUEUE,
@@ -142,18 +142,18 @@ def desired_objects(
                     {
                         "name": c.username,
                         "target": f"{c.static_ip}/32",
-                        **queue_props(m.rate),
+                        **queue_props(cm.rate),
                         "comment": marker("customer", c.id),
                     },
                 )
             )
-        if router.mode == "local" and m is not None:
+        if router.mode == "local" and cm is not None:
             if c.customer_type == "pppoe":
                 props = {
                     "name": c.username,
                     "password": c.password,
                     "service": "pppoe",
-                    "profile": m.profile_name,
+                    "profile": cm.profile_name,
                     "disabled": _yes(c.cut_off),
                     "comment": marker("customer", c.id),
                 }
@@ -164,8 +164,8 @@ def desired_objects(
                 props = {
                     "name": c.username,
                     "password": c.password,
-                    "profile": m.profile_name,
-                    "limit-bytes-total": str(m.volume_cap or 0),
+                    "profile": cm.profile_name,
+                    "limit-bytes-total": str(cm.volume_cap or 0),
                     "disabled": _yes(c.cut_off),
                     "comment": marker("customer", c.id),
                 }

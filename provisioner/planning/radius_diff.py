@@ -68,8 +68,8 @@ def diff_rows(
     for key, row in sorted(want.items()):
         rows = have.pop(key, [])
         if not rows:
-            props = (PropChange("op", None, row.op), PropChange("value", None, row.value))
-            changes.append(Change(table, key, Action.add, None, props))
+            added = (PropChange("op", None, row.op), PropChange("value", None, row.value))
+            changes.append(Change(table, key, Action.add, None, added))
             continue
         cur = rows[0].row
         props = tuple(
