@@ -11,6 +11,7 @@ from provisioner import registry
 from provisioner.auth import create_token
 from provisioner.context import Context
 from provisioner.db import transaction
+from provisioner.mapping.menus import PPP_PROFILE
 from provisioner.models import ApiToken, Router, utcnow
 
 DEMO_ROUTER = "demo-router"
@@ -20,7 +21,7 @@ ACTOR = "demo"
 def start_router() -> SimulatedRouter:
     """A RouterOS API simulator on loopback with a hand-made profile the daemon must keep."""
     sim = SimulatedRouter(username="admin", password="demo", identity="demo-router").start()
-    sim.add_item("/ppp/profile", name="handmade-vip", rate_limit="50M/50M")
+    sim.add_item(PPP_PROFILE, name="handmade-vip", rate_limit="50M/50M")
     return sim
 
 
