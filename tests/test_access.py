@@ -18,7 +18,7 @@ from provisioner.db import reading, transaction
 from provisioner.errors import Forbidden, NotFound
 from provisioner.models import Activation, Customer, Reseller
 from provisioner.read import activations, customers, packages
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 
 @pytest.fixture

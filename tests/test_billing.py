@@ -110,7 +110,7 @@ def test_an_activation_records_the_billing_day_and_an_extension_keeps_it(
     from provisioner.auth import Principal
     from provisioner.db import transaction
     from provisioner.models import utcnow
-    from tests.conftest import Factory
+    from tests.support.factories import Factory
 
     make = Factory(any_ctx)
     router = make.router(None, mode="radius")

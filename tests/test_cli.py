@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from nas_adapters.routeros_sim import SimulatedRouter
 from provisioner import outbox
 from provisioner.context import Context
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 # The module, not the ``app`` that ``provisioner.cli`` re-exports under the same name.
 cli_app = importlib.import_module("provisioner.cli.common")

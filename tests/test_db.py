@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from provisioner.context import Context
 from provisioner.db import reading, transaction
 from provisioner.models import Reseller
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 
 def test_a_sqlite_reader_runs_while_a_writer_holds_the_lock(ctx: Context, make: Factory) -> None:

@@ -16,7 +16,7 @@ from provisioner.auth import Principal
 from provisioner.db import transaction
 from provisioner.effects import CustomerState, other_action
 from provisioner.sessions import Terms
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 ADMIN = Principal("admin", name="test")
 ONU = CustomerState(

@@ -14,7 +14,7 @@ from provisioner import registry
 from provisioner.context import Context
 from provisioner.db import transaction
 from provisioner.models import utcnow
-from tests.conftest import Factory
+from tests.support.factories import Factory
 from tests.support.freeradius import FreeRadius, freeradius_available, postgresql_driver_available
 from tests.support.require import require
 

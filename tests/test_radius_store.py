@@ -10,7 +10,7 @@ from provisioner.db import transaction
 from provisioner.planning.plan import Action
 from provisioner.radius_tables import radcheck
 from provisioner.state import options
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 
 def test_planning_more_users_than_postgresql_takes_parameters(any_ctx: Context) -> None:

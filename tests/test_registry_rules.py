@@ -13,7 +13,7 @@ from provisioner.context import Context
 from provisioner.db import transaction
 from provisioner.errors import ProvisionerError
 from provisioner.models import Customer, Reseller
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 
 def refused(ctx: Context, fn: Any, *args: Any) -> ProvisionerError:

@@ -12,7 +12,7 @@ from provisioner import outbox, registry, scheduler, sync
 from provisioner.context import Context, open_context
 from provisioner.db import transaction
 from provisioner.models import Outbox
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 
 def pending_syncs(ctx: Context) -> int:

@@ -17,8 +17,8 @@ from provisioner.db import transaction
 from provisioner.models import utcnow
 from provisioner.radius_tables import radacct
 from provisioner.sessions import COA, DISCONNECT, Terms
-from tests.conftest import Factory
 from tests.support.coa_server import CoaServer
+from tests.support.factories import Factory
 
 ON = Terms("alice", router_id=1, active=True, static_ip=None, rate="5M/10M", volume_cap=None)
 

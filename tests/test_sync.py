@@ -12,7 +12,7 @@ from provisioner.context import Context
 from provisioner.db import transaction
 from provisioner.models import Package, SyncRun
 from provisioner.planning.plan import Action
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 MANAGED = [
     "/ip/pool",

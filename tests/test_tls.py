@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 from nas_adapters.routeros_sim import SimulatedRouter
 from provisioner import sync
 from provisioner.context import Context
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 
 def self_signed(tmp: Path) -> ssl.SSLContext:

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from provisioner import registry
+from provisioner import registry, validation
 from provisioner.context import Context
 from provisioner.db import transaction
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ProvisionerError, ValidationError
 from provisioner.models import AuditLog, Customer, MasterPackage, Package
 from provisioner.radius_tables import radcheck, radgroupreply
-from tests.conftest import Factory
+from tests.support.factories import Factory
 
 BASE = {"customer_type": "pppoe", "billing": "monthly", "rate_down": "10M", "rate_up": "5M"}
 
@@ -428,3 +428,18 @@ def test_cli_diff_exit_codes(ctx: Context, cli: Any) -> None:
         sim.refuse = True
         result = cli("diff")
         assert result.exit_code == 1 and "UNREACHABLE" in result.output
+
+
+# ---- found in review ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1e30", "99999999999999999999999999999", "1e100000000", "10000000000", "-1e30"],
+)
+def test_a_huge_price_is_refused_with_the_field(value: str) -> None:
+    # Quantizing these to cents exceeds decimal's precision (InvalidOperation): that must
+    # be a field error, not an internal error.
+    with pytest.raises(ValidationError) as exc:
+        validation.price("customer_price", value)
+    assert exc.value.field == "customer_price"
