@@ -32,6 +32,7 @@ from provisioner.mapping.menus import (
     PPP_AAA,
     RADIUS,
     RADIUS_INCOMING,
+    SINGLETONS,
     key_of,
 )
 from provisioner.mapping.routeros import (
@@ -118,7 +119,7 @@ def _claim_marked(session: Session, work: Work, observed: dict[str, list[Observe
     """Record objects carrying our marker, forget records of objects gone from the router."""
     rid = work.router.id
     for menu, rows in observed.items():
-        if menu in (RADIUS_INCOMING, PPP_AAA):
+        if menu in SINGLETONS:  # one row, no .id: nothing to own
             continue
         ids = {o.id for o in rows}
         known = work.owned.get(menu, {})
