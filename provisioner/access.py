@@ -7,7 +7,8 @@
 
 A row outside a caller's scope answers 404 with the same message as a row that does not
 exist, so nobody can probe for other resellers' packages or customers. Each function here
-resolves a reference and checks scope in one step, so what is checked is what is used.
+resolves a reference and checks scope in one step, so what is checked is what is used. A
+reference is a name, or explicitly ``id:N`` (``registry.common.refers_to``): never a guess.
 """
 
 from __future__ import annotations
@@ -25,20 +26,7 @@ from provisioner.models import (
     ResellerPackage,
     Visibility,
 )
-
-
-def matches(ref: str, name: str, id_: int) -> bool:
-    """A reference names a row by its name, or by its numeric id."""
-    return ref == name or (ref.isdigit() and int(ref) == id_)
-
-
-def _named(session: Session, model: type, ref: str, field: str = "name") -> object | None:
-    col = getattr(model, field)
-    obj = session.scalar(select(model).where(col == str(ref)))
-    if obj is None and str(ref).isdigit():
-        obj = session.get(model, int(ref))
-    return obj
-
+from provisioner.refs import lookup, refers_to
 
 # ---- the caller itself -----------------------------------------------------------------
 
@@ -89,7 +77,7 @@ def may_see(session: Session, principal: Principal, c: Customer) -> bool:
 
 def customer(session: Session, principal: Principal, ref: str) -> Customer:
     """The customer ``ref`` (username or id) if this caller may see it; 404 otherwise."""
-    c = _named(session, Customer, ref, "username")
+    c = lookup(session, Customer, ref, "username")
     if not isinstance(c, Customer) or not may_see(session, principal, c):
         raise NotFound(f"no customer named {ref!r}")
     return c
@@ -112,12 +100,8 @@ def assignments(session: Session, reseller_id: int) -> list[ResellerPackage]:
 
 def assignment(session: Session, principal: Principal, ref: str) -> ResellerPackage:
     """The calling reseller's package ``ref`` (name, else id, among its own); 404 otherwise."""
-    mine = assignments(session, own_reseller(session, principal).id)
-    for a in mine:  # a name wins over an id: "2" is the package named "2" if it has one
-        if a.package.name == ref:
-            return a
-    for a in mine:
-        if matches(ref, a.package.name, a.package.id):
+    for a in assignments(session, own_reseller(session, principal).id):
+        if refers_to(ref, a.package.name, a.package.id):
             return a
     raise NotFound(f"no package named {ref!r}")
 
@@ -138,7 +122,7 @@ def package(session: Session, principal: Principal, ref: str) -> Package:
     """The package ``ref`` if this caller may see (and so buy) it; 404 otherwise."""
     if principal.role == "reseller":
         return assignment(session, principal, ref).package
-    p = _named(session, Package, ref)
+    p = lookup(session, Package, ref)
     if not isinstance(p, Package) or (
         principal.role != "admin" and p.visibility != Visibility.public
     ):

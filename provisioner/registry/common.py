@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.errors import NotFound, ValidationError
 from provisioner.models import AuditLog, LedgerEntry
+from provisioner.refs import lookup
 
 SECRET_FIELDS = {"password", "radius_secret"}
 
@@ -62,11 +63,8 @@ def reject_unknown(data: dict[str, Any], allowed: list[str], entity: str) -> Non
 
 
 def get_by_name(session: Session, model: Any, name: str, field: str = "name") -> Any:
-    """The row named ``name`` (or, failing that, with that numeric id); 404 otherwise."""
-    col = getattr(model, field)
-    obj = session.scalar(select(model).where(col == str(name)))
-    if obj is None and str(name).isdigit():
-        obj = session.get(model, int(name))
+    """The row ``name`` refers to (its name, or ``id:N``); 404 otherwise."""
+    obj = lookup(session, model, name, field)
     if obj is None:
         raise NotFound(f"no {model.__tablename__.rstrip('s').replace('_', ' ')} named {name!r}")
     return obj

@@ -25,6 +25,7 @@ from provisioner.models import (
     StaticAddress,
     utcnow,
 )
+from provisioner.refs import refers_to
 from provisioner.registry.common import (
     audit,
     get_by_name,
@@ -258,16 +259,14 @@ def reseller_write(
         ref
         and paid
         and current is not None
-        and not (
-            current.package and access.matches(str(ref), current.package.name, current.package.id)
-        )
+        and not (current.package and refers_to(str(ref), current.package.name, current.package.id))
     ):
         # Even while suspended: it would be set active again on the dearer package.
         raise Forbidden(
             "within a paid period the package changes by an activation", field="package"
         )
     if "reseller" in data and not (
-        data["reseller"] is not None and access.matches(str(data["reseller"]), me.name, me.id)
+        data["reseller"] is not None and refers_to(str(data["reseller"]), me.name, me.id)
     ):
         raise Forbidden("a reseller's customers belong to the reseller itself", field="reseller")
     if current is None or "reseller" in data:

@@ -1,0 +1,40 @@
+"""References: how a user names a row, in a URL, a body field or a CLI argument.
+
+A reference is the row's name, or explicitly ``id:N``. Never a guess between the two: a
+guess let "2" mean the package named "2" to one caller and the package with id 2 to
+another, and let a scope check pass on one row while the write bound the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+ID_PREFIX = "id:"
+
+
+def id_of(ref: str) -> int | None:
+    """The id an explicit ``id:N`` reference names, else None (a name)."""
+    ref = str(ref)
+    if ref.startswith(ID_PREFIX) and ref[len(ID_PREFIX) :].isdigit():
+        return int(ref[len(ID_PREFIX) :])
+    return None
+
+
+def refers_to(ref: str, name: str, id_: int) -> bool:
+    """Whether ``ref`` names this row: by its name, or explicitly by ``id:N``.
+
+    One form each, never a guess: "2" is the row *named* "2", whatever row has id 2.
+    """
+    return id_of(ref) == id_ if id_of(ref) is not None else str(ref) == name
+
+
+def lookup(session: Session, model: Any, ref: str, field: str = "name") -> Any:
+    """The row ``ref`` names (see ``refers_to``), or None."""
+    wanted = id_of(ref)
+    if wanted is not None:
+        # Larger than any database integer: nothing has that id (and no overflow error).
+        return session.get(model, wanted) if wanted < 2**31 else None
+    return session.scalar(select(model).where(getattr(model, field) == str(ref)))
