@@ -76,7 +76,7 @@ def may_see(session: Session, principal: Principal, c: Customer) -> bool:
 
 
 def customer(session: Session, principal: Principal, ref: str) -> Customer:
-    """The customer ``ref`` (username or id) if this caller may see it; 404 otherwise."""
+    """The customer ``ref`` (username, or id:N) if this caller may see it; 404 otherwise."""
     c = lookup(session, Customer, ref, "username")
     if not isinstance(c, Customer) or not may_see(session, principal, c):
         raise NotFound(f"no customer named {ref!r}")

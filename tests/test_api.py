@@ -948,3 +948,14 @@ def test_a_customer_never_sees_its_resellers_operator_price(world: World) -> Non
         # The operator price is the reseller's business (the package listing hides it too).
         assert "350" not in r.text and "reseller:" not in r.text, r.text
     assert world.call("GET", f"/activations/{made['id']}", "admin").json()["price"] == "350.00"
+
+
+def test_a_rename_clash_is_409_naming_the_field(world: World) -> None:
+    r = world.call("PATCH", "/resellers/resA", "admin", {"name": "resB"})
+    assert r.status_code == 409 and r.json()["field"] == "name", r.text
+    r = world.call("POST", "/master-packages", "admin", {**MASTER, "name": "m-other"})
+    assert r.status_code == 201, r.text
+    r = world.call("PATCH", "/master-packages/m-other", "admin", {"name": "m-home"})
+    assert r.status_code == 409 and r.json()["field"] == "name", r.text
+    with transaction(world.ctx.factory) as s:
+        assert {m.name for m in s.query(MasterPackage)} >= {"m-home", "m-other"}

@@ -443,3 +443,43 @@ def test_a_huge_price_is_refused_with_the_field(value: str) -> None:
     with pytest.raises(ValidationError) as exc:
         validation.price("customer_price", value)
     assert exc.value.field == "customer_price"
+
+
+def test_a_rename_clash_names_the_field_and_the_cli_prints_one_line(
+    ctx: Context, cli: Any
+) -> None:
+    """The clash check runs before the UPDATE (it used to be autoflushed first and come
+    back as an anonymous 'concurrent change' 409, with a traceback in the CLI)."""
+    make = Factory(ctx)
+    make.master(name="one")
+    make.master(name="two")
+    a, b = make.reseller(), make.reseller()
+    make.router(None, name="ra")
+    make.router(None, name="rb")
+    cases = [
+        (["master-package", "edit", "one", "--name", "two"], "error: name: 'two' is already used by master package 'two'"),
+        (["master-package", "edit", "one", "--profile", "two"], "error: profile_name: 'two' is already used by master package 'two'"),
+        (["reseller", "edit", a, "--name", b], f"error: name: a reseller named {b!r} exists"),
+        (["router", "edit", "ra", "--name", "rb"], "error: name: 'rb' is already used by router 'rb'"),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.exit_code == 1, result.output
+        assert " ".join(result.output.split()) == message
+        assert "Traceback" not in result.output
+
+
+def test_an_unexpected_error_in_the_cli_is_one_line(
+    ctx: Context, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provisioner.read import masters
+
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(masters, "list_", broken)
+    result = cli("master-package", "list")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: RuntimeError: disk on fire (PROVISIONER_DEBUG=1 shows where)"
+    ]

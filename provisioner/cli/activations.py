@@ -61,7 +61,7 @@ def show(act_id: int, as_json: JSON = False) -> None:
 @acts.command("list")
 @handled
 def list_(
-    customer: Annotated[str | None, Opt(help="only this customer's (username or id)")] = None,
+    customer: Annotated[str | None, Opt(help="only this customer's (username, or id:N)")] = None,
     status: Annotated[str | None, Opt(help="pending | applied | failed")] = None,
     limit: Annotated[int, Opt(help="at most this many, newest first")] = 50,
     as_json: JSON = False,

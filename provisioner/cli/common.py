@@ -5,15 +5,18 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar, get_args
 
+import click
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nas_adapters.errors import NasError
@@ -52,14 +55,27 @@ def fail(message: str) -> typer.Exit:
 
 
 def handled(fn: F) -> F:
-    """Turn the project's errors into one clear line and exit code 1."""
+    """Whatever goes wrong is one clear line on stderr and exit code 1, never a traceback
+    (set PROVISIONER_DEBUG=1 to see one)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kw: Any) -> Any:
         try:
             return fn(*args, **kw)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
         except (ProvisionerError, NasError, LookupError) as exc:
             raise fail(str(exc)) from None
+        except IntegrityError:
+            # The registry checks clashes first; this is a concurrent change that won.
+            raise fail(
+                "conflicts with a concurrent change; nothing was written, try again"
+            ) from None
+        except Exception as exc:
+            if os.environ.get("PROVISIONER_DEBUG"):
+                raise
+            first = (str(exc).splitlines() or [""])[0]
+            raise fail(f"{type(exc).__name__}: {first} (PROVISIONER_DEBUG=1 shows where)") from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -121,7 +121,7 @@ def list_(
 @app.command("show")
 @handled
 def show(ref: str, as_json: JSON = False) -> None:
-    """Show one customer (by username or id; no password)."""
+    """Show one customer (by username, or id:N; no password)."""
     with session() as s:
         emit(customers.get(s, ADMIN, ref), as_json)
 

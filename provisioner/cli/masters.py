@@ -61,7 +61,7 @@ app.command("add")(
 )  # fmt: skip
 app.command("edit")(
     model_command(
-        MasterPackageUpdate, edit, leading=[_arg("ref", "its name or id")],
+        MasterPackageUpdate, edit, leading=[_arg("ref", "its name, or id:N")],
         flags={**FLAGS, "name": "--name"},
     )
 )  # fmt: skip
@@ -79,7 +79,7 @@ def list_(as_json: JSON = False) -> None:
 @app.command("show")
 @handled
 def show(ref: str, as_json: JSON = False) -> None:
-    """Show one master package (by name or id) with every field."""
+    """Show one master package (by name, or id:N) with every field."""
     with session() as s:
         emit(masters.get(s, ADMIN, ref), as_json)
 

@@ -92,7 +92,7 @@ def list_(
 @app.command("show")
 @handled
 def show(ref: str, as_json: JSON = False) -> None:
-    """Show one package (by name or id)."""
+    """Show one package (by name, or id:N)."""
     with session() as s:
         emit(packages.get(s, ADMIN, ref), as_json)
 

@@ -64,7 +64,7 @@ def create_activation(
 def list_activations(
     session: SessionDep,
     principal: PrincipalDep,
-    customer: Annotated[str | None, Query(description="a username (or id)")] = None,
+    customer: Annotated[str | None, Query(description="a username, or id:N")] = None,
     status: Annotated[str | None, Query(description="pending | applied | failed")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[ActivationRow]:
