@@ -37,6 +37,7 @@ from provisioner.models import (
     ResellerPackage,
     utcnow,
 )
+from provisioner.refs import refers_to
 from provisioner.registry import allocate_address, reseller_price
 
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
@@ -133,6 +134,28 @@ def _replay(session: Session, principal: Principal, key: str) -> Activation | No
     return prior
 
 
+def _same_request(session: Session, prior: Activation, req: ActivationRequest) -> None:
+    """A replayed key must carry the request it was first used for, as payment APIs
+    require: another customer, package or payer under an old key is refused, not
+    silently answered with the first activation."""
+    c = session.get(Customer, prior.customer_id)
+    p = session.get(Package, prior.package_id)
+    kind = {"card": "customer", "auto": None}.get(req.payer, req.payer)
+    same = (
+        c is not None
+        and p is not None
+        and refers_to(req.customer, c.username, c.id)
+        and refers_to(req.package, p.name, p.id)
+        and kind in (None, prior.payer.split(":")[0])
+    )
+    if not same:
+        raise Conflict(
+            f"this idempotency key was used for activation {prior.id} ({c.username if c else '?'}"
+            f", {p.name if p else '?'}); a different request needs a new key",
+            field="idempotency_key",
+        )
+
+
 def activate(
     session: Session, principal: Principal, req: ActivationRequest
 ) -> tuple[Activation, bool]:
@@ -146,6 +169,7 @@ def activate(
         raise ValidationError("is required (at most 128 characters)", field="idempotency_key")
     prior = _replay(session, principal, key)
     if prior is not None:
+        _same_request(session, prior, req)
         return prior, False
     if req.payer not in PAYERS:
         # Anything unrecognised would otherwise fall through to an admin's free grant.
@@ -257,4 +281,5 @@ def run_activation(
             prior = _replay(s, principal, (req.idempotency_key or "").strip())
             if prior is None:
                 raise
+            _same_request(s, prior, req)
             return prior.id, False

@@ -471,3 +471,27 @@ def test_a_suspended_customer_cannot_lift_its_suspension_by_buying(
     run_activation(ctx.factory, me, ActivationRequest("carol", pkg, "k2"))
     with transaction(ctx.factory) as s:
         assert ledger.balance(s, f"customer:{me.customer_id}") == Decimal("500.00")
+
+
+def test_a_key_reused_for_another_request_is_refused(any_ctx: Context) -> None:
+    """Same key, same request: the first activation, charged once. Same key, another
+    customer, package or payer: 409 naming idempotency_key, and nothing is written."""
+    make = Factory(any_ctx)
+    router = make.router(None, mode="radius")
+    pkg = make.package(make.master(name="home"), name="Home")
+    other = make.package(make.master(name="fast"), name="Fast")
+    make.customer(None, router, username="alice", status="new")
+    make.customer(None, router, username="bob", status="new")
+    first = run_activation(any_ctx.factory, ADMIN, ActivationRequest("alice", pkg, "k1"))
+    assert run_activation(any_ctx.factory, ADMIN, ActivationRequest("alice", pkg, "k1")) == (first[0], False)
+    for req in (
+        ActivationRequest("bob", pkg, "k1"),
+        ActivationRequest("alice", other, "k1"),
+        ActivationRequest("alice", pkg, "k1", payer="customer"),
+    ):
+        with pytest.raises(Conflict) as err:
+            run_activation(any_ctx.factory, ADMIN, req)
+        assert err.value.field == "idempotency_key"
+    with transaction(any_ctx.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Activation)) == 1
+        assert s.get(Customer, 2).status == "new"
