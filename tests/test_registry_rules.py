@@ -96,3 +96,22 @@ def test_a_mac_must_be_one_and_bound_once(ctx: Context, make: Factory) -> None:
     )
     with transaction(ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 1
+
+
+def test_a_credential_change_is_audited_as_changed_never_with_its_value(ctx: Context) -> None:
+    from provisioner.models import AuditLog
+
+    make = Factory(ctx)
+    router = make.router(None, mode="radius", password="old-api-pw", radius_secret="old-sec")
+    with transaction(ctx.factory) as s:
+        registry.update_router(s, "admin", router, {"radius_secret": "new-sec", "coa_port": 3800})
+        registry.update_router(s, "admin", router, {"radius_secret": "new-sec"})  # no change
+    with transaction(ctx.factory) as s:
+        rows = s.query(AuditLog).filter_by(entity="routers", action="update").order_by(AuditLog.id).all()
+        changed, unchanged = rows[0], rows[1]
+        assert changed.before["radius_secret"] == "(redacted)"
+        assert changed.after["radius_secret"] == "(changed)"
+        assert changed.after["password"] == "(redacted)"  # untouched
+        assert unchanged.after["radius_secret"] == "(redacted)"
+        text = repr([r.before for r in rows] + [r.after for r in rows])
+        assert "sec" not in text.replace("radius_secret", "") and "old-api-pw" not in text

@@ -36,10 +36,27 @@ def snapshot(obj: Any) -> dict[str, Any]:
     return out
 
 
+def secrets_of(obj: Any) -> dict[str, Any]:
+    """The credentials of a row as they are now, to tell after a write whether they
+    changed (kept in memory only; the audit log never holds them)."""
+    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns if c.key in SECRET_FIELDS}
+
+
 def audit(
-    session: Session, actor: str, action: str, obj: Any, before: dict[str, Any] | None
+    session: Session,
+    actor: str,
+    action: str,
+    obj: Any,
+    before: dict[str, Any] | None,
+    old_secrets: dict[str, Any] | None = None,
 ) -> None:
+    """An audit row. With ``old_secrets`` (``secrets_of`` before the write) a credential
+    that changed reads "(changed)" after, so the log says it changed, never to what."""
     after = None if action == "delete" else snapshot(obj)
+    if after is not None and old_secrets:
+        for key, old in old_secrets.items():
+            if getattr(obj, key) != old:
+                after[key] = "(changed)"
     session.add(
         AuditLog(
             actor=actor,

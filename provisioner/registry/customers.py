@@ -31,6 +31,7 @@ from provisioner.registry.common import (
     get_by_name,
     money_history,
     reject_unknown,
+    secrets_of,
     snapshot,
 )
 from provisioner.schemas import CUSTOMER_FIELDS
@@ -194,12 +195,12 @@ def create_customer(session: Session, actor: str, data: dict[str, Any]) -> Custo
 def update_customer(session: Session, actor: str, ref: str, data: dict[str, Any]) -> Customer:
     reject_unknown(data, CUSTOMER_FIELDS, "customer")
     c = get_by_name(session, Customer, ref, "username")
-    before, state = snapshot(c), effects.customer_state(c)
+    before, state, old = snapshot(c), effects.customer_state(c), secrets_of(c)
     with session.no_autoflush:
         _apply_fields(session, c, data)
     session.flush()
     record_address(session, c)
-    audit(session, actor, "update", c, before)
+    audit(session, actor, "update", c, before, old)
     effects.customers_changed(session, [(state, effects.customer_state(c))])
     return c
 

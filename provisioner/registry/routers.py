@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 from provisioner import effects, validation
 from provisioner.errors import Conflict, ValidationError
 from provisioner.models import Customer, Router, RouterMode
-from provisioner.registry.common import audit, get_by_name, reject_unknown, snapshot
+from provisioner.registry.common import (
+    audit,
+    get_by_name,
+    reject_unknown,
+    secrets_of,
+    snapshot,
+)
 from provisioner.schemas import ROUTER_FIELDS
 from provisioner.state import router_spec
 
@@ -84,11 +90,11 @@ def create_router(session: Session, actor: str, data: dict[str, Any]) -> Router:
 def update_router(session: Session, actor: str, ref: str, data: dict[str, Any]) -> Router:
     reject_unknown(data, ROUTER_FIELDS, "router")
     r = get_by_name(session, Router, ref)
-    before, spec = snapshot(r), router_spec(r)
+    before, spec, old = snapshot(r), router_spec(r), secrets_of(r)
     with session.no_autoflush:  # the clash checks must run before the UPDATE does
         _apply_fields(session, r, data)
     session.flush()
-    audit(session, actor, "update", r, before)
+    audit(session, actor, "update", r, before, old)
     effects.router_changed(session, spec, router_spec(r))
     return r
 
