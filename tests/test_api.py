@@ -959,3 +959,28 @@ def test_a_rename_clash_is_409_naming_the_field(world: World) -> None:
     assert r.status_code == 409 and r.json()["field"] == "name", r.text
     with transaction(world.ctx.factory) as s:
         assert {m.name for m in s.query(MasterPackage)} >= {"m-home", "m-other"}
+
+
+def test_an_integrity_error_is_logged_as_one_line_without_its_parameters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+    from starlette.requests import Request
+
+    from provisioner.api import errors
+
+    exc = IntegrityError(
+        "INSERT INTO customers (username, password) VALUES (?, ?)",
+        {"username": "b1", "password": "hunter2-secret"},
+        Exception("UNIQUE constraint failed: customers.username\nmore detail"),
+    )
+    request = Request({"type": "http", "method": "POST", "path": "/api/v1/customers", "headers": []})
+    with caplog.at_level("INFO"):
+        response = errors._integrity_error(request, exc)
+    assert response.status_code == 409
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        "POST /api/v1/customers refused, a concurrent change won: "
+        "UNIQUE constraint failed: customers.username"
+    )

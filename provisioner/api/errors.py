@@ -55,10 +55,15 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     # The service layer checks uniqueness first; this is a concurrent request that won a
-    # race between that check and the commit. Nothing was written.
-    log.info("integrity error (concurrent change): %s", exc)
+    # race between that check and the commit. Nothing was written. One line, without the
+    # statement and its parameters (they may hold passwords).
+    assert isinstance(exc, IntegrityError)
+    reason = (str(exc.orig).splitlines() or ["integrity error"])[0]
+    log.warning(
+        "%s %s refused, a concurrent change won: %s", request.method, request.url.path, reason
+    )
     return JSONResponse(
         error_body(None, "conflicts with a concurrent change; nothing was written, try again"),
         status_code=409,
