@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     currency: str = "BDT"
     demo: bool = Field(default=False, description="start a simulated router and seed demo data")
 
+    # Lifetime of a new API token, in days, by its role (0: never expires). A token made
+    # with an explicit --days keeps that; changing these does not touch existing tokens.
+    token_days_admin: int = Field(default=90, ge=0)
+    token_days_reseller: int = Field(default=365, ge=0)
+    token_days_customer: int = Field(default=30, ge=0)
+
     # Webhook or command the "other" adapter runs for non-RouterOS customers.
     other_action_url: str = ""
     other_action_command: str = ""

@@ -285,7 +285,8 @@ class RouterLock(Base):
 
 
 class ApiToken(Base):
-    """A bearer token (stored as a SHA-256 hash) with a role and, for non-admins, an owner."""
+    """A bearer token (stored as a SHA-256 hash) with a role and, for non-admins, an owner.
+    It works until ``expires_at`` (None: never) or until it is revoked."""
 
     __tablename__ = "api_tokens"
 
@@ -296,6 +297,9 @@ class ApiToken(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(TZDateTime())  # None: never
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime())  # to the minute
 
 
 # ---- money, activations, work (issue: activations) -------------------------------------
