@@ -8,28 +8,30 @@ the service layer never commit.
 ``PrincipalDep`` reads ``Authorization: Bearer <token>`` in its own short transaction, so a
 route that talks to routers for seconds (diff, sync) holds no database transaction while
 it waits on the network. Both are read-only for GET and HEAD requests: on SQLite a
-read-only transaction runs beside the writer instead of queueing for the write lock.
+read-only transaction runs beside the writer instead of queueing for the write lock. A
+token's last use is recorded at most once a minute, in a short write transaction of its
+own, so most requests write nothing for it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from provisioner.auth import Principal, authenticate
+from provisioner.auth import Principal, Unauthorized, authenticate, record_use
 from provisioner.context import Context
 from provisioner.db import reading, transaction
-from provisioner.errors import ProvisionerError
+from provisioner.errors import Forbidden
+from provisioner.models import utcnow
 
-
-class Unauthorized(ProvisionerError):
-    """No usable bearer token; answered with 401 and ``WWW-Authenticate: Bearer``."""
-
-    status = 401
+log = logging.getLogger(__name__)
 
 
 def get_context(request: Request) -> Context:
@@ -55,17 +57,49 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="an API token (`provisioner token`)")
 
 
+USE_LOCK_WAIT_MS = 50
+
+
+def _record_use(ctx: Context, token_id: int, now: datetime) -> None:
+    """Record a token's use in a write of its own that waits at most ``USE_LOCK_WAIT_MS``
+    for a lock: while another transaction writes (SQLite: any; PostgreSQL: that token's
+    row) it is skipped, and the token's next request tries again. Never refuses a request."""
+    try:
+        with ctx.engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            raw: Any = conn.connection.driver_connection  # before BEGIN: the wait is per connection
+            if sqlite:
+                waited = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+                raw.execute(f"PRAGMA busy_timeout={USE_LOCK_WAIT_MS}")
+            try:
+                with conn.begin():
+                    if not sqlite:
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{USE_LOCK_WAIT_MS}ms'")
+                    record_use(conn, token_id, now=now)
+            finally:
+                if sqlite:
+                    raw.execute(f"PRAGMA busy_timeout={int(waited)}")
+    except SQLAlchemyError as exc:  # bookkeeping only
+        log.debug("token %s: its use was not recorded this time: %s", token_id, exc)
+
+
 def get_principal(
     ctx: CtxDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller behind the bearer token; 401 when the token is missing or unknown."""
+    """The caller behind the bearer token: 401 when the token is missing, unknown, revoked
+    or expired, or its owner was removed; 403 for anything but a read when its customer is
+    suspended (it may look at its account, not buy)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+    now = utcnow()
     with reading(ctx.factory) as session:
-        principal = authenticate(session, credentials.credentials)
-    if principal is None:
-        raise Unauthorized("the bearer token is not valid")
+        principal, due = authenticate(session, credentials.credentials, now=now)
+    if due is not None:
+        _record_use(ctx, due, now)
+    if principal.read_only and request.method not in READ_METHODS:
+        raise Forbidden("this account is suspended; contact your provider")
     return principal
 
 
