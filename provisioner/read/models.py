@@ -258,3 +258,24 @@ class AuditOut(Out):
 
 class HealthOut(Out):
     status: str
+
+
+class TokenOut(Out):
+    """An API token as an admin sees it; never its hash. ``status``: active | expired |
+    revoked (of the token itself; a suspended customer's token is active but read-only)."""
+
+    id: int
+    role: str
+    owner: str | None  # the reseller's name or the customer's username; None for admins
+    name: str
+    created_at: str
+    expires_at: str | None  # None: never expires
+    last_used_at: str | None  # recorded at most once a minute
+    revoked_at: str | None
+    status: str
+
+
+class TokenCreatedOut(TokenOut):
+    """A new token: ``token`` is shown this once; only its hash is stored."""
+
+    token: str

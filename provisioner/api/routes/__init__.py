@@ -13,10 +13,12 @@ from provisioner.api.routes import (
     plans,
     resellers,
     routers,
+    tokens,
 )
 
 api_router = APIRouter()
 for module in (health, masters, packages, resellers, routers, customers, plans, activations):
     api_router.include_router(module.router)
+api_router.include_router(tokens.router)
 
 __all__ = ["api_router"]

@@ -1,0 +1,56 @@
+"""API tokens: list, create (the token is shown once) and revoke. Admin only.
+
+A new token lives for its role's default lifetime (``token_days_*`` in the config) unless
+``days`` is given (0: never expires). A revoked token answers 401 from the next request.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisioner import auth
+from provisioner.api.deps import AdminDep, SessionDep
+from provisioner.read import tokens
+from provisioner.read.models import TokenCreatedOut, TokenOut
+
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="admin | reseller | customer")
+    reseller: str | None = Field(None, description="the reseller a reseller token acts for")
+    customer: str | None = Field(None, description="the customer a customer token acts for")
+    name: str = Field("", description="a label; admin tokens act as admin:NAME in the audit")
+    days: int | None = Field(
+        None, description="lifetime in days (0: never expires); default: the role's"
+    )
+
+
+@router.get("")
+def list_tokens(session: SessionDep, admin: AdminDep) -> list[TokenOut]:
+    """Every token, oldest first: owner, expiry, last use (to the minute), status."""
+    return tokens.list_(session, admin)
+
+
+@router.post("", status_code=201)
+def create_token(body: TokenCreate, session: SessionDep, admin: AdminDep) -> TokenCreatedOut:
+    """Make a token; ``token`` is in this response only (just its hash is stored)."""
+    row, token = auth.issue_token(
+        session,
+        role=body.role,
+        reseller=body.reseller,
+        customer=body.customer,
+        name=body.name,
+        days=body.days,
+        actor=admin.actor,
+    )
+    return tokens.created(session, row, token)
+
+
+@router.delete("/{token_id}", status_code=204)
+def revoke_token(token_id: int, session: SessionDep, admin: AdminDep) -> None:
+    """Revoke a token: it answers 401 from now on (404 for an unknown id)."""
+    auth.revoke_token(session, admin.actor, token_id)
