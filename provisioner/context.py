@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from provisioner import config, secrets
 from provisioner.config import Settings, get_settings
-from provisioner.db import make_engine, make_sessionmaker, migrate
+from provisioner.db import make_engine, make_sessionmaker, migrate, reading, transaction
 
 
 @dataclass
@@ -30,4 +30,21 @@ def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> C
     if upgrade:
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
-    return Context(settings, engine, make_sessionmaker(engine, settings))
+    ctx = Context(settings, engine, make_sessionmaker(engine, settings))
+    if upgrade:
+        _expired_group(ctx)
+    return ctx
+
+
+def _expired_group(ctx: Context) -> None:
+    """The group cut-off users are sent to must exist before the first of them: a fresh
+    database should not start with a pending ``radius diff``. Writes only when missing."""
+    from provisioner import radius_store
+    from provisioner.state import options
+
+    opts = options(ctx.settings)
+    with reading(ctx.factory) as s:
+        missing = radius_store.plan(s, opts, groups=[opts.expired_group], scope_all=False)
+    if missing.has_changes:
+        with transaction(ctx.factory) as s:
+            radius_store.sync_groups(s, opts, [opts.expired_group])

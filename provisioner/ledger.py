@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from provisioner import validation
 from provisioner.errors import NotFound, ValidationError
 from provisioner.models import Account, Customer, LedgerEntry, Reseller
+from provisioner.refs import lookup
 from provisioner.types import CENT
 
 
@@ -62,16 +63,28 @@ def post(
     return row
 
 
-def _check_owner(session: Session, account: str) -> None:
-    """Credit only an account someone owns: money in a mistyped one would be stranded."""
-    kind, _, id_ = account.partition(":")
-    model = {"reseller": Reseller, "customer": Customer}.get(kind)
-    if model is None or not id_.isdigit():
+def resolve(session: Session, account: str) -> str:
+    """The ledger key (``reseller:ID`` / ``customer:ID``) of an account someone owns.
+
+    ``reseller:North Net`` and ``customer:rahim`` name the owner; an all-digit part is the
+    id itself (the key ``balance`` shows). Money in a mistyped account would be stranded,
+    so an account nobody owns is refused.
+    """
+    kind, _, ref = str(account).partition(":")
+    model: Any = {"reseller": Reseller, "customer": Customer}.get(kind)
+    if model is None or not ref:
         raise ValidationError(
-            f"{account!r} is not an account: use reseller:ID or customer:ID", field="account"
+            f"{account!r} is not an account: use reseller:NAME, customer:USERNAME, "
+            "reseller:ID or customer:ID",
+            field="account",
         )
-    if session.get(model, int(id_)) is None:
-        raise NotFound(f"no {kind} with id {id_}", field="account")
+    if ref.isdigit():
+        owner = session.get(model, int(ref)) if int(ref) < 2**31 else None
+    else:
+        owner = lookup(session, model, ref, "username" if kind == "customer" else "name")
+    if owner is None:
+        raise NotFound(f"no {kind} {ref!r}", field="account")
+    return account_of(kind, owner.id)
 
 
 def topup(
@@ -86,7 +99,7 @@ def topup(
     value = validation.price("amount", amount)
     if value == 0:
         raise ValidationError("must be greater than 0", field="amount")
-    _check_owner(session, account)
+    account = resolve(session, account)
     lock(session, account)
     post(session, account, value, kind, reference=reference, actor=actor)
     return balance(session, account)

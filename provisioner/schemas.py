@@ -151,7 +151,7 @@ class ActivationCreate(BaseModel):
 
 
 class TopUp(BaseModel):
-    account: str = Field(description="reseller:ID or customer:ID")
+    account: str = Field(description="reseller:NAME, customer:USERNAME, reseller:ID or customer:ID")
     amount: str
     refund: bool = False
 

@@ -261,3 +261,39 @@ def test_adding_a_router_or_changing_its_secret_says_freeradius_must_restart(cli
     assert "only at start-up: restart it so it answers 127.0.0.9" in added
     assert "restart" not in cli("router", "edit", "core-1", "--types", "pppoe").output
     assert "restart it" in cli("router", "edit", "core-1", "--radius-secret", "n3w").output
+
+
+def test_a_newcomer_can_top_up_by_name_and_read_a_reseller(cli: Any, make: Factory) -> None:
+    make.package(make.master(name="home"), name="Home 10")
+    cli("reseller", "add", "North Net")
+    cli("reseller", "assign", "North Net", "Home 10", "--price", "380")
+    listed = cli("reseller", "list").output
+    assert "North Net" in listed and "id" in listed.splitlines()[1]
+    shown = " ".join(cli("reseller", "show", "North Net").output.split())
+    assert "Home 10 at 380.00" in shown and "{" not in shown  # not a Python repr
+    out = cli("topup", "reseller:North Net", "4000").output
+    [row] = json.loads(cli("reseller", "list", "--json").output)
+    assert out.strip() == f"reseller:{row['id']}: balance 4000.00 BDT"
+    assert json.loads(cli("balance", "reseller:North Net", "--json").output)["balance"] == "4000.00"
+    assert "no reseller 'South Net'" in cli("topup", "reseller:South Net", "1", code=1).output
+
+
+def test_router_add_reads_its_password_without_a_terminal(cli: Any, ctx: Context) -> None:
+    runner = CliRunner()
+    base = ["router", "add", "core-1", "--host", "127.0.0.9", "--username", "api",
+            "--radius-secret", "s3cret"]  # fmt: skip
+    result = runner.invoke(cli_root, base, input="")  # no terminal: no prompt, no warning
+    assert result.exit_code == 1 and "GetPassWarning" not in result.output
+    assert "--password-stdin" in result.output
+    result = runner.invoke(cli_root, [*base, "--password-stdin"], input="api-Pw-91\n")
+    assert result.exit_code == 0, result.output
+    from provisioner.db import transaction
+    from provisioner.models import Router
+
+    with transaction(ctx.factory) as s:
+        assert s.query(Router).one().password == "api-Pw-91"
+
+
+def test_a_fresh_database_has_no_pending_radius_diff(cli: Any) -> None:
+    result = cli("radius", "diff")
+    assert "Plan: 0 to add, 0 to change, 0 to remove, 0 conflicts." in result.output

@@ -18,6 +18,7 @@ acts = typer.Typer(no_args_is_help=True, help="Activations and the provisioning 
 card = typer.Typer(no_args_is_help=True, help="Recharge cards.")
 app.add_typer(acts, name="activation")
 app.add_typer(card, name="card")
+ACCOUNT_HELP = "reseller:NAME or customer:USERNAME (or the key reseller:ID, customer:ID)"
 COLUMNS = ["id", "at", "customer", "package", "payer", "price", "status", "error"]
 
 
@@ -75,19 +76,22 @@ def list_(
 @app.command("topup")
 @handled
 def topup(
-    account: Annotated[str, typer.Argument(help="reseller:ID or customer:ID")],
+    account: Annotated[str, typer.Argument(help=ACCOUNT_HELP)],
     amount: str,
     refund: Annotated[bool, Opt("--refund", help="record it as a refund, not a top-up")] = False,
 ) -> None:
     """Credit a reseller's or customer's balance (a ledger row)."""
     with session() as s:
+        account = ledger.resolve(s, account)
         new = ledger.topup(s, "cli", account, amount, kind="refund" if refund else "topup")
     typer.echo(f"{account}: balance {new} {ctx().settings.currency}")
 
 
 @app.command("balance")
 @handled
-def balance(account: str, as_json: JSON = False) -> None:
+def balance(
+    account: Annotated[str, typer.Argument(help=ACCOUNT_HELP)], as_json: JSON = False
+) -> None:
     """A balance and the ledger rows it is the sum of."""
     with session() as s:
         b = balances.of_account(s, ADMIN, account)

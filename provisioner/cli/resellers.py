@@ -9,6 +9,7 @@ import typer
 from provisioner import registry
 from provisioner.cli.common import ACTOR, JSON, emit, given, handled, session
 from provisioner.read import ADMIN, resellers
+from provisioner.read.models import AssignmentOut
 
 Opt = typer.Option
 app = typer.Typer(no_args_is_help=True, help="Resellers and their packages.")
@@ -41,10 +42,19 @@ def edit(
 def list_(as_json: JSON = False) -> None:
     """List resellers with the packages they may sell."""
     with session() as s:
-        rows = [r.model_dump() for r in resellers.list_(s, ADMIN)]
-    if not as_json:
-        rows = [{**r, "packages": ", ".join(a["package"] for a in r["packages"])} for r in rows]
-    emit(rows, as_json, ["name", "contact", "packages"])
+        found = resellers.list_(s, ADMIN)
+    if as_json:
+        emit(found, True)
+        return
+    rows = [{**r.model_dump(), "packages": _packages(r.packages, prices=False)} for r in found]
+    emit(rows, False, ["id", "name", "contact", "packages"])
+
+
+def _packages(assigned: list[AssignmentOut], *, prices: bool = True) -> str:
+    """ "Home 10 at 400.00, Turbo at 620.00" (or just the names)."""
+    if not prices:
+        return ", ".join(a.package for a in assigned)
+    return ", ".join(f"{a.package} at {a.effective_price}" for a in assigned) or "none"
 
 
 @app.command("show")
@@ -52,7 +62,13 @@ def list_(as_json: JSON = False) -> None:
 def show(ref: str, as_json: JSON = False) -> None:
     """Show one reseller with its packages and prices."""
     with session() as s:
-        emit(resellers.get(s, ADMIN, ref), as_json)
+        r = resellers.get(s, ADMIN, ref)
+    if as_json:
+        emit(r, True)
+        return
+    emit(
+        {**r.model_dump(), "account": f"reseller:{r.id}", "packages": _packages(r.packages)}, False
+    )
 
 
 @app.command("remove")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from provisioner import registry
-from provisioner.cli.common import ACTOR, JSON, emit, given, handled, session, warn
+from provisioner.cli.common import ACTOR, JSON, emit, fail, given, handled, session, warn
 from provisioner.read import ADMIN, routers
 
 Opt = typer.Option
@@ -22,6 +23,18 @@ MODE_HELP = "radius (customers authenticate via FreeRADIUS) | local (secrets on 
 ENABLED_HELP = "a disabled router is left out of drift repair and of diff/sync without names"
 
 
+def _password(given: str | None, from_stdin: bool) -> str:
+    """The API password: given, read from stdin, or prompted on a terminal (only there:
+    without one, a prompt would hang or warn)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if given is not None:
+        return given
+    if sys.stdin.isatty():
+        return str(typer.prompt("API password", hide_input=True, default="", show_default=False))
+    raise fail("no API password: pass --password-stdin, PROVISIONER_ROUTER_PASSWORD or --password")
+
+
 @app.command("add")
 @handled
 def add(
@@ -30,8 +43,16 @@ def add(
     username: Annotated[str, Opt(help="API user")],
     radius_secret: Annotated[str, Opt("--radius-secret", help="shared RADIUS/CoA secret")],
     password: Annotated[
-        str, Opt(prompt=True, hide_input=True, help="API password (prompted if not given)")
-    ] = "",
+        str | None,
+        Opt(
+            envvar="PROVISIONER_ROUTER_PASSWORD",
+            help="API password; better: --password-stdin, PROVISIONER_ROUTER_PASSWORD, "
+            "or the prompt (a password on the command line is in the shell's history)",
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, Opt("--password-stdin", help="read the API password from standard input")
+    ] = False,
     api_port: Annotated[int, Opt(help="RouterOS API port: 8728, or 8729 with --tls")] = 8728,
     api_tls: Annotated[
         bool, Opt("--tls/--no-tls", help="API-SSL (then use --api-port 8729)")
@@ -41,6 +62,7 @@ def add(
     coa_port: Annotated[int, Opt(help="CoA/Disconnect port on the router")] = 3799,
 ) -> None:
     """Register a router: its RADIUS client row now, a sync soon (credentials never printed)."""
+    password = _password(password, password_stdin)
     with session() as s:
         r = registry.create_router(
             s,

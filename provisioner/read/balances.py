@@ -10,7 +10,10 @@ from provisioner.read.models import BalanceOut, LedgerEntryOut
 
 
 def of_account(session: Session, principal: Principal, account: str) -> BalanceOut:
-    if account != (access.own_account(principal) if principal.role != "admin" else account):
+    """An account's balance: the caller's own, or any (``ledger.resolve`` forms) for admins."""
+    if principal.role == "admin":
+        account = ledger.resolve(session, account)
+    elif account != access.own_account(principal):
         principal.require("admin")
     return BalanceOut(
         account=account,

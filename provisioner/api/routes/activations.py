@@ -93,10 +93,11 @@ def balance(account: str, session: SessionDep, admin: AdminDep) -> BalanceOut:
 @router.post("/topups", status_code=201)
 def topup(body: TopUp, session: SessionDep, admin: AdminDep) -> TopUpOut:
     """Credit a balance (a top-up or a refund): one ledger row."""
+    account = ledger.resolve(session, body.account)
     new = ledger.topup(
-        session, admin.actor, body.account, body.amount, kind="refund" if body.refund else "topup"
+        session, admin.actor, account, body.amount, kind="refund" if body.refund else "topup"
     )
-    return TopUpOut(account=body.account, balance=str(new))
+    return TopUpOut(account=account, balance=str(new))
 
 
 @router.post("/cards", status_code=201)
