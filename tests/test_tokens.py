@@ -29,7 +29,8 @@ from provisioner.auth import create_token
 from provisioner.context import Context, open_context
 from provisioner.db import alembic_config, transaction
 from provisioner.models import ApiToken, AuditLog, RechargeCard, utcnow
-from tests.conftest import PG_URL, Factory, _pg_admin, drop_pg_database, make_settings
+from tests.conftest import PG_URL, _pg_admin, drop_pg_database, make_settings
+from tests.support.factories import Factory
 from tests.support.require import require
 
 API = "/api/v1"
@@ -277,7 +278,12 @@ def test_a_suspended_customer_may_read_its_account_but_not_buy(api: Api) -> None
     r = api.call("GET", "/customers/me", token)
     assert r.status_code == 200 and r.json()["status"] == "suspended"
     assert api.call("GET", "/balance", token).status_code == 200
-    r = api.call("POST", "/activations", token, {"customer": user, "package": package, "idempotency_key": "k1"})
+    r = api.call(
+        "POST",
+        "/activations",
+        token,
+        {"customer": user, "package": package, "idempotency_key": "k1"},
+    )
     assert r.status_code == 403 and "suspended" in r.json()["reason"]
     r = api.call("POST", "/cards/redeem", token, {"serial": serial, "pin": pin})
     assert r.status_code == 403 and "suspended" in r.json()["reason"]
