@@ -192,15 +192,6 @@ def activate(
         cards.redeem(
             session, principal, customer.username, req.card_serial or "", req.card_pin or ""
         )
-    if account is not None:
-        ledger.lock(session, account)
-        have = ledger.balance(session, account)
-        if have < price:
-            raise PaymentRequired(
-                f"insufficient balance: {account} has {have} {settings.currency}, "
-                f"the package costs {price} {settings.currency}",
-                field="balance",
-            )
     before = effects.customer_state(customer)
     start, end, billing_day = period(customer, package, now)
     act = Activation(
@@ -211,15 +202,17 @@ def activate(
     session.add(act)
     session.flush()
     if account is not None and price > 0:
-        ledger.post(
-            session,
-            account,
-            -price,
-            "activation",
-            reference=package.name,
-            activation_id=act.id,
-            actor=principal.actor,
-        )
+        paid = ledger.debit(
+            session, account, price, "activation",
+            reference=package.name, activation_id=act.id, actor=principal.actor,
+        )  # fmt: skip
+        if paid is None:
+            have = ledger.balance(session, account)
+            raise PaymentRequired(
+                f"insufficient balance: {account} has {have} {settings.currency}, "
+                f"the package costs {price} {settings.currency}",
+                field="balance",
+            )
     if str(master.billing) == "monthly":
         session.add(
             Invoice(

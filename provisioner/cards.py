@@ -50,12 +50,9 @@ def redeem(
     card = usable(session, serial, pin, now)
     card.redeemed_at, card.redeemed_by = now, customer.id
     account = ledger.account_of("customer", customer.id)
-    ledger.lock(session, account)
-    ledger.post(
+    return ledger.credit(
         session, account, card.value, "card", reference=f"card {serial}", actor=principal.actor
     )
-    session.flush()
-    return ledger.balance(session, account)
 
 
 def generate(

@@ -1,15 +1,20 @@
-"""Money: every balance change is a ledger row; a balance is the sum of its rows.
+"""Money: every balance change is a ledger row (append-only, the record), and the
+account's current balance moves with it in the same statement pair.
 
-``lock`` serialises debits of one account: a row lock on PostgreSQL; on SQLite every
-write transaction already holds the database's single write lock (BEGIN IMMEDIATE).
+A debit is one guarded ``UPDATE … SET balance = balance - :price WHERE balance - :price
+>= floor RETURNING balance``: it cannot take an account below its floor however many run
+at once (each waits for the row, then re-checks), and it costs the same with a year of
+history as with none. ``check`` proves balance = sum of the ledger for every account.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, func, select
+from sqlalchemy import BigInteger, cast, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from provisioner import validation
@@ -23,14 +28,22 @@ def account_of(kind: str, id_: int) -> str:
     return f"{kind}:{id_}"
 
 
-def lock(session: Session, account: str) -> None:
-    if session.get(Account, account) is None:
-        session.add(Account(account=account))
-        session.flush()
-    session.execute(select(Account).where(Account.account == account).with_for_update())
+def ensure(session: Session, account: str) -> None:
+    """The account's row exists (balance 0), made at most once even under concurrency."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(Account).values(account=account, balance=Decimal(0)).on_conflict_do_nothing()
+    )
 
 
 def balance(session: Session, account: str) -> Decimal:
+    """The account's current balance (0 for an account with no row yet)."""
+    value = session.scalar(select(Account.balance).where(Account.account == account))
+    return value if value is not None else Decimal("0.00")
+
+
+def ledger_sum(session: Session, account: str) -> Decimal:
+    """The sum of the account's ledger rows: what ``balance`` must always equal."""
     # The database adds integer minor units (CAST keeps the Money type's converter off the
     # sum); convert once, here.
     minor = cast(LedgerEntry.amount, BigInteger)
@@ -40,7 +53,24 @@ def balance(session: Session, account: str) -> Decimal:
     return (Decimal(int(total or 0)) / 100).quantize(CENT)
 
 
-def post(
+def _entry(
+    session: Session,
+    account: str,
+    amount: Decimal,
+    kind: str,
+    reference: str,
+    activation_id: int | None,
+    actor: str,
+) -> None:
+    session.execute(
+        insert(LedgerEntry).values(
+            account=account, amount=amount, kind=kind, reference=reference,
+            activation_id=activation_id, created_by=actor,
+        )
+    )  # fmt: skip
+
+
+def credit(
     session: Session,
     account: str,
     amount: Decimal,
@@ -49,18 +79,68 @@ def post(
     reference: str = "",
     activation_id: int | None = None,
     actor: str = "",
-) -> LedgerEntry:
-    row = LedgerEntry(
-        account=account,
-        amount=amount,
-        kind=kind,
-        reference=reference,
-        activation_id=activation_id,
-        created_by=actor,
+) -> Decimal:
+    """Add ``amount`` (> 0): a ledger row and the balance, together. Returns the balance."""
+    ensure(session, account)
+    new = session.scalar(
+        update(Account)
+        .where(Account.account == account)
+        .values(balance=Account.balance + amount)
+        .returning(Account.balance)
     )
-    session.add(row)
-    session.flush()
-    return row
+    _entry(session, account, amount, kind, reference, activation_id, actor)
+    assert new is not None
+    return new
+
+
+def debit(
+    session: Session,
+    account: str,
+    amount: Decimal,
+    kind: str,
+    *,
+    reference: str = "",
+    activation_id: int | None = None,
+    actor: str = "",
+) -> Decimal | None:
+    """Take ``amount`` (> 0) if the balance stays at or above the floor (0): a ledger row
+    and the balance, together. Returns the new balance, or None (nothing written) when
+    the account cannot pay."""
+    new = session.scalar(
+        update(Account)
+        .where(Account.account == account, Account.balance >= amount)
+        .values(balance=Account.balance - amount)
+        .returning(Account.balance)
+    )
+    if new is None:
+        return None
+    _entry(session, account, -amount, kind, reference, activation_id, actor)
+    return new
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    account: str
+    balance: Decimal
+    ledger: Decimal
+
+
+def check(session: Session) -> list[Mismatch]:
+    """Every account whose balance is not the sum of its ledger rows (none, always)."""
+    minor = cast(LedgerEntry.amount, BigInteger)
+    sums = dict(
+        session.execute(
+            select(LedgerEntry.account, func.sum(minor)).group_by(LedgerEntry.account)
+        ).all()
+    )
+    out = []
+    for account, stored in session.execute(select(Account.account, Account.balance)):
+        total = (Decimal(int(sums.pop(account, 0) or 0)) / 100).quantize(CENT)
+        if stored != total:
+            out.append(Mismatch(account, stored, total))
+    for account, minor_total in sums.items():  # ledger rows with no account row at all
+        out.append(Mismatch(account, Decimal("0.00"), (Decimal(int(minor_total)) / 100).quantize(CENT)))
+    return sorted(out, key=lambda m: m.account)
 
 
 def resolve(session: Session, account: str) -> str:
@@ -100,9 +180,7 @@ def topup(
     if value == 0:
         raise ValidationError("must be greater than 0", field="amount")
     account = resolve(session, account)
-    lock(session, account)
-    post(session, account, value, kind, reference=reference, actor=actor)
-    return balance(session, account)
+    return credit(session, account, value, kind, reference=reference, actor=actor)
 
 
 def entries(session: Session, account: str) -> list[LedgerEntry]:

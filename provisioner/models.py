@@ -306,7 +306,7 @@ class ApiToken(Base):
 
 
 class LedgerEntry(Base):
-    """One balance change. A balance is the sum of its account's entries, nothing else."""
+    """One balance change, append-only: the record. An account's balance is their sum."""
 
     __tablename__ = "ledger"
 
@@ -321,14 +321,13 @@ class LedgerEntry(Base):
 
 
 class Account(Base):
-    """A row per paying account, locked FOR UPDATE while a debit is checked and written.
-
-    It holds no balance (the ledger does); it exists so concurrent debits serialise.
-    """
+    """A paying account's current balance, moved in the same transaction as each ledger row
+    (``ledger.credit`` / ``ledger.debit``); ``ledger.check`` proves it equals their sum."""
 
     __tablename__ = "accounts"
 
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
 
 
 class Activation(Base):

@@ -131,3 +131,24 @@ def redeem(customer: str, serial: str, pin: str) -> None:
     with session() as s:
         new = cards.redeem(s, ADMIN, customer, serial, pin)
     typer.echo(f"{customer}: balance {new}")
+
+
+ledger_app = typer.Typer(no_args_is_help=True, help="The ledger: balances and their proof.")
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("check")
+@handled
+def ledger_check(as_json: JSON = False) -> None:
+    """Prove every account's balance equals the sum of its ledger rows. Exit 1 if not."""
+    with session() as s:
+        bad = ledger.check(s)
+    rows = [{"account": m.account, "balance": str(m.balance), "ledger": str(m.ledger)} for m in bad]
+    if as_json:
+        emit(rows, True)
+    elif bad:
+        emit(rows, False, ["account", "balance", "ledger"], title="balances that disagree")
+    else:
+        typer.echo("every balance equals the sum of its ledger rows")
+    if bad:
+        raise typer.Exit(1)

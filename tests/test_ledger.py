@@ -1,0 +1,109 @@
+"""Balances: kept current with each ledger row, never below the floor, proved by ``check``,
+and filled from the ledger for databases made before the column existed."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text, update
+
+from provisioner import ledger
+from provisioner.context import Context
+from provisioner.db import alembic_config, transaction
+from provisioner.models import Account
+from tests.support.factories import Factory
+
+
+def test_credit_and_debit_move_the_balance_with_the_ledger(any_ctx: Context) -> None:
+    make = Factory(any_ctx)
+    res = make.reseller()
+    with transaction(any_ctx.factory) as s:
+        acct = ledger.resolve(s, f"reseller:{res}")
+        assert ledger.credit(s, acct, Decimal("100.00"), "topup") == Decimal("100.00")
+        assert ledger.debit(s, acct, Decimal("30.50"), "activation") == Decimal("69.50")
+        assert ledger.debit(s, acct, Decimal("69.51"), "activation") is None  # below 0: refused
+        assert ledger.balance(s, acct) == ledger.ledger_sum(s, acct) == Decimal("69.50")
+        assert [e.amount for e in ledger.entries(s, acct)] == [Decimal("100.00"), Decimal("-30.50")]
+        assert ledger.check(s) == []
+
+
+def test_check_finds_a_balance_that_disagrees(ctx: Context) -> None:
+    res = Factory(ctx).reseller()
+    with transaction(ctx.factory) as s:
+        acct = ledger.resolve(s, f"reseller:{res}")
+        ledger.credit(s, acct, Decimal("10.00"), "topup")
+        s.execute(update(Account).values(balance=Decimal("11.00")))
+        [bad] = ledger.check(s)
+        assert (bad.account, bad.balance, bad.ledger) == (acct, Decimal("11.00"), Decimal("10.00"))
+
+
+def test_concurrent_debits_never_go_below_the_floor(ctx_factory: Any) -> None:
+    ctx = ctx_factory("postgresql")
+    res = Factory(ctx).reseller()
+    with transaction(ctx.factory) as s:
+        acct = ledger.resolve(s, f"reseller:{res}")
+        ledger.credit(s, acct, Decimal("150.00"), "topup")
+    paid: list[Decimal | None] = []
+
+    def buy() -> None:
+        with transaction(ctx.factory) as s:
+            paid.append(ledger.debit(s, acct, Decimal("1.00"), "activation"))
+
+    threads = [threading.Thread(target=buy) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for p in paid if p is not None) == 150
+    with transaction(ctx.factory) as s:
+        assert ledger.balance(s, acct) == Decimal("0.00") and ledger.check(s) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_fills_balances_from_the_ledger(backend: str, tmp_path: Path) -> None:
+    from alembic import command
+
+    from tests.conftest import PG_URL, _pg_admin, drop_pg_database
+
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/old.sqlite3"
+    else:
+        import uuid
+
+        name = f"prov_up_{uuid.uuid4().hex[:10]}"
+        admin = _pg_admin()
+        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.close()
+        url = PG_URL.format(db=name)
+    try:
+        command.upgrade(alembic_config(url), "0004")
+        engine = create_engine(url)
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO accounts (account) VALUES ('reseller:1')"))
+            for amount in (100000, -40000, 2550):  # minor units: 1000.00 - 400.00 + 25.50
+                c.execute(
+                    text(
+                        "INSERT INTO ledger (account, amount, kind, reference, created_by, created_at) "
+                        "VALUES (:a, :m, 'topup', '', '', CURRENT_TIMESTAMP)"
+                    ),
+                    {"a": "reseller:1", "m": amount},
+                )
+            c.execute(
+                text(
+                    "INSERT INTO ledger (account, amount, kind, reference, created_by, created_at) "
+                    "VALUES ('customer:7', 500, 'card', '', '', CURRENT_TIMESTAMP)"
+                )
+            )
+        command.upgrade(alembic_config(url), "head")
+        with engine.begin() as c:
+            rows = dict(c.execute(text("SELECT account, balance FROM accounts")).all())
+        engine.dispose()
+        assert rows == {"reseller:1": 62550, "customer:7": 500}
+    finally:
+        if name:
+            drop_pg_database(name)
