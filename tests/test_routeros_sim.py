@@ -456,6 +456,30 @@ def test_unset_enable_disable(api: librouteros.api.Api, router: SimulatedRouter)
     assert (row["disabled"], row["timeout"], row["service"]) == ("false", "300ms", "ppp,hotspot")
 
 
+def test_move_reorders_radius_servers(api: librouteros.api.Api, router: SimulatedRouter) -> None:
+    radius = api.path("radius")
+    a, b, c = (radius.add(service="ppp", address=f"10.0.0.{i}", secret="s") for i in (1, 2, 3))
+
+    def order() -> list[str]:
+        return [r["address"] for r in radius]
+
+    tuple(radius("move", numbers=c, destination=a))  # before the destination
+    assert order() == ["10.0.0.3", "10.0.0.1", "10.0.0.2"]
+    tuple(radius("move", numbers=c))  # no destination: to the end
+    assert order() == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    tuple(radius("move", numbers=f"{b},{c}", destination=a))
+    assert order() == ["10.0.0.2", "10.0.0.3", "10.0.0.1"]
+    d = radius.add(service="hotspot", address="10.0.0.4", secret="s")  # added at the end
+    radius.remove(b)
+    assert order() == ["10.0.0.3", "10.0.0.1", "10.0.0.4"]
+    router.move_item("/radius", d, a)
+    assert [r["address"] for r in router.items("/radius")] == ["10.0.0.3", "10.0.0.4", "10.0.0.1"]
+    with pytest.raises(TrapError, match="no such item"):
+        tuple(radius("move", numbers="*99", destination=a))
+    with pytest.raises(TrapError, match=r"no such command or directory \(move\)"):
+        tuple(api.path("ppp", "secret")("move", numbers="*1"))
+
+
 def test_unknown_command_and_missing_item(api: librouteros.api.Api) -> None:
     with pytest.raises(TrapError, match=r"no such command or directory \(secrets\)"):
         list(api("/ppp/secrets/print"))

@@ -387,11 +387,13 @@ class Menu:
     builtins: tuple[tuple[int, Row], ...] = ()
     auto_name: str | None = None  # prefix of generated names (`queue` → `queue1`)
     by_name: bool = True  # `.id` may be given as the item's name
+    ordered: bool = False  # the order of items matters and `move` changes it
     prop_map: dict[str, Prop] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prop_map", {p.name: p for p in self.props})
         verbs = self.verbs if "disabled" in self.prop_map else self.verbs - {"enable", "disable"}
+        verbs = verbs | {"move"} if self.ordered else verbs
         object.__setattr__(self, "verbs", verbs)
 
 
@@ -574,6 +576,7 @@ def _menus() -> dict[str, Menu]:
             ),
             unique=("name",),
             auto_name="queue",
+            ordered=True,  # the first matching queue wins
         ),
         Menu(
             "/ip/firewall/address-list",
@@ -603,6 +606,7 @@ def _menus() -> dict[str, Menu]:
                 Prop("comment"),
             ),
             by_name=False,
+            ordered=True,  # servers for a service are asked in list order
         ),
         Menu(
             "/radius/incoming",
@@ -822,6 +826,7 @@ class Table:
         self.unique: dict[tuple[str, ...], int] = {}
         self.names: dict[str, int] = {}
         self._order: list[int] | None = None
+        self._moved: list[int] | None = None  # the order once `move` changed it from id order
         self._auto = 0
 
     def key(self, row: Row) -> tuple[str, ...] | None:
@@ -835,6 +840,8 @@ class Table:
         return None if row_id is None else self.rows[row_id]["name"]
 
     def order(self) -> list[int]:
+        if self._moved is not None:
+            return self._moved
         if self._order is None:
             self._order = sorted(self.rows)
         return self._order
@@ -843,10 +850,20 @@ class Table:
         self.rows[row_id] = row
         self._index(row_id, row)
         self._order = None
+        if self._moved is not None:
+            self._moved.append(row_id)  # a new item goes to the end
 
     def delete(self, row_id: int) -> None:
         self._unindex(row_id, self.rows.pop(row_id))
         self._order = None
+        if self._moved is not None:
+            self._moved.remove(row_id)
+
+    def move(self, ids: list[int], before: int | None) -> None:
+        """Put `ids`, in that order, just before `before` (at the end when None)."""
+        rest = [i for i in self.order() if i not in ids]
+        at = len(rest) if before is None else rest.index(before)
+        self._moved = rest[:at] + ids + rest[at:]
 
     def replace(self, row_id: int, row: Row) -> None:
         self._unindex(row_id, self.rows[row_id])
@@ -950,6 +967,9 @@ class RouterState:
             self.remove(path, _target(attrs))
         elif verb == "unset":
             self.unset(path, attrs)
+        elif verb == "move":
+            self._check_only(attrs, {".id", "numbers", "destination"})
+            self.move(path, _target(attrs), attrs.get("destination"))
         elif verb in ("enable", "disable"):
             targets = _target(attrs)
             self._check_only(attrs, {".id", "numbers"})
@@ -1048,6 +1068,16 @@ class RouterState:
                 self._check_editable(table, row_id)
         for row_id in dict.fromkeys(targets):
             table.delete(row_id)
+
+    def move(self, path: str, ids: str, destination: str | None = None) -> None:
+        """`move =numbers=*3,*4 =destination=*1`: the items (comma list, in that order) just
+        before `destination`, or to the end of the list without one. Moving an item before
+        itself changes nothing (unverified, like the traps' wording here)."""
+        table = self.table(path)
+        targets = list(dict.fromkeys(table.resolve(t) for t in ids.split(",")))
+        before = table.resolve(destination) if destination else None
+        if before not in targets:
+            table.move(targets, before)
 
     def unset(self, path: str, attrs: Mapping[str, str]) -> None:
         """`unset =.id=… =value-name=prop`: back to the default (or absent)."""

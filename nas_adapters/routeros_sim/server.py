@@ -27,7 +27,7 @@ __all__ = ["SimStats", "SimulatedFleet", "SimulatedRouter"]
 
 T = TypeVar("T")
 
-WRITE_VERBS = frozenset({"add", "set", "remove", "unset", "enable", "disable"})
+WRITE_VERBS = frozenset({"add", "set", "remove", "unset", "enable", "disable", "move"})
 BAD_LOGIN = "invalid user name or password (6)"
 _END = b"\x00"
 _RE, _DONE, _TRAP, _EMPTY, _FATAL = (
@@ -40,7 +40,7 @@ class SimStats:
     """Counters since start or the last `reset_stats()`.
 
     `commands` counts every sentence answered (login included); `reads` are `print`s and
-    `writes` are add/set/remove/unset/enable/disable attempts, trapped or not; `traps`
+    `writes` are add/set/remove/unset/enable/disable/move attempts, trapped or not; `traps`
     counts `!trap` sentences sent.
     """
 
@@ -275,6 +275,12 @@ class SimulatedRouter:
         """Remove an item (built-ins excepted). Raises `Trap` like the API."""
         with self._lock:
             self._state.remove(menu, id_, api=False)
+
+    def move_item(self, menu: str, id_: str, destination: str | None = None) -> None:
+        """Move an item of an ordered menu (`/radius`, `/queue/simple`) just before
+        `destination`, or to the end. Raises `Trap` like the API."""
+        with self._lock:
+            self._state.move(menu, id_, destination)
 
     def reset_stats(self) -> None:
         """Zero every counter in place (references to `stats` stay valid)."""
