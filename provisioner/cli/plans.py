@@ -1,5 +1,6 @@
 """``provisioner diff``, ``sync``, ``bootstrap``, ``radius …``: dry runs and syncs of
-routers and the RADIUS tables. ``diff`` exits 0 (no changes), 2 (pending) or 1 (error)."""
+routers and the RADIUS tables. ``diff`` exits 0 (no changes), 2 (pending) or 1 (error);
+``sync`` 0 (all applied), 2 (conflicts left unsynced) or 1 (a router failed)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 
 from provisioner import radius_store, sync
-from provisioner.cli.common import JSON, console, ctx, emit, handled, out, session
+from provisioner.cli.common import JSON, console, ctx, emit, err, handled, out, session
 from provisioner.planning.plan import Plan
 from provisioner.planning.render import summary_line
 from provisioner.read import plans
@@ -61,7 +63,8 @@ def sync_cmd(
     ] = False,
     as_json: JSON = False,
 ) -> None:
-    """Apply the registry to routers (each run is recorded). Exit 1 if any router failed."""
+    """Apply the registry to routers (each run is recorded). Exit 0 all applied, 2 conflicts
+    left (not ours: --adopt), 1 a router failed."""
     c = ctx()
     ids = sync.router_ids(c.factory, routers or [])
     with Progress(console=console, transient=True, disable=as_json or len(ids) < 2) as progress:
@@ -72,8 +75,20 @@ def sync_cmd(
         )  # fmt: skip
     rows = plans.sync_results(results).results
     emit(rows, as_json, ["router", "status", "planned", "applied", "conflicts", "error"])
+    left = [f"{r.router} {c.menu} {c.key}" for r in results for c in r.plan.conflicts]
+    if left:
+        n = len(left)
+        err.print(
+            f"[yellow]warning:[/] {n} conflict{'s' * (n > 1)} left unsynced: "
+            f"{escape(', '.join(left))} (not ours; --adopt to take {'them' if n > 1 else 'it'} "
+            "over)",
+            highlight=False,
+            markup=True,
+        )
     if any(r.status not in ("ok",) for r in results):
         raise typer.Exit(1)
+    if left:
+        raise typer.Exit(2)
 
 
 @app.command("bootstrap")
