@@ -161,6 +161,9 @@ class RouterOSAdapter:
                 elif change.action is Action.remove:
                     path.remove(change.ros_id)
                     yield Applied(change, change.ros_id)
+                elif change.action is Action.move:
+                    tuple(path("move", numbers=change.ros_id, destination=values["destination"]))
+                    yield Applied(change, change.ros_id)
             except (TrapError, MultiTrapError) as exc:
                 refused = self._translate(exc, change.menu, change.key, str(change.action))
                 yield Applied(change, change.ros_id, error=str(refused))

@@ -11,15 +11,15 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas_adapters.base import NasAdapter
+from nas_adapters.base import Applied, NasAdapter
 from nas_adapters.errors import NasError, TemporaryNasError
 from provisioner import metrics
 from provisioner.adapters import adapter_for
@@ -44,7 +44,7 @@ from provisioner.mapping.routeros import (
 from provisioner.models import NasObject, Router, RouterLock, SyncRun, utcnow
 from provisioner.planning.diff import diff, is_marked, redact
 from provisioner.planning.normalize import to_text
-from provisioner.planning.plan import Action, ObservedObject, Plan
+from provisioner.planning.plan import Action, Change, ObservedObject, Plan
 from provisioner.snapshots import RouterSpec
 from provisioner.state import all_masters, options, router_customers, router_spec
 
@@ -230,6 +230,39 @@ def sync_router(
             local.release()
 
 
+def _sent(
+    adapter: NasAdapter, changes: Sequence[Change], skipped: list[str], router: str
+) -> Iterator[Applied]:
+    """Send the changes one at a time, so what the router refused is known before the next:
+    a change relying on one not done (its pool or profile refused) is skipped unsent, with
+    its reason in ``skipped``; a move of what this run added is sent with the new ``.id``."""
+    undone: dict[tuple[str, str], str] = {}  # (menu, key) -> refused | skipped
+    made: dict[tuple[str, str], str] = {}  # (menu, key) -> .id, of what this run added
+    for change in changes:
+        c = change
+        why = c.held_back(undone)
+        if why is None and c.action is Action.move and c.ros_id is None:
+            if (c.menu, c.key) in made:
+                c = replace(c, ros_id=made[(c.menu, c.key)])
+            else:
+                why = "skipped: it is not on the router"
+        if why is not None:
+            undone[(c.menu, c.key)] = "skipped"
+            skipped.append(f"{router} {c.menu} {c.key}: {why}")
+            continue
+        for done in adapter.apply([c]):
+            if done.error is not None:
+                undone[(c.menu, c.key)] = "refused"
+            elif c.action is Action.add and done.ros_id:
+                made[(c.menu, c.key)] = done.ros_id
+            yield replace(done, change=change)
+
+
+def _listed(items: list[str]) -> str:
+    more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
+    return "; ".join(items[:5]) + more
+
+
 def _apply(
     factory: sessionmaker[Session], adapter: NasAdapter, work: Work, plan: Plan, run_id: int
 ) -> RouterResult:
@@ -256,8 +289,9 @@ def _apply(
         pending.clear()
 
     refused: list[str] = []
+    skipped: list[str] = []
     try:
-        for done in adapter.apply(plan.writes):
+        for done in _sent(adapter, plan.writes, skipped, work.router.name):
             c = done.change
             if done.error is not None:
                 refused.append(done.error)
@@ -276,13 +310,17 @@ def _apply(
         result.status = "unreachable" if isinstance(exc, TemporaryNasError) else "failed"
         result.error = str(exc)
     finally:
-        if refused:
-            # The router refused these objects; every other change was still applied.
+        if refused or skipped:
+            # The router refused these objects (and what relied on them was not sent);
+            # every other change was still applied.
             if result.status == "ok":
                 result.status = "failed"
-            more = f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
-            shown = "; ".join(refused[:5]) + more
-            text = f"{len(refused)} of {len(plan.writes)} changes refused: {shown}"
+            parts, n = [], len(plan.writes)
+            if refused:
+                parts.append(f"{len(refused)} of {n} changes refused: {_listed(refused)}")
+            if skipped:
+                parts.append(f"{len(skipped)} skipped: {_listed(skipped)}")
+            text = "; ".join(parts)
             result.error = f"{result.error}; {text}" if result.error else text
         flush()
         with transaction(factory) as s:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from provisioner.mapping.routeros import DesiredObject
 from provisioner.planning.diff import diff
-from provisioner.planning.plan import Action, ObservedObject, Plan, PropChange
+from provisioner.planning.plan import Action, Change, ObservedObject, Plan, PropChange
 from provisioner.planning.render import render, summary_line
 
 PROFILE = "/ppp/profile"
@@ -218,3 +218,138 @@ def test_hotspot_sessions_are_matched_by_user() -> None:
     assert ends(diff("r1", desired, observed, {})) == [
         (HS_ACTIVE, "guest", "*D", "ends the session: its user is disabled")
     ]
+
+
+HS_PROFILE = "/ip/hotspot/user/profile"
+RADIUS = "/radius"
+
+
+def test_what_names_a_pool_or_profile_this_plan_adds_needs_that_add() -> None:
+    desired = [
+        want(POOL, "p1", ranges="10.0.0.2-10.0.0.9"),
+        want(PROFILE, "home", remote_address="p1", local_address="10.0.0.1", comment=MARK),
+        want(SECRET, "alice", profile="home", password="a", comment=CUST),
+        want(SECRET, "bob", profile="home", password="new", comment=CUST),
+    ]
+    bob = seen(SECRET, "*B", "bob", profile="default", password="old", comment=CUST)
+    observed = {SECRET: [bob]}
+    plan = diff("r1", desired, observed, {})
+    assert [(c.key, c.needs) for c in plan.changes] == [
+        ("p1", ()),
+        ("home", ((POOL, "p1"),)),
+        ("alice", ((PROFILE, "home"),)),
+        ("bob", ((PROFILE, "home"),)),
+    ]
+    assert Plan.from_json(plan.to_json()) == plan
+    # A set that does not name the profile relies on nothing.
+    observed[SECRET][0] = seen(SECRET, "*B", "bob", profile="home", password="old", comment=CUST)
+    assert diff("r1", desired, observed, {}).changes[-1].needs == ()
+
+
+def test_a_change_is_held_back_when_what_it_needs_was_not_done() -> None:
+    change = Change(SECRET, "alice", Action.add, needs=((PROFILE, "home"),))
+    assert change.held_back({}) is None
+    assert change.held_back({(PROFILE, "other"): "refused"}) is None
+    assert change.held_back({(PROFILE, "home"): "refused"}) == (
+        "skipped: its profile 'home' was refused"
+    )
+    profile = Change(PROFILE, "home", Action.add, needs=((POOL, "p"),))
+    assert profile.held_back({(POOL, "p"): "skipped"}) == "skipped: its pool 'p' was skipped"
+
+
+def test_a_rename_back_is_needed_by_users_moved_onto_that_profile() -> None:
+    desired = [
+        want(HS_PROFILE, "hs", rate_limit="1M/2M"),
+        want(HS_USER, "guest", profile="hs", comment=CUST),
+    ]
+    observed = {
+        HS_PROFILE: [seen(HS_PROFILE, "*4", "hs-renamed", rate_limit="1M/2M")],
+        HS_USER: [seen(HS_USER, "*C", "guest", profile="default", comment=CUST)],
+    }
+    plan = diff("r1", desired, observed, {HS_PROFILE: {"*4": "hs"}})
+    assert [(c.key, [(p.name, p.old, p.new) for p in c.props], c.needs) for c in plan.changes] == [
+        ("hs", [("name", "hs-renamed", "hs")], ()),
+        ("guest", [("profile", "default", "hs")], ((HS_PROFILE, "hs"),)),
+    ]
+
+
+def test_references_to_our_object_renamed_by_hand_are_equal() -> None:
+    # RouterOS follows a reference by .id: after the rename, the referrers print the new name.
+    other = "provisioner:master:2"
+    desired = [
+        want(POOL, "p1", ranges="10.0.0.2-10.0.0.9", comment="provisioner:pool:1"),
+        want(PROFILE, "home", remote_address="p1", comment=MARK),
+        want(PROFILE, "other", comment=other),
+        want(SECRET, "alice", profile="home", comment=CUST),
+        want(SECRET, "bob", profile="other", comment=CUST),
+    ]
+    observed = {
+        POOL: [seen(POOL, "*1", "p1-x", ranges="10.0.0.2-10.0.0.9", comment="provisioner:pool:1")],
+        PROFILE: [
+            seen(PROFILE, "*2", "home-x", remote_address="p1-x", comment=MARK),
+            seen(PROFILE, "*3", "other", comment=other),
+        ],
+        SECRET: [
+            seen(SECRET, "*A", "alice", profile="home-x", comment=CUST),
+            seen(SECRET, "*B", "bob", profile="home-x", comment=CUST),
+        ],
+    }
+    plan = diff("r1", desired, observed, {POOL: {"*1": "p1"}, PROFILE: {"*2": "home"}})
+    assert [(c.menu, c.key, [(p.name, p.old, p.new) for p in c.props]) for c in plan.changes] == [
+        (POOL, "p1", [("name", "p1-x", "p1")]),
+        (PROFILE, "home", [("name", "home-x", "home")]),
+        (SECRET, "bob", [("profile", "home-x", "other")]),  # moved to another profile: a set
+    ]
+
+
+def test_our_radius_entry_is_moved_before_a_foreign_one_for_the_same_service() -> None:
+    ours = DesiredObject(
+        RADIUS, "10.0.0.1", {"address": "10.0.0.1", "service": "ppp,hotspot", "comment": MARK}
+    )
+
+    def entry(id_: str, address: str, service: str, comment: str = "") -> ObservedObject:
+        return ObservedObject(
+            RADIUS, id_, {"address": address, "service": service, "comment": comment}
+        )
+
+    wifi, theirs = entry("*1", "10.8.8.8", "wireless"), entry("*2", "10.9.9.9", "hotspot")
+    # Added behind them: the move follows the add and needs it.
+    plan = diff("r1", [ours], {RADIUS: [wifi, theirs]}, {})
+    assert [(c.action, c.ros_id, c.props, c.needs) for c in plan.changes] == [
+        (Action.add, None, plan.changes[0].props, ()),
+        (Action.move, None, (PropChange("destination", None, "*2"),), ((RADIUS, "10.0.0.1"),)),
+    ]
+    assert plan.changes[1].reason == (
+        "before 10.9.9.9 (*2), not ours, for hotspot: RouterOS asks its /radius entries in order"
+    )
+    assert "    ^ 10.0.0.1\n" in render([plan]) and "1 to move" in summary_line([plan])
+    assert Plan.from_json(plan.to_json()) == plan
+    # Ours, already there but behind: moved by its .id. In front of them: nothing to do.
+    mine = entry("*3", "10.0.0.1", "ppp,hotspot", MARK)
+    [move] = diff("r1", [ours], {RADIUS: [wifi, theirs, mine]}, {}).changes
+    assert (move.action, move.ros_id, move.needs) == (Action.move, "*3", ())
+    assert diff("r1", [ours], {RADIUS: [wifi, mine, theirs]}, {}).changes == ()
+    # Not ours (a conflict) is not ours to move.
+    hand = entry("*3", "10.0.0.1", "ppp,hotspot")
+    plan = diff("r1", [ours], {RADIUS: [theirs, hand]}, {})
+    assert [c.action for c in plan.changes] == [Action.conflict]
+
+
+def test_a_session_ended_for_a_new_profile_needs_that_change_but_a_cut_off_does_not() -> None:
+    desired = [
+        want(SECRET, "alice", profile="fast", disabled="no", comment=CUST),
+        want(SECRET, "bob", disabled="yes", comment=CUST),
+    ]
+    observed = {
+        SECRET: [
+            seen(SECRET, "*A", "alice", profile="slow", disabled=False, comment=CUST),
+            seen(SECRET, "*B", "bob", disabled=False, comment=CUST),
+        ],
+        ACTIVE: [session(ACTIVE, "*1", "alice"), session(ACTIVE, "*2", "bob")],
+    }
+    plan = diff("r1", desired, observed, {})
+    # Kicked for nothing if the new profile was refused; a cut-off user goes regardless.
+    assert {c.key: c.needs for c in plan.changes if c.menu == ACTIVE} == {
+        "alice": ((SECRET, "alice"),),
+        "bob": (),
+    }

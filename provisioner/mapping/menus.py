@@ -79,6 +79,31 @@ DEFAULT_NAMES = {"default", "default-encryption"}
 ADDRESS_KEYED = {ADDRESS_LIST, RADIUS}
 
 
+# Properties naming another object by its name: (menu, property, the menu it names).
+# RouterOS keeps such a link by ``.id``: after a rename by hand the referrer prints the new
+# name. The named object must exist before a referrer naming it is written.
+REFERENCES: tuple[tuple[str, str, str], ...] = (
+    (PPP_PROFILE, "remote-address", POOL),
+    (PPP_PROFILE, "local-address", POOL),
+    (HOTSPOT_PROFILE, "address-pool", POOL),
+    (PPP_SECRET, "profile", PPP_PROFILE),
+    (HOTSPOT_USER, "profile", HOTSPOT_PROFILE),
+)
+# What an admin calls an object of a menu ("its profile 'home' was refused").
+NOUN = {
+    POOL: "pool",
+    PPP_PROFILE: "profile",
+    HOTSPOT_PROFILE: "profile",
+    PPP_SECRET: "user",
+    HOTSPOT_USER: "user",
+    RADIUS: "RADIUS server",
+}
+# Ordered lists where our entry must come before a foreign one sharing a value of this
+# comma-separated property: RouterOS asks /radius entries for a service in list order, so
+# a foreign server first makes every login wait out its timeout.
+FIRST_AMONG = {RADIUS: "service"}
+
+
 def key_of(menu: str, props: Mapping[str, str]) -> str:
     """How an object is matched on the router: its name, or list|address, or address."""
     if menu == ADDRESS_LIST:

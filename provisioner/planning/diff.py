@@ -8,13 +8,16 @@ and dynamic objects are never touched; only managed properties are compared.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from provisioner.mapping.marker import parse_marker
 from provisioner.mapping.menus import (
     ADDRESS_KEYED,
     DEFAULT_NAMES,
+    FIRST_AMONG,
     MENU_ORDER,
     NO_COMMENT,
+    REFERENCES,
     SESSIONS,
     SINGLETONS,
     key_of,
@@ -48,11 +51,19 @@ def is_untouchable(obj: ObservedObject) -> bool:
 
 
 def _prop_changes(
-    desired: DesiredObject, observed: ObservedObject | None
+    desired: DesiredObject,
+    observed: ObservedObject | None,
+    renamed: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[PropChange, ...]:
+    """``renamed``: property → {name on the router → our key}, for references to objects of
+    ours renamed by hand: RouterOS links by ``.id``, so the new name is still ours."""
     out = []
     for name, new in desired.props.items():
         old = None if observed is None else observed.props.get(name)
+        if old is not None and renamed and to_text(old) in renamed.get(name, {}):
+            if renamed[name][to_text(old)] != new:
+                out.append(PropChange(name, to_text(old), new))
+            continue
         if observed is not None and old is not None and same(name, old, new):
             continue
         if observed is not None and old is None and essence(name, new) == "":
@@ -61,12 +72,13 @@ def _prop_changes(
     return tuple(out)
 
 
-def _order(c: Change) -> tuple[int, int, str]:
+def _order(c: Change) -> tuple[int, int, str, int]:
     idx = MENU_ORDER.index(c.menu) if c.menu in MENU_ORDER else len(MENU_ORDER)
     if c.action is Action.remove:
         # Removes after every add/set, users before the profiles and pools they used.
-        return (1, -idx, c.key)
-    return (0, idx, c.key)
+        return (1, -idx, c.key, 0)
+    # A move after the add of what it moves.
+    return (0, idx, c.key, 1 if c.action is Action.move else 0)
 
 
 def diff(
@@ -90,6 +102,8 @@ def diff(
         by_menu.setdefault(d.menu, []).append(d)
     menu_set = set(menus) if menus is not None else set(by_menu) | set(observed)
     ours: dict[str, dict[str, str]] = {}
+    # menu → {name on the router → our key}: objects of ours renamed by hand.
+    renamed: dict[str, dict[str, str]] = {}
 
     for menu in sorted(menu_set, key=lambda m: MENU_ORDER.index(m) if m in MENU_ORDER else 99):
         rows = [o for o in observed.get(menu, []) if not is_untouchable(o)]
@@ -105,6 +119,8 @@ def diff(
             if i in by_id:
                 ours_by_key.setdefault(k, []).append(i)
         matched: set[str] = set()
+        refs = {prop: renamed.get(dst, {}) for src, prop, dst in REFERENCES if src == menu}
+        placed: dict[str, str | None] = {}  # our key → .id (None: added by this plan)
 
         for d in by_menu.get(menu, []):
             if menu in SINGLETONS:
@@ -119,13 +135,19 @@ def diff(
                 obj = by_key.get(d.key)
             if obj is None:
                 changes.append(Change(menu, d.key, Action.add, None, _prop_changes(d, None)))
+                placed[d.key] = None
                 continue
             matched.add(obj.id)
-            props = _prop_changes(d, obj)
+            props = _prop_changes(d, obj, refs)
             if obj.id in mine_ids:
+                name = to_text(obj.props.get("name"))
+                if menu not in ADDRESS_KEYED and name and name != d.key:
+                    renamed.setdefault(menu, {})[name] = d.key
+                placed[d.key] = obj.id
                 if props:
                     changes.append(Change(menu, d.key, Action.set, obj.id, props))
             elif adopt:
+                placed[d.key] = obj.id
                 changes.append(Change(menu, d.key, Action.set, obj.id, props, adopt=True))
             else:
                 changes.append(
@@ -142,6 +164,8 @@ def diff(
 
         if menu in SINGLETONS:
             continue
+        if menu in FIRST_AMONG:
+            changes += _moves_first(menu, rows, placed, by_menu[menu], mine_ids)
         for ros_id in mine_ids:
             if ros_id in by_id and ros_id not in matched:
                 o = by_id[ros_id]
@@ -150,7 +174,72 @@ def diff(
 
     for menu in menu_set & SESSIONS.keys():
         changes += _session_ends(menu, observed, ours, changes)
-    return Plan(target=target, changes=tuple(sorted(changes, key=_order)))
+    return Plan(target=target, changes=tuple(sorted(_with_needs(changes), key=_order)))
+
+
+def _with_needs(changes: list[Change]) -> list[Change]:
+    """Each add or set that names a pool or profile this plan adds (or renames back) needs
+    that change done first: a router that refused the profile would refuse its users too."""
+    made = {
+        (c.menu, c.key)
+        for c in changes
+        if c.action is Action.add
+        or (c.action is Action.set and any(p.name == "name" for p in c.props))
+    }
+    out = []
+    for c in changes:
+        if c.action in (Action.add, Action.set):
+            sent = c.new_values()
+            needs = tuple(
+                (dst, sent[prop])
+                for src, prop, dst in REFERENCES
+                if src == c.menu and prop in sent and (dst, sent[prop]) in made
+            )
+            if needs:
+                c = replace(c, needs=c.needs + needs)
+        out.append(c)
+    return out
+
+
+def _moves_first(
+    menu: str,
+    rows: list[ObservedObject],
+    placed: Mapping[str, str | None],
+    desired: list[DesiredObject],
+    mine_ids: Mapping[str, str],
+) -> list[Change]:
+    """Moves of our entries of an ordered list before the first foreign entry (in the
+    router's order) that shares a value of ``FIRST_AMONG[menu]`` with ours."""
+    prop = FIRST_AMONG[menu]
+    ours = set(placed.values()) | set(mine_ids)
+    position = {o.id: i for i, o in enumerate(rows)}
+    out = []
+    for d in desired:
+        if d.key not in placed:
+            continue  # a conflict: not ours to place
+        ros_id = placed[d.key]
+        at = len(rows) if ros_id is None else position[ros_id]
+        values = [v for v in d.props.get(prop, "").split(",") if v]
+        for o in rows[:at]:
+            theirs = set(to_text(o.props.get(prop)).split(","))
+            shared = [v for v in values if v in theirs]
+            if o.id in ours or not shared:
+                continue
+            where = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
+            out.append(
+                Change(
+                    menu,
+                    d.key,
+                    Action.move,
+                    ros_id,
+                    (PropChange("destination", None, o.id),),
+                    reason=f"before {where} ({o.id}), not ours, for {','.join(shared)}: "
+                    f"RouterOS asks its {menu} entries in order",
+                    needs=((menu, d.key),) if ros_id is None else (),
+                )
+            )
+            break
+    return out
 
 
 # A change of these takes effect at the user's next login only.
@@ -177,6 +266,7 @@ def _session_ends(
         if user.id not in ours.get(parent, {}) or name not in by_name:
             continue
         c = planned.get(user.id)
+        needs: tuple[tuple[str, str], ...] = ()
         if c is not None and c.action is Action.remove:
             why = "its user is removed"
         else:
@@ -187,11 +277,14 @@ def _session_ends(
                 why = "its user is disabled"
             elif changed:
                 why = f"new {', '.join(changed)} applies at the next login"
+                needs = ((parent, c.key),) if c is not None else ()  # kicked for nothing else
             else:
                 why = ""
         if why:
             out += [
-                Change(menu, name, Action.remove, o.id, reason=f"ends the session: {why}")
+                Change(
+                    menu, name, Action.remove, o.id, reason=f"ends the session: {why}", needs=needs
+                )
                 for o in by_name[name]
             ]
     return out
@@ -208,17 +301,12 @@ def redact(plan: Plan) -> Plan:
         kind=plan.kind,
         error=plan.error,
         changes=tuple(
-            Change(
-                c.menu,
-                c.key,
-                c.action,
-                c.ros_id,
-                tuple(
+            replace(
+                c,
+                props=tuple(
                     PropChange(p.name, mask(p.old), mask(p.new)) if _is_secret(c, p.name) else p
                     for p in c.props
                 ),
-                c.reason,
-                c.adopt,
             )
             for c in plan.changes
         ),

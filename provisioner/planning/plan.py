@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from provisioner.mapping.menus import NOUN
 
 
 class Action(enum.StrEnum):
@@ -13,9 +16,16 @@ class Action(enum.StrEnum):
     set = "set"
     remove = "remove"
     conflict = "conflict"  # an object we do not own is in the way: reported, not written
+    move = "move"  # ours placed before ``destination`` (the ``.id`` of a foreign entry)
 
 
-SYMBOL = {Action.add: "+", Action.set: "~", Action.remove: "-", Action.conflict: "!"}
+SYMBOL = {
+    Action.add: "+",
+    Action.set: "~",
+    Action.remove: "-",
+    Action.conflict: "!",
+    Action.move: "^",
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,9 @@ class Change:
     props: tuple[PropChange, ...] = ()
     reason: str = ""
     adopt: bool = False  # a set that also takes ownership of an unmarked object
+    # (menu, key) of changes in the same plan this one relies on: an add (or rename) of the
+    # pool or profile it names. When one of them is not done, this one is not sent.
+    needs: tuple[tuple[str, str], ...] = ()
 
     def new_values(self) -> dict[str, str]:
         return {p.name: p.new or "" for p in self.props}
@@ -48,6 +61,8 @@ class Change:
             d["reason"] = self.reason
         if self.adopt:
             d["adopt"] = True
+        if self.needs:
+            d["needs"] = [[menu, key] for menu, key in self.needs]
         return d
 
     @classmethod
@@ -60,7 +75,17 @@ class Change:
             props=tuple(PropChange(p["name"], p["old"], p["new"]) for p in d.get("props", [])),
             reason=d.get("reason", ""),
             adopt=d.get("adopt", False),
+            needs=tuple((menu, key) for menu, key in d.get("needs", [])),
         )
+
+    def held_back(self, undone: Mapping[tuple[str, str], str]) -> str | None:
+        """Why this change must not be sent, given the changes of its plan that were not
+        done (``undone``: (menu, key) → ``refused`` or ``skipped``); None to send it."""
+        for menu, key in self.needs:
+            how = undone.get((menu, key))
+            if how:
+                return f"skipped: its {NOUN.get(menu, 'object')} '{key}' was {how}"
+        return None
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ _STYLE = {
     Action.set: "yellow",
     Action.remove: "red",
     Action.conflict: "magenta",
+    Action.move: "cyan",
 }
 
 
 def summary(plans: Iterable[Plan]) -> dict[str, int]:
-    total = {"add": 0, "set": 0, "remove": 0, "conflict": 0, "unreachable": 0}
+    total = {"add": 0, "set": 0, "remove": 0, "conflict": 0, "move": 0, "unreachable": 0}
     for p in plans:
         for k, v in p.counts().items():
             total[k] += v
@@ -29,6 +30,8 @@ def summary_line(plans: Iterable[Plan]) -> str:
         f"{t['add']} to add, {t['set']} to change, {t['remove']} to remove, "
         f"{t['conflict']} conflicts"
     )
+    if t["move"]:
+        line += f", {t['move']} to move"
     if t["unreachable"]:
         line += f", {t['unreachable']} unreachable"
     return line
