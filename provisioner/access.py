@@ -14,7 +14,7 @@ reference is a name, or explicitly ``id:N`` (``registry.common.refers_to``): nev
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from provisioner.auth import Principal
 from provisioner.errors import Forbidden, NotFound
@@ -26,7 +26,7 @@ from provisioner.models import (
     ResellerPackage,
     Visibility,
 )
-from provisioner.refs import lookup, refers_to
+from provisioner.refs import id_of, lookup
 
 # ---- the caller itself -----------------------------------------------------------------
 
@@ -99,11 +99,23 @@ def assignments(session: Session, reseller_id: int) -> list[ResellerPackage]:
 
 
 def assignment(session: Session, principal: Principal, ref: str) -> ResellerPackage:
-    """The calling reseller's package ``ref`` (name, else id, among its own); 404 otherwise."""
-    for a in assignments(session, own_reseller(session, principal).id):
-        if refers_to(ref, a.package.name, a.package.id):
-            return a
-    raise NotFound(f"no package named {ref!r}")
+    """The calling reseller's package ``ref`` (a name, or ``id:N``, among its own), with
+    its package and master loaded in the same query; 404 otherwise."""
+    me = own_reseller(session, principal)
+    wanted = id_of(ref)
+    q = (
+        select(ResellerPackage)
+        .join(Package, ResellerPackage.package_id == Package.id)
+        .where(
+            ResellerPackage.reseller_id == me.id,
+            Package.id == wanted if wanted is not None else Package.name == str(ref),
+        )
+        .options(joinedload(ResellerPackage.package).joinedload(Package.master_package))
+    )
+    a = session.scalar(q)
+    if a is None:
+        raise NotFound(f"no package named {ref!r}")
+    return a
 
 
 def packages_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:

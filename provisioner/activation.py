@@ -8,9 +8,11 @@ routers, live sessions, the "other" adapter) is ``effects``'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +42,7 @@ from provisioner.models import (
 from provisioner.refs import refers_to
 from provisioner.registry import allocate_address, reseller_price
 
+T = TypeVar("T")
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
 
 
@@ -74,11 +77,16 @@ def period(
     )
 
 
-def _package_for(session: Session, principal: Principal, ref: str) -> Package:
-    """The package ``ref`` as this caller may buy it (``access.package``), with a refusal
-    that says which list it was looked for in."""
+def _package_for(
+    session: Session, principal: Principal, ref: str
+) -> tuple[Package, ResellerPackage | None]:
+    """The package ``ref`` as this caller may buy it (``access``), and for a reseller its
+    assignment (its price), with a refusal that says which list it was looked for in."""
     try:
-        return access.package(session, principal, ref)
+        if principal.role == "reseller":
+            a = access.assignment(session, principal, ref)
+            return a.package, a
+        return access.package(session, principal, ref), None
     except NotFound:
         if principal.role == "reseller":
             raise NotFound(f"no package named {ref!r} is assigned to you") from None
@@ -93,11 +101,12 @@ def _price_and_payer(
     req: ActivationRequest,
     customer: Customer,
     package: Package,
+    assigned: ResellerPackage | None,
 ) -> tuple[Decimal, str | None]:
     """Price the purchase: (price, account to debit, or None for an admin's grant)."""
     if principal.role == "reseller":
-        a = access.assignment(session, principal, package.name)
-        return reseller_price(a), ledger.account_of("reseller", principal.reseller_id or 0)
+        assert assigned is not None
+        return reseller_price(assigned), ledger.account_of("reseller", principal.reseller_id or 0)
     if principal.role == "customer":
         if customer.status == CustomerStatus.suspended:
             # A suspension is the operator's decision; buying must not lift it.
@@ -175,7 +184,7 @@ def activate(
         # Anything unrecognised would otherwise fall through to an admin's free grant.
         raise ValidationError(f"must be one of {', '.join(PAYERS)}", field="payer")
     customer = access.customer(session, principal, req.customer)
-    package = _package_for(session, principal, req.package)
+    package, assigned = _package_for(session, principal, req.package)
     master = package.master_package
     if str(master.customer_type) != str(customer.customer_type):
         raise ValidationError(
@@ -183,7 +192,7 @@ def activate(
             f"{customer.username} is a {customer.customer_type} customer",
             field="package",
         )
-    price, account = _price_and_payer(session, principal, req, customer, package)
+    price, account = _price_and_payer(session, principal, req, customer, package, assigned)
     now = utcnow()
     if req.payer == "card" or req.card_serial:
         if principal.role == "reseller":
@@ -261,11 +270,24 @@ def run_activation(
     factory: sessionmaker[Session], principal: Principal, req: ActivationRequest
 ) -> tuple[int, bool]:
     """One activation in its own transaction; a concurrent duplicate key returns the first."""
+    (act_id, created), _ = run_and_view(factory, principal, req, None)
+    return act_id, created
+
+
+def run_and_view(
+    factory: sessionmaker[Session],
+    principal: Principal,
+    req: ActivationRequest,
+    view: Callable[[Session, Activation], T] | None,
+) -> tuple[tuple[int, bool], T | None]:
+    """``run_activation``, and ``view(session, activation)`` made in the same transaction
+    (the API's answer costs no second session and no re-reads)."""
     try:
         with transaction(factory) as s:
             act, created = activate(s, principal, req)
+            shown = view(s, act) if view is not None else None
         metrics.ACTIVATIONS.labels("created" if created else "replayed").inc()
-        return act.id, created
+        return (act.id, created), shown
     except ProvisionerError as exc:
         metrics.ACTIVATIONS.labels(type(exc).__name__).inc()
         raise
@@ -275,4 +297,4 @@ def run_activation(
             if prior is None:
                 raise
             _same_request(s, prior, req)
-            return prior.id, False
+            return (prior.id, False), (view(s, prior) if view is not None else None)

@@ -31,8 +31,7 @@ def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> C
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     ctx = Context(settings, engine, make_sessionmaker(engine, settings))
-    if upgrade:
-        _expired_group(ctx)
+    _expired_group(ctx)
     return ctx
 
 

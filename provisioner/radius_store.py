@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import String, cast, delete, insert, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from provisioner.mapping.radius import (
@@ -61,7 +61,8 @@ CHUNK = 5000  # names per IN list
 
 def _desired_users(
     session: Session, usernames: Iterable[str] | None, opts: MappingOptions
-) -> list[RadiusRow]:
+) -> tuple[list[RadiusRow], set[str]]:
+    """The users' rows, and the groups known to be ours among the masters loaded."""
     if usernames is None:
         specs = customer_specs(session)
     else:
@@ -78,7 +79,7 @@ def _desired_users(
     rows: list[RadiusRow] = []
     for spec in specs:
         rows += customer_rows(spec, masters.get(spec.master_id) if spec.master_id else None, opts)
-    return rows
+    return rows, {m.profile_name for m in masters.values()} | {opts.expired_group}
 
 
 def _desired_groups(
@@ -126,6 +127,32 @@ def _observed(session: Session, table: str, owners: list[str]) -> list[ObservedR
     return out
 
 
+def _observed_users(session: Session, owners: list[str]) -> list[ObservedRow]:
+    """The users' rows of ``radcheck``, ``radreply`` and ``radusergroup`` in one round
+    trip per chunk (an activation writes one user: one query, not three)."""
+    out: list[ObservedRow] = []
+    for i in range(0, len(owners), CHUNK):
+        chunk = owners[i : i + CHUNK]
+        parts = [
+            select(
+                literal(name).label("tbl"), t.c.id, t.c.username, t.c.attribute, t.c.op,
+                t.c.value,
+            ).where(t.c.username.in_(chunk), t.c.attribute.in_(sorted(MANAGED[name])))
+            for name, t in (("radcheck", radcheck), ("radreply", radreply))
+        ]  # fmt: skip
+        g = radusergroup
+        parts.append(
+            select(
+                literal("radusergroup").label("tbl"), g.c.id, g.c.username,
+                g.c.groupname.label("attribute"), literal("").label("op"),
+                cast(g.c.priority, String).label("value"),
+            ).where(g.c.username.in_(chunk))
+        )  # fmt: skip
+        for r in session.execute(union_all(*parts)):
+            out.append(ObservedRow(r.id, RadiusRow(r.tbl, r.username, r.attribute, r.op, r.value)))
+    return out
+
+
 def _observed_nas(session: Session) -> list[ObservedNas]:
     """Every ``nas`` row: a router's address may be held by a row not ours (a conflict)."""
     return [
@@ -163,12 +190,22 @@ def plan(
             if usernames is not None
             else list(session.scalars(select(Customer.username)))
         )
-        desired = _desired_users(session, None if usernames is None else users, opts)
-        owned_groups = set(session.scalars(select(MasterPackage.profile_name))) | {
-            opts.expired_group
-        }
+        desired, owned_groups = _desired_users(session, None if usernames is None else users, opts)
+        observed = _observed_users(session, users)
+        unknown = {
+            r.row.attribute for r in observed if r.row.table == "radusergroup"
+        } - owned_groups
+        if unknown:  # groups of masters not loaded above: ours too if a master names them
+            owned_groups |= set(
+                session.scalars(
+                    select(MasterPackage.profile_name).where(
+                        MasterPackage.profile_name.in_(sorted(unknown))
+                    )
+                )
+            )
         for table in USER_TABLES:
-            changes += diff_rows(table, desired, _observed(session, table, users), owned_groups)
+            mine = [r for r in observed if r.row.table == table]
+            changes += diff_rows(table, desired, mine, owned_groups)
     if scope_all or groups is not None:
         names = (
             list(groups)
@@ -235,8 +272,14 @@ def apply(session: Session, p: Plan) -> int:
 
 
 def sync_users(session: Session, opts: MappingOptions, usernames: Iterable[str]) -> int:
-    # The expired group goes with them: a cut-off user must find its Reject in place.
-    p = plan(session, opts, usernames=list(usernames), groups=[opts.expired_group], scope_all=False)
+    p = plan(session, opts, usernames=list(usernames), scope_all=False)
+    if any(c.action is Action.add and c.key.endswith(f"|{opts.expired_group}") for c in p.changes):
+        # A user is being cut off: its Reject must be in place (the group is made at
+        # start-up and repaired by ``radius sync``; this keeps a hand-deleted one safe).
+        p = plan(
+            session, opts, usernames=list(usernames), groups=[opts.expired_group],
+            scope_all=False,
+        )  # fmt: skip
     return apply(session, p)
 
 

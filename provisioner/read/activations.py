@@ -6,6 +6,8 @@ price, hidden from customers).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,7 +15,7 @@ from provisioner import access, validation
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
 from provisioner.models import Activation, Customer, Outbox, Package
-from provisioner.read.models import ActivationOut, ActivationRow, WorkOut
+from provisioner.read.models import ActivationOut, ActivationRow, QuoteOut, WorkOut
 
 STATUSES = ("pending", "applied", "failed")
 
@@ -41,6 +43,11 @@ def _view(session: Session, principal: Principal, a: Activation) -> ActivationOu
             for w in work
         ],
     )
+
+
+def view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
+    """An activation the caller has just made (or replayed): it may see it already."""
+    return _view(session, principal, a)
 
 
 def get(session: Session, principal: Principal, act_id: int) -> ActivationOut:
@@ -80,3 +87,25 @@ def list_(
         )
         for a in session.scalars(q)
     ]
+
+
+def quote(session: Session, principal: Principal, package_ref: str) -> QuoteOut:
+    """What buying ``package_ref`` from its own balance costs this caller (a reseller: its
+    operator price for it; a customer: the package's price), with its balance before and
+    after. The price is the one the package listing shows this caller, which is the one
+    ``activation`` charges; a package outside the caller's list answers 404."""
+    from provisioner import ledger
+    from provisioner.read import packages
+    from provisioner.read.models import PackageOut
+
+    principal.require("reseller", "customer")
+    p = packages.get(session, principal, package_ref)
+    price = Decimal(p.operator_price if isinstance(p, PackageOut) else p.price)
+    have = ledger.balance(session, access.own_account(principal))
+    return QuoteOut(
+        package=p.name,
+        price=str(price),
+        balance=str(have),
+        balance_after=str(have - price),
+        enough=have >= price,
+    )

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Header, Query, Response
 from provisioner import access, activation, cards, ledger
 from provisioner.activation import ActivationRequest
 from provisioner.api.deps import AdminDep, CtxDep, PrincipalDep, SessionDep
-from provisioner.db import reading
 from provisioner.errors import Forbidden, ValidationError
 from provisioner.read import activations, balances, packages
 from provisioner.read.models import (
@@ -53,11 +52,13 @@ def create_activation(
     req = ActivationRequest(
         body.customer, body.package, key, body.payer, body.card_serial, body.card_pin
     )
-    act_id, created = activation.run_activation(ctx.factory, principal, req)
+    (_, created), shown = activation.run_and_view(
+        ctx.factory, principal, req, lambda s, a: activations.view(s, principal, a)
+    )
     if not created:
         response.status_code = 200
-    with reading(ctx.factory) as s:
-        return activations.get(s, principal, act_id)
+    assert shown is not None
+    return shown
 
 
 @router.get("/activations")
