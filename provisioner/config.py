@@ -44,6 +44,22 @@ class Settings(BaseSettings):
     sync_concurrency: int = 16
     router_timeout_seconds: float = 10.0
 
+    # Several daemons on one PostgreSQL. An instance is named by ``instance_name`` (empty:
+    # "<hostname>:<API port>", unique while it listens and the same after a restart, so a
+    # restarted instance takes its own unfinished work back at once). Each beats every
+    # ``heartbeat_seconds``; one silent for ``instance_stale_seconds`` is dead, and the
+    # others take over its outbox work and close its sync runs as interrupted.
+    instance_name: str = ""
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    instance_stale_seconds: float = Field(default=20.0, gt=0)
+    # Routers whose outbox work (syncs, CoA, Disconnect) runs at once; one router's work
+    # runs in order, and a router that does not answer never holds up the others.
+    outbox_concurrency: int = Field(default=8, ge=1)
+    # CoA tries (an unanswered one counts) before the session is ended with a Disconnect
+    # instead; each try waits this long per send (two sends).
+    coa_max_attempts: int = Field(default=3, ge=1)
+    coa_timeout_seconds: float = Field(default=2.0, gt=0)
+
     # What routers are told about our FreeRADIUS (router bootstrap).
     radius_server_address: str = "127.0.0.1"
     radius_auth_port: int = 1812

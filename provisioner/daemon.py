@@ -1,4 +1,9 @@
-"""``provisioner serve``: the HTTP API and the scheduler in one process."""
+"""``provisioner serve``: the HTTP API and the scheduler in one process.
+
+The API's port is bound first: only then is the instance registered under its name
+("<hostname>:<port>" unless ``instance_name`` is set), so two live daemons never share a
+name, and a restart after a crash takes its predecessor's unfinished work back at once.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import uvicorn
 from rich.console import Console
 
-from provisioner import scheduler, sync
+from provisioner import instances, scheduler, sync
 from provisioner.context import Context
 from provisioner.planning.diff import redact
 from provisioner.planning.render import render
@@ -22,6 +27,16 @@ def run(ctx: Context, *, demo: bool, host: str | None, port: int | None) -> None
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     console = Console()
+    config = uvicorn.Config(
+        create_app(ctx),
+        host=host or ctx.settings.api_host,
+        port=port or ctx.settings.api_port,
+        log_level="info",
+    )
+    sock = config.bind_socket()  # exits if the port is taken: the name stays unique
+    name = instances.default_name(ctx.settings, sock.getsockname()[1])
+    claims, runs = instances.start(ctx.factory, name)
+    log.info("instance %s (took back %d outbox claims, %d sync runs)", name, claims, runs)
     sim = None
     if demo:
         from provisioner import demo as demo_data
@@ -39,12 +54,7 @@ def run(ctx: Context, *, demo: bool, host: str | None, port: int | None) -> None
             console.print(f"[bold]demo:[/] synced {r.router}: {r.status}, {r.applied} changes")
     sched = scheduler.start(ctx)
     try:
-        uvicorn.run(
-            create_app(ctx),
-            host=host or ctx.settings.api_host,
-            port=port or ctx.settings.api_port,
-            log_level="info",
-        )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         sched.shutdown(wait=False)
         if sim is not None:

@@ -270,6 +270,9 @@ class SyncRun(Base):
     changes_applied: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     applied: Mapped[list[Any] | None] = mapped_column(JSON)
+    # The daemon instance running it (``instances.name()``); its run is closed as
+    # ``interrupted`` when that instance dies mid-run.
+    holder: Mapped[str | None] = mapped_column(String(128))
 
 
 class RouterLock(Base):
@@ -401,6 +404,21 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    # The instance working on it while ``running`` (taken over when that one dies).
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class DaemonInstance(Base):
+    """A running daemon: it beats every ``heartbeat_seconds``; one silent for
+    ``instance_stale_seconds`` is dead, and its claims and sync runs are taken over."""
+
+    __tablename__ = "daemon_instances"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
 class JobRun(Base):

@@ -1,25 +1,35 @@
 """The outbox worker: drains NAS work written in the same transaction as its cause.
 
-A row is claimed atomically (``pending`` → ``running`` with a lease), so several daemon
-instances never run it twice; a crash leaves it ``running`` until the lease ends, and
-it is then picked up again. Failures back off exponentially; a router that is down gets
-its work when it is back.
+A row is claimed atomically (``pending`` → ``running``, marked with the claiming
+instance and a lease), so several daemon instances never run it twice. When the
+instance that claimed a row dies, the row is taken over as soon as its heartbeat is
+stale (``instances``), or when it restarts; the lease only covers a live instance whose
+handler hangs. A result is recorded only while the claim is still the worker's own.
+
+Work for different routers runs concurrently (``outbox_concurrency`` routers at once),
+one router's rows in order; a router that leaves a RADIUS request unanswered gets no
+more RADIUS requests in that pass, so a dead router costs one timeout per pass and never
+holds up the others. Failures back off exponentially; a router that is down gets its
+work when it is back. A CoA that goes unanswered ``coa_max_attempts`` times becomes a
+Disconnect, so a customer never keeps an old rate because its router stopped answering.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas_adapters.errors import NasError, PermanentNasError
+from nas_adapters.errors import NasError, PermanentNasError, TemporaryNasError
+from provisioner import instances
 from provisioner.config import Settings
 from provisioner.db import transaction
-from provisioner.models import Outbox, utcnow
+from provisioner.models import Activation, Outbox, utcnow
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
@@ -45,13 +55,15 @@ class Retry(Exception):
 
 
 def _claim(factory: sessionmaker[Session], limit: int) -> list[int]:
+    me = instances.name()
+    instances.beat(factory)  # claims must name a live instance, daemon or not
     now = utcnow()
     with transaction(factory) as s:
-        # Expired leases: a worker died while running these.
+        # Expired leases: a live worker hung on these (dead ones are taken over sooner).
         s.execute(
             update(Outbox)
             .where(Outbox.status == "running", Outbox.next_attempt_at < now)
-            .values(status="pending")
+            .values(status="pending", claimed_by=None)
         )
         ids = list(
             s.scalars(
@@ -67,7 +79,7 @@ def _claim(factory: sessionmaker[Session], limit: int) -> list[int]:
             res = s.execute(
                 update(Outbox)
                 .where(Outbox.id == i, Outbox.status == "pending")
-                .values(status="running", next_attempt_at=now + LEASE)
+                .values(status="running", next_attempt_at=now + LEASE, claimed_by=me)
             )
             if res.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(i)
@@ -76,12 +88,16 @@ def _claim(factory: sessionmaker[Session], limit: int) -> list[int]:
 
 def _finish(
     factory: sessionmaker[Session], row_id: int, error: str | None, permanent: bool
-) -> None:
+) -> bool:
+    """Record a try's outcome; False (and nothing recorded) when the claim is no longer
+    ours: another instance took it over, thinking us dead, and does the work again."""
     with transaction(factory) as s:
-        row = s.get(Outbox, row_id)
-        if row is None:
-            return
+        row = s.scalars(select(Outbox).where(Outbox.id == row_id).with_for_update()).first()
+        if row is None or row.status != "running" or row.claimed_by != instances.name():
+            log.warning("outbox row %s was taken over by another instance; result dropped", row_id)
+            return False
         row.attempts += 1
+        row.claimed_by = None
         if error is None:
             row.status, row.done_at, row.last_error = "done", utcnow(), None
         elif permanent:
@@ -90,15 +106,18 @@ def _finish(
             row.status, row.last_error = "pending", error
             row.next_attempt_at = utcnow() + timedelta(seconds=backoff(row.attempts))
         _after(s, row)
+    return True
 
 
 def _after(session: Session, row: Outbox) -> None:
     """Reflect the row's fate on the activation it belongs to (pending/applied/failed)."""
     if row.activation_id is None:
         return
-    from provisioner.models import Activation
-
-    act = session.get(Activation, row.activation_id)
+    # Locked: rows of one activation may finish at once (other routers, other instances),
+    # and each must see the others' outcome.
+    act = session.scalars(
+        select(Activation).where(Activation.id == row.activation_id).with_for_update()
+    ).first()
     if act is None:
         return
     rows = list(session.scalars(select(Outbox).where(Outbox.activation_id == act.id)))
@@ -112,35 +131,76 @@ def _after(session: Session, row: Outbox) -> None:
         act.error = next((r.last_error for r in rows if r.last_error), None)
 
 
+RADIUS_KINDS = frozenset({"coa", "disconnect"})
+
+
 def drain(
     factory: sessionmaker[Session], settings: Settings, *, limit: int = 100
 ) -> dict[str, int]:
-    """Run due work once; returns counts by outcome. Safe to call from several instances."""
+    """Run due work once; returns counts by outcome. Safe to call from several instances.
+
+    First takes over the work of dead instances. Rows of one router run in order, routers
+    side by side; after a router leaves a RADIUS request unanswered, its other RADIUS
+    rows of this pass are not sent and count as unanswered too (they retry with it).
+    """
+    instances.take_over(factory, settings)
+    ids = _claim(factory, limit)
+    if not ids:
+        return {"done": 0, "retry": 0, "failed": 0}
+    with transaction(factory) as s:
+        rows = list(s.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
+        s.expunge_all()
+    groups: dict[int | None, list[Outbox]] = {}
+    for row in rows:
+        groups.setdefault(row.router_id, []).append(row)
+
+    def run_group(group: list[Outbox]) -> list[str]:
+        outcomes, silent = [], None
+        for row in group:
+            if silent is not None and row.kind in RADIUS_KINDS:
+                _finish(factory, row.id, f"not sent: {silent}", permanent=False)
+                outcomes.append("retry")
+                continue
+            outcome, exc = _run(factory, settings, row)
+            if isinstance(exc, TemporaryNasError) and row.kind in RADIUS_KINDS:
+                silent = str(exc)
+            outcomes.append(outcome)
+        return outcomes
+
     counts = {"done": 0, "retry": 0, "failed": 0}
-    for row_id in _claim(factory, limit):
-        with transaction(factory) as s:
-            row = s.get(Outbox, row_id)
-            assert row is not None
-            s.expunge(row)
-        fn = HANDLERS.get(row.kind)
-        try:
-            if fn is None:
-                raise PermanentNasError(f"no handler for outbox work {row.kind!r}")
-            fn(factory, settings, row)
-        except PermanentNasError as exc:
-            _finish(factory, row_id, str(exc), permanent=True)
-            counts["failed"] += 1
-        except (Retry, NasError) as exc:
-            _finish(factory, row_id, str(exc), permanent=False)
-            counts["retry"] += 1
-        except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the queue
-            log.exception("outbox row %s failed", row_id)
-            _finish(factory, row_id, f"{type(exc).__name__}: {exc}", permanent=False)
-            counts["retry"] += 1
-        else:
-            _finish(factory, row_id, None, permanent=False)
-            counts["done"] += 1
+    if len(groups) == 1:
+        results = [run_group(rows)]
+    else:
+        workers = min(settings.outbox_concurrency, len(groups))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox") as pool:
+            results = list(pool.map(run_group, groups.values()))
+    for outcomes in results:
+        for outcome in outcomes:
+            counts[outcome] += 1
     return counts
+
+
+def _run(
+    factory: sessionmaker[Session], settings: Settings, row: Outbox
+) -> tuple[str, Exception | None]:
+    """Run one claimed row's handler and record the outcome: (done|retry|failed, error)."""
+    fn = HANDLERS.get(row.kind)
+    try:
+        if fn is None:
+            raise PermanentNasError(f"no handler for outbox work {row.kind!r}")
+        fn(factory, settings, row)
+    except PermanentNasError as exc:
+        _finish(factory, row.id, str(exc), permanent=True)
+        return "failed", exc
+    except (Retry, NasError) as exc:
+        _finish(factory, row.id, str(exc), permanent=False)
+        return "retry", exc
+    except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the queue
+        log.exception("outbox row %s failed", row.id)
+        _finish(factory, row.id, f"{type(exc).__name__}: {exc}", permanent=False)
+        return "retry", exc
+    _finish(factory, row.id, None, permanent=False)
+    return "done", None
 
 
 @handler("sync_router")
@@ -174,23 +234,37 @@ def _router_for(factory: sessionmaker[Session], router_id: int | None) -> tuple[
 
 @handler("coa")
 def _coa(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
-    """Push a new rate to a live session; a NAK falls back to ending the session."""
-    from nas_adapters.radius_client import send_coa, send_disconnect
+    """Push a new rate to a live session. A NAK, or ``coa_max_attempts`` tries without an
+    answer, ends the session instead: its next login gets the new terms."""
+    from nas_adapters.radius_client import send_coa
 
     host, port, secret = _router_for(factory, row.router_id)
-    reply = send_coa(host, port, secret, row.payload)
+    ident = {k: v for k, v in row.payload.items() if k != "Mikrotik-Rate-Limit"}
+    if row.attempts >= settings.coa_max_attempts:
+        log.warning(
+            "CoA for %s unanswered after %d tries: sending Disconnect to %s",
+            row.payload.get("User-Name"), row.attempts, host,
+        )  # fmt: skip
+        _end_session(settings, host, port, secret, ident)
+        return
+    reply = send_coa(host, port, secret, row.payload, timeout=settings.coa_timeout_seconds)
     if not reply.accepted:
-        ident = {k: v for k, v in row.payload.items() if k != "Mikrotik-Rate-Limit"}
         # CoA refused (e.g. the router cannot change this session): reconnect it instead.
-        send_disconnect(host, port, secret, ident)
+        _end_session(settings, host, port, secret, ident)
 
 
 @handler("disconnect")
 def _disconnect(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
+    host, port, secret = _router_for(factory, row.router_id)
+    _end_session(settings, host, port, secret, row.payload)
+
+
+def _end_session(
+    settings: Settings, host: str, port: int, secret: str, ident: dict[str, Any]
+) -> None:
     from nas_adapters.radius_client import send_disconnect
 
-    host, port, secret = _router_for(factory, row.router_id)
-    reply = send_disconnect(host, port, secret, row.payload)
+    reply = send_disconnect(host, port, secret, ident, timeout=settings.coa_timeout_seconds)
     if not reply.accepted and reply.error_cause not in (503,):  # 503: session already gone
         raise PermanentNasError(f"Disconnect-NAK from {host} (Error-Cause {reply.error_cause})")
 

@@ -2,7 +2,8 @@
 
 Periodic jobs (reconcile, expiry) run once per interval across all instances: each run
 first inserts a (job, slot) row, and only the instance whose insert succeeds runs it.
-The outbox drain runs on every instance; its rows are claimed atomically.
+The outbox drain runs on every instance; its rows are claimed atomically, and it takes
+over the work of instances whose heartbeat (a job of its own here) went stale.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import IntegrityError
 
-from provisioner import outbox, sync
+from provisioner import instances, outbox, sync
 from provisioner.context import Context
 from provisioner.db import transaction
 from provisioner.models import JobRun
@@ -27,7 +28,7 @@ def run_once(ctx: Context, job: str, interval: float, fn: Callable[[], object]) 
     slot = int(time.time() // max(interval, 1.0))
     try:
         with transaction(ctx.factory) as s:
-            s.add(JobRun(job=job, slot=slot, holder=sync.HOLDER))
+            s.add(JobRun(job=job, slot=slot, holder=instances.name()))
     except IntegrityError:
         return False
     fn()
@@ -59,6 +60,13 @@ def expire(ctx: Context) -> None:
 def start(ctx: Context) -> BackgroundScheduler:
     s = ctx.settings
     sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+    sched.add_job(
+        lambda: instances.beat(ctx.factory),
+        "interval",
+        seconds=s.heartbeat_seconds,
+        id="heartbeat",
+        name="instance heartbeat",
+    )
     sched.add_job(
         lambda: run_once(ctx, "reconcile", s.reconcile_interval_seconds, lambda: reconcile(ctx)),
         "interval",

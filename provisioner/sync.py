@@ -8,20 +8,18 @@ result for that router, never an aborted run.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas_adapters.base import Applied, NasAdapter
 from nas_adapters.errors import NasError, TemporaryNasError
-from provisioner import metrics
+from provisioner import instances, metrics
 from provisioner.adapters import adapter_for
 from provisioner.config import Settings
 from provisioner.db import reading, transaction
@@ -49,7 +47,6 @@ from provisioner.snapshots import RouterSpec
 from provisioner.state import all_masters, options, router_customers, router_spec
 
 log = logging.getLogger(__name__)
-HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 AdapterFactory = Callable[[Router, Settings], NasAdapter]
 _local_locks: dict[int, threading.Lock] = {}
 _local_guard = threading.Lock()
@@ -169,7 +166,7 @@ def _lock(
         session.close()
         local.release()
         return None, None
-    row.holder, row.locked_at = HOLDER, utcnow()
+    row.holder, row.locked_at = instances.name(), utcnow()
     session.flush()
     return session, local
 
@@ -215,8 +212,15 @@ def sync_router(
         if dry_run:
             return RouterResult(name, plan, status="dry-run")
         with transaction(factory) as s:
+            if lock_session is not None:
+                _close_orphans(s, router_id)
             _claim_marked(s, work, observed)
-            run = SyncRun(router_id=router_id, trigger=trigger, changes_planned=len(plan.writes))
+            run = SyncRun(
+                router_id=router_id,
+                trigger=trigger,
+                changes_planned=len(plan.writes),
+                holder=instances.name(),
+            )
             s.add(run)
             s.flush()
             run_id = run.id
@@ -228,6 +232,20 @@ def sync_router(
             lock_session.close()
         if local is not None:
             local.release()
+
+
+def _close_orphans(session: Session, router_id: int) -> None:
+    """Close the router's runs still marked ``running``: we hold its lock (PostgreSQL,
+    across instances), so whoever started them died before finishing."""
+    session.execute(
+        update(SyncRun)
+        .where(SyncRun.router_id == router_id, SyncRun.status == "running")
+        .values(
+            status="interrupted",
+            finished_at=utcnow(),
+            error="interrupted: the process running it stopped before it finished",
+        )
+    )
 
 
 def _sent(
@@ -355,6 +373,7 @@ def _record_run(
                 changes_planned=len(plan.writes),
                 changes_applied=applied,
                 applied=changes,
+                holder=instances.name(),
             )
         )
 

@@ -41,10 +41,12 @@ class SimStats:
 
     `commands` counts every sentence answered (login included); `reads` are `print`s and
     `writes` are add/set/remove/unset/enable/disable/move attempts, trapped or not; `traps`
-    counts `!trap` sentences sent.
+    counts `!trap` sentences sent; `peak_connections` is the most connections open at
+    once (two syncs of one router at the same time show as 2).
     """
 
     connections: int = 0
+    peak_connections: int = 0
     logins: int = 0
     commands: int = 0
     reads: int = 0
@@ -162,6 +164,7 @@ class SimulatedRouter:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._open = 0
 
     def __repr__(self) -> str:
         return f"<SimulatedRouter {self.host}:{self.port}>"
@@ -286,6 +289,7 @@ class SimulatedRouter:
         """Zero every counter in place (references to `stats` stay valid)."""
         with self._lock:
             self.stats._zero()
+            self.stats.peak_connections = self._open
 
     # -- serving --------------------------------------------------------------------
 
@@ -299,6 +303,8 @@ class SimulatedRouter:
         self._writers.add(writer)
         with self._lock:
             self.stats.connections += 1
+            self._open += 1
+            self.stats.peak_connections = max(self.stats.peak_connections, self._open)
         session = _Session()
         decoder = SentenceDecoder()
         try:
@@ -325,6 +331,8 @@ class SimulatedRouter:
             # cancellation as an error; nothing awaits this task's result.
             writer.transport.abort()
         finally:
+            with self._lock:
+                self._open -= 1
             self._writers.discard(writer)
             self._tasks.discard(task)
             if not writer.is_closing():

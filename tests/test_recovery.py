@@ -1,0 +1,283 @@
+"""Crash recovery: real ``provisioner serve`` processes on one PostgreSQL, one of them
+killed with SIGKILL in the middle of a router apply (made slow by the simulator's
+latency); then the rules underneath, in one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from nas_adapters.routeros_sim import SimulatedRouter
+from provisioner import instances, outbox, sync
+from provisioner.activation import ActivationRequest, run_activation
+from provisioner.auth import Principal
+from provisioner.context import Context, open_context
+from provisioner.db import transaction
+from provisioner.models import Activation, DaemonInstance, Outbox, SyncRun, utcnow
+from tests.support.factories import Factory
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = Principal("admin", name="test")
+CUSTOMERS = 24  # an empty router then takes 27 writes: one pool, one profile, 25 secrets
+LATENCY = 0.25  # seconds per router reply: the apply takes several seconds
+BOUND = 30.0  # the issue's promise: the work is finished this soon after the kill
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+class Daemon:
+    """``provisioner serve`` in a process of its own, named ``name``."""
+
+    def __init__(self, ctx: Context, name: str, log: Path, **settings: object) -> None:
+        self.name, self.log = name, log
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
+        conf = {
+            "config": str(log.parent / "absent.toml"),
+            "database_url": ctx.settings.database_url,
+            "key_file": str(ctx.settings.key_file),
+            "instance_name": name,
+            "outbox_interval_seconds": 0.5,
+            "heartbeat_seconds": 0.5,
+            "instance_stale_seconds": 3,
+            "reconcile_interval_seconds": 3600,
+            "expiry_interval_seconds": 3600,
+            "sync_debounce_seconds": 0,
+            **settings,
+        }
+        env.update({f"PROVISIONER_{k.upper()}": str(v) for k, v in conf.items()})
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from provisioner.cli import main; main()", "serve",
+                 "--host", "127.0.0.1", "--port", str(free_port())],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind, as in a crash or an OOM kill."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(ctx: Context, name: str, **settings: object) -> Daemon:
+        d = Daemon(ctx, name, tmp_path / f"daemon-{name}.log", **settings)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()
+    for d in started:  # shown when the test failed
+        print(f"---- {d.log.name}\n{d.log.read_text(errors='replace')[-4000:]}")
+
+
+def an_activation_on_an_empty_router(ctx: Context, sim: SimulatedRouter) -> tuple[int, int]:
+    """A local-mode router with CUSTOMERS customers and one activation whose sync has the
+    whole router to write; the registry's own sync rows are set aside (the activation's
+    sync does the same). Returns (activation id, writes planned)."""
+    make = Factory(ctx)
+    router = make.router(sim, mode="local")
+    pkg = make.package(make.master(name="home"), name="Home")
+    for i in range(CUSTOMERS):
+        make.customer(pkg, router, username=f"c{i:02}")
+    make.customer(None, router, username="alice", status="new")
+    act_id, _ = run_activation(ctx.factory, ADMIN, ActivationRequest("alice", pkg, "k1"))
+    with transaction(ctx.factory) as s:
+        s.execute(update(Outbox).where(Outbox.activation_id.is_(None)).values(status="done"))
+    rid = sync.router_ids(ctx.factory)[0]
+    planned = len(sync.sync_router(ctx.factory, ctx.settings, rid, dry_run=True).plan.writes)
+    assert planned == CUSTOMERS + 3
+    sim.reset_stats()
+    sim.latency = LATENCY
+    return act_id, planned
+
+
+def running_run(ctx: Context, sim: SimulatedRouter) -> str | None:
+    """The instance in the middle of applying (a few writes done), if any."""
+    if sim.stats.writes < 3:
+        return None
+    with transaction(ctx.factory) as s:
+        return s.scalar(select(SyncRun.holder).where(SyncRun.status == "running"))
+
+
+def status(ctx: Context, act_id: int) -> str:
+    with transaction(ctx.factory) as s:
+        act = s.get(Activation, act_id)
+        assert act is not None
+        return act.status
+
+
+def runs(ctx: Context) -> list[tuple[str | None, str]]:
+    with transaction(ctx.factory) as s:
+        return [(r.holder, r.status) for r in s.scalars(select(SyncRun).order_by(SyncRun.id))]
+
+
+def applied_once(ctx: Context, sim: SimulatedRouter, planned: int) -> None:
+    """Every planned object was written exactly once, by one connection at a time."""
+    assert sim.stats.writes == planned
+    assert sim.stats.peak_connections == 1
+    names = [x["name"] for x in sim.items("/ppp/secret")]
+    assert len(names) == len(set(names)) == CUSTOMERS + 1
+    sim.latency = 0
+    rid = sync.router_ids(ctx.factory)[0]
+    assert sync.sync_router(ctx.factory, ctx.settings, rid, dry_run=True).plan.changes == ()
+
+
+def test_the_other_instance_finishes_a_killed_instances_apply(
+    ctx_factory: Any, sim: SimulatedRouter, daemons: Callable[..., Daemon]
+) -> None:
+    ctx = ctx_factory("postgresql")
+    act_id, planned = an_activation_on_an_empty_router(ctx, sim)
+    both = {d.name: d for d in (daemons(ctx, "a"), daemons(ctx, "b"))}
+    holder = wait_for("an instance mid-apply", lambda: running_run(ctx, sim), 60)
+    killed_at = time.monotonic()
+    both[holder].kill()
+    written_before = sim.stats.writes
+    wait_for("the run taken over", lambda: runs(ctx)[0][1] == "interrupted", BOUND)
+    taken = time.monotonic() - killed_at
+    wait_for("the activation applied", lambda: status(ctx, act_id) == "applied", BOUND)
+    took = time.monotonic() - killed_at
+    print(
+        f"killed {holder} after {written_before} of {planned} writes; "
+        f"taken over {taken:.1f}s later, applied {took:.1f}s later"
+    )
+    assert 0 < written_before < planned
+    survivor = ({"a", "b"} - {holder}).pop()
+    assert runs(ctx) == [(holder, "interrupted"), (survivor, "ok")]
+    applied_once(ctx, sim, planned)
+    with transaction(ctx.factory) as s:
+        [row] = s.scalars(select(Outbox).where(Outbox.activation_id == act_id))
+        assert (row.status, row.claimed_by) == ("done", None)
+
+
+def test_a_restarted_instance_takes_its_own_work_back_at_once(
+    ctx_factory: Any, sim: SimulatedRouter, daemons: Callable[..., Daemon]
+) -> None:
+    ctx = ctx_factory("postgresql")
+    act_id, planned = an_activation_on_an_empty_router(ctx, sim)
+    # No other instance, and staleness far off: only the restart itself can recover it.
+    first = daemons(ctx, "a", instance_stale_seconds=600)
+    wait_for("the instance mid-apply", lambda: running_run(ctx, sim), 60)
+    killed_at = time.monotonic()
+    first.kill()
+    written_before = sim.stats.writes
+    daemons(ctx, "a", instance_stale_seconds=600)
+    wait_for("the run taken back", lambda: runs(ctx)[0][1] == "interrupted", BOUND)
+    taken = time.monotonic() - killed_at
+    wait_for("the activation applied", lambda: status(ctx, act_id) == "applied", BOUND)
+    took = time.monotonic() - killed_at
+    print(
+        f"killed a after {written_before} of {planned} writes; restarted, "
+        f"taken back {taken:.1f}s later, applied {took:.1f}s later"
+    )
+    assert 0 < written_before < planned
+    assert runs(ctx) == [("a", "interrupted"), ("a", "ok")]
+    with transaction(ctx.factory) as s:
+        assert "instance a restarted" in (s.scalars(select(SyncRun.error)).first() or "")
+    applied_once(ctx, sim, planned)
+
+
+# ---- the rules underneath, in one process ------------------------------------------------
+
+
+@pytest.fixture
+def as_instance(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Act as the named instance (another process, in real life)."""
+
+    def become(name: str) -> None:
+        monkeypatch.setattr(instances, "_name", name)
+        sync._local_locks.clear()  # each process has its own
+
+    return become
+
+
+def test_an_instance_taken_for_dead_keeps_its_router_and_its_late_result_is_dropped(
+    ctx_factory: Any, sim: SimulatedRouter, as_instance: Callable[[str], None]
+) -> None:
+    ctx = ctx_factory("postgresql")
+    other = open_context(ctx.settings, upgrade=False)
+    try:
+        make = Factory(ctx)
+        make.router(sim)
+        make.master(name="home")
+        rid = sync.router_ids(ctx.factory)[0]
+        with transaction(ctx.factory) as s:
+            s.execute(update(Outbox).values(status="done"))
+            s.add(Outbox(kind="sync_router", router_id=rid))
+        # Instance a claims the sync and holds the router's lock, then stops beating
+        # (stuck, or cut off from the database) while still alive.
+        as_instance("a")
+        [row_id] = outbox._claim(ctx.factory, 10)
+        held, local = sync._lock(ctx.factory, rid)
+        assert held is not None and local is not None
+        with transaction(ctx.factory) as s:
+            s.execute(update(DaemonInstance).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        # Instance b takes the claim over, but the router stays a's: b is told "busy".
+        as_instance("b")
+        counts = outbox.drain(other.factory, other.settings)
+        assert counts == {"done": 0, "retry": 1, "failed": 0} and sim.stats.writes == 0
+        with transaction(ctx.factory) as s:
+            assert s.scalar(select(DaemonInstance.name)) == "b"  # a's row is gone
+        # a's late result is not recorded over b's claim.
+        as_instance("a")
+        assert outbox._finish(ctx.factory, row_id, None, permanent=False) is False
+        held.rollback()
+        held.close()
+        local.release()
+        as_instance("b")
+        with transaction(ctx.factory) as s:
+            s.execute(update(Outbox).values(next_attempt_at=utcnow()))  # skip the backoff
+        assert outbox.drain(other.factory, other.settings)["done"] == 1
+        assert sim.stats.writes == 2 and sim.stats.peak_connections == 1
+    finally:
+        other.close()
+
+
+def test_a_run_left_running_is_closed_by_the_next_sync_of_its_router(
+    ctx_factory: Any, sim: SimulatedRouter
+) -> None:
+    """Whoever left it (a killed ``provisioner sync``, too) holds the router's lock no
+    more: a sync that gets the lock knows the run is over."""
+    ctx = ctx_factory("postgresql")
+    Factory(ctx).router(sim)
+    rid = sync.router_ids(ctx.factory)[0]
+    with transaction(ctx.factory) as s:
+        s.add(SyncRun(router_id=rid, trigger="manual", holder="cli-host:4242"))
+    assert sync.sync_router(ctx.factory, ctx.settings, rid).status == "ok"
+    assert runs(ctx) == [("cli-host:4242", "interrupted"), (instances.name(), "ok")]
