@@ -5,7 +5,8 @@ customer's terms before and after to ``queue``. A change CoA can carry (a new ra
 pushed as a CoA-Request; one it cannot (cut off, another address, cap or router, the
 customer gone) ends the session with a Disconnect-Request, so the next login gets the
 new terms. The work goes to the outbox in the caller's transaction; nothing is sent here.
-Open sessions are found in ``radacct`` (sessions that RADIUS accounted for).
+Open sessions are found in ``radacct`` (sessions that RADIUS accounted for); a customer
+allowed several at once (shared users) gets one CoA or Disconnect per open session.
 """
 
 from __future__ import annotations
@@ -79,10 +80,11 @@ def action(before: Terms, after: Terms | None) -> str | None:
     return None
 
 
-def open_sessions(session: Session, usernames: Iterable[str]) -> dict[str, LiveSession]:
-    """The newest open ``radacct`` session of each of these users (one query per 500)."""
+def open_sessions(session: Session, usernames: Iterable[str]) -> dict[str, list[LiveSession]]:
+    """Every open ``radacct`` session of each of these users, oldest first (one query per
+    500 users); users with none are left out."""
     names = sorted(set(usernames))
-    out: dict[str, LiveSession] = {}
+    out: dict[str, list[LiveSession]] = {}
     for i in range(0, len(names), 500):  # SQLite caps bound parameters per statement
         rows = session.execute(
             select(
@@ -94,8 +96,9 @@ def open_sessions(session: Session, usernames: Iterable[str]) -> dict[str, LiveS
             .where(radacct.c.username.in_(names[i : i + 500]), radacct.c.acctstoptime.is_(None))
             .order_by(radacct.c.radacctid)
         )
-        for r in rows:  # later rows (newer sessions) win
-            out[r[0]] = LiveSession(r[0], str(r[1]), str(r[2] or ""), str(r[3] or ""))
+        for r in rows:
+            live = LiveSession(r[0], str(r[1]), str(r[2] or ""), str(r[3] or ""))
+            out.setdefault(r[0], []).append(live)
     return out
 
 
@@ -105,7 +108,8 @@ def queue(
     *,
     activation_id: int | None = None,
 ) -> int:
-    """Queue CoA/Disconnect work for every (before, after) whose user is online.
+    """Queue CoA/Disconnect work for every open session of every (before, after) whose
+    user is online: one row per session, each to the router that holds it.
 
     Returns how many rows were queued.
     """
@@ -119,21 +123,19 @@ def queue(
     )
     n = 0
     for before, after, what in wanted:
-        s = live.get(before.username)
-        if s is None:
-            continue
-        router_id = by_host.get(s.nas, before.router_id)
-        if router_id is None:
-            continue
-        payload: dict[str, str] = {"User-Name": s.username, "Acct-Session-Id": s.session_id}
-        if s.ip:
-            payload["Framed-IP-Address"] = s.ip
-        if what == COA and after is not None and after.rate is not None:
-            payload["Mikrotik-Rate-Limit"] = after.rate
-        session.add(
-            Outbox(kind=what, router_id=router_id, activation_id=activation_id, payload=payload)
-        )
-        n += 1
+        for s in live.get(before.username, ()):
+            router_id = by_host.get(s.nas, before.router_id)
+            if router_id is None:
+                continue
+            payload: dict[str, str] = {"User-Name": s.username, "Acct-Session-Id": s.session_id}
+            if s.ip:
+                payload["Framed-IP-Address"] = s.ip
+            if what == COA and after is not None and after.rate is not None:
+                payload["Mikrotik-Rate-Limit"] = after.rate
+            session.add(
+                Outbox(kind=what, router_id=router_id, activation_id=activation_id, payload=payload)
+            )
+            n += 1
     if n:
         session.flush()
     return n
