@@ -305,6 +305,22 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime())  # to the minute
 
 
+class WebUser(Base):
+    """A login for the web panels (admins and resellers): an argon2 hash of its password,
+    never the password. Customers log in to the portal with their own PPPoE/hotspot
+    credentials instead (``users.customer_login``)."""
+
+    __tablename__ = "web_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # admin | reseller
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
 # ---- money, activations, work (issue: activations) -------------------------------------
 
 

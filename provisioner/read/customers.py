@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from provisioner import access
+from provisioner import access, validation
 from provisioner.auth import Principal
-from provisioner.models import Customer, Reseller
-from provisioner.read.models import CustomerOut
+from provisioner.errors import ValidationError
+from provisioner.models import Customer, CustomerStatus, Reseller
+from provisioner.read.models import CustomerOut, CustomerPage
 from provisioner.registry.common import get_by_name
 
 
@@ -47,3 +48,45 @@ def get(session: Session, principal: Principal, ref: str) -> CustomerOut:
 def me(session: Session, principal: Principal) -> CustomerOut:
     principal.require("customer")
     return view(access.own_customer(session, principal))
+
+
+STATUSES = ("new", "active", "expired", "suspended")
+PAGE_LIMIT = 200
+
+
+def search(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    status: str | None = None,
+    reseller: str | None = None,
+    package: str | None = None,
+    offset: int = 0,
+    limit: int = 25,
+) -> CustomerPage:
+    """One page of the customers this caller may see, by username: those whose username
+    contains ``q`` (any case), in ``status``, of one ``reseller`` (admins only) or on one
+    ``package`` (one the caller may see; another answers 404, as for a package that does
+    not exist)."""
+    limit = min(validation.positive_int("limit", limit), PAGE_LIMIT)
+    offset = validation.positive_int("offset", offset, minimum=0)
+    where = list(access.customer_filter(session, principal))
+    if q and q.strip():
+        where.append(func.lower(Customer.username).contains(q.strip().lower(), autoescape=True))
+    if status:
+        if status not in STATUSES:
+            raise ValidationError(f"must be one of {', '.join(STATUSES)}", field="status")
+        where.append(Customer.status == CustomerStatus(status))
+    if reseller:
+        principal.require("admin")
+        where.append(Customer.reseller_id == get_by_name(session, Reseller, reseller).id)
+    if package:
+        where.append(Customer.package_id == access.package(session, principal, package).id)
+    total = session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+    rows = session.scalars(
+        select(Customer).where(*where).order_by(Customer.username).offset(offset).limit(limit)
+    )
+    return CustomerPage(
+        total=int(total), offset=offset, limit=limit, rows=[view(c) for c in rows]
+    )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from provisioner.auth import Principal
-from provisioner.models import MasterPackage
+from provisioner.models import MasterPackage, Outbox, Router
 from provisioner.rates import format_rate
-from provisioner.read.models import MasterOut
+from provisioner.read.models import MasterOut, MasterPreviewOut
 from provisioner.registry.common import get_by_name
 from provisioner.state import master_spec
 
@@ -52,3 +54,55 @@ def list_(session: Session, principal: Principal) -> list[MasterOut]:
 def get(session: Session, principal: Principal, ref: str) -> MasterOut:
     principal.require("admin")
     return view(get_by_name(session, MasterPackage, ref))
+
+
+def preview(
+    factory: sessionmaker[Session], principal: Principal, ref: str, data: dict[str, Any]
+) -> MasterPreviewOut:
+    """What saving ``data`` on master package ``ref`` would set off, without saving it:
+    the routers that would sync, the online customers who would get the new speed by CoA
+    and those who would be disconnected.
+
+    The write itself runs (``registry.update_master_package``, with ``effects`` deciding
+    what follows) in a transaction of its own that is always rolled back, so the answer is
+    the registry's own, not a second copy of its rules. A refused change raises as the
+    write would."""
+    from provisioner.effects import SYNC_ROUTER
+    from provisioner.registry.masters import update_master_package
+    from provisioner.sessions import COA, DISCONNECT
+
+    principal.require("admin")
+    with factory() as s:
+        s.begin()
+        try:
+            m = get_by_name(s, MasterPackage, ref)
+            before = master_spec(m).rate.render()
+            # Routers already due to sync would sync this change too; set their pending
+            # rows aside (rolled back with the rest) so every router the change asks for
+            # shows up below.
+            s.execute(
+                update(Outbox)
+                .where(Outbox.kind == SYNC_ROUTER, Outbox.status == "pending")
+                .values(status="preview")
+            )
+            mark = s.scalar(select(func.max(Outbox.id))) or 0
+            m = update_master_package(s, principal.actor, ref, data)
+            after = master_spec(m).rate.render()
+            work = list(s.scalars(select(Outbox).where(Outbox.id > mark).order_by(Outbox.id)))
+            ids = {w.router_id for w in work if w.kind == SYNC_ROUTER}
+            names = s.scalars(select(Router.name).where(Router.id.in_(ids)).order_by(Router.name))
+
+            def users(kind: str) -> list[str]:
+                named = {(w.payload or {}).get("User-Name") for w in work if w.kind == kind}
+                return sorted(str(n) for n in named)
+
+            return MasterPreviewOut(
+                master_package=m.name,
+                rate_before=before,
+                rate_after=after,
+                routers=list(names),
+                coa=users(COA),
+                disconnect=users(DISCONNECT),
+            )
+        finally:
+            s.rollback()

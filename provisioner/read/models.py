@@ -279,3 +279,54 @@ class TokenCreatedOut(TokenOut):
     """A new token: ``token`` is shown this once; only its hash is stored."""
 
     token: str
+
+
+class WebUserOut(Out):
+    """A web login as an admin sees it; never its password hash."""
+
+    id: int
+    username: str
+    role: str
+    reseller: str | None
+    created_at: str
+    last_login_at: str | None
+
+
+class CustomerPage(Out):
+    """One page of a customer search: ``total`` matches, ``rows`` from ``offset``."""
+
+    total: int
+    offset: int
+    limit: int
+    rows: list[CustomerOut]
+
+
+class QuoteOut(Out):
+    """What buying a package costs the caller (a reseller or a customer) from its own
+    balance: the price it pays, its balance now, and what is left after."""
+
+    package: str
+    price: str
+    balance: str
+    balance_after: str
+    enough: bool
+
+
+class MasterPreviewOut(Out):
+    """What saving a master package's change would set off: the routers that sync, and
+    the online customers who get the new speed by CoA (or are disconnected)."""
+
+    master_package: str
+    rate_before: str
+    rate_after: str
+    routers: list[str]
+    coa: list[str]
+    disconnect: list[str]
+
+
+class CardBatchSummaryOut(Out):
+    batch: str
+    value: str
+    cards: int
+    redeemed: int
+    expires_at: str

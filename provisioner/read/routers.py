@@ -91,3 +91,13 @@ def runs(session: Session, principal: Principal, ref: str, limit: int = 20) -> l
         )
         for run in session.scalars(q)
     ]
+
+
+def names(session: Session, principal: Principal) -> list[str]:
+    """The names of the routers a customer may be put on (the enabled ones), for the
+    staff who place customers: admins and resellers. A name only: no address, port or
+    credential."""
+    principal.require("admin", "reseller")
+    return list(
+        session.scalars(select(Router.name).where(Router.enabled.is_(True)).order_by(Router.name))
+    )

@@ -1,0 +1,186 @@
+"""Logins for the web panels, and the caller behind a web session.
+
+Admins and resellers log in with a web user (``web_users``): a username, an argon2 hash of
+its password, a role, and for a reseller the reseller it acts for. Customers log in to the
+portal with the PPPoE/hotspot username and password they already have (stored encrypted
+in ``customers.password``, compared in constant time).
+
+A web session remembers who logged in and a *stamp* of the credential used: a keyed digest
+of the password hash (web users) or of the password (customers). Each request turns the
+session back into a ``Principal`` the way a bearer token is (``auth.authenticate``): a
+removed user, reseller or customer, or a changed password, ends the session; a suspended
+customer's principal is ``read_only`` (it may look at its account, not buy).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provisioner import secrets, validation
+from provisioner.auth import Principal
+from provisioner.errors import Conflict, ValidationError
+from provisioner.models import AuditLog, Customer, CustomerStatus, Reseller, WebUser, utcnow
+from provisioner.registry.common import get_by_name
+
+ROLES = ("admin", "reseller")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # argon2 hashes anything; a megabyte "password" is a denial of service
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash("no such user: the time of a real check")
+
+
+def _password(value: Any) -> str:
+    pw = str(value or "")
+    if len(pw) < MIN_PASSWORD:
+        raise ValidationError(f"must be at least {MIN_PASSWORD} characters", field="password")
+    if len(pw) > MAX_PASSWORD:
+        raise ValidationError(f"must be at most {MAX_PASSWORD} characters", field="password")
+    return pw
+
+
+def _audit(session: Session, actor: str, action: str, u: WebUser, before: Any) -> None:
+    after = None if action == "delete" else _public(u)
+    session.add(
+        AuditLog(
+            actor=actor,
+            action=action,
+            entity=WebUser.__tablename__,
+            entity_id=u.id,
+            before=before,
+            after=after,
+        )
+    )
+
+
+def _public(u: WebUser) -> dict[str, Any]:
+    """What the audit log keeps of a web user: never the hash."""
+    return {"id": u.id, "username": u.username, "role": u.role, "reseller_id": u.reseller_id}
+
+
+def create_user(
+    session: Session,
+    actor: str,
+    username: str,
+    *,
+    role: str,
+    password: str,
+    reseller: str | None = None,
+) -> WebUser:
+    """A new web login. A reseller login names its reseller; an admin login none."""
+    name = validation.name("username", username)
+    if role not in ROLES:
+        raise ValidationError("must be admin or reseller", field="role")
+    u = WebUser(username=name, role=role, password_hash=_hasher.hash(_password(password)))
+    if role == "reseller":
+        if not reseller:
+            raise ValidationError("a reseller login needs --reseller", field="reseller")
+        u.reseller_id = get_by_name(session, Reseller, reseller).id
+    elif reseller:
+        raise ValidationError("only a reseller login names a reseller", field="reseller")
+    if session.scalar(select(WebUser).where(WebUser.username == name)) is not None:
+        raise Conflict(f"a web user named {name!r} exists", field="username")
+    session.add(u)
+    session.flush()
+    _audit(session, actor, "create", u, None)
+    return u
+
+
+def set_password(session: Session, actor: str, username: str, password: str) -> WebUser:
+    """A new password; every session logged in with the old one ends."""
+    u = get_by_name(session, WebUser, username, "username")
+    u.password_hash = _hasher.hash(_password(password))
+    session.flush()
+    after = {**_public(u), "password": "(changed)"}
+    session.add(
+        AuditLog(
+            actor=actor,
+            action="update",
+            entity=WebUser.__tablename__,
+            entity_id=u.id,
+            before=_public(u),
+            after=after,
+        )
+    )
+    return u
+
+
+def remove_user(session: Session, actor: str, username: str) -> None:
+    """Remove a web login; its sessions end at their next request."""
+    u = get_by_name(session, WebUser, username, "username")
+    _audit(session, actor, "delete", u, _public(u))
+    session.delete(u)
+    session.flush()
+
+
+# ---- logging in -----------------------------------------------------------------------
+
+
+def _stamp(kind: str, credential: str) -> str:
+    return secrets.keyed_digest(f"web session\0{kind}\0{credential}")[:32]
+
+
+def staff_login(session: Session, username: str, password: str) -> dict[str, Any] | None:
+    """The session data for a web user whose password is right, else None (the same
+    answer, after the same work, for an unknown user and a wrong password)."""
+    u = session.scalar(select(WebUser).where(WebUser.username == str(username).strip()))
+    try:
+        _hasher.verify(u.password_hash if u else _DUMMY_HASH, str(password)[:MAX_PASSWORD])
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if u is None:
+        return None
+    return {"kind": "staff", "id": u.id, "stamp": _stamp("staff", u.password_hash)}
+
+
+def record_login(session: Session, data: dict[str, Any], now: datetime | None = None) -> None:
+    """Note a web user's login time (customers have no such column)."""
+    if data.get("kind") == "staff":
+        u = session.get(WebUser, int(data["id"]))
+        if u is not None:
+            u.last_login_at = now or utcnow()
+
+
+def customer_login(session: Session, username: str, password: str) -> dict[str, Any] | None:
+    """The session data for a customer whose PPPoE/hotspot password is right, else None."""
+    c = session.scalar(select(Customer).where(Customer.username == str(username).strip()))
+    stored = c.password if c is not None else "\0no such customer"
+    if not hmac.compare_digest(stored.encode(), str(password).encode()) or c is None:
+        return None
+    return {"kind": "customer", "id": c.id, "stamp": _stamp("customer", c.password)}
+
+
+def principal_of(session: Session, data: dict[str, Any]) -> Principal | None:
+    """The caller behind a web session's data, or None when it no longer stands: the user
+    or customer was removed, its reseller is gone, or its password changed since."""
+    kind, id_, stamp = data.get("kind"), data.get("id"), str(data.get("stamp") or "")
+    if not isinstance(id_, int):
+        return None
+    if kind == "staff":
+        u = session.get(WebUser, id_)
+        if u is None or not hmac.compare_digest(stamp, _stamp("staff", u.password_hash)):
+            return None
+        if u.role == "reseller":
+            if u.reseller_id is None or session.get(Reseller, u.reseller_id) is None:
+                return None
+            return Principal("reseller", reseller_id=u.reseller_id, name=u.username)
+        return Principal("admin", name=u.username)
+    if kind == "customer":
+        c = session.get(Customer, id_)
+        if c is None or not hmac.compare_digest(stamp, _stamp("customer", c.password)):
+            return None
+        return Principal(
+            "customer",
+            customer_id=c.id,
+            name=c.username,
+            read_only=c.status == CustomerStatus.suspended,
+        )
+    return None
