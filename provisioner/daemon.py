@@ -46,6 +46,13 @@ def run(ctx: Context, *, demo: bool, host: str | None, port: int | None) -> None
         console.print(f"[bold]demo:[/] simulated RouterOS at {sim.host}:{sim.port} (admin/demo)")
         if token:
             console.print(f"[bold]demo:[/] admin API token: {token}")
+        password = demo_data.web_admin(ctx)
+        if password:
+            console.print(
+                f"[bold]demo:[/] web panel /ui/ login: {demo_data.WEB_ADMIN} / {password}"
+                " (customers: /portal/ with their PPPoE login, e.g. rahim / rahim-pw)",
+                highlight=False,
+            )
         ids = sync.router_ids(ctx.factory)
         plans = [r.plan for r in sync.sync_many(ctx.factory, ctx.settings, ids, dry_run=True)]
         console.print("[bold]demo: what a sync would change (provisioner diff):[/]")

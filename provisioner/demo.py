@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import secrets as pysecrets
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from nas_adapters.routeros_sim import SimulatedRouter
-from provisioner import registry
+from provisioner import registry, users
 from provisioner.auth import create_token
 from provisioner.context import Context
 from provisioner.db import transaction
 from provisioner.mapping.menus import PPP_PROFILE
-from provisioner.models import ApiToken, Router, utcnow
+from provisioner.models import ApiToken, Router, WebUser, utcnow
 
 DEMO_ROUTER = "demo-router"
 ACTOR = "demo"
+WEB_ADMIN = "admin"
 
 
 def start_router() -> SimulatedRouter:
@@ -102,3 +104,14 @@ def seed(ctx: Context, sim: SimulatedRouter) -> str | None:
         if s.scalar(select(ApiToken).where(ApiToken.role == "admin")) is None:
             return create_token(s, role="admin", name="demo")
     return None
+
+
+def web_admin(ctx: Context) -> str | None:
+    """An admin login for the web panels (``admin``) when there is no web user yet;
+    returns its password, to be shown this once (only its hash is stored)."""
+    with transaction(ctx.factory) as s:
+        if s.scalar(select(WebUser.id).limit(1)) is not None:
+            return None
+        password = pysecrets.token_urlsafe(12)
+        users.create_user(s, ACTOR, WEB_ADMIN, role="admin", password=password)
+        return password

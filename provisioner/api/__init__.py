@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from provisioner import metrics
+from provisioner import metrics, web
 from provisioner.api import errors
 from provisioner.api.routes import api_router
 from provisioner.context import Context
@@ -33,10 +33,14 @@ def create_app(ctx: Context) -> FastAPI:
         title="provisioner",
         version=_version(),
         description=__doc__ or "",
+        # /docs is served from the package's own assets (``web.docs``); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     errors.install(app)
     app.include_router(api_router, prefix=PREFIX)
+    web.install(app)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint() -> Response:

@@ -20,6 +20,7 @@ from provisioner.cli import (
     plans,
     resellers,
     routers,
+    users,
 )
 
 # Typer keeps line breaks inside a paragraph, so each paragraph is one line here.
@@ -36,6 +37,7 @@ app.add_typer(packages.app, name="package")
 app.add_typer(resellers.app, name="reseller")
 app.add_typer(routers.app, name="router")
 app.add_typer(customers.app, name="customer")
+app.add_typer(users.app, name="user")
 for module in (plans, activations, ops):
     app.add_typer(module.app)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from provisioner.planning.plan import SYMBOL, Action, Plan
@@ -13,6 +14,17 @@ _STYLE = {
     Action.conflict: "magenta",
     Action.move: "cyan",
 }
+
+
+# What rich would read as a tag: "[" then a letter, "#", "/" or "@" ... "]" (rich.markup).
+_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def _escape(text: str) -> str:
+    """Text shown literally inside rich markup (as ``rich.markup.escape``): a value such
+    as '[b]' must print as itself, not turn the rest of the line bold."""
+    text = _TAG.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
+    return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
 
 
 def summary(plans: Iterable[Plan]) -> dict[str, int]:
@@ -43,7 +55,7 @@ def render(plans: Iterable[Plan], *, markup: bool = False) -> str:
     out: list[str] = []
 
     def style(action: Action, text: str) -> str:
-        return f"[{_STYLE[action]}]{text}[/]" if markup else text
+        return f"[{_STYLE[action]}]{_escape(text)}[/]" if markup else text
 
     for plan in plans:
         label = "RADIUS tables" if plan.kind == "radius" else f"router {plan.target}"

@@ -1,0 +1,29 @@
+"""The admin's panel (``/ui``): Your Packages, master packages, resellers, customers,
+routers with dry runs and syncs, activations, recharge cards and the audit log. One module
+per area, as the API's routes are; admins only (a reseller is sent to its desk)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from provisioner.web.admin import activity, customers, masters, packages, resellers, routers
+from provisioner.web.common import STAFF_LOGIN, current, redirect
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/ui")
+@router.get("/ui/")
+def home(request: Request) -> Response:
+    """Where a login lands: the admin's packages, the reseller's desk."""
+    me = current(request)
+    if me is None or me.role == "customer":
+        return redirect(request, STAFF_LOGIN)
+    return redirect(request, "/ui/desk" if me.role == "reseller" else "/ui/packages")
+
+
+for module in (packages, masters, resellers, customers, routers, activity):
+    router.include_router(module.router)
+
+__all__ = ["router"]

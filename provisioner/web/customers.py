@@ -1,0 +1,69 @@
+"""Customer pages the admin's panel and the reseller's desk share: search with filters
+and paging (htmx swaps the rows as you type), and the customer form. Who may see and
+change which customer, and what a reseller may set on one, are ``access``'s and
+``registry.customers.reseller_write``'s rules, applied by the handlers as the API does."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from provisioner.auth import Principal
+from provisioner.read import customers, packages, resellers, routers
+from provisioner.web.common import read
+
+PAGE_SIZE = 25
+TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
+STATUSES = [(s, s) for s in customers.STATUSES]
+
+
+def search_context(request: Request, me: Principal, base: str) -> dict[str, Any]:
+    """One page of the customer search from the query string (q, status, reseller,
+    package, page), with the links to the pages before and after it."""
+    q = request.query_params
+    filters = {k: q.get(k, "").strip() for k in ("q", "status", "reseller", "package")}
+    if me.role != "admin":
+        filters.pop("reseller")
+    try:
+        number = max(1, int(q.get("page", "1")))
+    except ValueError:
+        number = 1
+
+    def load(s: Session) -> dict[str, Any]:
+        found = customers.search(
+            s, me, **{k: v or None for k, v in filters.items()},
+            offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE,
+        )  # fmt: skip
+        return {"result": found, **choices(s, me)}
+
+    found = read(request, load)
+    total = found["result"].total
+
+    def link(n: int) -> str:
+        return f"{base}?{urlencode({**{k: v for k, v in filters.items() if v}, 'page': n})}"
+
+    return {
+        **found,
+        "filters": filters,
+        "number": number,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "prev_url": link(number - 1) if number > 1 else None,
+        "next_url": link(number + 1) if number * PAGE_SIZE < total else None,
+        "base": base,
+    }
+
+
+def choices(s: Session, me: Principal) -> dict[str, Any]:
+    """What the customer form and the filters offer this caller."""
+    out: dict[str, Any] = {
+        "package_choices": [("", "—")] + [(p.name, p.name) for p in packages.list_(s, me)],
+        "router_choices": [("", "—")] + [(n, n) for n in routers.names(s, me)],
+        "types": TYPES,
+        "statuses": STATUSES,
+    }
+    if me.role == "admin":
+        out["reseller_choices"] = [("", "—")] + [(r.name, r.name) for r in resellers.list_(s, me)]
+    return out
