@@ -81,7 +81,7 @@ def _audit(
     session: Session, actor: str, action: str, row: ApiToken, before: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The audit row of a token change; the hash stays out of the log."""
-    from provisioner.registry.common import snapshot
+    from provisioner.audit import snapshot
 
     after = snapshot(row)
     after.pop("token_hash", None)
@@ -121,7 +121,7 @@ def issue_token(
 ) -> tuple[ApiToken, str]:
     """Make a token: (its row, the token in clear, returned this once). ``days``: its
     lifetime (0: never expires); None: the role's default. Audited as ``actor``."""
-    from provisioner.registry import get_by_name
+    from provisioner.refs import get_by_name
 
     if role not in ROLES:
         raise ValidationError("must be admin, reseller or customer", field="role")
@@ -180,7 +180,7 @@ def revoke_token(
 ) -> ApiToken:
     """Revoke a token: from now on it answers 401. Revoking a revoked token changes
     nothing (it keeps its first revocation time); an unknown id is 404."""
-    from provisioner.registry.common import snapshot
+    from provisioner.audit import snapshot
 
     row = session.get(ApiToken, token_id)
     if row is None:

@@ -139,7 +139,8 @@ def check(session: Session) -> list[Mismatch]:
         if stored != total:
             out.append(Mismatch(account, stored, total))
     for account, minor_total in sums.items():  # ledger rows with no account row at all
-        out.append(Mismatch(account, Decimal("0.00"), (Decimal(int(minor_total)) / 100).quantize(CENT)))
+        total = (Decimal(int(minor_total)) / 100).quantize(CENT)
+        out.append(Mismatch(account, Decimal("0.00"), total))
     return sorted(out, key=lambda m: m.account)
 
 

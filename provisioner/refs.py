@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from provisioner.errors import NotFound
+
 ID_PREFIX = "id:"
 
 
@@ -38,3 +40,11 @@ def lookup(session: Session, model: Any, ref: str, field: str = "name") -> Any:
         # Larger than any database integer: nothing has that id (and no overflow error).
         return session.get(model, wanted) if wanted < 2**31 else None
     return session.scalar(select(model).where(getattr(model, field) == str(ref)))
+
+
+def get_by_name(session: Session, model: Any, name: str, field: str = "name") -> Any:
+    """The row ``name`` refers to (its name, or ``id:N``); 404 otherwise."""
+    obj = lookup(session, model, name, field)
+    if obj is None:
+        raise NotFound(f"no {model.__tablename__.rstrip('s').replace('_', ' ')} named {name!r}")
+    return obj

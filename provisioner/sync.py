@@ -380,7 +380,7 @@ def _record_run(
 
 def router_ids(factory: sessionmaker[Session], names: Sequence[str] = ()) -> list[int]:
     """Ids of the named routers (all enabled ones when none are named)."""
-    from provisioner.registry import get_by_name
+    from provisioner.refs import get_by_name
 
     with reading(factory) as s:
         if names:

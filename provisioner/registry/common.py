@@ -1,72 +1,20 @@
-"""What every registry write shares: looking rows up, refusing unknown fields, the audit log.
+"""What every registry write shares: refusing unknown fields, money history; looking rows
+up (``refs``) and the audit log (``audit``) are re-exported from their own modules.
 
 Helpers flush, never commit: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from provisioner.errors import NotFound, ValidationError
-from provisioner.models import AuditLog, LedgerEntry
-from provisioner.refs import lookup
-
-SECRET_FIELDS = {"password", "radius_secret"}
-
-
-def snapshot(obj: Any) -> dict[str, Any]:
-    """A row as JSON-able data for the audit log, credentials redacted."""
-    out: dict[str, Any] = {}
-    for col in obj.__table__.columns:
-        v = getattr(obj, col.key)
-        if col.key in SECRET_FIELDS:
-            v = "(redacted)"
-        elif isinstance(v, datetime):
-            v = v.isoformat()
-        elif isinstance(v, Decimal):
-            v = str(v)
-        elif hasattr(v, "value"):
-            v = v.value
-        out[col.key] = v
-    return out
-
-
-def secrets_of(obj: Any) -> dict[str, Any]:
-    """The credentials of a row as they are now, to tell after a write whether they
-    changed (kept in memory only; the audit log never holds them)."""
-    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns if c.key in SECRET_FIELDS}
-
-
-def audit(
-    session: Session,
-    actor: str,
-    action: str,
-    obj: Any,
-    before: dict[str, Any] | None,
-    old_secrets: dict[str, Any] | None = None,
-) -> None:
-    """An audit row. With ``old_secrets`` (``secrets_of`` before the write) a credential
-    that changed reads "(changed)" after, so the log says it changed, never to what."""
-    after = None if action == "delete" else snapshot(obj)
-    if after is not None and old_secrets:
-        for key, old in old_secrets.items():
-            if getattr(obj, key) != old:
-                after[key] = "(changed)"
-    session.add(
-        AuditLog(
-            actor=actor,
-            action=action,
-            entity=obj.__tablename__,
-            entity_id=obj.id,
-            before=before,
-            after=after,
-        )
-    )
+from provisioner.audit import SECRET_FIELDS, audit, secrets_of, snapshot
+from provisioner.errors import ValidationError
+from provisioner.models import LedgerEntry
+from provisioner.refs import get_by_name
 
 
 def reject_unknown(data: dict[str, Any], allowed: list[str], entity: str) -> None:
@@ -77,14 +25,6 @@ def reject_unknown(data: dict[str, Any], allowed: list[str], entity: str) -> Non
             )
         if key not in allowed:
             raise ValidationError(f"unknown field for a {entity}", field=key)
-
-
-def get_by_name(session: Session, model: Any, name: str, field: str = "name") -> Any:
-    """The row ``name`` refers to (its name, or ``id:N``); 404 otherwise."""
-    obj = lookup(session, model, name, field)
-    if obj is None:
-        raise NotFound(f"no {model.__tablename__.rstrip('s').replace('_', ' ')} named {name!r}")
-    return obj
 
 
 def money_history(session: Session, kind: str, id_: int) -> int:
@@ -102,3 +42,9 @@ def money_history(session: Session, kind: str, id_: int) -> int:
 
 def count(session: Session, model: Any) -> int:
     return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+__all__ = [
+    "SECRET_FIELDS", "audit", "count", "get_by_name", "money_history", "reject_unknown",
+    "secrets_of", "snapshot",
+]  # fmt: skip
