@@ -19,20 +19,40 @@ from pydantic_settings import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """Where ``var/`` (the SQLite file, the generated key) and ``config/`` live:
+    ``PROVISIONER_HOME``; else the source checkout; else the working directory. An
+    installed package never writes into site-packages."""
+    if os.environ.get("PROVISIONER_HOME"):
+        return Path(os.environ["PROVISIONER_HOME"])
+    if (ROOT / "pyproject.toml").exists():
+        return ROOT
+    return Path.cwd()
+
+
+HOME = home()
+# The packaged default (a checkout's config/, or site-packages/config/ when installed).
 DEFAULT_CONFIG_FILE = ROOT / "config" / "provisioner.toml"
 
 
 def _config_file() -> Path:
-    return Path(os.environ.get("PROVISIONER_CONFIG", DEFAULT_CONFIG_FILE))
+    """``PROVISIONER_CONFIG``; else ``config/provisioner.toml`` under the home; else the
+    packaged default."""
+    if os.environ.get("PROVISIONER_CONFIG"):
+        return Path(os.environ["PROVISIONER_CONFIG"])
+    local = HOME / "config" / "provisioner.toml"
+    return local if local.exists() else DEFAULT_CONFIG_FILE
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROVISIONER_", extra="ignore")
 
-    database_url: str = f"sqlite:///{ROOT / 'var' / 'provisioner.sqlite3'}"
+    database_url: str = f"sqlite:///{HOME / 'var' / 'provisioner.sqlite3'}"
     # Fernet key for router credentials at rest. Empty: generated once into key_file.
     secret_key: str = ""
-    key_file: Path = ROOT / "var" / "secret.key"
+    key_file: Path = HOME / "var" / "secret.key"
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
