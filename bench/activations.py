@@ -1,29 +1,44 @@
 """Activation benchmark: resellers activating packages through the HTTP API, concurrently.
 
-    python -m bench.activations                 # 2,000 customers, 32 clients, PostgreSQL
-    python -m bench.activations --quick         # 200 customers, 8 clients
-    python -m bench.activations --db sqlite     # the same on a temporary SQLite file
-    python -m bench.activations --workers 2     # two uvicorn worker processes
+    python -m bench.activations                 # full run: 3 x 2,000 customers, 32 clients
+    python -m bench.activations --quick         # 3 x 200 customers, 8 clients, 10,000 rows
+    python -m bench.activations --history 0 --no-mixed --pgbench-seconds 0   # the empty run only
+    python -m bench.activations --db sqlite     # on a temporary SQLite file (no pgbench)
 
 Scenario (see bench/README.md): a fresh database is seeded through the service layer
 (RADIUS-mode routers, one master package and one package, resellers with it assigned,
-customers spread over the resellers, tokens); the real app is served by uvicorn in a
-subprocess (``server_app`` below is its factory); resellers are topped up through
-``POST /topups``; as the baseline, the same clients send as many ``GET /balance``
-(an authenticated read: token check, one ledger sum) as there are customers; then every
-customer is activated once through
-``POST /activations`` from ``--clients`` threads (one keep-alive ``httpx.Client``
-each, a distinct idempotency key per activation), and 10% of the keys are sent again
-(idempotent replays: 200, the first activation, nothing charged). Afterwards the
-database is read and the invariants checked (exact balances, one activation and one
-debit per customer, no negative balance, RADIUS rows in place); a failure prints
-``INVARIANT FAILED ...`` and exits 1. The invariants are checked after the timing, never
-inside it. The last line is one JSON object with every figure.
+customers for every run spread over the resellers, tokens); the real app is served by
+uvicorn in a subprocess with ``--workers`` processes (default: one per CPU;
+``server_app`` below is its factory). After a short warm-up run (two activations per
+client, reported but not compared), in one invocation:
+
+1. **empty**: the resellers are topped up through ``POST /topups``; as the baseline, the
+   same clients send one authenticated read per customer (``GET /customers/{username}``:
+   token check, the customer and its router, package and reseller); then every customer
+   of the run is activated once through ``POST /activations`` from ``--clients`` threads
+   (one keep-alive ``httpx.Client`` each, a distinct idempotency key per activation), and
+   10% of the keys are sent again (idempotent replays: 200, the first activation, nothing
+   charged).
+2. **pgbench**: PostgreSQL's own TPC-B-like transaction on the same server with the same
+   number of clients (``bench/pgbench.py``), a scratch database made and dropped here.
+3. **history**: ``--history`` prior ledger rows (top-ups and activation debits, over the
+   past year) are inserted over the resellers' accounts by one SQL statement, each
+   ``accounts.balance`` is set to its ledger sum, and the tables are analysed; then the
+   same run as 1 on new customers.
+4. **mixed**: one reseller (the "hot" one) sends half of all activation requests, the
+   others share the rest; p50/p99 are printed per reseller.
+
+The invariants are checked after every run, after its timing and never inside it:
+balances exact to the cent, ``accounts.balance`` = ledger sum for every account
+(``ledger.check``), one activation and one debit per key, no negative balance, replays
+free, RADIUS rows in place. A failure prints ``INVARIANT FAILED ...``, stops the runs and
+exits 1. The last line is one JSON object with every figure.
 
 PostgreSQL (default): a database ``bench_act_<pid>`` is made on 127.0.0.1:5432 (through
 the ``postgres`` database) and dropped at the end; ``--db postgresql+psycopg://...`` names
-another server (its database is only used to create and drop ours). SQLite: ``--db
-sqlite`` uses a temporary file; ``--db sqlite:///path`` a file that must not exist yet.
+another server (its database is only used to create and drop ours, and pgbench's). SQLite:
+``--db sqlite`` uses a temporary file; ``--db sqlite:///path`` a file that must not exist
+yet.
 """
 
 from __future__ import annotations
@@ -48,15 +63,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import BigInteger, cast, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from bench.pgbench import Pgbench, describe, find_pgbench, percentile
 from provisioner import ledger, registry
 from provisioner.auth import create_token
 from provisioner.config import Settings
 from provisioner.context import Context, open_context
 from provisioner.db import transaction
-from provisioner.models import Account, Activation, Customer, CustomerStatus, LedgerEntry, Reseller
+from provisioner.models import Account, Activation, Customer, CustomerStatus, LedgerEntry
 from provisioner.radius_tables import radcheck, radusergroup
 
 ACTOR = "bench"
@@ -67,9 +83,21 @@ ENV_KEY = "BENCH_ACT_KEY_FILE"
 MASTER, PACKAGE, PROFILE = "bench-home", "bench-home-20m", "bench-home"
 # A price with cents, so the balance check also checks exact decimal arithmetic.
 PRICE = Decimal("399.99")
-SPARE = 3  # activations' worth of balance left on each reseller at the end
+SPARE = 3  # activations' worth of balance left on each reseller after each run
 ROUTERS = 4
 REPLAY_FRACTION = 0.10
+HISTORY_REF = "bench-history"
+# GET /balance answers with every ledger row of the account: read only accounts this small.
+BALANCE_READ_ROWS = 20_000
+# The issue's goal, printed beside the figures (never asserted).
+GOAL_PER_S, GOAL_P99_MS, GOAL_CLIENTS = 500, 50, 32
+# Run name -> (username prefix, title). Customers are seeded for every run up front.
+RUNS = {
+    "warmup": ("bw", "warm-up, not compared"),
+    "empty": ("be", "empty ledger"),
+    "history": ("bh", "with {n:,} prior ledger rows"),
+    "mixed": ("bm", "one hot reseller sends half"),
+}
 
 
 def say(msg: str) -> None:
@@ -97,19 +125,34 @@ def server_app() -> Any:
 @dataclass(frozen=True)
 class Options:
     db: str | None
-    customers: int
+    customers: int  # per run
     clients: int
     resellers: int
     workers: int
     keep_db: bool
     seed: int
     quick: bool
+    history: int  # prior ledger rows before the history run; 0: no history run
+    mixed: bool
+    pgbench_seconds: int  # 0: no pgbench run
+    pgbench_scale: int
+    pgbench: str | None
+    baseline: str  # "customer" | "balance"
+
+    def runs(self) -> list[str]:
+        out = ["warmup", "empty"]
+        if self.history > 0:
+            out.append("history")
+        if self.mixed and self.resellers >= 2:
+            out.append("mixed")
+        return out
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     p = argparse.ArgumentParser(
         prog="python -m bench.activations",
-        description="Concurrent activations through the HTTP API, then idempotent replays.",
+        description="Concurrent activations through the HTTP API (empty ledger, with prior "
+        "ledger rows, one hot reseller) beside a GET baseline and pgbench.",
     )
     p.add_argument(
         "--db",
@@ -117,25 +160,75 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="default: a fresh PostgreSQL database on 127.0.0.1:5432 (dropped afterwards); "
         "'sqlite' for a temporary SQLite file, or a sqlite:/// or postgresql URL",
     )
-    p.add_argument("--customers", type=int, default=None, help="activations (default 2000)")
+    p.add_argument("--customers", type=int, default=None, help="activations per run (default 2000)")
     p.add_argument("--clients", type=int, default=None, help="concurrent clients (default 32)")
     p.add_argument("--resellers", type=int, default=4, help="resellers (default 4)")
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
-    p.add_argument("--quick", action="store_true", help="200 customers, 8 clients")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"uvicorn worker processes (default: the CPUs, here {os.cpu_count()})",
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        help="prior ledger rows inserted over the resellers' accounts before the second "
+        "run (default 1,000,000; --quick 10,000); 0: no history run",
+    )
+    p.add_argument(
+        "--mixed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the mixed run: one reseller sends half of the requests (default on)",
+    )
+    p.add_argument(
+        "--pgbench-seconds",
+        type=int,
+        default=None,
+        help="length of the pgbench reference run (default 30; --quick 5); 0: none",
+    )
+    p.add_argument(
+        "--pgbench-scale",
+        type=int,
+        default=None,
+        help="pgbench -s (default: the number of resellers; see bench/README.md)",
+    )
+    p.add_argument("--pgbench", default=None, help="the pgbench executable (default: on PATH)")
+    p.add_argument(
+        "--baseline",
+        choices=("customer", "balance"),
+        default="customer",
+        help="the GET baseline: GET /customers/{username} (default) or GET /balance (the "
+        "figures before 2026-12-03; its answer lists every ledger row of the account, so "
+        "it grows with --history)",
+    )
+    p.add_argument("--quick", action="store_true", help="200 customers per run, 8 clients")
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     p.add_argument("--seed", type=int, default=1, help="seed of the order and the replays")
     a = p.parse_args(argv)
     customers = a.customers if a.customers is not None else (200 if a.quick else 2000)
     clients = a.clients if a.clients is not None else (8 if a.quick else 32)
+    workers = a.workers if a.workers is not None else (os.cpu_count() or 1)
+    history = a.history if a.history is not None else (10_000 if a.quick else 1_000_000)
+    pgb_s = a.pgbench_seconds if a.pgbench_seconds is not None else (5 if a.quick else 30)
+    scale = a.pgbench_scale if a.pgbench_scale is not None else a.resellers
     for name, v in (
         ("customers", customers),
         ("clients", clients),
         ("resellers", a.resellers),
-        ("workers", a.workers),
+        ("workers", workers),
+        ("pgbench-scale", scale),
     ):
         if v < 1:
             p.error(f"--{name} must be at least 1")
-    return Options(a.db, customers, clients, a.resellers, a.workers, a.keep_db, a.seed, a.quick)
+    for name, v in (("history", history), ("pgbench-seconds", pgb_s)):
+        if v < 0:
+            p.error(f"--{name} must not be negative")
+    return Options(
+        a.db, customers, clients, a.resellers, workers, a.keep_db, a.seed, a.quick,
+        history, a.mixed, pgb_s, scale, a.pgbench, a.baseline,
+    )  # fmt: skip
 
 
 # ---- the database -----------------------------------------------------------------------
@@ -146,6 +239,7 @@ class Database:
     url: str
     kind: str
     cleanup: Callable[[], None]
+    admin_url: str | None = None  # PostgreSQL: the database used to create ours
 
 
 def open_database(opts: Options, workdir: Path) -> Database:
@@ -183,7 +277,7 @@ def open_database(opts: Options, workdir: Path) -> Database:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
-    return Database(url, "postgresql", drop)
+    return Database(url, "postgresql", drop, given.render_as_string(hide_password=False))
 
 
 # ---- seeding ----------------------------------------------------------------------------
@@ -192,9 +286,29 @@ def open_database(opts: Options, workdir: Path) -> Database:
 @dataclass
 class World:
     admin_token: str
+    rids: list[int]
+    names: dict[int, str]  # reseller id -> name
     tokens: dict[int, str]  # reseller id -> bearer token
-    customers: list[tuple[str, int]]  # (username, reseller id)
-    topups: dict[int, Decimal] = field(default_factory=dict)
+    runs: dict[str, list[tuple[str, int]]]  # run -> [(username, reseller id)]
+    expected: dict[int, Decimal] = field(default_factory=dict)  # each reseller's balance now
+    activated: int = 0  # activations made so far, all runs
+    history: int = 0  # prior ledger rows inserted
+
+
+def warmup_size(opts: Options) -> int:
+    """The warm-up run's activations: two per client, so every worker process has made
+    its connections and compiled its statements before the empty run's clock starts."""
+    return min(opts.customers, 2 * opts.clients)
+
+
+def assign(run: str, n: int, rids: list[int]) -> list[int]:
+    """The reseller of each of a run's ``n`` customers: round-robin, or for the mixed run
+    half to the first ("hot") reseller and the rest round-robin over the others."""
+    if run != "mixed":
+        return [rids[i % len(rids)] for i in range(n)]
+    hot, others = rids[0], rids[1:]
+    half = n // 2
+    return [hot] * half + [others[i % len(others)] for i in range(n - half)]
 
 
 def seed(ctx: Context, opts: Options) -> World:
@@ -241,18 +355,24 @@ def seed(ctx: Context, opts: Options) -> World:
             },
         )
         rids: list[int] = []
+        names: dict[int, str] = {}
         tokens: dict[int, str] = {}
         for k in range(opts.resellers):
             r = registry.create_reseller(s, ACTOR, {"name": f"bench-res{k + 1}"})
             registry.assign_package(s, ACTOR, r.name, PACKAGE)
             rids.append(r.id)
+            names[r.id] = r.name
             tokens[r.id] = create_token(s, role="reseller", reseller=r.name)
         admin_token = create_token(s, role="admin", name=ACTOR)
-    customers = [(f"bc{i:06d}", rids[i % len(rids)]) for i in range(opts.customers)]
-    for start in range(0, len(customers), 250):
+    runs: dict[str, list[tuple[str, int]]] = {}
+    for run in opts.runs():
+        prefix = RUNS[run][0]
+        owners = assign(run, warmup_size(opts) if run == "warmup" else opts.customers, rids)
+        runs[run] = [(f"{prefix}{i:06d}", rid) for i, rid in enumerate(owners)]
+    everyone = [c for run in runs.values() for c in run]
+    for start in range(0, len(everyone), 250):
         with transaction(ctx.factory) as s:
-            names = {rid: s.get(Reseller, rid).name for rid in rids}  # type: ignore[union-attr]
-            for i, (username, rid) in enumerate(customers[start : start + 250], start):
+            for i, (username, rid) in enumerate(everyone[start : start + 250], start):
                 registry.create_customer(
                     s,
                     ACTOR,
@@ -264,7 +384,73 @@ def seed(ctx: Context, opts: Options) -> World:
                         "reseller": names[rid],
                     },
                 )
-    return World(admin_token, tokens, customers)
+    return World(admin_token, rids, names, tokens, runs, {rid: Decimal("0.00") for rid in rids})
+
+
+# ---- prior ledger rows --------------------------------------------------------------------
+
+
+def insert_history(ctx: Context, world: World, n: int) -> float:
+    """``n`` prior ledger rows over the resellers' accounts, by one INSERT … SELECT.
+
+    Row ``i`` belongs to reseller ``i % R``; of each account's rows, every tenth is a
+    top-up of ten activations' worth and the other nine are activation debits of PRICE,
+    dated over the past year, oldest first, so no account's running balance ever goes
+    negative. Then each ``accounts.balance`` is set to its ledger sum (the expected
+    balances move by the same amount), and the tables are analysed (PostgreSQL: and a
+    CHECKPOINT, so the next run does not pay for writing the bulk insert's pages).
+    Returns the seconds it took.
+    """
+    accounts = [ledger.account_of("reseller", rid) for rid in world.rids]
+    r = len(accounts)
+    price = int(PRICE * 100)  # the ledger stores integer minor units
+    top = 10 * price
+    step = 365 * 86400 / n  # seconds between two rows
+    who = " ".join(f"WHEN {k} THEN '{a}'" for k, a in enumerate(accounts))
+    is_top = f"(g.i / {r}) % 10 = 0"
+    t0 = time.perf_counter()
+    with transaction(ctx.factory) as s:
+        postgres = s.get_bind().dialect.name == "postgresql"
+        if postgres:
+            rows = f"generate_series(0, {n - 1}) AS g(i)"
+            at = f"now() - make_interval(secs => ({n} - g.i) * {step!r})"
+            prefix = ""
+        else:
+            rows = "g"
+            at = f"datetime('now', '-' || (({n} - g.i) * {step!r}) || ' seconds')"
+            prefix = (
+                "WITH RECURSIVE g(i) AS "
+                f"(SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < {n - 1}) "
+            )
+        s.execute(
+            text(
+                f"{prefix}INSERT INTO ledger "
+                "(account, amount, kind, reference, activation_id, created_by, created_at) "
+                f"SELECT CASE g.i % {r} {who} END, "
+                f"CASE WHEN {is_top} THEN {top} ELSE {-price} END, "
+                f"CASE WHEN {is_top} THEN 'topup' ELSE 'activation' END, "
+                f"'{HISTORY_REF}', NULL, '{HISTORY_REF}', {at} FROM {rows}"
+            )
+        )
+        before = {a: ledger.balance(s, a) for a in accounts}
+        s.execute(
+            text(
+                "UPDATE accounts SET balance = (SELECT COALESCE(SUM(l.amount), 0) FROM ledger l "
+                "WHERE l.account = accounts.account) WHERE account IN ("
+                + ", ".join(f"'{a}'" for a in accounts)
+                + ")"
+            )
+        )
+        for rid, a in zip(world.rids, accounts, strict=True):
+            delta = ledger.balance(s, a) - before[a]
+            world.expected[rid] += delta
+    with ctx.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("ANALYZE"))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("CHECKPOINT"))
+    world.history += n
+    return time.perf_counter() - t0
 
 
 # ---- the server -------------------------------------------------------------------------
@@ -346,14 +532,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def cpu_of(pids: Sequence[int]) -> dict[int, float]:
-    """User + system CPU seconds of each process still alive."""
+def cpu_of(pids: Sequence[int], reaped: bool = False) -> dict[int, float]:
+    """User + system CPU seconds of each process still alive; with ``reaped``, plus those
+    of its children that have exited (PostgreSQL: the backends of closed connections
+    count in the postmaster's)."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for pid in pids:
         f = _stat(pid)
         if f is not None:
-            out[pid] = (int(f[11]) + int(f[12])) / tick
+            cpu = int(f[11]) + int(f[12])
+            if reaped:
+                cpu += int(f[13]) + int(f[14])
+            out[pid] = cpu / tick
     return out
 
 
@@ -420,10 +611,23 @@ def activate(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Respon
     return c.post(f"{API}/activations", json=body, headers=headers)
 
 
-def read_balance(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
+def read_customer(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
     """The baseline: an authenticated read through the same server, clients and database
-    (token check, one ledger sum), so the ratio is what the activation itself costs."""
+    (token check, the customer with its router, package and reseller), so the ratio is
+    what the activation itself costs. Its cost does not depend on the ledger."""
+    return c.get(f"{API}/customers/{job.customer}", headers=headers)
+
+
+def read_balance(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
+    """The old baseline (``--baseline balance``): the reseller's balance, whose answer
+    also lists every ledger row of the account, so its cost grows with the ledger."""
     return c.get(f"{API}/balance", headers=headers)
+
+
+BASELINES: dict[str, tuple[str, Send]] = {
+    "customer": ("GET /customers/{username}", read_customer),
+    "balance": ("GET /balance", read_balance),
+}
 
 
 def fire(
@@ -472,14 +676,6 @@ def fire(
     return [r if r is not None else Result("not sent", 0.0) for r in results], wall
 
 
-def percentile(sorted_ms: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_ms:
-        return 0.0
-    k = max(0, min(len(sorted_ms) - 1, int(-(-q * len(sorted_ms) // 100)) - 1))
-    return sorted_ms[k]
-
-
 def figures(results: list[Result], wall: float) -> dict[str, Any]:
     ms = sorted(r.ms for r in results)
     return {
@@ -492,6 +688,30 @@ def figures(results: list[Result], wall: float) -> dict[str, Any]:
         "max_ms": round(ms[-1], 1) if ms else 0.0,
         "status": dict(sorted(Counter(r.status for r in results).items())),
     }
+
+
+def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, float | None] | None:
+    """a / b for throughput, p50 and p99 (None when either side is missing)."""
+    if not a or not b:
+        return None
+
+    def div(x: float | None, y: float | None, floor: float = 0.0) -> float | None:
+        if x is None or y is None:
+            return None
+        y = max(y, floor)
+        return round(x / y, 3) if y else None
+
+    return {
+        "throughput": div(a.get("per_s"), b.get("per_s")),
+        "p50": div(a.get("p50_ms"), b.get("p50_ms"), 0.1),
+        "p99": div(a.get("p99_ms"), b.get("p99_ms"), 0.1),
+    }
+
+
+def says_ratio(what: str, r: dict[str, float | None] | None) -> str:
+    if r is None:
+        return f"{what}: n/a"
+    return f"{what}: {r['throughput']}x throughput, {r['p50']}x p50, {r['p99']}x p99"
 
 
 def report(title: str, f: dict[str, Any], cpu: dict[str, float | None]) -> None:
@@ -508,32 +728,41 @@ def report(title: str, f: dict[str, Any], cpu: dict[str, float | None]) -> None:
     say(f"  CPU: {per}")
 
 
-# ---- invariants (read from the database after the timed phases) -------------------------
+# ---- invariants (read from the database after each run's timed phases) -------------------
 
 
-def check(
-    ctx: Context,
-    world: World,
-    first: list[Result],
-    replays: list[tuple[Job, Result]],
-    firsts: dict[str, int | None],
-    ledger_before_replay: tuple[int, dict[str, Decimal]],
-    api_balances: dict[int, str],
-) -> list[str]:
+@dataclass
+class RunState:
+    """What one run sent and got back, for its invariants."""
+
+    name: str
+    customers: list[tuple[str, int]]
+    first: list[Result]
+    replays: list[tuple[Job, Result]]
+    firsts: dict[str, int | None]
+    ledger_before_replay: tuple[int, dict[str, Decimal]]
+    api_balances: dict[int, str]
+    key_prefix: str
+
+
+def check(ctx: Context, world: World, run: RunState) -> list[str]:
+    """The invariants after a run; ``world.expected`` and ``world.activated`` already
+    include it. Returns what failed (nothing, always)."""
     failed: list[str] = []
 
     def expect(ok: bool, what: str) -> None:
         if not ok:
             failed.append(what)
 
-    n = len(world.customers)
-    per_reseller = Counter(rid for _, rid in world.customers)
-    bad = Counter(r.status for r in first if r.status != "201")
+    n = len(run.customers)
+    total = world.activated
+    prefix = RUNS[run.name][0]
+    bad = Counter(r.status for r in run.first if r.status != "201")
     expect(not bad, f"first activations not all 201: {dict(bad)}")
     bad_replays = [
-        (j.key, r.status, r.activation_id, firsts.get(j.key))
-        for j, r in replays
-        if r.status != "200" or r.activation_id is None or r.activation_id != firsts.get(j.key)
+        (j.key, r.status, r.activation_id, run.firsts.get(j.key))
+        for j, r in run.replays
+        if r.status != "200" or r.activation_id is None or r.activation_id != run.firsts.get(j.key)
     ]
     expect(
         not bad_replays,
@@ -541,54 +770,84 @@ def check(
         f"(key, status, id, first id) {bad_replays[:3]}",
     )
     with transaction(ctx.factory) as s:
+        # One activation per key and per customer: this run's, and all of them so far.
         acts = s.scalar(select(func.count()).select_from(Activation))
-        expect(acts == n, f"activations rows = {acts}, customers = {n}")
+        expect(acts == total, f"activations rows = {acts}, activations sent so far = {total}")
         keys = s.scalar(select(func.count(func.distinct(Activation.idempotency_key))))
-        expect(keys == n, f"distinct idempotency keys = {keys}, customers = {n}")
-        per_customer = s.scalar(
-            select(func.count(func.distinct(Activation.customer_id))).select_from(Activation)
+        expect(keys == total, f"distinct idempotency keys = {keys}, want {total}")
+        mine = Activation.idempotency_key.like(f"{run.key_prefix}%")
+        run_acts, run_customers = s.execute(
+            select(func.count(), func.count(func.distinct(Activation.customer_id))).where(mine)
+        ).one()
+        expect(run_acts == n, f"this run's activations = {run_acts}, customers = {n}")
+        expect(run_customers == n, f"this run's activated customers = {run_customers}, want {n}")
+        # One debit per activation: the ledger rows that name an activation are as many as
+        # the activations, name each once, are all 'activation' debits of PRICE.
+        minor = cast(LedgerEntry.amount, BigInteger)
+        debits, distinct, summed, lo, hi = s.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(LedgerEntry.activation_id)),
+                func.coalesce(func.sum(minor), 0),
+                func.min(LedgerEntry.kind),
+                func.max(LedgerEntry.kind),
+            ).where(LedgerEntry.activation_id.is_not(None))
+        ).one()
+        expect(debits == total, f"ledger rows naming an activation = {debits}, want {total}")
+        expect(distinct == total, f"activations with a debit = {distinct}, want {total}")
+        expect(
+            int(summed) == -total * int(PRICE * 100),
+            f"sum of the activation debits = {int(summed)} minor units, want "
+            f"{-total * int(PRICE * 100)}",
         )
-        expect(per_customer == n, f"customers with an activation = {per_customer}, want {n}")
-        debits = s.scalar(
-            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "activation")
-        )
-        expect(debits == n, f"activation debits in the ledger = {debits}, customers = {n}")
-        for rid, count in sorted(per_reseller.items()):
+        expect(total == 0 or lo == hi == "activation", f"activation rows of kind {lo!r}..{hi!r}")
+        # Balances exact, by the account row and by the API.
+        for rid in world.rids:
             account = ledger.account_of("reseller", rid)
             have = ledger.balance(s, account)
-            want = world.topups[rid] - count * PRICE
+            want = world.expected[rid]
+            expect(have == want, f"{account}: balance {have} != expected {want}")
             expect(
-                have == want,
-                f"{account}: balance {have} != top-ups {world.topups[rid]} - {count} x {PRICE}"
-                f" = {want}",
+                rid not in run.api_balances or run.api_balances[rid] == str(want),
+                f"{account}: GET /balance says {run.api_balances.get(rid)}, want {want}",
             )
-            expect(
-                api_balances.get(rid) == str(want),
-                f"{account}: GET /balance says {api_balances.get(rid)}, want {want}",
+        # accounts.balance = the sum of the ledger, for every account.
+        for m in ledger.check(s):
+            failed.append(f"{m.account}: balance column {m.balance} != ledger sum {m.ledger}")
+        for account, b in s.execute(
+            select(Account.account, cast(Account.balance, BigInteger)).where(
+                cast(Account.balance, BigInteger) < 0
             )
-        for account in s.scalars(select(Account.account)):
-            b = ledger.balance(s, account)
-            expect(b >= 0, f"{account}: negative balance {b}")
-        rows, balances = ledger_before_replay
+        ):
+            failed.append(f"{account}: negative balance {Decimal(int(b)) / 100}")
+        # Replays wrote nothing.
+        rows, balances = run.ledger_before_replay
         rows_now = s.scalar(select(func.count()).select_from(LedgerEntry))
         expect(rows_now == rows, f"replays wrote ledger rows: {rows} before, {rows_now} after")
         for account, before in balances.items():
             now = ledger.balance(s, account)
             expect(now == before, f"{account}: replays changed the balance {before} -> {now}")
+        # The run's customers are active, with their RADIUS rows.
         active = s.scalar(
             select(func.count())
             .select_from(Customer)
-            .where(Customer.status == CustomerStatus.active, Customer.expires_at.is_not(None))
+            .where(
+                Customer.username.like(f"{prefix}%"),
+                Customer.status == CustomerStatus.active,
+                Customer.expires_at.is_not(None),
+            )
         )
         expect(active == n, f"active customers with an expiry = {active}, want {n}")
         groups = s.scalar(
             select(func.count())
             .select_from(radusergroup)
-            .where(radusergroup.c.groupname == PROFILE)
+            .where(radusergroup.c.groupname == PROFILE, radusergroup.c.username.like(f"{prefix}%"))
         )
         expect(groups == n, f"radusergroup rows in {PROFILE!r} = {groups}, want {n}")
         expiries = s.scalar(
-            select(func.count()).select_from(radcheck).where(radcheck.c.attribute == "Expiration")
+            select(func.count())
+            .select_from(radcheck)
+            .where(radcheck.c.attribute == "Expiration", radcheck.c.username.like(f"{prefix}%"))
         )
         expect(expiries == n, f"radcheck Expiration rows = {expiries}, want {n}")
     return failed
@@ -600,6 +859,170 @@ def ledger_state(ctx: Context) -> tuple[int, dict[str, Decimal]]:
         return rows, {a: ledger.balance(s, a) for a in s.scalars(select(Account.account))}
 
 
+# ---- one activation run -------------------------------------------------------------------
+
+
+def activation_run(
+    ctx: Context, db: Database, server: Server, world: World, opts: Options, run: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Top-ups, the GET baseline, the activations, the replays and the invariants of one
+    run; (its figures, the invariants that failed)."""
+    customers = world.runs[run]
+    title = RUNS[run][1].format(n=world.history)
+    say(f"--- {run}: {title}; {len(customers)} activations ---")
+    postgres = db.kind == "postgresql"
+    per_reseller = Counter(rid for _, rid in customers)
+    admin = {"Authorization": f"Bearer {world.admin_token}"}
+    with httpx.Client(base_url=server.base, timeout=60.0, headers=admin) as c:
+        for rid, count in sorted(per_reseller.items()):
+            amount = (count + SPARE) * PRICE
+            r = c.post(f"{API}/topups", json={"account": f"reseller:{rid}", "amount": str(amount)})
+            if r.status_code != 201:
+                raise SystemExit(f"top-up of reseller:{rid} failed: {r.status_code} {r.text}")
+            world.expected[rid] += amount
+
+    rng = random.Random(f"{opts.seed}-{run}")
+    key_prefix = f"bench-{opts.seed}-{run}-"
+    jobs = [Job(u, rid, f"{key_prefix}{u}") for u, rid in customers]
+    rng.shuffle(jobs)
+    base_title, base_send = BASELINES[opts.baseline]
+    cpu = CpuMeter(server, postgres)
+    base, base_wall = fire(server.base, jobs, world.tokens, opts.clients, base_send)
+    base_cpu = cpu.stop()
+    base_fig = figures(base, base_wall)
+    report(f"baseline ({base_title})", base_fig, base_cpu)
+
+    cpu = CpuMeter(server, postgres)
+    first, wall = fire(server.base, jobs, world.tokens, opts.clients)
+    first_cpu = cpu.stop()
+    first_fig = figures(first, wall)
+    report("activations", first_fig, first_cpu)
+    over = ratio(first_fig, base_fig)
+    say("  " + says_ratio("vs baseline", over))
+    out: dict[str, Any] = {
+        "title": title,
+        "baseline": {**base_fig, "cpu_s": base_cpu},
+        "activations": {**first_fig, "cpu_s": first_cpu},
+        "over_baseline": over,
+    }
+    if run == "history":
+        out["prior_ledger_rows"] = world.history
+    if run == "mixed":
+        hot = world.rids[0]
+        per: dict[str, Any] = {}
+        for rid in world.rids:
+            mine = [r for j, r in zip(jobs, first, strict=True) if j.reseller_id == rid]
+            f = figures(mine, wall)
+            f["hot"] = rid == hot
+            per[world.names[rid]] = f
+            say(
+                f"  {world.names[rid]}{' (hot)' if rid == hot else ''}: {f['requests']} "
+                f"requests, {f['per_s']}/s; latency ms p50 {f['p50_ms']}, p99 {f['p99_ms']}, "
+                f"max {f['max_ms']}"
+            )
+        out["hot_reseller"] = world.names[hot]
+        out["per_reseller"] = per
+    firsts = {j.key: r.activation_id for j, r in zip(jobs, first, strict=True)}
+    for rid, count in per_reseller.items():
+        world.expected[rid] -= count * PRICE
+    world.activated += len(jobs)
+
+    before = ledger_state(ctx)
+    sample = rng.sample(jobs, max(1, round(len(jobs) * REPLAY_FRACTION)))
+    cpu = CpuMeter(server, postgres)
+    again, replay_wall = fire(server.base, sample, world.tokens, opts.clients)
+    replay_cpu = cpu.stop()
+    replay_fig = figures(again, replay_wall)
+    report("replays", replay_fig, replay_cpu)
+    out["replays"] = {**replay_fig, "cpu_s": replay_cpu}
+
+    # Every reseller's balance through the API. GET /balance also lists every ledger row
+    # of the account, so an account with more than BALANCE_READ_ROWS rows (the history
+    # run's) is checked in the database only, and the read's time is reported.
+    api_balances: dict[int, str] = {}
+    slowest, entries, skipped = 0.0, 0, 0
+    with transaction(ctx.factory) as s:
+        rows_of = dict(
+            s.execute(select(LedgerEntry.account, func.count()).group_by(LedgerEntry.account)).all()
+        )
+    for rid, token in world.tokens.items():
+        if rows_of.get(ledger.account_of("reseller", rid), 0) > BALANCE_READ_ROWS:
+            skipped += 1
+            continue
+        t0 = time.perf_counter()
+        r = httpx.get(
+            f"{server.base}{API}/balance",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120.0,
+        )
+        slowest = max(slowest, (time.perf_counter() - t0) * 1000)
+        body = r.json() if r.status_code == 200 else {}
+        api_balances[rid] = str(body.get("balance")) if body else r.text
+        entries = max(entries, len(body.get("entries", ())) if body else 0)
+    out["get_balance"] = {"max_ms": round(slowest, 1), "max_entries": entries, "skipped": skipped}
+    say(
+        f"  GET /balance of each reseller: slowest {slowest:.0f} ms, up to {entries:,} entries"
+        + (f"; {skipped} not read (over {BALANCE_READ_ROWS:,} ledger rows)" if skipped else "")
+    )
+
+    failed = check(
+        ctx,
+        world,
+        RunState(
+            run, customers, first, list(zip(sample, again, strict=True)), firsts, before,
+            api_balances, key_prefix,
+        ),
+    )  # fmt: skip
+    if set(base_fig["status"]) != {"200"}:
+        failed.append(f"baseline reads not all 200: {base_fig['status']}")
+    failed = [f"[{run}] {what}" for what in failed]
+    for what in failed:
+        say(f"INVARIANT FAILED {what}")
+    if not failed:
+        say(
+            f"invariants after {run}: ok (balances exact, accounts.balance = ledger sum for "
+            "every account, one activation and one debit per key, no negative balance, "
+            "replays 200 and free, RADIUS rows in place)"
+        )
+    out["invariants"] = failed if failed else "ok"
+    return out, failed
+
+
+# ---- the pgbench reference ------------------------------------------------------------------
+
+
+def pgbench_run(db: Database, opts: Options) -> dict[str, Any] | None:
+    """pgbench on the same server with the same clients (None when it cannot run)."""
+    if db.kind != "postgresql" or db.admin_url is None:
+        say("pgbench: skipped (not PostgreSQL)")
+        return None
+    if opts.pgbench_seconds == 0:
+        say("pgbench: skipped (--pgbench-seconds 0)")
+        return None
+    if find_pgbench(opts.pgbench) is None:
+        say(f"pgbench: skipped ({opts.pgbench or 'pgbench'} not found)")
+        return None
+    say(f"--- pgbench: scale {opts.pgbench_scale}, {opts.clients} clients ---")
+    with Pgbench(db.admin_url, opts.pgbench_scale, exe=opts.pgbench) as pgb:
+        # pgbench's backends start and end within the run: count them in the postmaster.
+        pg0 = cpu_of(postgres_pids(), reaped=True)
+        ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        f = pgb.run(opts.clients, opts.pgbench_seconds)
+        pg1 = cpu_of(postgres_pids(), reaped=True)
+        ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pg = sum(v - pg0.get(pid, 0.0) for pid, v in pg1.items())
+    client = (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime)
+    f["cpu_s"] = {"postgres": round(pg, 2), "client": round(client, 2)}
+    say(describe(f))
+    if f["transactions"]:
+        n = f["transactions"]
+        say(
+            f"  CPU: postgres {pg:.1f} s ({pg / n * 1000:.2f} ms/transaction), "
+            f"pgbench {client:.1f} s"
+        )
+    return f
+
+
 # ---- main -------------------------------------------------------------------------------
 
 
@@ -607,96 +1030,107 @@ def run(opts: Options, workdir: Path) -> int:
     db = open_database(opts, workdir)
     ctx: Context | None = None
     server: Server | None = None
+    results: dict[str, Any] = {}
+    failed: list[str] = []
+    pgb: dict[str, Any] | None = None
+    history_s: float | None = None
     try:
         key_file = workdir / "secret.key"
         t0 = time.perf_counter()
         ctx = open_context(Settings(database_url=db.url, key_file=key_file))
         world = seed(ctx, opts)
         seed_s = time.perf_counter() - t0
+        runs = opts.runs()
         say(
-            f"activations benchmark: {db.kind}, {opts.customers} customers over "
+            f"activations benchmark: {db.kind}, runs {', '.join(runs[1:])} of "
+            f"{opts.customers} activations each (after a warm-up of {warmup_size(opts)}) over "
             f"{opts.resellers} resellers, {opts.clients} clients, {opts.workers} worker(s), "
-            f"{os.cpu_count()} CPUs; seeded in {seed_s:.1f} s"
+            f"{os.cpu_count()} CPUs; seeded "
+            f"{sum(len(c) for c in world.runs.values())} customers in {seed_s:.1f} s"
         )
         server = Server(db.url, key_file, opts.workers, workdir / "server.log")
         server.wait_ready()
         say(f"server: uvicorn pid {server.proc.pid} on {server.base}")
-        admin = {"Authorization": f"Bearer {world.admin_token}"}
-        per_reseller = Counter(rid for _, rid in world.customers)
-        with httpx.Client(base_url=server.base, timeout=60.0, headers=admin) as c:
-            for rid in world.tokens:
-                amount = (per_reseller[rid] + SPARE) * PRICE
-                r = c.post(
-                    f"{API}/topups", json={"account": f"reseller:{rid}", "amount": str(amount)}
+
+        for name in runs:
+            if name == "history":
+                say(f"--- inserting {opts.history:,} prior ledger rows ---")
+                history_s = insert_history(ctx, world, opts.history)
+                say(
+                    f"history: {opts.history:,} ledger rows over {len(world.rids)} accounts "
+                    f"in {history_s:.1f} s (insert, balances, ANALYZE"
+                    f"{', CHECKPOINT' if db.kind == 'postgresql' else ''})"
                 )
-                if r.status_code != 201:
-                    raise SystemExit(f"top-up of reseller:{rid} failed: {r.status_code} {r.text}")
-                world.topups[rid] = amount
+            results[name], failed = activation_run(ctx, db, server, world, opts, name)
+            if failed:
+                break
+            if name == "empty":
+                pgb = pgbench_run(db, opts)
 
-        rng = random.Random(opts.seed)
-        jobs = [Job(u, rid, f"bench-{opts.seed}-{u}") for u, rid in world.customers]
-        rng.shuffle(jobs)
-        cpu = CpuMeter(server, db.kind == "postgresql")
-        base, base_wall = fire(server.base, jobs, world.tokens, opts.clients, read_balance)
-        base_cpu = cpu.stop()
-        base_fig = figures(base, base_wall)
-        report("baseline (GET /balance)", base_fig, base_cpu)
+        empty, history, mixed = (results.get(k) for k in ("empty", "history", "mixed"))
 
-        cpu = CpuMeter(server, db.kind == "postgresql")
-        first, wall = fire(server.base, jobs, world.tokens, opts.clients)
-        first_cpu = cpu.stop()
-        first_fig = figures(first, wall)
-        report("activations", first_fig, first_cpu)
+        def act(r: dict[str, Any] | None) -> dict[str, Any] | None:
+            return r["activations"] if r else None
+
         ratios = {
-            "throughput": round(first_fig["per_s"] / base_fig["per_s"], 2),
-            "p50": round(first_fig["p50_ms"] / max(base_fig["p50_ms"], 0.1), 2),
-            "p99": round(first_fig["p99_ms"] / max(base_fig["p99_ms"], 0.1), 2),
+            "empty_over_baseline": empty and empty["over_baseline"],
+            "history_over_baseline": history and history["over_baseline"],
+            "mixed_over_baseline": mixed and mixed["over_baseline"],
+            "empty_over_pgbench": ratio(act(empty), pgb),
+            "history_over_pgbench": ratio(act(history), pgb),
+            "history_over_empty": ratio(act(history), act(empty)),
         }
-        say(
-            f"  vs baseline: {ratios['throughput']}x throughput, {ratios['p50']}x p50, "
-            f"{ratios['p99']}x p99"
-        )
-        firsts = {j.key: r.activation_id for j, r in zip(jobs, first, strict=True)}
-
-        before = ledger_state(ctx)
-        sample = rng.sample(jobs, max(1, round(len(jobs) * REPLAY_FRACTION)))
-        cpu = CpuMeter(server, db.kind == "postgresql")
-        again, replay_wall = fire(server.base, sample, world.tokens, opts.clients)
-        replay_cpu = cpu.stop()
-        replay_fig = figures(again, replay_wall)
-        report("replays", replay_fig, replay_cpu)
-
-        api_balances: dict[int, str] = {}
-        for rid, token in world.tokens.items():
-            r = httpx.get(
-                f"{server.base}{API}/balance",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=60.0,
+        say("--- summary ---")
+        for name in runs[1:]:
+            r = results.get(name)
+            if r:
+                a = r["activations"]
+                say(
+                    f"{name} ({r['title']}): {a['per_s']} activations/s, p50 {a['p50_ms']} ms, "
+                    f"p99 {a['p99_ms']} ms; baseline {r['baseline']['per_s']}/s"
+                )
+        if pgb:
+            say(f"pgbench: {pgb['per_s']} tps, p50 {pgb['p50_ms']} ms, p99 {pgb['p99_ms']} ms")
+        for k, v in ratios.items():
+            if v is not None:
+                say(says_ratio(k.replace("_", " "), v))
+        goal: dict[str, Any] = {
+            "per_s": GOAL_PER_S, "p99_ms": GOAL_P99_MS, "clients": GOAL_CLIENTS,
+        }  # fmt: skip
+        if empty:
+            a = empty["activations"]
+            goal["met_empty"] = (
+                opts.clients == GOAL_CLIENTS
+                and (a["per_s"] or 0) >= GOAL_PER_S
+                and a["p99_ms"] <= GOAL_P99_MS
             )
-            api_balances[rid] = r.json().get("balance") if r.status_code == 200 else r.text
-        failed = check(
-            ctx, world, first, list(zip(sample, again, strict=True)), firsts, before, api_balances
-        )
-        if set(base_fig["status"]) != {"200"}:
-            failed.append(f"baseline reads not all 200: {base_fig['status']}")
-        for f in failed:
-            say(f"INVARIANT FAILED {f}")
-        if not failed:
-            say("invariants: ok (balances exact, one activation and debit per customer, "
-                "no negative balance, replays 200 and free, RADIUS rows in place)")  # fmt: skip
+            say(
+                f"goal (>= {GOAL_PER_S}/s with p99 <= {GOAL_P99_MS} ms at {GOAL_CLIENTS} "
+                f"clients): empty run {a['per_s']}/s, p99 {a['p99_ms']} ms at {opts.clients} "
+                f"clients: {'met' if goal['met_empty'] else 'not met'}"
+            )
+        h_over_e = ratios["history_over_empty"]
+        if h_over_e and h_over_e["throughput"] is not None:
+            goal["history_within_10pct"] = h_over_e["throughput"] >= 0.9
         out = {
             "bench": "activations",
             "db": db.kind,
-            "customers": opts.customers,
+            "customers_per_run": opts.customers,
             "clients": opts.clients,
             "resellers": opts.resellers,
             "workers": opts.workers,
             "cpus": os.cpu_count(),
             "seed_s": round(seed_s, 2),
-            "baseline": {**base_fig, "cpu_s": base_cpu},
-            "activations": {**first_fig, "cpu_s": first_cpu},
-            "activations_over_baseline": ratios,
-            "replays": {**replay_fig, "cpu_s": replay_cpu},
+            "warmup": results.get("warmup"),
+            "baseline_request": BASELINES[opts.baseline][0],
+            "history_rows": world.history,
+            "history_insert_s": round(history_s, 2) if history_s is not None else None,
+            "empty": empty,
+            "history": history,
+            "mixed": mixed,
+            "pgbench": pgb,
+            "ratios": ratios,
+            "goal": goal,
             "invariants": failed if failed else "ok",
         }
         print(json.dumps(out), flush=True)
