@@ -67,6 +67,7 @@ def _html_errors(app: FastAPI) -> None:
     api_error = app.exception_handlers[ProvisionerError]
     api_http = app.exception_handlers[HTTPException]
     api_invalid = app.exception_handlers[RequestValidationError]
+    api_unexpected = app.exception_handlers[Exception]
 
     def error_page(request: Request, status: int, message: str) -> Response:
         try:
@@ -99,6 +100,12 @@ def _html_errors(app: FastAPI) -> None:
             return await _maybe_await(api_invalid(request, exc))
         return error_page(request, 404, "There is no such page.")
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises after this, so the daemon logs the traceback.
+        if not _is_web(request.url.path):
+            return await _maybe_await(api_unexpected(request, exc))
+        return error_page(request, 500, "Something went wrong on our side (see the daemon's log).")
+
     async def login_required(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoginRequired)
         return redirect(request, exc.login_url)
@@ -107,6 +114,7 @@ def _html_errors(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, bad_request)
     app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(Exception, unexpected)
 
 
 async def _maybe_await(value: Any) -> Any:
