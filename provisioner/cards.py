@@ -16,7 +16,7 @@ from provisioner.auth import Principal
 from provisioner.errors import ValidationError
 from provisioner.models import RechargeCard, utcnow
 
-MAX_CARDS = 10_000
+MAX_CARDS = validation.MAX_CARDS
 
 
 def hash_pin(serial: str, pin: str) -> str:
@@ -29,6 +29,8 @@ def usable(session: Session, serial: str | None, pin: str | None, now: datetime)
     """The card, locked, if the PIN is right and it is unused and unexpired."""
     if not serial or not pin:
         raise ValidationError("a card payment needs the card's serial and PIN", field="card")
+    if "\0" in serial or len(serial) > 32:  # no card has such a serial (the column: 32)
+        raise ValidationError("unknown card or wrong PIN", field="card")
     card = session.scalar(
         select(RechargeCard).where(RechargeCard.serial == serial).with_for_update()
     )
@@ -65,7 +67,9 @@ def generate(
     amount = validation.price("value", value)
     if amount == 0:
         raise ValidationError("must be greater than 0", field="value")
-    expires = utcnow() + timedelta(days=validation.positive_int("days", days))
+    validation.text("batch", batch, 64)
+    life = validation.positive_int("days", days, maximum=validation.MAX_DAYS)  # no date overflow
+    expires = utcnow() + timedelta(days=life)
     out = []
     for _ in range(count):
         serial = pysecrets.token_hex(6).upper()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from provisioner import validation
 from provisioner.errors import NotFound, ValidationError
 from provisioner.models import Account, Customer, LedgerEntry, Reseller
-from provisioner.refs import lookup
+from provisioner.refs import lookup, number
 from provisioner.types import CENT
 
 
@@ -159,8 +159,9 @@ def resolve(session: Session, account: str) -> str:
             "reseller:ID or customer:ID",
             field="account",
         )
-    if ref.isdigit():
-        owner = session.get(model, int(ref)) if int(ref) < 2**31 else None
+    id_ = number(ref)
+    if id_ is not None:
+        owner = session.get(model, id_) if id_ < 2**31 else None
     else:
         owner = lookup(session, model, ref, "username" if kind == "customer" else "name")
     if owner is None:

@@ -15,14 +15,25 @@ from sqlalchemy.orm import Session
 from provisioner.errors import NotFound
 
 ID_PREFIX = "id:"
+MAX_NAME = 255  # longer than any name column
+NO_ID = 2**63  # larger than any id
 
 
 def id_of(ref: str) -> int | None:
     """The id an explicit ``id:N`` reference names, else None (a name)."""
     ref = str(ref)
-    if ref.startswith(ID_PREFIX) and ref[len(ID_PREFIX) :].isdigit():
-        return int(ref[len(ID_PREFIX) :])
+    if ref.startswith(ID_PREFIX):
+        return number(ref[len(ID_PREFIX) :])
     return None
+
+
+def number(digits: str) -> int | None:
+    """The id an all-digit string (ASCII digits only) is, else None. Past any database
+    integer it is just large (``NO_ID``), never thousands of digits long."""
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else NO_ID
 
 
 def refers_to(ref: str, name: str, id_: int) -> bool:
@@ -39,7 +50,10 @@ def lookup(session: Session, model: Any, ref: str, field: str = "name") -> Any:
     if wanted is not None:
         # Larger than any database integer: nothing has that id (and no overflow error).
         return session.get(model, wanted) if wanted < 2**31 else None
-    return session.scalar(select(model).where(getattr(model, field) == str(ref)))
+    ref = str(ref)
+    if "\0" in ref or len(ref) > MAX_NAME:
+        return None  # no name has NUL (PostgreSQL would refuse to compare it) or is so long
+    return session.scalar(select(model).where(getattr(model, field) == ref))
 
 
 def get_by_name(session: Session, model: Any, name: str, field: str = "name") -> Any:

@@ -7,11 +7,73 @@ reads the same from the API as from the CLI.
 That is why unknown fields are let through (``extra="allow"``) rather than refused here:
 the service names them (e.g. ``customer_type`` on a package: "is inherited from the
 master package"). Routes pass ``model_dump(exclude_unset=True)``: only what the client sent.
+
+What is checked here is only what no rule needs a database for: every string has a
+maximum length (the column's, or a sane bound for what is stored encrypted) and no NUL
+character, every number a range. ``MAX_LENGTH`` gives the registry the same lengths, so
+the CLI and the web panels are held to them too.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from provisioner.validation import (
+    MAX_BIGINT,
+    MAX_CARDS,
+    MAX_DAYS,
+    MAX_SECONDS,
+    NUL_REASON,
+)
+
+# Lengths, from the columns in ``models`` (names are String(64), a contact String(200)).
+NAME = 64  # a name, or a reference to a row: its name or id:N
+ACCOUNT = 80  # reseller:NAME / customer:USERNAME
+SECRET = 128  # passwords and secrets: stored encrypted in a String(1024)
+CONTACT = 200
+WORD = 16  # a choice: pppoe, monthly, suspended …
+AMOUNT = 32  # a rate, a volume, a time, a price: "10M", "50G", "1m30s", "500.00"
+ADDRESS = 45  # an IP address
+HOST = 255
+RANGES = 512
+MAC = 32  # AA:BB:CC:DD:EE:FF and the other usual spellings
+DATETIME = 64
+KEY = 128  # an idempotency key
+CARD = 32  # a card's serial or PIN
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL refuses NUL in text (a 500) and SQLite stores it: neither is a name.
+    if "\0" in value:
+        raise PydanticCustomError("string_nul", NUL_REASON)
+    return value
+
+
+def text(max_length: int) -> Any:
+    """A string of at most ``max_length`` characters without NUL: every string a client
+    sends (bodies, paths, query strings, headers) is one of these."""
+    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(_no_nul)]
+
+
+Name = text(NAME)
+Ref = text(NAME)
+Word = text(WORD)
+Amount = text(AMOUNT)
+Secret = text(SECRET)
+Contact = text(CONTACT)
+Address = text(ADDRESS)
+Host = text(HOST)
+Ranges = text(RANGES)
+Mac = text(MAC)
+DateTime = text(DATETIME)
+Key = text(KEY)
+Card = text(CARD)
+AccountRef = text(ACCOUNT)
+Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
+Bytes = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
 
 
 class Body(BaseModel):
@@ -26,61 +88,63 @@ class MasterPackageUpdate(Body):
     """A master package's fields, declared once: the API's body, the registry's field list
     and the CLI's options (``cli.masters``) all come from here."""
 
-    name: str | None = None
-    customer_type: str | None = Field(None, description="pppoe | hotspot | static | other")
-    billing: str | None = Field(None, description="daily | monthly")
-    duration_days: int | None = Field(None, description="days a daily package lasts")
-    rate_down: str | None = Field(None, description="download rate, e.g. 10M", examples=["10M"])
-    rate_up: str | None = Field(None, description="upload rate, e.g. 5M", examples=["5M"])
-    burst_down: str | None = Field(None, description="burst download rate")
-    burst_up: str | None = Field(None, description="burst upload rate")
-    burst_threshold_down: str | None = Field(None, description="burst threshold, download")
-    burst_threshold_up: str | None = Field(None, description="burst threshold, upload")
-    burst_time: str | int | None = Field(None, description="burst time, seconds")
-    priority: int | None = Field(None, description="1 (highest) to 8")
-    min_down: str | None = Field(None, description="guaranteed download")
-    min_up: str | None = Field(None, description="guaranteed upload")
-    volume_cap: str | int | None = Field(None, description="bytes, or e.g. 50G")
-    pool_name: str | None = Field(None, description="IP pool name")
-    pool_ranges: str | None = Field(
+    name: Name | None = None
+    customer_type: Word | None = Field(None, description="pppoe | hotspot | static | other")
+    billing: Word | None = Field(None, description="daily | monthly")
+    duration_days: int | None = Field(
+        None, ge=1, le=MAX_DAYS, description="days a daily package lasts"
+    )
+    rate_down: Amount | None = Field(None, description="download rate, e.g. 10M", examples=["10M"])
+    rate_up: Amount | None = Field(None, description="upload rate, e.g. 5M", examples=["5M"])
+    burst_down: Amount | None = Field(None, description="burst download rate")
+    burst_up: Amount | None = Field(None, description="burst upload rate")
+    burst_threshold_down: Amount | None = Field(None, description="burst threshold, download")
+    burst_threshold_up: Amount | None = Field(None, description="burst threshold, upload")
+    burst_time: Amount | Seconds | None = Field(None, description="burst time, seconds")
+    priority: int | None = Field(None, ge=1, le=8, description="1 (highest) to 8")
+    min_down: Amount | None = Field(None, description="guaranteed download")
+    min_up: Amount | None = Field(None, description="guaranteed upload")
+    volume_cap: Amount | Bytes | None = Field(None, description="bytes, or e.g. 50G")
+    pool_name: Name | None = Field(None, description="IP pool name")
+    pool_ranges: Ranges | None = Field(
         None, description="10.0.0.2-10.0.0.254 or CIDR", examples=["10.10.0.2-10.10.0.254"]
     )
-    profile_name: str | None = Field(
+    profile_name: Name | None = Field(
         None, description="PPP/hotspot profile and RADIUS group; default: name"
     )
-    local_address: str | None = Field(None, description="the router's side of PPP sessions")
-    shared_users: int | None = Field(None, description="simultaneous sessions")
+    local_address: Address | None = Field(None, description="the router's side of PPP sessions")
+    shared_users: int | None = Field(None, ge=1, le=1000, description="simultaneous sessions")
 
 
 class MasterPackageCreate(MasterPackageUpdate):
-    name: str
-    customer_type: str = Field(description="pppoe | hotspot | static | other")
-    rate_down: str = Field(examples=["10M"])
-    rate_up: str = Field(examples=["5M"])
+    name: Name
+    customer_type: Word = Field(description="pppoe | hotspot | static | other")
+    rate_down: Amount = Field(examples=["10M"])
+    rate_up: Amount = Field(examples=["5M"])
 
 
 class PackageUpdate(Body):
-    name: str | None = None
-    master_package: str | None = None
-    customer_price: str | None = Field(None, examples=["500.00"])
-    operator_price: str | None = Field(None, examples=["400.00"])
-    visibility: str | None = Field(None, description="public | private")
+    name: Name | None = None
+    master_package: Ref | None = None
+    customer_price: Amount | None = Field(None, examples=["500.00"])
+    operator_price: Amount | None = Field(None, examples=["400.00"])
+    visibility: Word | None = Field(None, description="public | private")
 
 
 class PackageCreate(PackageUpdate):
-    name: str
-    master_package: str
-    customer_price: str = Field(examples=["500.00"])
-    operator_price: str = Field(examples=["400.00"])
+    name: Name
+    master_package: Ref
+    customer_price: Amount = Field(examples=["500.00"])
+    operator_price: Amount = Field(examples=["400.00"])
 
 
 class ResellerUpdate(Body):
-    name: str | None = None
-    contact: str | None = None
+    name: Name | None = None
+    contact: Contact | None = None
 
 
 class ResellerCreate(ResellerUpdate):
-    name: str
+    name: Name
 
 
 class Assignment(BaseModel):
@@ -88,89 +152,114 @@ class Assignment(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    package: str
-    price: str | None = Field(None, description="this reseller's operator price")
+    package: Ref
+    price: Amount | None = Field(None, description="this reseller's operator price")
 
 
 class RouterUpdate(Body):
-    name: str | None = None
-    host: str | None = Field(None, description="IP address (the nas table and CoA need it)")
-    api_port: int | None = None
+    name: Name | None = None
+    host: Host | None = Field(None, description="IP address (the nas table and CoA need it)")
+    api_port: int | None = Field(None, ge=1, le=65535)
     api_tls: bool | None = None
-    username: str | None = None
-    password: str | None = Field(None, description="write-only; stored encrypted")
-    radius_secret: str | None = Field(None, description="write-only; stored encrypted")
-    customer_types: str | list[str] | None = Field(None, examples=["pppoe,hotspot,static"])
-    mode: str | None = Field(None, description="radius | local")
-    coa_port: int | None = None
+    username: Name | None = None
+    password: Secret | None = Field(None, description="write-only; stored encrypted")
+    radius_secret: Secret | None = Field(None, description="write-only; stored encrypted")
+    customer_types: Name | Annotated[list[Word], Field(max_length=8)] | None = Field(
+        None, examples=["pppoe,hotspot,static"]
+    )
+    mode: Word | None = Field(None, description="radius | local")
+    coa_port: int | None = Field(None, ge=1, le=65535)
     enabled: bool | None = None
 
 
 class RouterCreate(RouterUpdate):
-    name: str
-    host: str
-    username: str
-    radius_secret: str
+    name: Name
+    host: Host
+    username: Name
+    radius_secret: Secret
 
 
 class CustomerUpdate(Body):
-    username: str | None = None
-    password: str | None = Field(None, description="write-only")
-    customer_type: str | None = Field(None, description="pppoe | hotspot | static | other")
-    router: str | None = None
-    package: str | None = None
-    reseller: str | None = Field(None, description="admins only; a reseller's own customers")
-    static_ip: str | None = None
-    mac_address: str | None = None
-    status: str | None = Field(None, description="new | active | expired | suspended")
-    expires_at: str | None = Field(None, description="ISO date/time")
+    username: Name | None = None
+    password: Secret | None = Field(None, description="write-only")
+    customer_type: Word | None = Field(None, description="pppoe | hotspot | static | other")
+    router: Ref | None = None
+    package: Ref | None = None
+    reseller: Ref | None = Field(None, description="admins only; a reseller's own customers")
+    static_ip: Address | None = None
+    mac_address: Mac | None = None
+    status: Word | None = Field(None, description="new | active | expired | suspended")
+    expires_at: DateTime | None = Field(None, description="ISO date/time")
 
 
 class CustomerCreate(CustomerUpdate):
-    username: str
-    password: str
-    customer_type: str = Field(description="pppoe | hotspot | static | other")
+    username: Name
+    password: Secret
+    customer_type: Word = Field(description="pppoe | hotspot | static | other")
 
 
 class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    routers: list[str] = Field(default_factory=list, description="router names; empty: all")
+    routers: list[Ref] = Field(
+        default_factory=list, max_length=1000, description="router names; empty: all"
+    )
     adopt: bool = Field(False, description="take over unmarked objects with names we want")
 
 
 class ActivationCreate(BaseModel):
     """Activate, extend or upgrade. The key may also come as an ``Idempotency-Key`` header."""
 
-    customer: str
-    package: str
-    idempotency_key: str | None = None
-    payer: str = Field("auto", description="admin only: admin | reseller | customer | card")
-    card_serial: str | None = None
-    card_pin: str | None = None
+    customer: Ref
+    package: Ref
+    idempotency_key: Key | None = None
+    payer: Word = Field("auto", description="admin only: admin | reseller | customer | card")
+    card_serial: Card | None = None
+    card_pin: Card | None = None
 
 
 class TopUp(BaseModel):
-    account: str = Field(description="reseller:NAME, customer:USERNAME, reseller:ID or customer:ID")
-    amount: str
+    account: AccountRef = Field(
+        description="reseller:NAME, customer:USERNAME, reseller:ID or customer:ID"
+    )
+    amount: Amount
     refund: bool = False
 
 
 class CardBatch(BaseModel):
-    count: int
-    value: str
-    days: int = 365
-    batch: str = "batch"
+    count: int = Field(ge=1, le=MAX_CARDS)
+    value: Amount
+    days: int = Field(365, ge=1, le=MAX_DAYS)
+    batch: Name = "batch"
 
 
 class CardRedeem(BaseModel):
-    serial: str
-    pin: str
-    customer: str | None = Field(None, description="admin only: whose balance to credit")
+    serial: Card
+    pin: Card
+    customer: Ref | None = Field(None, description="admin only: whose balance to credit")
 
 
 def fields(model: type[BaseModel]) -> list[str]:
     return list(model.model_fields)
+
+
+def _max_length(annotation: Any) -> int | None:
+    """The longest string a field's type allows (None: no string in it)."""
+    found = [
+        m.max_length for m in getattr(annotation, "__metadata__", ()) if hasattr(m, "max_length")
+    ]
+    found += [n for arg in get_args(annotation) if (n := _max_length(arg)) is not None]
+    return max((n for n in found if n is not None), default=None)
+
+
+def _lengths(*models: type[BaseModel]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for model in models:
+        for name, f in model.model_fields.items():
+            n = _max_length(f.annotation)
+            if n is not None:
+                out[name] = min(n, out.get(name, n))
+    return out
 
 
 MASTER_FIELDS = fields(MasterPackageUpdate)
@@ -178,3 +267,8 @@ PACKAGE_FIELDS = fields(PackageUpdate)
 RESELLER_FIELDS = fields(ResellerUpdate)
 ROUTER_FIELDS = fields(RouterUpdate)
 CUSTOMER_FIELDS = fields(CustomerUpdate)
+# The longest value of each field of the registry's writes: ``registry`` holds the CLI and
+# the web panels to the same lengths as the API.
+MAX_LENGTH = _lengths(
+    MasterPackageUpdate, PackageUpdate, ResellerUpdate, RouterUpdate, CustomerUpdate
+)

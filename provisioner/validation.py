@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
@@ -13,6 +14,26 @@ from provisioner.rates import RateError, RateLimit, parse_rate, parse_seconds
 # Names the daemon writes to RouterOS (profiles, pools, users, queues) and to RADIUS.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 Range = tuple[int, int]
+
+# The largest numbers the columns hold: BigInteger (rates, caps) and Integer (days, seconds,
+# counts; 32 bits on PostgreSQL). A larger value is a field error, never an overflow.
+MAX_BIGINT = 2**63 - 1
+MAX_INT = 2**31 - 1
+MAX_SECONDS = MAX_INT
+NUL_REASON = "must not contain NUL characters"
+MAX_DAYS = 3650  # ten years: a card's life, a package's period (and no date past 9999)
+MAX_CARDS = 10_000  # one request, one transaction: a batch, not a flood
+
+
+def text(field: str, value: Any, max_length: int | None) -> None:
+    """A string (or each string of a list) a client sent: no NUL, at most ``max_length``."""
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if not isinstance(item, str):
+            continue
+        if "\0" in item:
+            raise ValidationError(NUL_REASON, field=field)
+        if max_length is not None and len(item) > max_length:
+            raise ValidationError(f"must be at most {max_length} characters", field=field)
 
 
 # Path words of the API (``/customers/me``): a name equal to one could not be addressed.
@@ -52,9 +73,12 @@ def rate(field: str, value: Any, *, required: bool = True) -> int | None:
             raise ValidationError("is required (e.g. 10M)", field=field)
         return None
     try:
-        return parse_rate(value)
+        n = parse_rate(value)
     except RateError as exc:
         raise ValidationError(str(exc), field=field) from exc
+    if n > MAX_BIGINT:
+        raise ValidationError(f"is too large (at most {MAX_BIGINT} bit/s)", field=field)
+    return n
 
 
 def rate_limit(spec: dict[str, Any]) -> RateLimit:
@@ -77,6 +101,8 @@ def rate_limit(spec: dict[str, Any]) -> RateLimit:
             b_time = parse_seconds(b_time_raw)
         except RateError as exc:
             raise ValidationError(str(exc), field="burst_time") from exc
+        if b_time > MAX_SECONDS:
+            raise ValidationError(f"is too large (at most {MAX_SECONDS} s)", field="burst_time")
     if b_down or b_up:
         if not (t_down or t_up):
             raise ValidationError(
@@ -216,14 +242,26 @@ def price(field: str, value: Any) -> Decimal:
     return d.quantize(Decimal("0.01"))
 
 
-def positive_int(field: str, value: Any, *, minimum: int = 1) -> int:
+def positive_int(field: str, value: Any, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
     try:
         n = int(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"{value!r} is not a whole number", field=field) from exc
     if n < minimum:
         raise ValidationError(f"must be at least {minimum}", field=field)
+    if n > maximum:
+        raise ValidationError(f"must be at most {maximum}", field=field)
     return n
+
+
+def choice(field: str, value: Any, allowed: type[enum.StrEnum]) -> Any:
+    """One of an enum's values (checked before anything is looked up)."""
+    try:
+        return allowed(value)
+    except ValueError as exc:
+        raise ValidationError(
+            f"must be one of {', '.join(a.value for a in allowed)}", field=field
+        ) from exc
 
 
 def volume(field: str, value: Any) -> int | None:
@@ -234,4 +272,7 @@ def volume(field: str, value: Any) -> int | None:
     if not m:
         raise ValidationError(f"{value!r} is not a volume (e.g. 50G or 53687091200)", field=field)
     n, unit = int(m.group(1)), m.group(2).upper()
-    return n * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[unit]
+    n *= {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[unit]
+    if n > MAX_BIGINT:
+        raise ValidationError(f"is too large (at most {MAX_BIGINT} bytes)", field=field)
+    return n

@@ -41,11 +41,31 @@ def _request_validation_error(_request: Request, exc: Exception) -> JSONResponse
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
     ]
+    fields = [_field(d["loc"]) for d in details]
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
-    loc = [str(p) for p in first["loc"] if p not in ("body", "query", "path", "header")]
-    body = error_body(".".join(loc) or None, str(first["msg"]))
+    # A value that fits no member of a union (``"50G" | 0..2**63-1``) has an error per
+    # member; the one that is not "wrong type" says what was wrong with it.
+    for d, f in zip(details, fields, strict=True):
+        if f == fields[0] and not str(d["type"]).endswith("_type"):
+            first = d
+            break
+    body = error_body(fields[0] if fields else None, str(first["msg"]))
     body["detail"] = details
     return JSONResponse(body, status_code=422)
+
+
+def _field(loc: list[Any]) -> str | None:
+    """The field an error's location names: ``contact``, ``routers.0``; without where it
+    was (body, query …) or the union member pydantic tried (``constrained-int``)."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    if not parts:
+        return None
+    named = [str(parts[0])]
+    for p in parts[1:]:
+        if not isinstance(p, int):
+            break
+        named.append(str(p))
+    return ".".join(named)
 
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:

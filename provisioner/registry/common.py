@@ -11,20 +11,25 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from provisioner import validation
 from provisioner.audit import SECRET_FIELDS, audit, secrets_of, snapshot
 from provisioner.errors import ValidationError
 from provisioner.models import LedgerEntry
 from provisioner.refs import get_by_name
+from provisioner.schemas import MAX_LENGTH
 
 
 def reject_unknown(data: dict[str, Any], allowed: list[str], entity: str) -> None:
-    for key in data:
+    """Refuse a field this entity does not have, and a string with NUL or longer than its
+    field allows (``schemas.MAX_LENGTH``: the API's bounds, for the CLI and the web too)."""
+    for key, value in data.items():
         if key in ("customer_type", "billing") and entity == "package":
             raise ValidationError(
                 "is inherited from the master package and cannot be set on a package", field=key
             )
         if key not in allowed:
             raise ValidationError(f"unknown field for a {entity}", field=key)
+        validation.text(key, value, MAX_LENGTH.get(key))
 
 
 def money_history(session: Session, kind: str, id_: int) -> int:

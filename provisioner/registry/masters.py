@@ -82,7 +82,8 @@ def _apply_fields(m: MasterPackage, data: dict[str, Any]) -> None:
     spec = {f: data.get(f, getattr(m, f, None)) for f in MASTER_FIELDS}
     rate = validation.rate_limit(spec)
     m.name = str(spec["name"] or "").strip()
-    m.customer_type = spec["customer_type"]
+    # Before anything is looked up (an update compares it with the customers' type).
+    m.customer_type = validation.choice("customer_type", spec["customer_type"], CustomerType)
     m.billing = spec["billing"] or "monthly"
     m.duration_days = spec["duration_days"] if spec["duration_days"] is not None else 30
     m.rate_down, m.rate_up = rate.down, rate.up

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from provisioner import access, activation, cards, ledger
 from provisioner.activation import ActivationRequest
@@ -28,7 +28,17 @@ from provisioner.read.models import (
     RedeemOut,
     TopUpOut,
 )
-from provisioner.schemas import ActivationCreate, CardBatch, CardRedeem, TopUp
+from provisioner.schemas import (
+    AccountRef,
+    ActivationCreate,
+    CardBatch,
+    CardRedeem,
+    Key,
+    Ref,
+    TopUp,
+    Word,
+)
+from provisioner.validation import MAX_INT
 
 router = APIRouter(tags=["activations"])
 
@@ -39,7 +49,7 @@ def create_activation(
     ctx: CtxDep,
     principal: PrincipalDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[Key | None, Header()] = None,
 ) -> ActivationOut:
     """Activate in one transaction; the router/CoA work runs after it (see ``status``)."""
     key = body.idempotency_key or idempotency_key
@@ -65,8 +75,8 @@ def create_activation(
 def list_activations(
     session: SessionDep,
     principal: PrincipalDep,
-    customer: Annotated[str | None, Query(description="a username, or id:N")] = None,
-    status: Annotated[str | None, Query(description="pending | applied | failed")] = None,
+    customer: Annotated[Ref | None, Query(description="a username, or id:N")] = None,
+    status: Annotated[Word | None, Query(description="pending | applied | failed")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[ActivationRow]:
     """Activations, newest first, each as ``GET /activations/{id}`` shows it, plus ``at``.
@@ -75,7 +85,9 @@ def list_activations(
 
 
 @router.get("/activations/{act_id}")
-def get_activation(act_id: int, session: SessionDep, principal: PrincipalDep) -> ActivationOut:
+def get_activation(
+    act_id: Annotated[int, Path(ge=1, le=MAX_INT)], session: SessionDep, principal: PrincipalDep
+) -> ActivationOut:
     """An activation and its provisioning status: pending, applied, or failed with the reason."""
     return activations.get(session, principal, act_id)
 
@@ -87,7 +99,7 @@ def my_balance(session: SessionDep, principal: PrincipalDep) -> BalanceOut:
 
 
 @router.get("/balances/{account}")
-def balance(account: str, session: SessionDep, admin: AdminDep) -> BalanceOut:
+def balance(account: AccountRef, session: SessionDep, admin: AdminDep) -> BalanceOut:
     return balances.of_account(session, admin, account)
 
 

@@ -10,7 +10,7 @@ from provisioner.api.deps import CustomerDep, SessionDep, StaffDep
 from provisioner.read import customers
 from provisioner.read.models import CustomerOut
 from provisioner.registry.customers import reseller_write
-from provisioner.schemas import CustomerCreate, CustomerUpdate
+from provisioner.schemas import CustomerCreate, CustomerUpdate, Ref
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -36,13 +36,13 @@ def get_me(session: SessionDep, customer: CustomerDep) -> CustomerOut:
 
 
 @router.get("/{username}")
-def get_customer(username: str, session: SessionDep, staff: StaffDep) -> CustomerOut:
+def get_customer(username: Ref, session: SessionDep, staff: StaffDep) -> CustomerOut:
     return customers.get(session, staff, username)
 
 
 @router.patch("/{username}")
 def update_customer(
-    username: str, body: CustomerUpdate, session: SessionDep, staff: StaffDep
+    username: Ref, body: CustomerUpdate, session: SessionDep, staff: StaffDep
 ) -> CustomerOut:
     c = access.customer(session, staff, username)
     data = reseller_write(session, staff, body.given(), current=c)
@@ -50,6 +50,6 @@ def update_customer(
 
 
 @router.delete("/{username}", status_code=204)
-def delete_customer(username: str, session: SessionDep, staff: StaffDep) -> None:
+def delete_customer(username: Ref, session: SessionDep, staff: StaffDep) -> None:
     c = access.customer(session, staff, username)
     registry.delete_customer(session, staff.actor, c.username)

@@ -8,7 +8,7 @@ from provisioner import registry
 from provisioner.api.deps import AdminDep, SessionDep, admin_only
 from provisioner.read import masters
 from provisioner.read.models import MasterOut
-from provisioner.schemas import MasterPackageCreate, MasterPackageUpdate
+from provisioner.schemas import MasterPackageCreate, MasterPackageUpdate, Ref
 
 router = APIRouter(
     prefix="/master-packages", tags=["master packages"], dependencies=[Depends(admin_only)]
@@ -26,19 +26,19 @@ def create_master(body: MasterPackageCreate, session: SessionDep, admin: AdminDe
 
 
 @router.get("/{name}")
-def get_master(name: str, session: SessionDep, admin: AdminDep) -> MasterOut:
+def get_master(name: Ref, session: SessionDep, admin: AdminDep) -> MasterOut:
     return masters.get(session, admin, name)
 
 
 @router.patch("/{name}")
 def update_master(
-    name: str, body: MasterPackageUpdate, session: SessionDep, admin: AdminDep
+    name: Ref, body: MasterPackageUpdate, session: SessionDep, admin: AdminDep
 ) -> MasterOut:
     """Change a master package; RADIUS follows in this transaction, routers soon after."""
     return masters.view(registry.update_master_package(session, admin.actor, name, body.given()))
 
 
 @router.delete("/{name}", status_code=204)
-def delete_master(name: str, session: SessionDep, admin: AdminDep) -> None:
+def delete_master(name: Ref, session: SessionDep, admin: AdminDep) -> None:
     """Remove a master package; 409 naming the packages and customers still using it."""
     registry.delete_master_package(session, admin.actor, name)

@@ -9,7 +9,7 @@ from provisioner import registry
 from provisioner.api.deps import AdminDep, PrincipalDep, SessionDep
 from provisioner.read import packages
 from provisioner.read.models import PackageOut, PackageWritten, PublicPackageOut
-from provisioner.schemas import PackageCreate, PackageUpdate
+from provisioner.schemas import PackageCreate, PackageUpdate, Ref
 
 router = APIRouter(prefix="/packages", tags=["packages"])
 
@@ -31,7 +31,7 @@ def create_package(body: PackageCreate, session: SessionDep, admin: AdminDep) ->
 
 @router.get("/{name:path}")
 def get_package(
-    name: str, session: SessionDep, principal: PrincipalDep
+    name: Ref, session: SessionDep, principal: PrincipalDep
 ) -> PackageOut | PublicPackageOut:
     """One package, under the listing's rules; one outside the caller's view is 404."""
     return packages.get(session, principal, name)
@@ -39,12 +39,12 @@ def get_package(
 
 @router.patch("/{name:path}")
 def update_package(
-    name: str, body: PackageUpdate, session: SessionDep, admin: AdminDep
+    name: Ref, body: PackageUpdate, session: SessionDep, admin: AdminDep
 ) -> PackageWritten:
     p, warnings = registry.update_package(session, admin.actor, name, body.given())
     return PackageWritten(package=packages.view(p), warnings=warnings)
 
 
 @router.delete("/{name:path}", status_code=204)
-def delete_package(name: str, session: SessionDep, admin: AdminDep) -> None:
+def delete_package(name: Ref, session: SessionDep, admin: AdminDep) -> None:
     registry.delete_package(session, admin.actor, name)

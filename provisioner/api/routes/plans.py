@@ -16,7 +16,7 @@ from provisioner import radius_store, sync
 from provisioner.api.deps import AdminDep, CtxDep, SessionDep, admin_only
 from provisioner.read import plans
 from provisioner.read.models import PlansOut, RadiusSyncOut, SyncOut
-from provisioner.schemas import SyncRequest
+from provisioner.schemas import Ref, SyncRequest
 from provisioner.state import options
 
 router = APIRouter(tags=["plans"], dependencies=[Depends(admin_only)])
@@ -26,7 +26,9 @@ router = APIRouter(tags=["plans"], dependencies=[Depends(admin_only)])
 def diff(
     ctx: CtxDep,
     _admin: AdminDep,
-    routers: Annotated[list[str], Query(alias="router", description="default: all")] = [],  # noqa: B006
+    routers: Annotated[
+        list[Ref], Query(alias="router", max_length=1000, description="default: all")
+    ] = [],  # noqa: B006
     adopt: Annotated[bool, Query(description="plan to take over unmarked objects")] = False,
 ) -> PlansOut:
     """Dry run: what a sync would change on each router (nothing is written)."""

@@ -8,7 +8,7 @@ from provisioner import registry
 from provisioner.api.deps import AdminDep, ResellerDep, SessionDep
 from provisioner.read import resellers
 from provisioner.read.models import AssignmentOut, ResellerOut
-from provisioner.schemas import Assignment, ResellerCreate, ResellerUpdate
+from provisioner.schemas import Assignment, Ref, ResellerCreate, ResellerUpdate
 
 router = APIRouter(prefix="/resellers", tags=["resellers"])
 
@@ -31,26 +31,26 @@ def get_me(session: SessionDep, reseller: ResellerDep) -> ResellerOut:
 
 
 @router.get("/{name}")
-def get_reseller(name: str, session: SessionDep, admin: AdminDep) -> ResellerOut:
+def get_reseller(name: Ref, session: SessionDep, admin: AdminDep) -> ResellerOut:
     return resellers.get(session, admin, name)
 
 
 @router.patch("/{name}")
 def update_reseller(
-    name: str, body: ResellerUpdate, session: SessionDep, admin: AdminDep
+    name: Ref, body: ResellerUpdate, session: SessionDep, admin: AdminDep
 ) -> ResellerOut:
     return resellers.view(registry.update_reseller(session, admin.actor, name, body.given()))
 
 
 @router.delete("/{name}", status_code=204)
-def delete_reseller(name: str, session: SessionDep, admin: AdminDep) -> None:
+def delete_reseller(name: Ref, session: SessionDep, admin: AdminDep) -> None:
     """Remove a reseller; 409 while it still has customers."""
     registry.delete_reseller(session, admin.actor, name)
 
 
 @router.post("/{name}/packages")
 def assign_package(
-    name: str, body: Assignment, session: SessionDep, admin: AdminDep
+    name: Ref, body: Assignment, session: SessionDep, admin: AdminDep
 ) -> AssignmentOut:
     """Assign a package (or change the reseller's price for it); no price: the package's
     operator price applies."""
@@ -59,5 +59,5 @@ def assign_package(
 
 
 @router.delete("/{name}/packages/{package:path}", status_code=204)
-def unassign_package(name: str, package: str, session: SessionDep, admin: AdminDep) -> None:
+def unassign_package(name: Ref, package: Ref, session: SessionDep, admin: AdminDep) -> None:
     registry.unassign_package(session, admin.actor, name, package)

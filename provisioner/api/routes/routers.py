@@ -10,7 +10,7 @@ from provisioner import registry
 from provisioner.api.deps import AdminDep, SessionDep, admin_only
 from provisioner.read import routers
 from provisioner.read.models import RouterOut, RouterStatusOut, SyncRunOut
-from provisioner.schemas import RouterCreate, RouterUpdate
+from provisioner.schemas import Ref, RouterCreate, RouterUpdate
 
 router = APIRouter(prefix="/routers", tags=["routers"], dependencies=[Depends(admin_only)])
 
@@ -27,13 +27,13 @@ def create_router(body: RouterCreate, session: SessionDep, admin: AdminDep) -> R
 
 
 @router.get("/{name}")
-def get_router(name: str, session: SessionDep, admin: AdminDep) -> RouterOut:
+def get_router(name: Ref, session: SessionDep, admin: AdminDep) -> RouterOut:
     return routers.get(session, admin, name)
 
 
 @router.get("/{name}/runs")
 def get_runs(
-    name: str,
+    name: Ref,
     session: SessionDep,
     admin: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
@@ -44,11 +44,11 @@ def get_runs(
 
 
 @router.patch("/{name}")
-def update_router(name: str, body: RouterUpdate, session: SessionDep, admin: AdminDep) -> RouterOut:
+def update_router(name: Ref, body: RouterUpdate, session: SessionDep, admin: AdminDep) -> RouterOut:
     return routers.view(registry.update_router(session, admin.actor, name, body.given()))
 
 
 @router.delete("/{name}", status_code=204)
-def delete_router(name: str, session: SessionDep, admin: AdminDep) -> None:
+def delete_router(name: Ref, session: SessionDep, admin: AdminDep) -> None:
     """Remove a router; 409 while it still serves customers."""
     registry.delete_router(session, admin.actor, name)

@@ -6,26 +6,35 @@ A new token lives for its role's default lifetime (``token_days_*`` in the confi
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner import auth
 from provisioner.api.deps import AdminDep, SessionDep
 from provisioner.read import tokens
 from provisioner.read.models import TokenCreatedOut, TokenOut
+from provisioner.schemas import Ref, Word, text
+from provisioner.validation import MAX_INT
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+Label = text(128)  # the api_tokens.name column
 
 
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: str = Field(description="admin | reseller | customer")
-    reseller: str | None = Field(None, description="the reseller a reseller token acts for")
-    customer: str | None = Field(None, description="the customer a customer token acts for")
-    name: str = Field("", description="a label; admin tokens act as admin:NAME in the audit")
+    role: Word = Field(description="admin | reseller | customer")
+    reseller: Ref | None = Field(None, description="the reseller a reseller token acts for")
+    customer: Ref | None = Field(None, description="the customer a customer token acts for")
+    name: Label = Field("", description="a label; admin tokens act as admin:NAME in the audit")
     days: int | None = Field(
-        None, description="lifetime in days (0: never expires); default: the role's"
+        None,
+        ge=0,
+        le=auth.MAX_DAYS,
+        description="lifetime in days (0: never expires); default: the role's",
     )
 
 
@@ -51,6 +60,8 @@ def create_token(body: TokenCreate, session: SessionDep, admin: AdminDep) -> Tok
 
 
 @router.delete("/{token_id}", status_code=204)
-def revoke_token(token_id: int, session: SessionDep, admin: AdminDep) -> None:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=MAX_INT)], session: SessionDep, admin: AdminDep
+) -> None:
     """Revoke a token: it answers 401 from now on (404 for an unknown id)."""
     auth.revoke_token(session, admin.actor, token_id)

@@ -1,0 +1,353 @@
+"""Bad input is a 422 naming the field, never a 500 (issue 11): numbers past the database's
+integers, dates past year 9999, over-long strings, NUL characters, a check that ran after a
+query. Every test runs on SQLite and PostgreSQL (the 500s differed between them); the
+registry's own refusals (what the CLI and the web panels reach) are checked beside the API's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from provisioner import cards, config, registry, validation
+from provisioner.api import create_app
+from provisioner.config import Settings
+from provisioner.context import open_context
+from provisioner.db import transaction
+from provisioner.errors import ValidationError
+from provisioner.models import Reseller
+from tests.conftest import drop_pg_database, pg_database
+from tests.test_api import World, activate, seed
+
+BIG = 3_000_000_000  # past PostgreSQL's integer
+HUGE = 2**63 + 5  # past SQLite's (and BigInteger)
+MB10 = "x" * 10_000_000
+
+
+def api_world(backend: str, tmp: Path) -> Iterator[World]:
+    """The real app on a fresh, seeded database of ``backend``; a 500 is an answer here
+    (the client does not raise), so a test can say which request gave it."""
+    name = None
+    if backend == "postgresql":
+        name, url = pg_database()
+    else:
+        url = f"sqlite:///{tmp}/db.sqlite3"
+    settings = Settings(
+        database_url=url,
+        key_file=tmp / "key",
+        sync_debounce_seconds=0.0,
+        router_timeout_seconds=2.0,
+    )
+    ctx = open_context(settings, upgrade=backend == "sqlite")
+    try:
+        tokens = seed(ctx)
+        with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+            yield World(ctx, client, tokens)
+    finally:
+        ctx.close()
+        config.use(None)
+        if name:
+            drop_pg_database(name)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    yield from api_world(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture
+def api(shared_world: World) -> World:
+    activate(shared_world.ctx)
+    return shared_world
+
+
+def refused(r: Any, field: str) -> None:
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field, r.text
+
+
+# ---- numbers past the database's integers ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/customers/{BIG}", None),
+        ("GET", f"/customers/id:{HUGE}", None),
+        ("GET", "/customers/id:\u00b2", None),  # a digit to str.isdigit, not to int()
+        ("PATCH", f"/customers/id:{HUGE}", {"status": "suspended"}),
+        ("GET", f"/master-packages/id:{HUGE}", None),
+        ("GET", f"/packages/id:{HUGE}", None),
+        ("GET", f"/resellers/id:{HUGE}", None),
+        ("GET", f"/routers/id:{HUGE}", None),
+        ("GET", f"/routers/{BIG}/runs", None),
+        ("GET", f"/routers/id:{HUGE}/runs", None),
+        ("GET", f"/activations/{BIG}", None),
+        ("GET", f"/activations/{HUGE}", None),
+        ("GET", f"/activations?customer=id:{HUGE}", None),
+        ("DELETE", f"/tokens/{BIG}", None),
+        ("DELETE", f"/tokens/{HUGE}", None),
+        ("GET", f"/balances/reseller:{HUGE}", None),
+        ("GET", "/balances/customer:\u00b2", None),
+        ("GET", f"/balances/customer:{'9' * 5000}", None),  # past int()'s 4300 digits
+        (
+            "POST",
+            "/customers",
+            {"username": "n1", "password": "p", "customer_type": "pppoe", "router": f"id:{HUGE}"},
+        ),
+        ("PATCH", "/customers/cust-a", {"package": f"id:{HUGE}"}),
+        ("PATCH", "/customers/cust-a", {"reseller": f"id:{BIG}"}),
+        (
+            "POST",
+            "/activations",
+            {"customer": f"id:{HUGE}", "package": "pkg-a", "idempotency_key": "k1"},
+        ),
+        (
+            "POST",
+            "/activations",
+            {"customer": "cust-a", "package": f"id:{HUGE}", "idempotency_key": "k2"},
+        ),
+        ("POST", "/topups", {"account": f"reseller:{HUGE}", "amount": "1"}),
+        ("POST", "/topups", {"account": f"reseller:{'9' * 70}", "amount": "1"}),
+        ("POST", "/cards/redeem", {"serial": "S", "pin": "1", "customer": f"id:{HUGE}"}),
+        ("POST", "/resellers/resA/packages", {"package": f"id:{HUGE}"}),
+    ],
+)
+def test_a_reference_past_the_database_integer_is_not_found(
+    api: World, method: str, path: str, body: Any
+) -> None:
+    r = api.call(method, path, "admin", body)
+    assert r.status_code in (404, 422), r.text
+
+
+def test_an_activation_or_token_id_past_the_database_integer_is_a_field_error(
+    api: World,
+) -> None:
+    refused(api.call("GET", f"/activations/{BIG}", "admin"), "act_id")
+    refused(api.call("DELETE", f"/tokens/{HUGE}", "admin"), "token_id")
+
+
+def test_a_card_life_past_year_9999_is_a_field_error(api: World) -> None:
+    refused(
+        api.call("POST", "/cards", "admin", {"count": 1, "value": "10", "days": 9999999}), "days"
+    )
+    with pytest.raises(ValidationError) as exc, transaction(api.ctx.factory) as s:
+        cards.generate(s, 1, "10", 9999999, "b")  # the CLI's way in
+    assert exc.value.field == "days"
+
+
+MASTER = {"name": "m-new", "customer_type": "pppoe", "rate_down": "10M", "rate_up": "5M"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"rate_down": "99999999999999999999G"}, "rate_down"),
+        ({"rate_up": 10**20}, "rate_up"),
+        ({"volume_cap": "99999999999999999999T"}, "volume_cap"),
+        ({"volume_cap": 2**63}, "volume_cap"),
+        ({"duration_days": 10**20}, "duration_days"),
+        ({"duration_days": 1e20}, "duration_days"),
+        ({"shared_users": 2**40}, "shared_users"),
+        ({"priority": 2**70}, "priority"),
+        (
+            {"burst_down": "20M", "burst_threshold_down": "8M", "burst_time": "99999999999w"},
+            "burst_time",
+        ),
+    ],
+)
+def test_a_number_past_its_column_is_a_field_error(
+    api: World, change: dict[str, Any], field: str
+) -> None:
+    refused(api.call("POST", "/master-packages", "admin", {**MASTER, **change}), field)
+    data = {**MASTER, **change}
+    if isinstance(data.get("duration_days"), float):
+        return  # JSON's number; the CLI reads whole numbers
+    with pytest.raises(ValidationError) as exc, transaction(api.ctx.factory) as s:
+        registry.create_master_package(s, "test", data)
+    assert exc.value.field == field
+
+
+def test_an_empty_customer_type_is_refused_before_any_lookup(api: World) -> None:
+    """m-home has customers: the type is checked first, not compared with theirs (409)."""
+    r = api.call("PATCH", "/master-packages/m-home", "admin", {"customer_type": ""})
+    refused(r, "customer_type")
+    assert "pppoe, hotspot" in r.json()["reason"]
+    with pytest.raises(ValidationError) as exc, transaction(api.ctx.factory) as s:
+        registry.update_master_package(s, "test", "m-home", {"customer_type": ""})
+    assert exc.value.field == "customer_type"
+
+
+# ---- strings: a maximum length, no NUL -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/resellers", {"name": "r-long", "contact": MB10}, "contact"),
+        ("PATCH", "/resellers/resA", {"contact": "x" * 201}, "contact"),
+        (
+            "POST",
+            "/customers",
+            {"username": "u-long", "password": MB10, "customer_type": "other"},
+            "password",
+        ),
+        ("PATCH", "/routers/r1", {"password": "p" * 129}, "password"),
+        ("PATCH", "/routers/r1", {"radius_secret": MB10}, "radius_secret"),
+        (
+            "POST",
+            "/master-packages",
+            {**MASTER, "pool_name": "p", "pool_ranges": "1" * 513},
+            "pool_ranges",
+        ),
+        (
+            "POST",
+            "/activations",
+            {"customer": "cust-a", "package": "pkg-a", "idempotency_key": "k" * 129},
+            "idempotency_key",
+        ),
+        ("POST", "/tokens", {"role": "admin", "name": "n" * 129}, "name"),
+        ("GET", "/customers/" + "u" * 65, None, "username"),
+    ],
+)
+def test_an_over_long_string_is_a_field_error_and_nothing_is_stored(
+    api: World, method: str, path: str, body: Any, field: str
+) -> None:
+    refused(api.call(method, path, "admin", body), field)
+    r = api.call("GET", "/resellers", "admin")
+    assert r.status_code == 200 and len(r.text) < 10_000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/resellers", {"name": "r\0"}, "name"),
+        ("POST", "/resellers", {"name": "r-nul", "contact": "a\0b"}, "contact"),
+        (
+            "POST",
+            "/customers",
+            {"username": "u-nul", "password": "p\0", "customer_type": "other"},
+            "password",
+        ),
+        ("PATCH", "/customers/cust-a", {"mac_address": "\0"}, "mac_address"),
+        (
+            "POST",
+            "/packages",
+            {"name": "p", "master_package": "m\0", "customer_price": "1", "operator_price": "1"},
+            "master_package",
+        ),
+        (
+            "POST",
+            "/activations",
+            {"customer": "cust-a", "package": "pkg-a", "idempotency_key": "k\0"},
+            "idempotency_key",
+        ),
+        ("POST", "/topups", {"account": "reseller:r\0", "amount": "1"}, "account"),
+        ("POST", "/cards/redeem", {"serial": "S\0", "pin": "1", "customer": "cust-a"}, "serial"),
+        ("POST", "/sync", {"routers": ["r\0"]}, "routers.0"),
+        ("GET", "/packages/p%00", None, "name"),
+        ("GET", "/customers/c%00", None, "username"),
+        ("GET", "/activations?customer=c%00", None, "customer"),
+        ("GET", "/diff?router=r%00", None, "router.0"),
+    ],
+)
+def test_a_nul_character_is_a_field_error(
+    api: World, method: str, path: str, body: Any, field: str
+) -> None:
+    r = api.call(method, path, "admin", body)
+    refused(r, field)
+    assert "NUL" in r.json()["reason"]
+
+
+@pytest.mark.parametrize(
+    ("write", "field"),
+    [
+        (lambda s: registry.create_reseller(s, "t", {"name": "r", "contact": "a\0b"}), "contact"),
+        (lambda s: registry.create_reseller(s, "t", {"name": "r", "contact": MB10}), "contact"),
+        (lambda s: registry.update_router(s, "t", "r1", {"password": "p" * 129}), "password"),
+        (lambda s: registry.update_router(s, "t", "r1", {"radius_secret": "s\0"}), "radius_secret"),
+        (lambda s: registry.update_customer(s, "t", "cust-a", {"password": "\0"}), "password"),
+        (
+            lambda s: registry.create_master_package(s, "t", {**MASTER, "local_address": "\0"}),
+            "local_address",
+        ),
+        (
+            lambda s: registry.update_router(s, "t", "r1", {"customer_types": ["pppoe\0"]}),
+            "customer_types",
+        ),
+    ],
+)
+def test_the_registry_refuses_nul_and_over_long_strings_too(
+    api: World, write: Any, field: str
+) -> None:
+    """The CLI and the web panels write through the registry, not the API's models."""
+    with pytest.raises(ValidationError) as exc, transaction(api.ctx.factory) as s:
+        write(s)
+    assert exc.value.field == field
+    with transaction(api.ctx.factory) as s:
+        assert registry.count(s, Reseller) == 2
+
+
+def test_a_name_with_nul_is_no_row_in_a_lookup(api: World) -> None:
+    """References from the CLI (no API model in between) find nothing, on PostgreSQL too."""
+    with pytest.raises(Exception) as exc, transaction(api.ctx.factory) as s:
+        registry.assign_package(s, "t", "res\0A", "pkg-a")
+    assert getattr(exc.value, "status", None) == 404
+
+
+def test_validation_bounds_the_columns() -> None:
+    assert validation.rate("rate_down", "9223372036854775807") == 2**63 - 1
+    with pytest.raises(ValidationError):
+        validation.rate("rate_down", str(2**63))
+    with pytest.raises(ValidationError):
+        validation.volume("volume_cap", str(2**63))
+    with pytest.raises(ValidationError):
+        validation.positive_int("shared_users", 2**31)
+
+
+# ---- every value a client sends is bounded in the schema -------------------------------
+
+
+def _unbounded(schema: Any, where: str, spec: dict[str, Any], out: list[str]) -> None:
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            _unbounded(spec["components"]["schemas"][name], f"{where}>{name}", spec, out)
+            return
+        kind = schema.get("type")
+        if kind == "string" and "maxLength" not in schema and "enum" not in schema:
+            out.append(where)
+        if kind == "integer" and ("maximum" not in schema or "minimum" not in schema):
+            out.append(where)
+        if kind == "array" and "maxItems" not in schema:
+            out.append(where)
+        for key in ("anyOf", "oneOf", "allOf"):
+            for i, sub in enumerate(schema.get(key, [])):
+                _unbounded(sub, f"{where}|{i}", spec, out)
+        for prop, sub in schema.get("properties", {}).items():
+            _unbounded(sub, f"{where}.{prop}", spec, out)
+        if isinstance(schema.get("items"), dict):
+            _unbounded(schema["items"], f"{where}[]", spec, out)
+
+
+def test_every_string_a_client_sends_has_a_maximum_length_and_every_number_a_range(
+    api: World,
+) -> None:
+    spec = api.client.get("/openapi.json").json()
+    out: list[str] = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            label = f"{method.upper()} {path}"
+            for p in op.get("parameters", []):
+                if p["in"] != "header" or p["name"].lower() != "authorization":
+                    _unbounded(p["schema"], f"{label} {p['in']} {p['name']}", spec, out)
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                _unbounded(body["schema"], f"{label} body", spec, out)
+    assert out == []
