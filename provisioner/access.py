@@ -13,7 +13,7 @@ reference is a name, or explicitly ``id:N`` (``registry.common.refers_to``): nev
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import CTE, ColumnElement, Select, select
 from sqlalchemy.orm import Session, joinedload
 
 from provisioner.auth import Principal
@@ -57,12 +57,25 @@ def own_account(principal: Principal) -> str:
 # ---- customers -------------------------------------------------------------------------
 
 
+def subtree(reseller_id: int) -> Select[tuple[int]]:
+    """The ids of a reseller and every operator below it, to any depth (one recursive
+    query, usable as a subquery: ``Customer.reseller_id.in_(subtree(me))``)."""
+    tree = _tree(reseller_id)
+    return select(tree.c.id)
+
+
+def _tree(reseller_id: int) -> CTE:
+    tree = select(Reseller.id).where(Reseller.id == reseller_id).cte("tree", recursive=True)
+    return tree.union_all(select(Reseller.id).where(Reseller.parent_id == tree.c.id))
+
+
 def customer_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:
-    """The customers this caller may see, as WHERE clauses on ``Customer``."""
+    """The customers this caller may see, as WHERE clauses on ``Customer``: a reseller's
+    own and those of every sub-reseller below it."""
     if principal.role == "admin":
         return []
     if principal.role == "reseller":
-        return [Customer.reseller_id == own_reseller(session, principal).id]
+        return [Customer.reseller_id.in_(subtree(own_reseller(session, principal).id))]
     return [Customer.id == own_customer(session, principal).id]
 
 
@@ -71,8 +84,54 @@ def may_see(session: Session, principal: Principal, c: Customer) -> bool:
     if principal.role == "admin":
         return True
     if principal.role == "reseller":
-        return c.reseller_id == own_reseller(session, principal).id
+        me = own_reseller(session, principal).id
+        return c.reseller_id == me or (
+            c.reseller_id is not None and in_subtree(session, me, c.reseller_id)
+        )
     return principal.role == "customer" and c.id == own_customer(session, principal).id
+
+
+def in_subtree(session: Session, root: int, reseller_id: int) -> bool:
+    tree = _tree(root)
+    return session.scalar(select(tree.c.id).where(tree.c.id == reseller_id)) is not None
+
+
+# ---- resellers -------------------------------------------------------------------------
+
+
+def reseller(session: Session, principal: Principal, ref: str, *, manage: bool = False) -> Reseller:
+    """The reseller ``ref`` as this caller may see it: an admin any; a reseller the
+    operators below it (with ``manage``: only its direct sub-resellers, whose packages,
+    prices and settlements it sets). 404 otherwise, as for one that does not exist."""
+    r = lookup(session, Reseller, ref)
+    if isinstance(r, Reseller):
+        if principal.role == "admin":
+            return r
+        if principal.role == "reseller":
+            me = own_reseller(session, principal).id
+            if r.parent_id == me or (
+                not manage and r.id != me and in_subtree(session, me, r.id)
+            ):
+                return r
+    raise NotFound(f"no reseller named {ref!r}")
+
+
+def reseller_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:
+    """The resellers this caller may see: all (admin), or those below it (reseller)."""
+    if principal.role == "admin":
+        return []
+    me = own_reseller(session, principal).id
+    return [Reseller.id.in_(subtree(me)), Reseller.id != me]
+
+
+def chain(session: Session, reseller_id: int) -> list[Reseller]:
+    """The operator and every parent above it, up to the one under the admin."""
+    out: list[Reseller] = []
+    r = session.get(Reseller, reseller_id)
+    while r is not None and len(out) < 64:  # a cycle is refused when parents are set
+        out.append(r)
+        r = session.get(Reseller, r.parent_id) if r.parent_id is not None else None
+    return out
 
 
 def customer(session: Session, principal: Principal, ref: str) -> Customer:

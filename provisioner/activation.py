@@ -129,6 +129,48 @@ def _price_and_payer(
     return Decimal("0.00"), None
 
 
+def _parents_pay(
+    session: Session,
+    payer_id: int,
+    paid: Decimal,
+    package: Package,
+    customer: Customer,
+    act: Activation,
+) -> None:
+    """Every operator above the payer pays its own parent's price for the package, in
+    this transaction; each ledger row shows what the one below paid and the margin kept.
+    A parent that cannot pay (its balance, or its credit limit) refuses the whole
+    activation: the caller's transaction rolls back, nothing is charged anywhere."""
+    currency = effects.settings_of(session).currency
+    ops = access.chain(session, payer_id)
+    for below, op in zip(ops, ops[1:], strict=False):
+        a = session.scalar(
+            select(ResellerPackage).where(
+                ResellerPackage.reseller_id == op.id, ResellerPackage.package_id == package.id
+            )
+        )
+        if a is None:
+            raise Conflict(
+                f"package {package.name!r} is no longer given to reseller {op.name!r}, so "
+                f"{below.name!r} cannot sell it",
+                field="package",
+            )
+        price = reseller_price(a)
+        done = ledger.debit(
+            session, ledger.account_of("reseller", op.id), price, "activation",
+            reference=f"{package.name} for {customer.username} via {below.name} "
+            f"(paid {paid}, margin {paid - price})",
+            activation_id=act.id, actor=f"reseller:{payer_id}",
+        )  # fmt: skip
+        if done is None:
+            raise PaymentRequired(
+                f"refused up the chain: reseller {op.name!r} has not enough balance or "
+                f"credit left to pay its {price} {currency} for it",
+                field="balance",
+            )
+        paid = price
+
+
 def _replay(session: Session, principal: Principal, key: str) -> Activation | None:
     """The activation an earlier request with this key made, if the same caller made it.
 
@@ -216,12 +258,14 @@ def activate(
             reference=package.name, activation_id=act.id, actor=principal.actor,
         )  # fmt: skip
         if paid is None:
-            have = ledger.balance(session, account)
+            have = ledger.balance(session, account) - ledger.floor_of(session, account)
             raise PaymentRequired(
                 f"insufficient balance: {account} has {have} {settings.currency}, "
                 f"the package costs {price} {settings.currency}",
                 field="balance",
             )
+        if account.startswith("reseller:"):
+            _parents_pay(session, int(account.split(":")[1]), price, package, customer, act)
     if str(master.billing) == "monthly":
         session.add(
             Invoice(

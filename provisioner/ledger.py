@@ -36,6 +36,19 @@ def ensure(session: Session, account: str) -> None:
     )
 
 
+def set_floor(session: Session, account: str, floor: Decimal) -> None:
+    """How low the account may go: 0 (prepaid) or minus a credit limit (postpaid). A
+    balance already below a raised floor stays (nothing is taken back); it only stops
+    further debits."""
+    ensure(session, account)
+    session.execute(update(Account).where(Account.account == account).values(floor=floor))
+
+
+def floor_of(session: Session, account: str) -> Decimal:
+    value = session.scalar(select(Account.floor).where(Account.account == account))
+    return value if value is not None else Decimal("0.00")
+
+
 def balance(session: Session, account: str) -> Decimal:
     """The account's current balance (0 for an account with no row yet)."""
     value = session.scalar(select(Account.balance).where(Account.account == account))
@@ -103,12 +116,12 @@ def debit(
     activation_id: int | None = None,
     actor: str = "",
 ) -> Decimal | None:
-    """Take ``amount`` (> 0) if the balance stays at or above the floor (0): a ledger row
-    and the balance, together. Returns the new balance, or None (nothing written) when
-    the account cannot pay."""
+    """Take ``amount`` (> 0) if the balance stays at or above the account's floor (0, or
+    minus a postpaid operator's credit limit): a ledger row and the balance, together.
+    Returns the new balance, or None (nothing written) when the account cannot pay."""
     new = session.scalar(
         update(Account)
-        .where(Account.account == account, Account.balance >= amount)
+        .where(Account.account == account, Account.balance - amount >= Account.floor)
         .values(balance=Account.balance - amount)
         .returning(Account.balance)
     )

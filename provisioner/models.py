@@ -137,13 +137,33 @@ class Package(Base):
     master_package: Mapped[MasterPackage] = relationship(back_populates="packages")
 
 
+class OperatorBilling(enum.StrEnum):
+    prepaid = "prepaid"  # pays from its balance: activations stop at zero
+    postpaid = "postpaid"  # may owe its parent up to ``credit_limit``
+
+
 class Reseller(Base):
+    """An operator: a reseller under the admin, or a sub-reseller under another reseller
+    (``parent_id``), to any depth. Each pays its parent's price for what it activates."""
+
     __tablename__ = "resellers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     contact: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    # None: directly under the admin.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
+    # Its parent (or the admin) lets it have sub-resellers of its own.
+    may_have_subresellers: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
+    billing: Mapped[OperatorBilling] = mapped_column(
+        _enum(OperatorBilling), default=OperatorBilling.prepaid, server_default="prepaid"
+    )
+    credit_limit: Mapped[Decimal] = mapped_column(
+        Money(), default=Decimal("0.00"), server_default="0"
+    )
 
     assignments: Mapped[list[ResellerPackage]] = relationship(
         back_populates="reseller", cascade="all, delete-orphan"
@@ -151,7 +171,9 @@ class Reseller(Base):
 
 
 class ResellerPackage(Base):
-    """A package assigned to a reseller; ``price`` overrides the package's operator price."""
+    """A package a reseller may sell, given by its parent (the admin, or the reseller above
+    it): ``price`` is what it pays its parent (None: the package's operator price);
+    ``customer_price`` the customer's price its parent recommends (None: the package's)."""
 
     __tablename__ = "reseller_packages"
     __table_args__ = (UniqueConstraint("reseller_id", "package_id"),)
@@ -160,6 +182,7 @@ class ResellerPackage(Base):
     reseller_id: Mapped[int] = mapped_column(ForeignKey("resellers.id", ondelete="CASCADE"))
     package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"))
     price: Mapped[Decimal | None] = mapped_column(Money())
+    customer_price: Mapped[Decimal | None] = mapped_column(Money())
 
     reseller: Mapped[Reseller] = relationship(back_populates="assignments")
     package: Mapped[Package] = relationship()
@@ -347,6 +370,8 @@ class Account(Base):
 
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     balance: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
+    # The lowest the balance may go: 0 when prepaid, minus the credit limit when postpaid.
+    floor: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
 
 
 class Activation(Base):

@@ -141,6 +141,10 @@ class PackageCreate(PackageUpdate):
 class ResellerUpdate(Body):
     name: Name | None = None
     contact: Contact | None = None
+    parent: Ref | None = Field(None, description="the reseller it is under; none: the admin")
+    may_have_subresellers: bool | None = None
+    billing: str | None = Field(None, description="prepaid | postpaid", max_length=16)
+    credit_limit: Amount | None = Field(None, description="how much a postpaid one may owe")
 
 
 class ResellerCreate(ResellerUpdate):
@@ -153,7 +157,17 @@ class Assignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     package: Ref
-    price: Amount | None = Field(None, description="this reseller's operator price")
+    price: Amount | None = Field(None, description="what this reseller pays its parent")
+    customer_price: Amount | None = Field(None, description="the customer's price recommended")
+
+
+class Settlement(BaseModel):
+    """A payment from an operator to its parent: it reduces what a postpaid one owes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount
+    reference: str = Field("", max_length=200, description="e.g. a receipt number")
 
 
 class RouterUpdate(Body):

@@ -233,13 +233,6 @@ ADMIN_ONLY: list[tuple[str, str, Any, int]] = [
     ("POST", "/packages", {}, 422),
     ("PATCH", "/packages/nope", {}, 404),
     ("DELETE", "/packages/nope", None, 404),
-    ("GET", "/resellers", None, 200),
-    ("POST", "/resellers", {}, 422),
-    ("GET", "/resellers/resB", None, 200),
-    ("PATCH", "/resellers/nope", {}, 404),
-    ("DELETE", "/resellers/nope", None, 404),
-    ("POST", "/resellers/nope/packages", {"package": "pkg-a"}, 404),
-    ("DELETE", "/resellers/nope/packages/pkg-a", None, 404),
     ("GET", "/routers", None, 200),
     ("POST", "/routers", {}, 422),
     ("GET", "/routers/r1", None, 200),
@@ -261,6 +254,18 @@ SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/packages/public-basic", None, {A: 200, R: 404, C: 200}),
     ("GET", "/packages/pkg-a", None, {A: 200, R: 200, C: 404}),
     ("GET", "/resellers/me", None, {A: 403, R: 200, C: 403}),
+    # The operator tree: a reseller sees the operators below it (resA has none); a
+    # sibling (resB) is 404 to it, as one that does not exist.
+    ("GET", "/resellers", None, {A: 200, R: 200, C: 403}),
+    ("POST", "/resellers", {}, {A: 422, R: 422, C: 403}),
+    ("GET", "/resellers/resB", None, {A: 200, R: 404, C: 403}),
+    ("PATCH", "/resellers/resB", {}, {A: 200, R: 404, C: 403}),
+    ("PATCH", "/resellers/nope", {}, {A: 404, R: 404, C: 403}),
+    ("DELETE", "/resellers/nope", None, {A: 404, R: 404, C: 403}),
+    ("POST", "/resellers/nope/packages", {"package": "pkg-a"}, {A: 404, R: 404, C: 403}),
+    ("DELETE", "/resellers/nope/packages/pkg-a", None, {A: 404, R: 404, C: 403}),
+    ("POST", "/resellers/resB/settlements", {"amount": "0"}, {A: 422, R: 404, C: 403}),
+    ("GET", "/resellers/resB/ledger", None, {A: 200, R: 404, C: 403}),
     ("GET", "/customers", None, {A: 200, R: 200, C: 403}),
     ("POST", "/customers", {}, {A: 422, R: 422, C: 403}),
     ("GET", "/customers/me", None, {A: 403, R: 403, C: 200}),
@@ -347,7 +352,9 @@ def test_reseller_sees_only_its_packages_at_its_price(world: World) -> None:
     assert world.call("GET", "/packages", "resB").json()[0]["operator_price"] == "500.00"
     me = world.call("GET", "/resellers/me", "reseller").json()
     assert me["name"] == "resA"
-    assert me["packages"] == [{"package": "pkg-a", "price": "350.00", "effective_price": "350.00"}]
+    assert me["packages"] == [
+        {"package": "pkg-a", "price": "350.00", "effective_price": "350.00", "customer_price": None}
+    ]
 
 
 def test_reseller_creates_customers_only_for_itself_and_its_packages(world: World) -> None:

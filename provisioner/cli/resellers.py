@@ -8,6 +8,7 @@ import typer
 
 from provisioner import registry
 from provisioner.cli.common import ACTOR, JSON, emit, given, handled, session
+from provisioner.models import Reseller
 from provisioner.read import ADMIN, resellers
 from provisioner.read.models import AssignmentOut
 
@@ -15,12 +16,29 @@ Opt = typer.Option
 app = typer.Typer(no_args_is_help=True, help="Resellers and their packages.")
 
 
+PARENT_HELP = "the reseller it is under (a sub-reseller); none: the admin"
+SUBS_HELP = "whether it may have sub-resellers of its own"
+BILLING_HELP = "prepaid (pays from its balance) | postpaid (may owe up to --credit-limit)"
+
+
 @app.command("add")
 @handled
-def add(name: str, contact: Annotated[str, Opt(help="free text: phone, e-mail")] = "") -> None:
-    """Add a reseller (assign it packages with 'reseller assign')."""
+def add(
+    name: str,
+    contact: Annotated[str, Opt(help="free text: phone, e-mail")] = "",
+    parent: Annotated[str | None, Opt(help=PARENT_HELP)] = None,
+    subs: Annotated[bool, Opt("--subresellers/--no-subresellers", help=SUBS_HELP)] = False,
+    billing: Annotated[str, Opt(help=BILLING_HELP)] = "prepaid",
+    credit_limit: Annotated[str | None, Opt(help="how much a postpaid one may owe")] = None,
+) -> None:
+    """Add a reseller, or a sub-reseller with --parent (assign it packages with 'reseller
+    assign')."""
+    data = given(
+        name=name, contact=contact, parent=parent, may_have_subresellers=subs, billing=billing,
+        credit_limit=credit_limit,
+    )  # fmt: skip
     with session() as s:
-        r = registry.create_reseller(s, ACTOR, {"name": name, "contact": contact})
+        r = registry.create_reseller(s, ACTOR, data)
         typer.echo(f"reseller {r.name} added")
 
 
@@ -30,11 +48,37 @@ def edit(
     ref: str,
     name: Annotated[str | None, Opt()] = None,
     contact: Annotated[str | None, Opt()] = None,
+    parent: Annotated[str | None, Opt(help=PARENT_HELP + '; "" moves it under the admin')] = None,
+    subs: Annotated[bool | None, Opt("--subresellers/--no-subresellers", help=SUBS_HELP)] = None,
+    billing: Annotated[str | None, Opt(help=BILLING_HELP)] = None,
+    credit_limit: Annotated[str | None, Opt(help="how much a postpaid one may owe")] = None,
 ) -> None:
-    """Rename a reseller or change its contact."""
+    """Change a reseller: name, contact, place in the tree, prepaid or postpaid."""
+    data = given(
+        name=name, contact=contact, parent=parent, may_have_subresellers=subs, billing=billing,
+        credit_limit=credit_limit,
+    )  # fmt: skip
     with session() as s:
-        r = registry.update_reseller(s, ACTOR, ref, given(name=name, contact=contact))
+        r = registry.update_reseller(s, ACTOR, ref, data)
         typer.echo(f"reseller {r.name} changed")
+
+
+@app.command("settle")
+@handled
+def settle_cmd(
+    ref: str,
+    amount: str,
+    reference: Annotated[str, Opt(help="e.g. a receipt number")] = "",
+) -> None:
+    """Record a payment from a reseller to its parent: it reduces what a postpaid one owes
+    (or tops up a prepaid one)."""
+    from provisioner.refs import get_by_name
+    from provisioner.registry.resellers import settle
+
+    with session() as s:
+        r = get_by_name(s, Reseller, ref)
+        new = settle(s, ACTOR, r, amount, reference)
+    typer.echo(f"reseller {ref}: balance {new}")
 
 
 @app.command("list")
@@ -47,7 +91,7 @@ def list_(as_json: JSON = False) -> None:
         emit(found, True)
         return
     rows = [{**r.model_dump(), "packages": _packages(r.packages, prices=False)} for r in found]
-    emit(rows, False, ["id", "name", "contact", "packages"])
+    emit(rows, False, ["id", "name", "parent", "billing", "balance", "contact", "packages"])
 
 
 def _packages(assigned: list[AssignmentOut], *, prices: bool = True) -> str:
@@ -85,11 +129,15 @@ def remove(ref: str) -> None:
 def assign(
     reseller: str,
     package: str,
-    price: Annotated[str | None, Opt(help="this reseller's operator price")] = None,
+    price: Annotated[str | None, Opt(help="what it pays its parent for it")] = None,
+    customer_price: Annotated[
+        str | None, Opt(help="the customer's price recommended to it")
+    ] = None,
 ) -> None:
-    """Let a reseller sell a package, optionally at its own operator price."""
+    """Let a reseller sell a package at its own price; a sub-reseller only one of its
+    parent's packages (no price: the parent's own)."""
     with session() as s:
-        a = registry.assign_package(s, ACTOR, reseller, package, price)
+        a = registry.assign_package(s, ACTOR, reseller, package, price, customer_price)
         typer.echo(
             f"package {a.package.name} assigned to {a.reseller.name} "
             f"at {registry.reseller_price(a)}"

@@ -10,11 +10,18 @@ from provisioner.read.models import BalanceOut, LedgerEntryOut
 
 
 def of_account(session: Session, principal: Principal, account: str) -> BalanceOut:
-    """An account's balance: the caller's own, or any (``ledger.resolve`` forms) for admins."""
+    """An account's balance: the caller's own; for a reseller, those of the operators and
+    customers below it; for an admin, any (``ledger.resolve`` forms)."""
     if principal.role == "admin":
         account = ledger.resolve(session, account)
     elif account != access.own_account(principal):
-        principal.require("admin")
+        principal.require("admin", "reseller")
+        account = ledger.resolve(session, account)
+        kind, _, id_ = account.partition(":")
+        if kind == "reseller":
+            access.reseller(session, principal, f"id:{id_}")
+        else:
+            access.customer(session, principal, f"id:{id_}")
     return BalanceOut(
         account=account,
         balance=str(ledger.balance(session, account)),

@@ -75,13 +75,21 @@ class AssignmentOut(Out):
     package: str
     price: str | None
     effective_price: str
+    customer_price: str | None = None  # recommended by the parent; None: the package's
 
 
 class ResellerOut(Out):
+    """An operator: its place in the tree, how it pays, its balance and its packages."""
+
     id: int
     name: str
     contact: str
     packages: list[AssignmentOut]
+    parent: str | None = None  # None: under the admin
+    may_have_subresellers: bool = False
+    billing: str = "prepaid"
+    credit_limit: str = "0.00"
+    balance: str = "0.00"
 
 
 class RouterOut(Out):

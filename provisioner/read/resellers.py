@@ -1,15 +1,15 @@
-"""Resellers with the packages each may sell: admins see all, a reseller itself."""
+"""Resellers as each caller may see them: an admin all of them; a reseller itself and the
+operators below it (``access.reseller_filter``), with balances and packages."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioner import access
+from provisioner import access, ledger
 from provisioner.auth import Principal
 from provisioner.models import Reseller, ResellerPackage
 from provisioner.read.models import AssignmentOut, ResellerOut
-from provisioner.registry.common import get_by_name
 
 
 def assignment_view(a: ResellerPackage) -> AssignmentOut:
@@ -17,28 +17,36 @@ def assignment_view(a: ResellerPackage) -> AssignmentOut:
         package=a.package.name,
         price=None if a.price is None else str(a.price),
         effective_price=str(a.price if a.price is not None else a.package.operator_price),
+        customer_price=None if a.customer_price is None else str(a.customer_price),
     )
 
 
-def view(r: Reseller) -> ResellerOut:
+def view(session: Session, r: Reseller) -> ResellerOut:
+    parent = session.get(Reseller, r.parent_id) if r.parent_id is not None else None
     return ResellerOut(
         id=r.id,
         name=r.name,
         contact=r.contact,
         packages=[assignment_view(a) for a in r.assignments],
+        parent=parent.name if parent is not None else None,
+        may_have_subresellers=r.may_have_subresellers,
+        billing=str(r.billing),
+        credit_limit=str(r.credit_limit),
+        balance=str(ledger.balance(session, ledger.account_of("reseller", r.id))),
     )
 
 
 def list_(session: Session, principal: Principal) -> list[ResellerOut]:
-    principal.require("admin")
-    return [view(r) for r in session.scalars(select(Reseller).order_by(Reseller.name))]
+    principal.require("admin", "reseller")
+    q = select(Reseller).where(*access.reseller_filter(session, principal)).order_by(Reseller.name)
+    return [view(session, r) for r in session.scalars(q)]
 
 
 def get(session: Session, principal: Principal, ref: str) -> ResellerOut:
-    principal.require("admin")
-    return view(get_by_name(session, Reseller, ref))
+    principal.require("admin", "reseller")
+    return view(session, access.reseller(session, principal, ref))
 
 
 def me(session: Session, principal: Principal) -> ResellerOut:
     principal.require("reseller")
-    return view(access.own_reseller(session, principal))
+    return view(session, access.own_reseller(session, principal))

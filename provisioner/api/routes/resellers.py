@@ -1,26 +1,33 @@
-"""Resellers and their package assignments: admin only, except ``/resellers/me``."""
+"""Resellers: the operator tree. The admin manages every reseller; a reseller allowed to
+have sub-resellers creates them under itself, gives them packages from its own list at
+its prices and records their settlements; it sees the operators below it, never a
+sibling's or its parent's (404, as for one that does not exist)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from provisioner import registry
-from provisioner.api.deps import AdminDep, ResellerDep, SessionDep
-from provisioner.read import resellers
-from provisioner.read.models import AssignmentOut, ResellerOut
-from provisioner.schemas import Assignment, Ref, ResellerCreate, ResellerUpdate
+from provisioner import access, registry
+from provisioner.api.deps import ResellerDep, SessionDep, StaffDep
+from provisioner.read import balances, resellers
+from provisioner.read.models import AssignmentOut, BalanceOut, ResellerOut, TopUpOut
+from provisioner.registry.resellers import operator_write, settle
+from provisioner.schemas import Assignment, Ref, ResellerCreate, ResellerUpdate, Settlement
 
 router = APIRouter(prefix="/resellers", tags=["resellers"])
 
 
 @router.get("")
-def list_resellers(session: SessionDep, admin: AdminDep) -> list[ResellerOut]:
-    return resellers.list_(session, admin)
+def list_resellers(session: SessionDep, staff: StaffDep) -> list[ResellerOut]:
+    """Admin: every reseller. Reseller: the operators below it."""
+    return resellers.list_(session, staff)
 
 
 @router.post("", status_code=201)
-def create_reseller(body: ResellerCreate, session: SessionDep, admin: AdminDep) -> ResellerOut:
-    return resellers.view(registry.create_reseller(session, admin.actor, body.given()))
+def create_reseller(body: ResellerCreate, session: SessionDep, staff: StaffDep) -> ResellerOut:
+    """Admin: a reseller anywhere in the tree. Reseller (if allowed): a sub-reseller."""
+    data = operator_write(session, staff, body.given(), current=None)
+    return resellers.view(session, registry.create_reseller(session, staff.actor, data))
 
 
 # Declared before "/{name}" so that "me" is not taken for a reseller's name.
@@ -31,33 +38,60 @@ def get_me(session: SessionDep, reseller: ResellerDep) -> ResellerOut:
 
 
 @router.get("/{name}")
-def get_reseller(name: Ref, session: SessionDep, admin: AdminDep) -> ResellerOut:
-    return resellers.get(session, admin, name)
+def get_reseller(name: Ref, session: SessionDep, staff: StaffDep) -> ResellerOut:
+    return resellers.get(session, staff, name)
 
 
 @router.patch("/{name}")
 def update_reseller(
-    name: Ref, body: ResellerUpdate, session: SessionDep, admin: AdminDep
+    name: Ref, body: ResellerUpdate, session: SessionDep, staff: StaffDep
 ) -> ResellerOut:
-    return resellers.view(registry.update_reseller(session, admin.actor, name, body.given()))
+    r = access.reseller(session, staff, name, manage=True)
+    data = operator_write(session, staff, body.given(), current=r)
+    return resellers.view(
+        session, registry.update_reseller(session, staff.actor, f"id:{r.id}", data)
+    )
 
 
 @router.delete("/{name}", status_code=204)
-def delete_reseller(name: Ref, session: SessionDep, admin: AdminDep) -> None:
-    """Remove a reseller; 409 while it still has customers."""
-    registry.delete_reseller(session, admin.actor, name)
+def delete_reseller(name: Ref, session: SessionDep, staff: StaffDep) -> None:
+    """Remove a reseller; 409 while it still has customers or money history."""
+    r = access.reseller(session, staff, name, manage=True)
+    registry.delete_reseller(session, staff.actor, f"id:{r.id}")
 
 
 @router.post("/{name}/packages")
 def assign_package(
-    name: Ref, body: Assignment, session: SessionDep, admin: AdminDep
+    name: Ref, body: Assignment, session: SessionDep, staff: StaffDep
 ) -> AssignmentOut:
-    """Assign a package (or change the reseller's price for it); no price: the package's
-    operator price applies."""
-    a = registry.assign_package(session, admin.actor, name, body.package, body.price)
+    """Give a package (or change its price): what the reseller pays its parent, and the
+    customer's price recommended. A sub-reseller gets only its parent's packages."""
+    r = access.reseller(session, staff, name, manage=True)
+    a = registry.assign_package(
+        session, staff.actor, f"id:{r.id}", body.package, body.price, body.customer_price
+    )
     return resellers.assignment_view(a)
 
 
 @router.delete("/{name}/packages/{package:path}", status_code=204)
-def unassign_package(name: Ref, package: Ref, session: SessionDep, admin: AdminDep) -> None:
-    registry.unassign_package(session, admin.actor, name, package)
+def unassign_package(name: Ref, package: Ref, session: SessionDep, staff: StaffDep) -> None:
+    r = access.reseller(session, staff, name, manage=True)
+    registry.unassign_package(session, staff.actor, f"id:{r.id}", package)
+
+
+@router.post("/{name}/settlements", status_code=201)
+def record_settlement(
+    name: Ref, body: Settlement, session: SessionDep, staff: StaffDep
+) -> TopUpOut:
+    """A payment from this operator to its parent (the caller): it reduces what a
+    postpaid operator owes, or tops up a prepaid one. Audited."""
+    r = access.reseller(session, staff, name, manage=True)
+    new = settle(session, staff.actor, r, body.amount, body.reference)
+    return TopUpOut(account=f"reseller:{r.id}", balance=str(new))
+
+
+@router.get("/{name}/ledger")
+def reseller_ledger(name: Ref, session: SessionDep, staff: StaffDep) -> BalanceOut:
+    """The operator's balance and ledger (its settlements among them)."""
+    r = access.reseller(session, staff, name)
+    return balances.of_account(session, staff, f"reseller:{r.id}")
