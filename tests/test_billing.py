@@ -89,7 +89,7 @@ def test_upgrading_from_0001_keeps_customers_and_what_points_at_them(
         engine.dispose()
         # Migrations run on the daemon's engine (migrations/env.py): on SQLite foreign keys
         # are on, so a table recreated under them would cascade into static_addresses.
-        command.upgrade(alembic_config(url), "head")
+        command.upgrade(alembic_config(url), "heads")
         engine = create_engine(url)
         cols = {c["name"] for c in inspect(engine).get_columns("customers")}
         with engine.connect() as conn:

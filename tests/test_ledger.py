@@ -99,7 +99,7 @@ def test_upgrading_fills_balances_from_the_ledger(backend: str, tmp_path: Path) 
                     "VALUES ('customer:7', 500, 'card', '', '', CURRENT_TIMESTAMP)"
                 )
             )
-        command.upgrade(alembic_config(url), "head")
+        command.upgrade(alembic_config(url), "heads")
         with engine.begin() as c:
             rows = dict(c.execute(text("SELECT account, balance FROM accounts")).all())
         engine.dispose()
