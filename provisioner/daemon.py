@@ -8,9 +8,11 @@ name, and a restart after a crash takes its predecessor's unfinished work back a
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 from rich.console import Console
+from uvicorn.supervisors import Multiprocess
 
 from provisioner import instances, scheduler, sync
 from provisioner.context import Context
@@ -20,19 +22,28 @@ from provisioner.planning.render import render
 log = logging.getLogger(__name__)
 
 
-def run(ctx: Context, *, demo: bool, host: str | None, port: int | None) -> None:
+def run(
+    ctx: Context, *, demo: bool, host: str | None, port: int | None, workers: int | None = None
+) -> None:
+    """Serve the API from ``workers`` processes (default: ``api_workers``, 0 = one per
+    core; they share nothing but the database) and run the scheduler in this one."""
     from provisioner.api import create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    scheduler.quiet_logs()
     console = Console()
-    config = uvicorn.Config(
-        create_app(ctx),
-        host=host or ctx.settings.api_host,
-        port=port or ctx.settings.api_port,
-        log_level="info",
-    )
+    workers = workers or ctx.settings.api_workers or os.cpu_count() or 1
+    where = {"host": host or ctx.settings.api_host, "port": port or ctx.settings.api_port}
+    if workers > 1:
+        # Each worker is a fresh process (spawned) that opens its own context.
+        config = uvicorn.Config(
+            "provisioner.api:app_from_settings", factory=True, workers=workers,
+            log_level="info", **where,
+        )  # fmt: skip
+    else:
+        config = uvicorn.Config(create_app(ctx), log_level="info", **where)
     sock = config.bind_socket()  # exits if the port is taken: the name stays unique
     name = instances.default_name(ctx.settings, sock.getsockname()[1])
     claims, runs = instances.start(ctx.factory, name)
@@ -61,7 +72,11 @@ def run(ctx: Context, *, demo: bool, host: str | None, port: int | None) -> None
             console.print(f"[bold]demo:[/] synced {r.router}: {r.status}, {r.applied} changes")
     sched = scheduler.start(ctx)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        if workers > 1:
+            log.info("serving from %d worker processes", workers)
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         sched.shutdown(wait=False)
         if sim is not None:

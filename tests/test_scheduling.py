@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from nas_adapters.routeros_sim import SimulatedRouter
@@ -114,3 +115,23 @@ def test_concurrent_syncs_in_one_process_do_not_double_apply(
     assert sorted(results).count("ok") >= 1 and set(results) <= {"ok", "busy"}
     assert len(sim.items("/ppp/secret")) == 20
     assert sync.sync_router(ctx.factory, ctx.settings, rid, dry_run=True).plan.changes == ()
+
+
+def test_an_idle_scheduler_is_quiet(ctx: Context, caplog: pytest.LogCaptureFixture) -> None:
+    """An idle ``serve`` used to log two APScheduler INFO lines every outbox tick (about
+    86,000 a day); its warnings and errors still come through."""
+    import logging
+    import time
+
+    scheduler.quiet_logs()
+    ctx.settings.outbox_interval_seconds = 0.1
+    with caplog.at_level(logging.INFO):
+        sched = scheduler.start(ctx)
+        time.sleep(1.0)
+        sched.shutdown(wait=True)
+        logging.getLogger("apscheduler.scheduler").warning(
+            'Execution of job "drain outbox" skipped: maximum number of running instances reached (1)'
+        )
+        logging.getLogger("apscheduler.scheduler").warning("something else")
+    from_scheduler = [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")]
+    assert from_scheduler == ["something else"]

@@ -50,4 +50,12 @@ def create_app(ctx: Context) -> FastAPI:
     return app
 
 
-__all__ = ["create_app"]
+def app_from_settings() -> FastAPI:
+    """The app of one ``serve`` worker process: its own context from the settings in
+    force (environment and config file); the parent process migrated the database."""
+    from provisioner.context import open_context
+
+    return create_app(open_context(upgrade=False))
+
+
+__all__ = ["app_from_settings", "create_app"]

@@ -126,11 +126,14 @@ def serve_cmd(
     ] = False,
     host: Annotated[str | None, Opt(help="listen address (default: from the config)")] = None,
     port: Annotated[int | None, Opt(help="listen port (default: from the config)")] = None,
+    workers: Annotated[
+        int | None, Opt(help="API worker processes (default: api_workers, 0 = one per core)")
+    ] = None,
 ) -> None:
     """Run the daemon: HTTP API, scheduler (sync, drift repair, outbox, expiry)."""
     from provisioner.daemon import run
 
-    run(ctx(), demo=demo or ctx().settings.demo, host=host, port=port)
+    run(ctx(), demo=demo or ctx().settings.demo, host=host, port=port, workers=workers)
 
 
 @app.command("audit")
