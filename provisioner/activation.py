@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import access, billing, cards, effects, ledger, metrics
+from provisioner import access, billing, cards, effects, invoices, ledger, metrics
 from provisioner.auth import Principal
 from provisioner.db import transaction
 from provisioner.errors import (
@@ -34,7 +34,6 @@ from provisioner.models import (
     Customer,
     CustomerStatus,
     CustomerType,
-    Invoice,
     Package,
     ResellerPackage,
     utcnow,
@@ -244,6 +243,7 @@ def activate(
             session, principal, customer.username, req.card_serial or "", req.card_pin or ""
         )
     before = effects.customer_state(customer)
+    invoices.paid_through(session, customer)
     start, end, billing_day = period(customer, package, now)
     act = Activation(
         idempotency_key=key, customer_id=customer.id, package_id=package.id,
@@ -267,15 +267,7 @@ def activate(
         if account.startswith("reseller:"):
             _parents_pay(session, int(account.split(":")[1]), price, package, customer, act)
     if str(master.billing) == "monthly":
-        session.add(
-            Invoice(
-                customer_id=customer.id,
-                activation_id=act.id,
-                amount=price,
-                period_start=start,
-                period_end=end,
-            )
-        )
+        invoices.activation_paid(session, customer, act, package, start, end, now)
     customer.package = package
     customer.status = CustomerStatus.active
     customer.expires_at = end

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     expired_address_list: str = "provisioner-expired"
 
     currency: str = "BDT"
+    # Monthly invoices: the next period's invoice is issued this many days before the
+    # period starts (it is due then); unpaid this many days after, the customer is
+    # suspended. The invoice job runs every ``invoice_interval_seconds``.
+    invoice_days_ahead: int = Field(default=5, ge=0, le=28)
+    invoice_grace_days: int = Field(default=3, ge=0, le=365)
+    invoice_interval_seconds: float = Field(default=300.0, gt=0)
     demo: bool = Field(default=False, description="start a simulated router and seed demo data")
 
     # Lifetime of a new API token, in days, by its role (0: never expires). A token made

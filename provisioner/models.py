@@ -235,6 +235,9 @@ class Customer(Base):
     expires_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     # The day of the month a monthly subscription renews on (kept through short months).
     billing_day: Mapped[int | None] = mapped_column(Integer)
+    # Why it is suspended when the daemon did it ("unpaid": an invoice past its grace), so
+    # a payment lifts only that suspension, never an operator's. None otherwise.
+    suspended_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
     router: Mapped[Router | None] = relationship()
@@ -392,15 +395,40 @@ class Activation(Base):
 
 
 class Invoice(Base):
+    """One billing period of a monthly customer: ``open`` until paid (``paid``) or
+    cancelled (``void``). An activation's invoice is its period's, paid by the activation;
+    the invoice job issues the next ones. One per customer and period start."""
+
     __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("customer_id", "period_start"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
-    activation_id: Mapped[int] = mapped_column(ForeignKey("activations.id"))
+    # The activation that paid it (None: issued by the invoice job).
+    activation_id: Mapped[int | None] = mapped_column(ForeignKey("activations.id"))
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id"))
     amount: Mapped[Decimal] = mapped_column(Money())
     period_start: Mapped[datetime] = mapped_column(TZDateTime())
     period_end: Mapped[datetime] = mapped_column(TZDateTime())
+    due_at: Mapped[datetime] = mapped_column(TZDateTime())
+    status: Mapped[str] = mapped_column(String(8), default="paid", index=True)
+    paid_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class Payment(Base):
+    """Money received against an invoice: from the customer's balance, or recorded by
+    the admin or the customer's reseller."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    method: Mapped[str] = mapped_column(String(16))  # balance | admin | reseller
+    actor: Mapped[str] = mapped_column(String(128))
+    reference: Mapped[str] = mapped_column(String(128), default="")
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
 class RechargeCard(Base):

@@ -72,6 +72,14 @@ def expire(ctx: Context) -> None:
         log.info("expired %d subscriptions", n)
 
 
+def bill(ctx: Context) -> None:
+    from provisioner import invoices
+
+    r = invoices.run(ctx.factory)
+    if r.issued or r.paid or r.suspended:
+        log.info("invoices: %d issued, %d paid, %d suspended", r.issued, r.paid, r.suspended)
+
+
 def start(ctx: Context) -> BackgroundScheduler:
     s = ctx.settings
     sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -102,6 +110,13 @@ def start(ctx: Context) -> BackgroundScheduler:
         seconds=s.expiry_interval_seconds,
         id="expire",
         name="expire subscriptions",
+    )
+    sched.add_job(
+        lambda: run_once(ctx, "invoices", s.invoice_interval_seconds, lambda: bill(ctx)),
+        "interval",
+        seconds=s.invoice_interval_seconds,
+        id="invoices",
+        name="issue, collect and enforce invoices",
     )
     sched.start()
     return sched

@@ -338,3 +338,31 @@ class CardBatchSummaryOut(Out):
     cards: int
     redeemed: int
     expires_at: str
+
+
+class PaymentOut(Out):
+    amount: str
+    method: str  # balance | admin | reseller
+    actor: str
+    reference: str
+    at: str
+
+
+class InvoiceOut(Out):
+    """One billing period of a monthly customer: open (due at the period's start), paid,
+    or void; with the payments made against it."""
+
+    id: int
+    customer: str
+    reseller: str | None
+    package: str | None
+    amount: str
+    currency: str
+    period_start: str
+    period_end: str
+    due_at: str
+    status: str
+    paid_at: str | None
+    issued_at: str
+    activation_id: int | None
+    payments: list[PaymentOut]

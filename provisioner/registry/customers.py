@@ -198,6 +198,8 @@ def update_customer(session: Session, actor: str, ref: str, data: dict[str, Any]
     before, state, old = snapshot(c), effects.customer_state(c), secrets_of(c)
     with session.no_autoflush:
         _apply_fields(session, c, data)
+    if "status" in data:
+        c.suspended_reason = None  # an operator's decision: a payment will not lift it
     session.flush()
     record_address(session, c)
     audit(session, actor, "update", c, before, old)
