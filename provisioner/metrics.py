@@ -1,47 +1,104 @@
-"""Prometheus metrics: what an operator alerts on (routers failing, work piling up)."""
+"""Prometheus metrics: what an operator alerts on (routers failing, work piling up).
+
+Labels are bounded: routers by name, menus, triggers, outcomes, never a customer. Counts
+of what this process did are counters and histograms; what is true of the whole system
+(outbox backlog, customers online, each router's last sync) is read from the database at
+scrape time, so it is the same whichever daemon instance is scraped.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from provisioner.db import transaction
-from provisioner.models import Customer, Outbox
+from provisioner.models import Customer, Outbox, Router, SyncRun, utcnow
+from provisioner.radius_tables import radacct
 
 REGISTRY = CollectorRegistry()
 SYNC_RUNS = Counter(
-    "provisioner_sync_runs", "Router syncs by outcome", ["status"], registry=REGISTRY
-)
+    "provisioner_sync_runs", "Router syncs by router and outcome", ["router", "status"],
+    registry=REGISTRY,
+)  # fmt: skip
 ROUTER_WRITES = Counter(
     "provisioner_router_writes", "Changes applied to routers", registry=REGISTRY
+)
+SYNC_SECONDS = Histogram(
+    "provisioner_sync_duration_seconds",
+    "Wall time of one applied sync (read, plan, apply, record), by router",
+    ["router"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+    registry=REGISTRY,
+)
+SYNC_CHANGES = Counter(
+    "provisioner_sync_changes_applied",
+    "Changes applied to routers by menu and sync trigger; under trigger=reconcile they are "
+    "drift repaired (the router no longer matched the registry)",
+    ["router", "menu", "trigger"],
+    registry=REGISTRY,
+)
+RADIUS_REQUESTS = Counter(
+    "provisioner_radius_requests",
+    "CoA and Disconnect requests to routers by reply: ack, nak, timeout (no valid reply)",
+    ["router", "request", "outcome"],
+    registry=REGISTRY,
 )
 ACTIVATIONS = Counter(
     "provisioner_activations", "Activation requests by outcome", ["result"], registry=REGISTRY
 )
+ACTIVATION_SECONDS = Histogram(
+    "provisioner_activation_duration_seconds",
+    "Time to run one activation (its whole transaction), by outcome",
+    ["result"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+
+
+def record_sync(
+    router: str, status: str, trigger: str, menus: Iterable[str], seconds: float | None
+) -> None:
+    """Count one sync: its outcome, its applied changes by menu, and (when it ran) its time."""
+    SYNC_RUNS.labels(router, status).inc()
+    n = 0
+    for menu in menus:
+        SYNC_CHANGES.labels(router, menu, trigger).inc()
+        n += 1
+    ROUTER_WRITES.inc(n)
+    if seconds is not None:
+        SYNC_SECONDS.labels(router).observe(seconds)
+
+
+def record_activation(result: str, seconds: float) -> None:
+    ACTIVATIONS.labels(result).inc()
+    ACTIVATION_SECONDS.labels(result).observe(seconds)
+
+
+def record_radius(router: str, request: str, outcome: str) -> None:
+    """``request``: coa | disconnect; ``outcome``: ack | nak | timeout."""
+    RADIUS_REQUESTS.labels(router, request, outcome).inc()
+
+
+def _epoch(t: datetime) -> float:
+    return t.timestamp()
 
 
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time (true across daemon instances)."""
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(self, factory: sessionmaker[Session], reconcile_interval: float = 0.0) -> None:
         self.factory = factory
+        self.reconcile_interval = reconcile_interval
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with transaction(self.factory) as s:
-            outbox = GaugeMetricFamily(
-                "provisioner_outbox_rows", "NAS work by kind and status", labels=["kind", "status"]
-            )
-            q = select(Outbox.kind, Outbox.status, func.count()).group_by(
-                Outbox.kind, Outbox.status
-            )
-            for kind, status, n in s.execute(q):
-                outbox.add_metric([kind, status], n)
-            yield outbox
+            yield from self._outbox(s)
             customers = GaugeMetricFamily(
                 "provisioner_customers", "Customers by status", labels=["status"]
             )
@@ -50,15 +107,96 @@ class DatabaseCollector(Collector):
             ):
                 customers.add_metric([str(status)], n)
             yield customers
+            yield self._online(s)
+            yield from self._routers(s)
+        yield GaugeMetricFamily(
+            "provisioner_reconcile_interval_seconds",
+            "Configured time between drift-repair syncs of every router",
+            value=self.reconcile_interval,
+        )
+
+    def _outbox(self, s: Session) -> Iterator[GaugeMetricFamily]:
+        outbox = GaugeMetricFamily(
+            "provisioner_outbox_rows", "NAS work by kind and status", labels=["kind", "status"]
+        )
+        q = select(Outbox.kind, Outbox.status, func.count()).group_by(Outbox.kind, Outbox.status)
+        for kind, status, n in s.execute(q):
+            outbox.add_metric([kind, status], n)
+        yield outbox
+        oldest = s.scalar(
+            select(func.min(Outbox.created_at)).where(Outbox.status.in_(("pending", "running")))
+        )
+        age = max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "provisioner_outbox_oldest_pending_age_seconds",
+            "Age of the oldest NAS work not yet done (pending or running); 0 when none",
+            value=age,
+        )
+
+    def _online(self, s: Session) -> GaugeMetricFamily:
+        online = GaugeMetricFamily(
+            "provisioner_customers_online",
+            "Customers with an open RADIUS accounting session (radacct, no stop time), "
+            "by the customer's router",
+            labels=["router"],
+        )
+        q = (
+            select(Router.name, func.count(distinct(Customer.id)))
+            .select_from(radacct)
+            .join(Customer, Customer.username == radacct.c.username)
+            .outerjoin(Router, Router.id == Customer.router_id)
+            .where(radacct.c.acctstoptime.is_(None))
+            .group_by(Router.name)
+        )
+        for router, n in s.execute(q):
+            online.add_metric([router or ""], n)
+        return online
+
+    def _routers(self, s: Session) -> Iterator[GaugeMetricFamily]:
+        last_ok = GaugeMetricFamily(
+            "provisioner_router_last_sync_success_timestamp_seconds",
+            "When the router's last successful sync finished (Unix time); absent if never",
+            labels=["router"],
+        )
+        q = (
+            select(Router.name, func.max(SyncRun.finished_at))
+            .join(SyncRun, SyncRun.router_id == Router.id)
+            .where(Router.enabled.is_(True), SyncRun.status == "ok")
+            .group_by(Router.name)
+        )
+        for name, at in s.execute(q):
+            if at is not None:
+                last_ok.add_metric([name], _epoch(at))
+        yield last_ok
+        failing = GaugeMetricFamily(
+            "provisioner_router_sync_failing",
+            "1 when the router's latest finished sync did not succeed, else 0",
+            labels=["router"],
+        )
+        latest = (
+            select(func.max(SyncRun.id))
+            .where(SyncRun.status.notin_(("running", "busy")))
+            .group_by(SyncRun.router_id)
+        )
+        q2 = (
+            select(Router.name, SyncRun.status)
+            .join(SyncRun, SyncRun.router_id == Router.id)
+            .where(Router.enabled.is_(True), SyncRun.id.in_(latest))
+        )
+        for name, status in s.execute(q2):
+            failing.add_metric([name], 0.0 if status == "ok" else 1.0)
+        yield failing
 
 
 _collector: DatabaseCollector | None = None
 
 
-def render(factory: sessionmaker[Session]) -> bytes:
+def render(factory: sessionmaker[Session], reconcile_interval: float = 0.0) -> bytes:
+    """The exposition text of every metric, the database gauges read now."""
     global _collector
     if _collector is None:
-        _collector = DatabaseCollector(factory)
+        _collector = DatabaseCollector(factory, reconcile_interval)
         REGISTRY.register(_collector)
     _collector.factory = factory
+    _collector.reconcile_interval = reconcile_interval
     return generate_latest(REGISTRY)

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas_adapters.errors import NasError, PermanentNasError, TemporaryNasError
-from provisioner import instances
+from provisioner import instances, metrics
 from provisioner.config import Settings
 from provisioner.db import transaction
 from provisioner.models import Activation, Outbox, utcnow
@@ -222,14 +222,14 @@ def pending(session: Session, **filters: Any) -> list[Outbox]:
     return list(session.scalars(q))
 
 
-def _router_for(factory: sessionmaker[Session], router_id: int | None) -> tuple[str, int, str]:
+def _router_for(factory: sessionmaker[Session], router_id: int | None) -> tuple[str, str, int, str]:
     from provisioner.models import Router
 
     with transaction(factory) as s:
         r = s.get(Router, router_id) if router_id else None
         if r is None:
             raise PermanentNasError("the router of this session is gone")
-        return r.host, r.coa_port, r.radius_secret
+        return r.name, r.host, r.coa_port, r.radius_secret
 
 
 @handler("coa")
@@ -238,33 +238,50 @@ def _coa(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> Non
     answer, ends the session instead: its next login gets the new terms."""
     from nas_adapters.radius_client import send_coa
 
-    host, port, secret = _router_for(factory, row.router_id)
+    router, host, port, secret = _router_for(factory, row.router_id)
     ident = {k: v for k, v in row.payload.items() if k != "Mikrotik-Rate-Limit"}
     if row.attempts >= settings.coa_max_attempts:
         log.warning(
             "CoA for %s unanswered after %d tries: sending Disconnect to %s",
             row.payload.get("User-Name"), row.attempts, host,
         )  # fmt: skip
-        _end_session(settings, host, port, secret, ident)
+        _end_session(settings, router, host, port, secret, ident)
         return
-    reply = send_coa(host, port, secret, row.payload, timeout=settings.coa_timeout_seconds)
+    reply = _counted(
+        router, "coa", send_coa, host, port, secret, row.payload,
+        timeout=settings.coa_timeout_seconds,
+    )  # fmt: skip
     if not reply.accepted:
         # CoA refused (e.g. the router cannot change this session): reconnect it instead.
-        _end_session(settings, host, port, secret, ident)
+        _end_session(settings, router, host, port, secret, ident)
 
 
 @handler("disconnect")
 def _disconnect(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
-    host, port, secret = _router_for(factory, row.router_id)
-    _end_session(settings, host, port, secret, row.payload)
+    router, host, port, secret = _router_for(factory, row.router_id)
+    _end_session(settings, router, host, port, secret, row.payload)
+
+
+def _counted(router: str, request: str, send: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Send one CoA or Disconnect; count its reply (ack, nak) or its absence (timeout)."""
+    try:
+        reply = send(*args, **kw)
+    except TemporaryNasError:
+        metrics.record_radius(router, request, "timeout")
+        raise
+    metrics.record_radius(router, request, "ack" if reply.accepted else "nak")
+    return reply
 
 
 def _end_session(
-    settings: Settings, host: str, port: int, secret: str, ident: dict[str, Any]
+    settings: Settings, router: str, host: str, port: int, secret: str, ident: dict[str, Any]
 ) -> None:
     from nas_adapters.radius_client import send_disconnect
 
-    reply = send_disconnect(host, port, secret, ident, timeout=settings.coa_timeout_seconds)
+    reply = _counted(
+        router, "disconnect", send_disconnect, host, port, secret, ident,
+        timeout=settings.coa_timeout_seconds,
+    )  # fmt: skip
     if not reply.accepted and reply.error_cause not in (503,):  # 503: session already gone
         raise PermanentNasError(f"Disconnect-NAK from {host} (Error-Cause {reply.error_cause})")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -182,7 +183,33 @@ def sync_router(
     trigger: str = "manual",
     adapter_factory: AdapterFactory = adapter_for,
 ) -> RouterResult:
-    """Plan (and unless ``dry_run``, apply) one router. Never raises for NAS failures."""
+    """Plan (and unless ``dry_run``, apply) one router. Never raises for NAS failures.
+
+    An applied (not dry) sync is counted in ``metrics``: its outcome, its time, and each
+    applied change by menu under this ``trigger``."""
+    started = time.perf_counter()
+    r = _sync_router(
+        factory, settings, router_id, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
+        trigger=trigger, adapter_factory=adapter_factory,
+    )  # fmt: skip
+    if not dry_run:
+        seconds = None if r.status == "busy" else time.perf_counter() - started
+        menus = (str(c["menu"]) for c in r.applied_changes)
+        metrics.record_sync(r.router, r.status, trigger, menus, seconds)
+    return r
+
+
+def _sync_router(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    router_id: int,
+    *,
+    dry_run: bool = False,
+    adopt: bool = False,
+    bootstrap: bool = False,
+    trigger: str = "manual",
+    adapter_factory: AdapterFactory = adapter_for,
+) -> RouterResult:
     with reading(factory) as s:
         router = s.get(Router, router_id)
         if router is None:
@@ -416,9 +443,8 @@ def sync_many(
             r = RouterResult(
                 str(rid), Plan(str(rid), error=str(exc)), status="failed", error=str(exc)
             )
-        if not dry_run:
-            metrics.SYNC_RUNS.labels(r.status).inc()
-            metrics.ROUTER_WRITES.inc(r.applied)
+            if not dry_run:
+                metrics.record_sync(r.router, r.status, trigger, (), None)
         if on_done:
             on_done(r)
         return r

@@ -44,8 +44,10 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint() -> Response:
-        """Prometheus scrape: counts only, no names or credentials."""
-        return Response(metrics.render(ctx.factory), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus scrape: counts by router, menu and outcome; no customer names or
+        credentials."""
+        text = metrics.render(ctx.factory, ctx.settings.reconcile_interval_seconds)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -9,11 +9,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from provisioner.auth import Principal
-from provisioner.read import customers, packages, resellers, routers
-from provisioner.web.common import read
+from provisioner.read import activations, customers, packages, resellers, routers
+from provisioner.web.common import page, read
 
 PAGE_SIZE = 25
 TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
@@ -67,3 +68,30 @@ def choices(s: Session, me: Principal) -> dict[str, Any]:
     if me.role == "admin":
         out["reseller_choices"] = [("", "—")] + [(r.name, r.name) for r in resellers.list_(s, me)]
     return out
+
+
+def form_page(
+    request: Request,
+    me: Principal,
+    form: dict[str, str],
+    *,
+    area: str,
+    fields: tuple[str, ...],
+    customer_id: int | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The customer form (new or edit) for the admin's panel and the reseller's desk: the
+    choices this caller has, and for an edit the customer and its last activations."""
+
+    def load(s: Session) -> dict[str, Any]:
+        out = choices(s, me)
+        if customer_id is not None:
+            out["customer"] = customers.get(s, me, f"id:{customer_id}")
+            out["recent"] = activations.list_(s, me, customer=f"id:{customer_id}", limit=10)
+        return out
+
+    return page(
+        request, "customer_form.html", me, status=status, form=form, errors=errors or {},
+        customer_id=customer_id, area=area, fields=fields, **read(request, load),
+    )  # fmt: skip

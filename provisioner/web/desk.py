@@ -68,26 +68,8 @@ def customer_list(request: Request, me: ResellerUser) -> Response:
     return redirect(request, "/ui/desk")
 
 
-def _form_page(
-    request: Request,
-    me: Principal,
-    form: dict[str, str],
-    *,
-    customer_id: int | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    def load(s: Session) -> dict[str, Any]:
-        out = shared.choices(s, me)
-        if customer_id is not None:
-            out["customer"] = customers.get(s, me, f"id:{customer_id}")
-            out["recent"] = activations.list_(s, me, customer=f"id:{customer_id}", limit=10)
-        return out
-
-    return page(
-        request, "customer_form.html", me, status=status, form=form, errors=errors or {},
-        customer_id=customer_id, area=AREA, fields=FIELDS, **read(request, load),
-    )  # fmt: skip
+def _form_page(request: Request, me: Principal, form: dict[str, str], **kw: Any) -> Response:
+    return shared.form_page(request, me, form, area=AREA, fields=FIELDS, **kw)
 
 
 @router.get("/customers/new")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from provisioner import registry
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError
-from provisioner.read import activations, customers
+from provisioner.read import customers
 from provisioner.schemas import CUSTOMER_FIELDS, CustomerCreate, CustomerUpdate
 from provisioner.web import customers as shared
 from provisioner.web.common import (
@@ -41,26 +41,8 @@ def list_customers(request: Request, me: AdminUser) -> Response:
     return page(request, "admin/customers.html", me, **found, edit_base="/ui/customers")
 
 
-def _form_page(
-    request: Request,
-    me: Principal,
-    form: dict[str, str],
-    *,
-    customer_id: int | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    def load(s: Session) -> dict[str, Any]:
-        out = shared.choices(s, me)
-        if customer_id is not None:
-            out["customer"] = customers.get(s, me, f"id:{customer_id}")
-            out["recent"] = activations.list_(s, me, customer=f"id:{customer_id}", limit=10)
-        return out
-
-    return page(
-        request, "customer_form.html", me, status=status, form=form, errors=errors or {},
-        customer_id=customer_id, area="/ui/customers", fields=FIELDS, **read(request, load),
-    )  # fmt: skip
+def _form_page(request: Request, me: Principal, form: dict[str, str], **kw: Any) -> Response:
+    return shared.form_page(request, me, form, area="/ui/customers", fields=FIELDS, **kw)
 
 
 @router.get("/new")
