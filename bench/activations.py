@@ -4,6 +4,7 @@
     python -m bench.activations --quick         # 3 x 200 customers, 8 clients, 10,000 rows
     python -m bench.activations --history 0 --no-mixed --pgbench-seconds 0   # the empty run only
     python -m bench.activations --db sqlite     # on a temporary SQLite file (no pgbench)
+    python -m bench.activations --subresellers  # also the "sub" run: two levels, two debits
 
 Scenario (see bench/README.md): a fresh database is seeded through the service layer
 (RADIUS-mode routers, one master package and one package, resellers with it assigned,
@@ -19,6 +20,11 @@ client, reported but not compared), in one invocation:
    (one keep-alive ``httpx.Client`` each, a distinct idempotency key per activation), and
    10% of the keys are sent again (idempotent replays: 200, the first activation, nothing
    charged).
+   With ``--subresellers``, every reseller has one prepaid sub-reseller given the package
+   at the reseller's price + MARGIN, and the **sub** run follows: the same run on the
+   subs' customers with the subs' tokens, each activation debiting the sub (PRICE +
+   MARGIN) and its parent (PRICE) in one transaction, both topped up first; its figures
+   and its ratio to the empty run are printed beside the one-level ones.
 2. **pgbench**: PostgreSQL's own TPC-B-like transaction on the same server with the same
    number of clients (``bench/pgbench.py``), a scratch database made and dropped here.
 3. **history**: ``--history`` prior ledger rows (top-ups and activation debits, over the
@@ -29,9 +35,10 @@ client, reported but not compared), in one invocation:
    others share the rest; p50/p99 are printed per reseller.
 
 The invariants are checked after every run, after its timing and never inside it:
-balances exact to the cent, ``accounts.balance`` = ledger sum for every account
-(``ledger.check``), one activation and one debit per key, no negative balance, replays
-free, RADIUS rows in place. A failure prints ``INVARIANT FAILED ...``, stops the runs and
+balances exact to the cent (every operator, both levels), ``accounts.balance`` = ledger
+sum for every account (``ledger.check``), one activation per key and one debit per
+operator on its path at that operator's price, no balance below its floor, replays free,
+RADIUS rows in place. A failure prints ``INVARIANT FAILED ...``, stops the runs and
 exits 1. The last line is one JSON object with every figure.
 
 PostgreSQL (default): a database ``bench_act_<pid>`` is made on 127.0.0.1:5432 (through
@@ -83,6 +90,9 @@ ENV_KEY = "BENCH_ACT_KEY_FILE"
 MASTER, PACKAGE, PROFILE = "bench-home", "bench-home-20m", "bench-home"
 # A price with cents, so the balance check also checks exact decimal arithmetic.
 PRICE = Decimal("399.99")
+# --subresellers: what each sub-reseller pays its parent (the parent keeps MARGIN).
+MARGIN = Decimal("25.00")
+SUB_PRICE = PRICE + MARGIN
 SPARE = 3  # activations' worth of balance left on each reseller after each run
 ROUTERS = 4
 REPLAY_FRACTION = 0.10
@@ -95,6 +105,7 @@ GOAL_PER_S, GOAL_P99_MS, GOAL_CLIENTS = 500, 50, 32
 RUNS = {
     "warmup": ("bw", "warm-up, not compared"),
     "empty": ("be", "empty ledger"),
+    "sub": ("bs", "sub-resellers: each activation debits the sub and its parent"),
     "history": ("bh", "with {n:,} prior ledger rows"),
     "mixed": ("bm", "one hot reseller sends half"),
 }
@@ -138,9 +149,12 @@ class Options:
     pgbench_scale: int
     pgbench: str | None
     baseline: str  # "customer" | "balance"
+    subresellers: bool = False  # a sub-reseller under every reseller, and the "sub" run
 
     def runs(self) -> list[str]:
         out = ["warmup", "empty"]
+        if self.subresellers:
+            out.append("sub")
         if self.history > 0:
             out.append("history")
         if self.mixed and self.resellers >= 2:
@@ -203,6 +217,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "figures before 2026-12-03; its answer lists every ledger row of the account, so "
         "it grows with --history)",
     )
+    p.add_argument(
+        "--subresellers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="give every reseller one prepaid sub-reseller (the package at the reseller's "
+        f"price + {MARGIN}) and add the 'sub' run after the empty one: the subs' customers, "
+        "activated by the subs' tokens, each activation debiting the sub and its parent "
+        "(default off)",
+    )
     p.add_argument("--quick", action="store_true", help="200 customers per run, 8 clients")
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     p.add_argument("--seed", type=int, default=1, help="seed of the order and the replays")
@@ -227,7 +250,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
             p.error(f"--{name} must not be negative")
     return Options(
         a.db, customers, clients, a.resellers, workers, a.keep_db, a.seed, a.quick,
-        history, a.mixed, pgb_s, scale, a.pgbench, a.baseline,
+        history, a.mixed, pgb_s, scale, a.pgbench, a.baseline, a.subresellers,
     )  # fmt: skip
 
 
@@ -293,6 +316,18 @@ class World:
     expected: dict[int, Decimal] = field(default_factory=dict)  # each reseller's balance now
     activated: int = 0  # activations made so far, all runs
     history: int = 0  # prior ledger rows inserted
+    subs: list[int] = field(default_factory=list)  # --subresellers: the sub-resellers' ids
+    parent: dict[int, int | None] = field(default_factory=dict)  # operator id -> parent id
+    price: dict[int, Decimal] = field(default_factory=dict)  # what each operator pays
+    debit_rows: int = 0  # ledger rows naming an activation, all runs (sub: two each)
+    debit_minor: int = 0  # their sum in minor units (negative)
+
+    def chain(self, rid: int) -> list[int]:
+        """The operator and every parent above it (each pays its own price)."""
+        out = [rid]
+        while (up := self.parent.get(out[-1])) is not None:
+            out.append(up)
+        return out
 
 
 def warmup_size(opts: Options) -> int:
@@ -301,9 +336,12 @@ def warmup_size(opts: Options) -> int:
     return min(opts.customers, 2 * opts.clients)
 
 
-def assign(run: str, n: int, rids: list[int]) -> list[int]:
-    """The reseller of each of a run's ``n`` customers: round-robin, or for the mixed run
-    half to the first ("hot") reseller and the rest round-robin over the others."""
+def assign(run: str, n: int, rids: list[int], subs: list[int]) -> list[int]:
+    """The reseller of each of a run's ``n`` customers: round-robin (the sub run: over the
+    sub-resellers), or for the mixed run half to the first ("hot") reseller and the rest
+    round-robin over the others."""
+    if run == "sub":
+        return [subs[i % len(subs)] for i in range(n)]
     if run != "mixed":
         return [rids[i % len(rids)] for i in range(n)]
     hot, others = rids[0], rids[1:]
@@ -363,11 +401,36 @@ def seed(ctx: Context, opts: Options) -> World:
             rids.append(r.id)
             names[r.id] = r.name
             tokens[r.id] = create_token(s, role="reseller", reseller=r.name)
+        parent: dict[int, int | None] = {rid: None for rid in rids}
+        price = {rid: PRICE for rid in rids}
+        subs: list[int] = []
+        if opts.subresellers:
+            # One prepaid sub-reseller under every reseller, given the package at the
+            # parent's price + MARGIN (what it pays its parent).
+            for rid in rids:
+                sub = registry.create_reseller(
+                    s,
+                    ACTOR,
+                    {
+                        "name": f"{names[rid]}-sub",
+                        "parent": names[rid],
+                        "may_have_subresellers": False,
+                        "billing": "prepaid",
+                        "credit_limit": "0",
+                    },
+                )
+                registry.assign_package(s, ACTOR, sub.name, PACKAGE, str(SUB_PRICE))
+                subs.append(sub.id)
+                names[sub.id] = sub.name
+                tokens[sub.id] = create_token(s, role="reseller", reseller=sub.name)
+                parent[sub.id] = rid
+                price[sub.id] = SUB_PRICE
         admin_token = create_token(s, role="admin", name=ACTOR)
     runs: dict[str, list[tuple[str, int]]] = {}
     for run in opts.runs():
         prefix = RUNS[run][0]
-        owners = assign(run, warmup_size(opts) if run == "warmup" else opts.customers, rids)
+        n = warmup_size(opts) if run == "warmup" else opts.customers
+        owners = assign(run, n, rids, subs)
         runs[run] = [(f"{prefix}{i:06d}", rid) for i, rid in enumerate(owners)]
     everyone = [c for run in runs.values() for c in run]
     for start in range(0, len(everyone), 250):
@@ -384,7 +447,10 @@ def seed(ctx: Context, opts: Options) -> World:
                         "reseller": names[rid],
                     },
                 )
-    return World(admin_token, rids, names, tokens, runs, {rid: Decimal("0.00") for rid in rids})
+    return World(
+        admin_token, rids, names, tokens, runs, {rid: Decimal("0.00") for rid in parent},
+        subs=subs, parent=parent, price=price,
+    )  # fmt: skip
 
 
 # ---- prior ledger rows --------------------------------------------------------------------
@@ -781,8 +847,9 @@ def check(ctx: Context, world: World, run: RunState) -> list[str]:
         ).one()
         expect(run_acts == n, f"this run's activations = {run_acts}, customers = {n}")
         expect(run_customers == n, f"this run's activated customers = {run_customers}, want {n}")
-        # One debit per activation: the ledger rows that name an activation are as many as
-        # the activations, name each once, are all 'activation' debits of PRICE.
+        # One debit per operator on the path: the ledger rows that name an activation are
+        # one per activation (two for the sub run's: the sub's and its parent's), name
+        # every activation, are all 'activation' debits, and sum to each operator's price.
         minor = cast(LedgerEntry.amount, BigInteger)
         debits, distinct, summed, lo, hi = s.execute(
             select(
@@ -793,16 +860,45 @@ def check(ctx: Context, world: World, run: RunState) -> list[str]:
                 func.max(LedgerEntry.kind),
             ).where(LedgerEntry.activation_id.is_not(None))
         ).one()
-        expect(debits == total, f"ledger rows naming an activation = {debits}, want {total}")
+        want_rows = world.debit_rows
+        expect(
+            debits == want_rows, f"ledger rows naming an activation = {debits}, want {want_rows}"
+        )
         expect(distinct == total, f"activations with a debit = {distinct}, want {total}")
         expect(
-            int(summed) == -total * int(PRICE * 100),
-            f"sum of the activation debits = {int(summed)} minor units, want "
-            f"{-total * int(PRICE * 100)}",
+            int(summed) == world.debit_minor,
+            f"sum of the activation debits = {int(summed)} minor units, want {world.debit_minor}",
         )
         expect(total == 0 or lo == hi == "activation", f"activation rows of kind {lo!r}..{hi!r}")
-        # Balances exact, by the account row and by the API.
-        for rid in world.rids:
+        # This run's activations, one by one: the seller debited its price, and every
+        # operator above it its own, once each, and nobody else.
+        rows_of: dict[int, Counter[tuple[str, int]]] = {}
+        payer_of: dict[int, str] = {}
+        for act_id, payer, account, amount in s.execute(
+            select(Activation.id, Activation.payer, LedgerEntry.account, minor)
+            .join(LedgerEntry, LedgerEntry.activation_id == Activation.id)
+            .where(mine)
+        ):
+            rows_of.setdefault(act_id, Counter())[(account, int(amount))] += 1
+            payer_of[act_id] = payer
+        wrong = []
+        for act_id, got in rows_of.items():
+            kind, _, ref = payer_of[act_id].partition(":")
+            seller = int(ref) if kind == "reseller" and ref.isdigit() else None
+            path = world.chain(seller) if seller is not None and seller in world.price else []
+            owed = Counter(
+                {(ledger.account_of("reseller", op), -int(world.price[op] * 100)): 1 for op in path}
+            )
+            if got != owed:
+                wrong.append((act_id, dict(got), dict(owed)))
+        expect(len(rows_of) == n, f"this run's activations with debits = {len(rows_of)}, want {n}")
+        expect(
+            not wrong,
+            f"{len(wrong)} activations not debited once per operator on the path at its "
+            f"price, e.g. (id, rows, want) {wrong[:2]}",
+        )
+        # Balances exact (every operator, both levels), by the account row and by the API.
+        for rid in world.expected:
             account = ledger.account_of("reseller", rid)
             have = ledger.balance(s, account)
             want = world.expected[rid]
@@ -814,12 +910,21 @@ def check(ctx: Context, world: World, run: RunState) -> list[str]:
         # accounts.balance = the sum of the ledger, for every account.
         for m in ledger.check(s):
             failed.append(f"{m.account}: balance column {m.balance} != ledger sum {m.ledger}")
-        for account, b in s.execute(
-            select(Account.account, cast(Account.balance, BigInteger)).where(
-                cast(Account.balance, BigInteger) < 0
+        # Never below the floor (0 for these prepaid operators), nor negative.
+        for account, b, floor in s.execute(
+            select(
+                Account.account,
+                cast(Account.balance, BigInteger),
+                cast(Account.floor, BigInteger),
+            ).where(
+                (cast(Account.balance, BigInteger) < cast(Account.floor, BigInteger))
+                | (cast(Account.balance, BigInteger) < 0)
             )
         ):
-            failed.append(f"{account}: negative balance {Decimal(int(b)) / 100}")
+            failed.append(
+                f"{account}: balance {Decimal(int(b)) / 100} below its floor "
+                f"{Decimal(int(floor)) / 100} or negative"
+            )
         # Replays wrote nothing.
         rows, balances = run.ledger_before_replay
         rows_now = s.scalar(select(func.count()).select_from(LedgerEntry))
@@ -872,10 +977,17 @@ def activation_run(
     say(f"--- {run}: {title}; {len(customers)} activations ---")
     postgres = db.kind == "postgresql"
     per_reseller = Counter(rid for _, rid in customers)
+    # What each operator on the paths pays in this run: the seller its price per
+    # activation, and (the sub run) every parent above it its own price, in the same
+    # transaction. Each is topped up with that plus SPARE activations' worth.
+    pays: Counter[int] = Counter()
+    for rid, count in per_reseller.items():
+        for op in world.chain(rid):
+            pays[op] += count
     admin = {"Authorization": f"Bearer {world.admin_token}"}
     with httpx.Client(base_url=server.base, timeout=60.0, headers=admin) as c:
-        for rid, count in sorted(per_reseller.items()):
-            amount = (count + SPARE) * PRICE
+        for rid, count in sorted(pays.items()):
+            amount = (count + SPARE) * world.price[rid]
             r = c.post(f"{API}/topups", json={"account": f"reseller:{rid}", "amount": str(amount)})
             if r.status_code != 201:
                 raise SystemExit(f"top-up of reseller:{rid} failed: {r.status_code} {r.text}")
@@ -923,8 +1035,10 @@ def activation_run(
         out["hot_reseller"] = world.names[hot]
         out["per_reseller"] = per
     firsts = {j.key: r.activation_id for j, r in zip(jobs, first, strict=True)}
-    for rid, count in per_reseller.items():
-        world.expected[rid] -= count * PRICE
+    for rid, count in pays.items():
+        world.expected[rid] -= count * world.price[rid]
+        world.debit_rows += count
+        world.debit_minor -= count * int(world.price[rid] * 100)
     world.activated += len(jobs)
 
     before = ledger_state(ctx)
@@ -961,7 +1075,7 @@ def activation_run(
         entries = max(entries, len(body.get("entries", ())) if body else 0)
     out["get_balance"] = {"max_ms": round(slowest, 1), "max_entries": entries, "skipped": skipped}
     say(
-        f"  GET /balance of each reseller: slowest {slowest:.0f} ms, up to {entries:,} entries"
+        f"  GET /balance of each {'operator' if world.subs else 'reseller'}: slowest {slowest:.0f} ms, up to {entries:,} entries"
         + (f"; {skipped} not read (over {BALANCE_READ_ROWS:,} ledger rows)" if skipped else "")
     )
 
@@ -981,7 +1095,8 @@ def activation_run(
     if not failed:
         say(
             f"invariants after {run}: ok (balances exact, accounts.balance = ledger sum for "
-            "every account, one activation and one debit per key, no negative balance, "
+            "every account, one activation per key and one debit per operator on its path "
+            "at its price, no balance below its floor, "
             "replays 200 and free, RADIUS rows in place)"
         )
     out["invariants"] = failed if failed else "ok"
@@ -1044,7 +1159,9 @@ def run(opts: Options, workdir: Path) -> int:
         say(
             f"activations benchmark: {db.kind}, runs {', '.join(runs[1:])} of "
             f"{opts.customers} activations each (after a warm-up of {warmup_size(opts)}) over "
-            f"{opts.resellers} resellers, {opts.clients} clients, {opts.workers} worker(s), "
+            f"{opts.resellers} resellers"
+            + (f" (+ {len(world.subs)} sub-resellers at {SUB_PRICE})" if world.subs else "")
+            + f", {opts.clients} clients, {opts.workers} worker(s), "
             f"{os.cpu_count()} CPUs; seeded "
             f"{sum(len(c) for c in world.runs.values())} customers in {seed_s:.1f} s"
         )
@@ -1064,21 +1181,24 @@ def run(opts: Options, workdir: Path) -> int:
             results[name], failed = activation_run(ctx, db, server, world, opts, name)
             if failed:
                 break
-            if name == "empty":
+            if name == ("sub" if "sub" in runs else "empty"):
                 pgb = pgbench_run(db, opts)
 
-        empty, history, mixed = (results.get(k) for k in ("empty", "history", "mixed"))
+        empty, sub, history, mixed = (results.get(k) for k in ("empty", "sub", "history", "mixed"))
 
         def act(r: dict[str, Any] | None) -> dict[str, Any] | None:
             return r["activations"] if r else None
 
         ratios = {
             "empty_over_baseline": empty and empty["over_baseline"],
+            "sub_over_baseline": sub and sub["over_baseline"],
             "history_over_baseline": history and history["over_baseline"],
             "mixed_over_baseline": mixed and mixed["over_baseline"],
             "empty_over_pgbench": ratio(act(empty), pgb),
             "history_over_pgbench": ratio(act(history), pgb),
             "history_over_empty": ratio(act(history), act(empty)),
+            "sub_over_empty": ratio(act(sub), act(empty)),
+            "sub_over_pgbench": ratio(act(sub), pgb),
         }
         say("--- summary ---")
         for name in runs[1:]:
@@ -1112,12 +1232,21 @@ def run(opts: Options, workdir: Path) -> int:
         h_over_e = ratios["history_over_empty"]
         if h_over_e and h_over_e["throughput"] is not None:
             goal["history_within_10pct"] = h_over_e["throughput"] >= 0.9
+        if sub:
+            a, e = sub["activations"], empty["activations"] if empty else None
+            say(
+                f"sub-resellers (two levels, two debits per activation) beside one level: "
+                f"{a['per_s']} vs {e and e['per_s']} activations/s, p99 {a['p99_ms']} vs "
+                f"{e and e['p99_ms']} ms"
+            )
         out = {
             "bench": "activations",
             "db": db.kind,
             "customers_per_run": opts.customers,
             "clients": opts.clients,
             "resellers": opts.resellers,
+            "subresellers": len(world.subs),
+            "sub_price": str(SUB_PRICE) if world.subs else None,
             "workers": opts.workers,
             "cpus": os.cpu_count(),
             "seed_s": round(seed_s, 2),
@@ -1126,6 +1255,7 @@ def run(opts: Options, workdir: Path) -> int:
             "history_rows": world.history,
             "history_insert_s": round(history_s, 2) if history_s is not None else None,
             "empty": empty,
+            "sub": sub,
             "history": history,
             "mixed": mixed,
             "pgbench": pgb,
