@@ -12,6 +12,8 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +33,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.models import (
     AuditLog,
     Customer,
+    Invoice,
     LedgerEntry,
     MasterPackage,
     Package,
@@ -280,6 +283,12 @@ SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/balance", None, {A: 403, R: 200, C: 200}),
     ("POST", "/cards/redeem", {}, {A: 422, R: 422, C: 422}),
     ("GET", "/public/packages", None, {A: 200, R: 200, C: 200}),
+    ("GET", "/invoices", None, {A: 200, R: 200, C: 200}),
+    ("GET", "/invoices?customer=cust-b", None, {A: 200, R: 404, C: 404}),
+    ("GET", "/invoices?reseller=resB", None, {A: 200, R: 404, C: 422}),
+    ("GET", "/invoices/999999", None, {A: 404, R: 404, C: 404}),
+    ("GET", "/invoices/999999/print", None, {A: 404, R: 404, C: 404}),
+    ("POST", "/invoices/999999/payments", {}, {A: 404, R: 404, C: 404}),
 ]
 PUBLIC = {"/health", "/public/packages"}
 TABLE = [(m, p, b, {A: s, R: 403, C: 403}) for m, p, b, s in ADMIN_ONLY] + SHARED
@@ -843,7 +852,10 @@ def test_every_operation_declares_its_success_schema(matrix: World) -> None:
             if not ok:
                 missing.append(f"{method.upper()} {path}: no 2xx response")
             for code, r in ok.items():
-                schema = r.get("content", {}).get("application/json", {}).get("schema")
+                content = r.get("content", {})  # JSON, or a page to print (text/html)
+                schema = (content.get("application/json") or content.get("text/html") or {}).get(
+                    "schema"
+                )
                 if code != "204" and not schema:
                     missing.append(f"{method.upper()} {path} {code}: no schema")
     assert missing == []
@@ -1000,3 +1012,35 @@ def test_an_integrity_error_is_logged_as_one_line_without_its_parameters(
         "POST /api/v1/customers refused, a concurrent change won: "
         "UNIQUE constraint failed: customers.username"
     )
+
+
+def test_invoices_scoped_printed_and_paid(world: World) -> None:
+    now = datetime.now(UTC)
+    ids = {}
+    with transaction(world.ctx.factory) as s:
+        for name in ("cust-a", "cust-b"):
+            c = registry.get_by_name(s, Customer, name, "username")
+            inv = Invoice(
+                customer_id=c.id, amount=Decimal("600"), period_start=now,
+                period_end=now + timedelta(days=30), due_at=now, status="open",
+            )  # fmt: skip
+            s.add(inv)
+            s.flush()
+            ids[name] = inv.id
+    a, b = ids["cust-a"], ids["cust-b"]
+    assert [i["id"] for i in world.call("GET", "/invoices", "reseller").json()] == [a]
+    assert [i["id"] for i in world.call("GET", "/invoices", "customer").json()] == [a]
+    assert {i["id"] for i in world.call("GET", "/invoices?status=open", "admin").json()} == {a, b}
+    assert [i["id"] for i in world.call("GET", "/invoices?reseller=resB", "admin").json()] == [b]
+    page = world.call("GET", f"/invoices/{a}/print", "customer")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "cust-a" in page.text and "600.00" in page.text
+    assert world.call("POST", f"/invoices/{b}/payments", "reseller", {}).status_code == 404
+    r = world.call("POST", f"/invoices/{a}/payments", "customer", {})
+    assert r.status_code == 402, r.text  # its balance is 0
+    r = world.call("POST", f"/invoices/{a}/payments", "admin", {"reference": "cash 1"})
+    assert r.status_code == 201, r.text
+    paid = r.json()
+    assert paid["status"] == "paid" and paid["payments"][0]["method"] == "admin"
+    assert paid["payments"][0]["reference"] == "cash 1"
+    assert world.call("POST", f"/invoices/{a}/payments", "admin", {}).status_code == 409

@@ -203,3 +203,38 @@ def test_freeradius_rejects_after_grace_and_accepts_after_payment(radius: Any) -
         invoices.pay(s, ADMIN, inv.id, reference="cash")
     assert auth(server, user, "alice-pw").accepted, server.log_tail()
     assert customer_row(ctx, user)["expires_at"] == add_month(e2)
+
+
+def test_cli_lists_shows_pays_prints_and_runs(
+    ctx: Context, make: Factory, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from provisioner.cli import app as cli_root
+    from provisioner.cli import common
+
+    user, _ = monthly_customer(ctx, make, make.router(None, mode="radius"))
+    with transaction(ctx.factory) as s:
+        ledger.debit(s, f"customer:{_id(s, user)}", Decimal(1000), "test")
+    e0 = customer_row(ctx, user)["expires_at"]
+    run(ctx, e0 - 5 * DAY)
+    runner = CliRunner()
+    monkeypatch.setattr(common, "_ctx", ctx)
+
+    def invoke(*args: str) -> str:
+        result = runner.invoke(cli_root, ["invoice", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    rows = json.loads(invoke("list", "--customer", user, "--status", "open", "--json"))
+    assert len(rows) == 1 and rows[0]["due_at"] == e0.isoformat()
+    inv = rows[0]["id"]
+    assert json.loads(invoke("show", str(inv), "--json"))["status"] == "open"
+    assert "0 issued" in invoke("run")
+    out = tmp_path / "inv.html"
+    invoke("print", str(inv), "--out", str(out))
+    assert f"Invoice {inv}" in out.read_text()
+    assert json.loads(invoke("pay", str(inv), "--reference", "r-1", "--json"))["status"] == "paid"
+    assert customer_row(ctx, user)["expires_at"] == add_month(e0)

@@ -14,6 +14,7 @@ import typer
 from provisioner.cli import (
     activations,
     customers,
+    invoices,
     masters,
     ops,
     packages,
@@ -38,6 +39,7 @@ app.add_typer(resellers.app, name="reseller")
 app.add_typer(routers.app, name="router")
 app.add_typer(customers.app, name="customer")
 app.add_typer(users.app, name="user")
+app.add_typer(invoices.app, name="invoice")
 for module in (plans, activations, ops):
     app.add_typer(module.app)
 

@@ -8,6 +8,7 @@ from provisioner.api.routes import (
     activations,
     customers,
     health,
+    invoices,
     masters,
     packages,
     plans,
@@ -17,7 +18,17 @@ from provisioner.api.routes import (
 )
 
 api_router = APIRouter()
-for module in (health, masters, packages, resellers, routers, customers, plans, activations):
+for module in (
+    health,
+    masters,
+    packages,
+    resellers,
+    routers,
+    customers,
+    plans,
+    activations,
+    invoices,
+):
     api_router.include_router(module.router)
 api_router.include_router(tokens.router)
 
