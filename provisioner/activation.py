@@ -273,6 +273,8 @@ def activate(
     customer.status = CustomerStatus.active
     customer.expires_at = end
     customer.billing_day = billing_day
+    if start <= now:  # a new cycle starts now: its fair usage starts from zero
+        customer.throttled_until = None
     if customer.customer_type == CustomerType.static and not customer.static_ip:
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     sync_debounce_seconds: float = 1.0
     outbox_interval_seconds: float = 2.0
     expiry_interval_seconds: float = 60.0
+    # Fair usage: how often usage is summed from radacct (throttle past the threshold).
+    fup_interval_seconds: float = Field(default=60.0, gt=0)
     sync_concurrency: int = 16
     router_timeout_seconds: float = 10.0
 

@@ -176,11 +176,11 @@ def master_changed(
     queue_router_sync(
         session, set().union(*(routers_serving(session, m.customer_type) for m in specs)), settings
     )
-    if before and after and before.rate.render() != after.rate.render():
-        old = before.rate.render()
+    if before and after and (before.rate, before.fup_rate) != (after.rate, after.fup_rate):
         pairs = []
         for c in customers:
             terms = sessions.terms_of(c)
+            old = sessions.rate_of(before, c.throttled_until is not None)
             pairs.append((replace(terms, rate=old), terms))
         sessions.queue(session, pairs)
 

@@ -109,9 +109,17 @@ class MasterPackage(Base):
     min_down: Mapped[int | None] = mapped_column(BigInteger)
     min_up: Mapped[int | None] = mapped_column(BigInteger)
     volume_cap: Mapped[int | None] = mapped_column(BigInteger)
+    # Fair usage: past ``fup_threshold`` bytes in a billing cycle the rate drops to
+    # fup_down/fup_up (bits/s) until the cycle ends.
+    fup_threshold: Mapped[int | None] = mapped_column(BigInteger)
+    fup_down: Mapped[int | None] = mapped_column(BigInteger)
+    fup_up: Mapped[int | None] = mapped_column(BigInteger)
     pool_name: Mapped[str | None] = mapped_column(String(64))
     pool_ranges: Mapped[str | None] = mapped_column(String(512))
     profile_name: Mapped[str] = mapped_column(String(64), unique=True)
+    # The router's PPP/hotspot profile when several masters share one (None: profile_name);
+    # profile_name stays this master's own RADIUS group either way.
+    router_profile: Mapped[str | None] = mapped_column(String(64))
     # The router's side of PPP sessions (profile local-address); unset = not managed.
     local_address: Mapped[str | None] = mapped_column(String(45))
     shared_users: Mapped[int] = mapped_column(Integer, default=1)
@@ -235,6 +243,8 @@ class Customer(Base):
     expires_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     # The day of the month a monthly subscription renews on (kept through short months).
     billing_day: Mapped[int | None] = mapped_column(Integer)
+    # Over its package's fair usage threshold: the reduced rate until this cycle end.
+    throttled_until: Mapped[datetime | None] = mapped_column(TZDateTime())
     # Why it is suspended when the daemon did it ("unpaid": an invoice past its grace), so
     # a payment lifts only that suspension, never an operator's. None otherwise.
     suspended_reason: Mapped[str | None] = mapped_column(String(16))

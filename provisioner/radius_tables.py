@@ -65,6 +65,9 @@ radacct = Table(
     Column("nasipaddress", Address),
     Column("acctstarttime", DateTime(timezone=True)),
     Column("acctstoptime", DateTime(timezone=True)),
+    Column("acctupdatetime", DateTime(timezone=True)),
+    Column("acctinputoctets", BigInteger),
+    Column("acctoutputoctets", BigInteger),
     Column("framedipaddress", Address),
     Column("callingstationid", String),
 )

@@ -80,6 +80,14 @@ def bill(ctx: Context) -> None:
         log.info("invoices: %d issued, %d paid, %d suspended", r.issued, r.paid, r.suspended)
 
 
+def throttle(ctx: Context) -> None:
+    from provisioner import fup
+
+    n = fup.check(ctx.factory)
+    if n:
+        log.info("fair usage: %d customers throttled or restored", n)
+
+
 def start(ctx: Context) -> BackgroundScheduler:
     s = ctx.settings
     sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -110,6 +118,13 @@ def start(ctx: Context) -> BackgroundScheduler:
         seconds=s.expiry_interval_seconds,
         id="expire",
         name="expire subscriptions",
+    )
+    sched.add_job(
+        lambda: run_once(ctx, "fup", s.fup_interval_seconds, lambda: throttle(ctx)),
+        "interval",
+        seconds=s.fup_interval_seconds,
+        id="fup",
+        name="fair usage: throttle and restore",
     )
     sched.add_job(
         lambda: run_once(ctx, "invoices", s.invoice_interval_seconds, lambda: bill(ctx)),

@@ -105,12 +105,20 @@ class MasterPackageUpdate(Body):
     min_down: Amount | None = Field(None, description="guaranteed download")
     min_up: Amount | None = Field(None, description="guaranteed upload")
     volume_cap: Amount | Bytes | None = Field(None, description="bytes, or e.g. 50G")
+    fup_threshold: Amount | Bytes | None = Field(
+        None, description="fair usage: bytes per billing cycle at full rate, e.g. 100G"
+    )
+    fup_down: Amount | None = Field(None, description="fair usage: download rate past it")
+    fup_up: Amount | None = Field(None, description="fair usage: upload rate past it")
     pool_name: Name | None = Field(None, description="IP pool name")
     pool_ranges: Ranges | None = Field(
         None, description="10.0.0.2-10.0.0.254 or CIDR", examples=["10.10.0.2-10.10.0.254"]
     )
     profile_name: Name | None = Field(
-        None, description="PPP/hotspot profile and RADIUS group; default: name"
+        None, description="RADIUS group (and router profile unless router_profile); default: name"
+    )
+    router_profile: Name | None = Field(
+        None, description="a PPP/hotspot profile on the router shared by several master packages"
     )
     local_address: Address | None = Field(None, description="the router's side of PPP sessions")
     shared_users: int | None = Field(None, ge=1, le=1000, description="simultaneous sessions")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.models import Customer, CustomerStatus, Outbox, Router
 from provisioner.radius_tables import radacct
+from provisioner.snapshots import MasterSpec
 from provisioner.state import master_spec
 
 COA = "coa"
@@ -52,9 +53,17 @@ def terms_of(c: Customer) -> Terms:
         router_id=c.router_id,
         active=c.status == CustomerStatus.active,
         static_ip=c.static_ip,
-        rate=master_spec(m).rate.render() if m is not None else None,
+        rate=rate_of(master_spec(m), c.throttled_until is not None) if m is not None else None,
         volume_cap=m.volume_cap if m is not None else None,
     )
+
+
+def rate_of(m: MasterSpec, throttled: bool) -> str:
+    """The Mikrotik-Rate-Limit a customer of ``m`` gets: the package's, or its reduced
+    (fair usage) rate while the customer is throttled."""
+    if throttled and m.fup_rate is not None:
+        return m.fup_rate.render()
+    return m.rate.render()
 
 
 def action(before: Terms, after: Terms | None) -> str | None:

@@ -20,8 +20,17 @@ class MasterSpec:
     pool_ranges: str | None = None
     local_address: str | None = None
     volume_cap: int | None = None
+    fup_threshold: int | None = None  # bytes per billing cycle before the reduced rate
+    fup_rate: RateLimit | None = None  # the reduced rate
+    router_profile: str | None = None  # a router profile shared with other masters
     shared_users: int = 1
     duration_days: int = 30
+
+    @property
+    def profile(self) -> str:
+        """The PPP/hotspot profile on the router (and Mikrotik-Group): shared with other
+        master packages, or its own. ``profile_name`` stays its RADIUS group."""
+        return self.router_profile or self.profile_name
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class CustomerSpec:
     router_id: int | None = None
     static_ip: str | None = None
     mac_address: str | None = None
+    throttled: bool = False  # over its package's fair usage threshold this cycle
     expires_at: datetime | None = None
 
     @property

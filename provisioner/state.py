@@ -34,9 +34,19 @@ def master_spec(m: MasterPackage) -> MasterSpec:
         pool_ranges=m.pool_ranges,
         local_address=m.local_address,
         volume_cap=m.volume_cap,
+        fup_threshold=m.fup_threshold,
+        fup_rate=fup_rate(m),
+        router_profile=m.router_profile,
         shared_users=m.shared_users,
         duration_days=m.duration_days,
     )
+
+
+def fup_rate(m: MasterPackage) -> RateLimit | None:
+    """A master package's reduced (fair usage) rate, if it has one."""
+    if not (m.fup_threshold and m.fup_down and m.fup_up):
+        return None
+    return RateLimit(up=m.fup_up, down=m.fup_down)
 
 
 def router_spec(r: Router) -> RouterSpec:
@@ -81,6 +91,7 @@ def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[Custom
             Customer.static_ip,
             Customer.mac_address,
             Customer.expires_at,
+            Customer.throttled_until,
         )
         .outerjoin(Package, Customer.package_id == Package.id)
         .where(*where)
@@ -98,6 +109,7 @@ def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[Custom
             static_ip=r.static_ip,
             mac_address=r.mac_address,
             expires_at=r.expires_at,
+            throttled=r.throttled_until is not None,
         )
         for r in session.execute(q)
     ]

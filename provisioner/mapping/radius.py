@@ -28,6 +28,9 @@ MANAGED: dict[str, frozenset[str]] = {
     ),
     "radgroupcheck": frozenset({"Simultaneous-Use", "Auth-Type"}),
 }
+# A throttled customer's reduced rate (fair usage): its own reply row, which wins over its
+# group's because the group's rate is ``=`` (added only when the user has none).
+MANAGED["radreply"] = MANAGED["radreply"] | {"Mikrotik-Rate-Limit"}
 
 
 @dataclass(frozen=True, order=True)
@@ -63,15 +66,20 @@ def expiration(at: datetime) -> str:
 
 
 def group_rows(m: MasterSpec) -> list[RadiusRow]:
-    """A master package's RADIUS group (named after its profile)."""
+    """A master package's RADIUS group (``profile_name``); its Mikrotik-Group names the
+    router profile, which several master packages may share (``MasterSpec.profile``).
+
+    The rate is ``=``, not ``:=``: a user's own Mikrotik-Rate-Limit (a fair usage
+    throttle) is kept rather than replaced by the group's.
+    """
     g = m.profile_name
     if m.customer_type == "other":
         return []
-    rows = [RadiusRow("radgroupreply", g, "Mikrotik-Rate-Limit", ":=", m.rate.render())]
+    rows = [RadiusRow("radgroupreply", g, "Mikrotik-Rate-Limit", "=", m.rate.render())]
     if m.customer_type in ("pppoe", "hotspot"):
         if m.pool_name:
             rows.append(RadiusRow("radgroupreply", g, "Framed-Pool", ":=", m.pool_name))
-        rows.append(RadiusRow("radgroupreply", g, "Mikrotik-Group", ":=", m.profile_name))
+        rows.append(RadiusRow("radgroupreply", g, "Mikrotik-Group", ":=", m.profile))
         rows.append(RadiusRow("radgroupcheck", g, "Simultaneous-Use", ":=", str(m.shared_users)))
     if m.volume_cap:
         rows.append(
@@ -113,6 +121,8 @@ def customer_rows(
         rows.append(RadiusRow("radusergroup", u, options.expired_group, "", "0"))
     else:
         rows.append(RadiusRow("radusergroup", u, m.profile_name, "", "1"))
+        if c.throttled and m.fup_rate is not None:
+            rows.append(RadiusRow("radreply", u, "Mikrotik-Rate-Limit", ":=", m.fup_rate.render()))
     return sorted(rows)
 
 

@@ -75,6 +75,18 @@ def queue_props(rate: RateLimit) -> dict[str, str]:
     }
 
 
+def _share(out: dict[tuple[str, str], DesiredObject], obj: DesiredObject) -> None:
+    """Put a profile: one that several master packages share is one object, and a
+    property they disagree on (each one's rate, which RADIUS gives each customer) is left
+    as the router has it."""
+    have = out.get((obj.menu, obj.key))
+    if have is None:
+        out[(obj.menu, obj.key)] = obj
+        return
+    props = {k: v for k, v in have.props.items() if k == "comment" or obj.props.get(k) == v}
+    out[(obj.menu, obj.key)] = DesiredObject(obj.menu, obj.key, props)
+
+
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -106,7 +118,7 @@ def desired_objects(
             )
         if m.customer_type == "pppoe":
             props = {
-                "name": m.profile_name,
+                "name": m.profile,
                 "rate-limit": m.rate.render(),
                 "only-one": _yes(m.shared_users <= 1),
                 "comment": marker("master", m.id),
@@ -115,19 +127,20 @@ def desired_objects(
                 props["remote-address"] = m.pool_name
             if m.local_address:
                 props["local-address"] = m.local_address
-            put(DesiredObject(PPP_PROFILE, m.profile_name, props))
+            _share(out, DesiredObject(PPP_PROFILE, m.profile, props))
         else:
-            put(
+            _share(
+                out,
                 DesiredObject(
                     HOTSPOT_PROFILE,
-                    m.profile_name,
+                    m.profile,
                     {
-                        "name": m.profile_name,
+                        "name": m.profile,
                         "rate-limit": m.rate.render(),
                         "address-pool": m.pool_name or "none",
                         "shared-users": str(m.shared_users),
                     },
-                )
+                ),
             )
 
     for c in customers:
@@ -153,7 +166,7 @@ def desired_objects(
                     "name": c.username,
                     "password": c.password,
                     "service": "pppoe",
-                    "profile": cm.profile_name,
+                    "profile": cm.profile,
                     "disabled": _yes(c.cut_off),
                     "comment": marker("customer", c.id),
                 }
@@ -164,7 +177,7 @@ def desired_objects(
                 props = {
                     "name": c.username,
                     "password": c.password,
-                    "profile": cm.profile_name,
+                    "profile": cm.profile,
                     "limit-bytes-total": str(cm.volume_cap or 0),
                     "disabled": _yes(c.cut_off),
                     "comment": marker("customer", c.id),

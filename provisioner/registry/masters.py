@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from provisioner import effects, validation
@@ -76,6 +76,49 @@ def _check(session: Session, m: MasterPackage) -> None:
     expired = effects.settings_of(session).expired_group
     if m.profile_name in ("default", "default-encryption", expired):
         raise ValidationError(f"{m.profile_name!r} is reserved", field="profile_name")
+    _check_fup(m)
+    _check_router_profile(session, m)
+
+
+def _check_fup(m: MasterPackage) -> None:
+    """Fair usage: a threshold and both reduced rates, or none of them; PPPoE and
+    hotspot only (RADIUS and CoA carry the rate)."""
+    given = [f for f in ("fup_threshold", "fup_down", "fup_up") if getattr(m, f)]
+    if not given:
+        return
+    if len(given) < 3:
+        missing = next(f for f in ("fup_threshold", "fup_down", "fup_up") if f not in given)
+        raise ValidationError("fair usage needs a threshold and both reduced rates", field=missing)
+    if m.customer_type not in (CustomerType.pppoe, CustomerType.hotspot):
+        raise ValidationError("fair usage is for PPPoE and hotspot packages", field="fup_threshold")
+
+
+SHARED = ("customer_type", "pool_name", "local_address", "shared_users")
+
+
+def _check_router_profile(session: Session, m: MasterPackage) -> None:
+    """Several master packages may name one router profile (each keeps its own RADIUS
+    group and rate) when what the profile carries on the router agrees."""
+    profile = m.router_profile or m.profile_name
+    validation.name("router_profile", profile)
+    expired = effects.settings_of(session).expired_group
+    if m.router_profile in ("default", "default-encryption", expired):
+        raise ValidationError(f"{m.router_profile!r} is reserved", field="router_profile")
+    for other in session.scalars(
+        select(MasterPackage).where(
+            MasterPackage.id != m.id,
+            or_(MasterPackage.router_profile == profile, MasterPackage.profile_name == profile),
+        )
+    ):
+        if (other.router_profile or other.profile_name) != profile:
+            continue
+        for f in SHARED:
+            if str(getattr(other, f) or "") != str(getattr(m, f) or ""):
+                raise ValidationError(
+                    f"router profile {profile!r} is shared with master package {other.name!r}, "
+                    f"whose {f} is {getattr(other, f)!r}; a shared profile must agree",
+                    field="router_profile",
+                )
 
 
 def _apply_fields(m: MasterPackage, data: dict[str, Any]) -> None:
@@ -92,6 +135,10 @@ def _apply_fields(m: MasterPackage, data: dict[str, Any]) -> None:
     m.burst_time, m.priority = rate.burst_time, rate.priority
     m.min_down, m.min_up = rate.min_down, rate.min_up
     m.volume_cap = validation.volume("volume_cap", spec["volume_cap"])
+    m.fup_threshold = validation.volume("fup_threshold", spec["fup_threshold"])
+    m.fup_down = validation.rate("fup_down", spec["fup_down"], required=False)
+    m.fup_up = validation.rate("fup_up", spec["fup_up"], required=False)
+    m.router_profile = str(spec["router_profile"] or "").strip() or None
     m.pool_name = spec["pool_name"] or None
     m.pool_ranges = spec["pool_ranges"] or None
     m.profile_name = str(spec["profile_name"] or m.name).strip()
