@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # API worker processes for ``serve``; 0 = one per core (they share only the database).
-    api_workers: int = Field(default=0, ge=0)
+    # One by default: with several, the scheduler runs in the parent process, and its
+    # counters (syncs, CoA outcomes) do not reach /metrics (the database gauges do).
+    api_workers: int = Field(default=1, ge=0)
 
     reconcile_interval_seconds: float = 300.0
     sync_debounce_seconds: float = 1.0

@@ -26,7 +26,8 @@ def run(
     ctx: Context, *, demo: bool, host: str | None, port: int | None, workers: int | None = None
 ) -> None:
     """Serve the API from ``workers`` processes (default: ``api_workers``, 0 = one per
-    core; they share nothing but the database) and run the scheduler in this one."""
+    core; they share nothing but the database) and run the scheduler in this one. With
+    several, the scheduler's counters stay in this process, outside /metrics."""
     from provisioner.api import create_app
 
     logging.basicConfig(

@@ -127,7 +127,7 @@ def serve_cmd(
     host: Annotated[str | None, Opt(help="listen address (default: from the config)")] = None,
     port: Annotated[int | None, Opt(help="listen port (default: from the config)")] = None,
     workers: Annotated[
-        int | None, Opt(help="API worker processes (default: api_workers, 0 = one per core)")
+        int | None, Opt(help="API worker processes (default: api_workers, 1; 0 = one per core)")
     ] = None,
 ) -> None:
     """Run the daemon: HTTP API, scheduler (sync, drift repair, outbox, expiry)."""
