@@ -1035,6 +1035,9 @@ def test_invoices_scoped_printed_and_paid(world: World) -> None:
     page = world.call("GET", f"/invoices/{a}/print", "customer")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "cust-a" in page.text and "600.00" in page.text
+    pdf = world.call("GET", f"/invoices/{a}/print?format=pdf", "reseller")
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert world.call("GET", f"/invoices/{b}/print?format=pdf", "reseller").status_code == 404
     assert world.call("POST", f"/invoices/{b}/payments", "reseller", {}).status_code == 404
     r = world.call("POST", f"/invoices/{a}/payments", "customer", {})
     assert r.status_code == 402, r.text  # its balance is 0

@@ -236,5 +236,20 @@ def test_cli_lists_shows_pays_prints_and_runs(
     out = tmp_path / "inv.html"
     invoke("print", str(inv), "--out", str(out))
     assert f"Invoice {inv}" in out.read_text()
+    invoke("print", str(inv), "--pdf", "--out", str(out))
+    assert_pdf(out.read_bytes(), f"Invoice {inv}")
     assert json.loads(invoke("pay", str(inv), "--reference", "r-1", "--json"))["status"] == "paid"
     assert customer_row(ctx, user)["expires_at"] == add_month(e0)
+
+
+def assert_pdf(data: bytes, text: str) -> None:
+    """A well-formed one-page PDF: every xref offset points at its object, and the text
+    is on the page."""
+    import re
+
+    assert data.startswith(b"%PDF-1.4") and data.rstrip().endswith(b"%%EOF")
+    start = int(re.findall(rb"startxref\n(\d+)", data)[-1])
+    assert data[start:].startswith(b"xref")
+    offsets = [int(o) for o in re.findall(rb"(\d{10}) 00000 n", data)]
+    assert [data[o:].split(b" ", 1)[0] for o in offsets] == [b"1", b"2", b"3", b"4", b"5"]
+    assert f"({text})".encode() in data

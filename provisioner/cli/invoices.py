@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from provisioner import invoices
-from provisioner.cli.common import JSON, ctx, emit, handled, session
+from provisioner.cli.common import JSON, ctx, emit, fail, handled, session
 from provisioner.read import ADMIN
 from provisioner.read import invoices as read
 
@@ -59,15 +59,19 @@ def pay(
 @handled
 def print_(
     invoice_id: int,
-    out: Annotated[Path | None, Opt("--out", help="write the page here (default: stdout)")] = None,
+    out: Annotated[Path | None, Opt("--out", help="write it here (default: stdout)")] = None,
+    pdf: Annotated[bool, Opt("--pdf", help="a one-page PDF (needs --out) instead of HTML")] = False,
 ) -> None:
-    """The invoice as an HTML page to print."""
+    """The invoice to print: an HTML page, or a PDF."""
+    if pdf and out is None:
+        raise fail("--pdf writes a file: give --out FILE")
     with session() as s:
-        page = read.html(s, ADMIN, invoice_id)
+        page = read.pdf(s, ADMIN, invoice_id) if pdf else read.html(s, ADMIN, invoice_id)
     if out is None:
+        assert isinstance(page, str)
         typer.echo(page)
     else:
-        out.write_text(page, encoding="utf-8")
+        out.write_bytes(page if isinstance(page, bytes) else page.encode("utf-8"))
         typer.echo(f"invoice {invoice_id} written to {out}")
 
 

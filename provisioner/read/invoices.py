@@ -126,3 +126,53 @@ def html(session: Session, principal: Principal, invoice_id: int) -> str:
         )
         + "</body></html>"
     )
+
+
+def _pdf_text(s: str) -> str:
+    # PDF's standard fonts speak Latin-1; the rest becomes "?", and ( ) \ are escaped.
+    s = s.encode("latin-1", "replace").decode("latin-1")
+    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def pdf(session: Session, principal: Principal, invoice_id: int) -> bytes:
+    """The invoice as a one-page PDF (A4, Helvetica): the same lines as the HTML page."""
+    v = get(session, principal, invoice_id)
+    lines = [
+        f"Invoice {v.id}",
+        "",
+        f"Customer: {v.customer}",
+        f"Reseller: {v.reseller or '-'}",
+        f"Package: {v.package or '-'}",
+        f"Period: {v.period_start[:10]} - {v.period_end[:10]}",
+        f"Due: {v.due_at[:10]}",
+        f"Amount: {v.amount} {v.currency}",
+        f"Status: {v.status}" + (f" ({v.paid_at[:10]})" if v.paid_at else ""),
+    ]
+    if v.payments:
+        lines += ["", "Payments:"]
+        lines += [f"  {p.at}  {p.method}  {p.amount}  {p.reference}" for p in v.payments]
+    text = (
+        "BT /F1 12 Tf 16 TL 56 780 Td "
+        + " ".join(f"({_pdf_text(line)}) '" for line in lines)
+        + " ET"
+    )
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        f"<< /Length {len(text.encode('latin-1'))} >>\nstream\n{text}\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)

@@ -6,9 +6,9 @@ invoices, pays them from its own balance. Customer: its own, paid from its balan
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse
 
 from provisioner import invoices
@@ -51,12 +51,25 @@ def get_invoice(invoice_id: InvoiceId, session: SessionDep, principal: Principal
 @router.get(
     "/invoices/{invoice_id}/print",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
 )
 def print_invoice(
-    invoice_id: InvoiceId, session: SessionDep, principal: PrincipalDep
-) -> HTMLResponse:
-    """The invoice as a page to print (text/html)."""
+    invoice_id: InvoiceId,
+    session: SessionDep,
+    principal: PrincipalDep,
+    format: Annotated[Literal["html", "pdf"], Query(description="html | pdf")] = "html",
+) -> Response:
+    """The invoice to print: an HTML page, or with ``format=pdf`` a one-page PDF."""
+    if format == "pdf":
+        body = read.pdf(session, principal, invoice_id)
+        return Response(body, media_type="application/pdf")
     return HTMLResponse(read.html(session, principal, invoice_id))
 
 
