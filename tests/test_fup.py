@@ -131,3 +131,68 @@ def test_a_renewal_that_starts_a_new_cycle_now_restores_at_once(radius: Any) -> 
     activation.run_activation(ctx.factory, admin,
                               ActivationRequest("alice", make.package(other, name="B"), "k2"))  # fmt: skip
     assert rate(server) == ["5M/30M"]
+
+
+def test_usage_in_the_api_and_cli_and_a_package_without_fair_usage_restores(
+    ctx: Any, make: Any, monkeypatch: Any
+) -> None:
+    """Usage per customer per cycle, as the customer itself, an admin and the CLI see it;
+    another customer's is a 404."""
+    import importlib
+    import json
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import insert
+    from typer.testing import CliRunner
+
+    from provisioner.api import create_app
+    from provisioner.auth import create_token
+    from provisioner.models import utcnow
+    from provisioner.radius_tables import radacct
+
+    make.router(None, host="10.0.0.1", radius_secret=SECRET, mode="radius")
+    home = make.master(name="home", rate_down="20M", rate_up="5M", fup_threshold="1G",
+                       fup_down="2M", fup_up="1M")  # fmt: skip
+    pkg = make.package(home)
+    for name in ("alice", "bob"):
+        make.customer(None, "r1", username=name, password="pw", status="new")
+        activation.run_activation(ctx.factory, Principal("admin"),
+                                  ActivationRequest(name, pkg, f"k-{name}"))  # fmt: skip
+    with transaction(ctx.factory) as s:
+        s.execute(insert(radacct).values(
+            acctsessionid="s1", acctuniqueid="u1", username="alice", nasipaddress="10.0.0.1",
+            acctstarttime=utcnow(), acctinputoctets=GIB, acctoutputoctets=GIB // 4,
+        ))  # fmt: skip
+        admin = create_token(s, role="admin")
+        mine = create_token(s, role="customer", customer="alice")
+    assert fup.check(ctx.factory) == 1
+    with TestClient(create_app(ctx)) as client:
+        got = client.get(
+            "/api/v1/customers/alice/usage", headers={"Authorization": f"Bearer {mine}"}
+        )
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["used_bytes"] == GIB + GIB // 4 and body["threshold_bytes"] == GIB
+        assert body["throttled"] and body["rate_limit"] == "1M/2M"
+        assert body["throttled_until"] == body["cycle_end"]
+        other = client.get(
+            "/api/v1/customers/bob/usage", headers={"Authorization": f"Bearer {mine}"}
+        )
+        assert other.status_code == 404
+        bob = client.get(
+            "/api/v1/customers/bob/usage", headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert bob.json()["used_bytes"] == 0 and not bob.json()["throttled"]
+    common = importlib.import_module("provisioner.cli.common")
+    monkeypatch.setattr(common, "_ctx", ctx)
+    result = CliRunner().invoke(importlib.import_module("provisioner.cli").app,
+                                ["customer", "usage", "alice", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["used_bytes"] == GIB + GIB // 4
+    # The package loses its fair usage: the throttle goes at the next run.
+    with transaction(ctx.factory) as s:
+        registry.update_master_package(s, "t", "home", {"fup_threshold": None, "fup_down": None,
+                                                        "fup_up": None})  # fmt: skip
+    assert fup.check(ctx.factory) == 1
+    with transaction(ctx.factory) as s:
+        assert get_by_name(s, Customer, "alice", "username").throttled_until is None

@@ -126,6 +126,15 @@ def show(ref: str, as_json: JSON = False) -> None:
         emit(customers.get(s, ADMIN, ref), as_json)
 
 
+@app.command("usage")
+@handled
+def usage(ref: str, as_json: JSON = False) -> None:
+    """Usage in the current billing cycle: bytes used, the fair usage threshold, whether
+    the customer is throttled and the rate its sessions get."""
+    with session() as s:
+        emit(customers.usage(s, ADMIN, ref), as_json)
+
+
 @app.command("remove")
 @handled
 def remove(ref: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from provisioner import access, validation
+from provisioner import access, fup, validation
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
 from provisioner.models import Customer, CustomerStatus, Reseller
-from provisioner.read.models import CustomerOut, CustomerPage
+from provisioner.read.models import CustomerOut, CustomerPage, UsageOut
 from provisioner.registry.common import get_by_name
+from provisioner.sessions import terms_of
 
 
 def view(c: Customer) -> CustomerOut:
@@ -43,6 +44,22 @@ def list_(
 
 def get(session: Session, principal: Principal, ref: str) -> CustomerOut:
     return view(access.customer(session, principal, ref))
+
+
+def usage(session: Session, principal: Principal, ref: str) -> UsageOut:
+    """A customer's usage in its current billing cycle, and whether it is throttled."""
+    c = access.customer(session, principal, ref)
+    u = fup.usage(session, c)
+    return UsageOut(
+        customer=c.username,
+        cycle_start=u.cycle_start.isoformat() if u.cycle_start else None,
+        cycle_end=u.cycle_end.isoformat() if u.cycle_end else None,
+        used_bytes=u.used,
+        threshold_bytes=u.threshold,
+        throttled=u.throttled_until is not None,
+        throttled_until=u.throttled_until.isoformat() if u.throttled_until else None,
+        rate_limit=terms_of(c).rate,
+    )
 
 
 def me(session: Session, principal: Principal) -> CustomerOut:

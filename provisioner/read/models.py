@@ -31,6 +31,10 @@ class MasterOut(Out):
     min_down: str | None
     min_up: str | None
     volume_cap: int | None
+    fup_threshold: int | None = None
+    fup_down: str | None = None
+    fup_up: str | None = None
+    router_profile: str | None = None
     pool_name: str | None
     pool_ranges: str | None
     profile_name: str
@@ -136,6 +140,19 @@ class CustomerOut(Out):
     status: str
     expires_at: str | None
     billing_day: int | None
+
+
+class UsageOut(Out):
+    """A customer's usage in its current billing cycle (fair usage)."""
+
+    customer: str
+    cycle_start: str | None
+    cycle_end: str | None
+    used_bytes: int
+    threshold_bytes: int | None
+    throttled: bool
+    throttled_until: str | None
+    rate_limit: str | None  # what its sessions get now
 
 
 class WorkOut(Out):

@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from provisioner import access, registry
-from provisioner.api.deps import CustomerDep, SessionDep, StaffDep
+from provisioner.api.deps import CustomerDep, PrincipalDep, SessionDep, StaffDep
 from provisioner.read import customers
-from provisioner.read.models import CustomerOut
+from provisioner.read.models import CustomerOut, UsageOut
 from provisioner.registry.customers import reseller_write
 from provisioner.schemas import CustomerCreate, CustomerUpdate, Ref
 
@@ -38,6 +38,12 @@ def get_me(session: SessionDep, customer: CustomerDep) -> CustomerOut:
 @router.get("/{username}")
 def get_customer(username: Ref, session: SessionDep, staff: StaffDep) -> CustomerOut:
     return customers.get(session, staff, username)
+
+
+@router.get("/{username}/usage")
+def get_usage(username: Ref, session: SessionDep, principal: PrincipalDep) -> UsageOut:
+    """Usage in the current billing cycle (fair usage): bytes, threshold, throttled."""
+    return customers.usage(session, principal, username)
 
 
 @router.patch("/{username}")
