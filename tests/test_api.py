@@ -274,6 +274,8 @@ SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/customers/me", None, {A: 403, R: 403, C: 200}),
     ("GET", "/customers/cust-a", None, {A: 200, R: 200, C: 403}),
     ("GET", "/customers/cust-b", None, {A: 200, R: 404, C: 403}),
+    ("GET", "/customers/cust-a/usage", None, {A: 200, R: 200, C: 200}),
+    ("GET", "/customers/cust-b/usage", None, {A: 200, R: 404, C: 404}),
     ("PATCH", "/customers/nope", {}, {A: 404, R: 404, C: 403}),
     ("DELETE", "/customers/nope", None, {A: 404, R: 404, C: 403}),
     ("POST", "/activations", {}, {A: 422, R: 422, C: 422}),
