@@ -40,7 +40,7 @@ from provisioner.models import (
     utcnow,
 )
 from provisioner.refs import refers_to
-from provisioner.registry import allocate_address, reseller_price
+from provisioner.registry import allocate_address, assign_prefix, reseller_price
 
 T = TypeVar("T")
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
@@ -278,6 +278,7 @@ def activate(
     if customer.customer_type == CustomerType.static and not customer.static_ip:
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()
+    assign_prefix(session, customer)
     queued = effects.customers_changed(
         session, [(before, effects.customer_state(customer))], activation_id=act.id
     )

@@ -153,6 +153,13 @@ def customers_changed(
     return n
 
 
+def prefixes_changed(session: Session, usernames: list[str]) -> None:
+    """These customers' delegated IPv6 prefixes changed (their package's pool did): their
+    reply rows follow at once; the new prefix applies at their next login."""
+    if usernames:
+        radius_store.sync_users(session, options(settings_of(session)), usernames)
+
+
 # ---- master packages, routers ----------------------------------------------------------
 
 

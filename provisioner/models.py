@@ -123,6 +123,12 @@ class MasterPackage(Base):
     # The router's side of PPP sessions (profile local-address); unset = not managed.
     local_address: Mapped[str | None] = mapped_column(String(45))
     shared_users: Mapped[int] = mapped_column(Integer, default=1)
+    # IPv6: each customer is delegated one ``ipv6_prefix_length`` prefix of ``ipv6_prefix``
+    # (``ipv6_prefixes``); ``framed_ipv6_prefix`` also sends it as Framed-IPv6-Prefix.
+    ipv6_pool_name: Mapped[str | None] = mapped_column(String(64))
+    ipv6_prefix: Mapped[str | None] = mapped_column(String(49))
+    ipv6_prefix_length: Mapped[int | None] = mapped_column(Integer)
+    framed_ipv6_prefix: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -461,6 +467,19 @@ class StaticAddress(Base):
     __tablename__ = "static_addresses"
 
     address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), unique=True
+    )
+    pool_name: Mapped[str] = mapped_column(String(64))
+
+
+class Ipv6Prefix(Base):
+    """A prefix delegated from an IPv6 pool; unique both ways, so never given to two
+    customers and one per customer. Removed when the customer (or its IPv6) goes."""
+
+    __tablename__ = "ipv6_prefixes"
+
+    prefix: Mapped[str] = mapped_column(String(49), primary_key=True)
     customer_id: Mapped[int] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), unique=True
     )

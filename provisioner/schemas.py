@@ -37,6 +37,7 @@ CONTACT = 200
 WORD = 16  # a choice: pppoe, monthly, suspended …
 AMOUNT = 32  # a rate, a volume, a time, a price: "10M", "50G", "1m30s", "500.00"
 ADDRESS = 45  # an IP address
+PREFIX = 49  # an IPv6 prefix: 2001:db8:100::/40
 HOST = 255
 RANGES = 512
 MAC = 32  # AA:BB:CC:DD:EE:FF and the other usual spellings
@@ -65,6 +66,7 @@ Amount = text(AMOUNT)
 Secret = text(SECRET)
 Contact = text(CONTACT)
 Address = text(ADDRESS)
+Prefix = text(PREFIX)
 Host = text(HOST)
 Ranges = text(RANGES)
 Mac = text(MAC)
@@ -122,6 +124,16 @@ class MasterPackageUpdate(Body):
     )
     local_address: Address | None = Field(None, description="the router's side of PPP sessions")
     shared_users: int | None = Field(None, ge=1, le=1000, description="simultaneous sessions")
+    ipv6_pool_name: Name | None = Field(None, description="IPv6 pool name (delegated prefixes)")
+    ipv6_prefix: Prefix | None = Field(
+        None, description="the IPv6 pool, e.g. 2001:db8:100::/40", examples=["2001:db8:100::/40"]
+    )
+    ipv6_prefix_length: int | None = Field(
+        None, ge=1, le=64, description="each customer's prefix length, e.g. 56", examples=[56]
+    )
+    framed_ipv6_prefix: bool | None = Field(
+        None, description="also send the prefix as Framed-IPv6-Prefix"
+    )
 
 
 class MasterPackageCreate(MasterPackageUpdate):

@@ -25,6 +25,10 @@ class MasterSpec:
     router_profile: str | None = None  # a router profile shared with other masters
     shared_users: int = 1
     duration_days: int = 30
+    ipv6_pool_name: str | None = None
+    ipv6_prefix: str | None = None  # the pool: 2001:db8:100::/40
+    ipv6_prefix_length: int | None = None  # each customer's: 56
+    framed_ipv6_prefix: bool = False
 
     @property
     def profile(self) -> str:
@@ -60,6 +64,7 @@ class CustomerSpec:
     mac_address: str | None = None
     throttled: bool = False  # over its package's fair usage threshold this cycle
     expires_at: datetime | None = None
+    delegated_prefix: str | None = None  # its IPv6 prefix (``ipv6_prefixes``)
 
     @property
     def cut_off(self) -> bool:

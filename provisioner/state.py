@@ -6,7 +6,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from provisioner.config import Settings
-from provisioner.models import Customer, MasterPackage, Package, Router
+from provisioner.models import Customer, Ipv6Prefix, MasterPackage, Package, Router
 from provisioner.rates import RateLimit
 from provisioner.snapshots import CustomerSpec, MappingOptions, MasterSpec, RouterSpec
 
@@ -39,6 +39,10 @@ def master_spec(m: MasterPackage) -> MasterSpec:
         router_profile=m.router_profile,
         shared_users=m.shared_users,
         duration_days=m.duration_days,
+        ipv6_pool_name=m.ipv6_pool_name,
+        ipv6_prefix=m.ipv6_prefix,
+        ipv6_prefix_length=m.ipv6_prefix_length,
+        framed_ipv6_prefix=bool(m.framed_ipv6_prefix),
     )
 
 
@@ -92,8 +96,10 @@ def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[Custom
             Customer.mac_address,
             Customer.expires_at,
             Customer.throttled_until,
+            Ipv6Prefix.prefix,
         )
         .outerjoin(Package, Customer.package_id == Package.id)
+        .outerjoin(Ipv6Prefix, Ipv6Prefix.customer_id == Customer.id)
         .where(*where)
         .order_by(Customer.id)
     )
@@ -110,6 +116,7 @@ def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[Custom
             mac_address=r.mac_address,
             expires_at=r.expires_at,
             throttled=r.throttled_until is not None,
+            delegated_prefix=r.prefix,
         )
         for r in session.execute(q)
     ]

@@ -276,3 +276,37 @@ def volume(field: str, value: Any) -> int | None:
     if n > MAX_BIGINT:
         raise ValidationError(f"is too large (at most {MAX_BIGINT} bytes)", field=field)
     return n
+
+
+def ipv6_prefix(field: str, value: Any) -> ipaddress.IPv6Network:
+    """An IPv6 network written as ``prefix/length`` with no host bits set: a typo such as
+    ``2001:db8:100::1/40`` is refused, naming the network that was probably meant."""
+    text = str(value or "").strip()
+    if "/" not in text:
+        raise ValidationError(
+            f"{text!r} is not an IPv6 prefix (e.g. 2001:db8:100::/40)", field=field
+        )
+    try:
+        return ipaddress.IPv6Network(text)
+    except ValueError as exc:
+        try:
+            net = ipaddress.IPv6Network(text, strict=False)
+        except ValueError:
+            raise ValidationError(
+                f"{text!r} is not an IPv6 prefix (e.g. 2001:db8:100::/40)", field=field
+            ) from exc
+        raise ValidationError(
+            f"{text!r} has host bits set; the network is {net}", field=field
+        ) from exc
+
+
+def flag(field: str, value: Any) -> bool:
+    """A yes/no: a JSON boolean, or yes/no, true/false, 1/0 as the CLI passes it."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "1", "on"):
+        return True
+    if text in ("no", "false", "0", "off", ""):
+        return False
+    raise ValidationError(f"{value!r} is not yes or no", field=field)

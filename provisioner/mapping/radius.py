@@ -16,7 +16,7 @@ GIGAWORD = 2**32
 
 MANAGED: dict[str, frozenset[str]] = {
     "radcheck": frozenset({"Cleartext-Password", "Expiration"}),
-    "radreply": frozenset({"Framed-IP-Address"}),
+    "radreply": frozenset({"Framed-IP-Address", "Delegated-IPv6-Prefix", "Framed-IPv6-Prefix"}),
     "radgroupreply": frozenset(
         {
             "Mikrotik-Rate-Limit",
@@ -117,6 +117,10 @@ def customer_rows(
         rows.append(RadiusRow("radcheck", u, "Expiration", ":=", expiration(c.expires_at)))
     if c.static_ip:
         rows.append(RadiusRow("radreply", u, "Framed-IP-Address", ":=", c.static_ip))
+    if c.delegated_prefix and m is not None and m.ipv6_prefix:
+        rows.append(RadiusRow("radreply", u, "Delegated-IPv6-Prefix", ":=", c.delegated_prefix))
+        if m.framed_ipv6_prefix:
+            rows.append(RadiusRow("radreply", u, "Framed-IPv6-Prefix", ":=", c.delegated_prefix))
     if c.cut_off or m is None:
         rows.append(RadiusRow("radusergroup", u, options.expired_group, "", "0"))
     else:

@@ -8,6 +8,7 @@ router syncs, live sessions, the "other" adapter). Helpers flush, never commit.
 from provisioner.registry.common import count, get_by_name
 from provisioner.registry.customers import (
     allocate_address,
+    assign_prefix,
     create_customer,
     delete_customer,
     update_customer,
@@ -29,9 +30,9 @@ from provisioner.registry.resellers import (
 from provisioner.registry.routers import create_router, delete_router, update_router
 
 __all__ = [
-    "allocate_address", "assign_package", "count", "create_customer", "create_master_package",
-    "create_package", "create_reseller", "create_router", "delete_customer",
-    "delete_master_package", "delete_package", "delete_reseller", "delete_router",
-    "get_by_name", "reseller_price", "unassign_package", "update_customer",
+    "allocate_address", "assign_package", "assign_prefix", "count", "create_customer",
+    "create_master_package", "create_package", "create_reseller", "create_router",
+    "delete_customer", "delete_master_package", "delete_package", "delete_reseller",
+    "delete_router", "get_by_name", "reseller_price", "unassign_package", "update_customer",
     "update_master_package", "update_package", "update_reseller", "update_router",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from provisioner import access, effects, validation
@@ -17,6 +18,7 @@ from provisioner.models import (
     Customer,
     CustomerStatus,
     CustomerType,
+    Ipv6Prefix,
     MasterPackage,
     Package,
     RechargeCard,
@@ -47,6 +49,76 @@ def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
             if ip not in used:
                 return ip
     raise Conflict(f"pool {m.pool_name!r} of master package {m.name!r} has no free address")
+
+
+def _prefix_pool(m: MasterPackage | None) -> ipaddress.IPv6Network | None:
+    if m is None or not (m.ipv6_pool_name and m.ipv6_prefix and m.ipv6_prefix_length):
+        return None
+    return ipaddress.IPv6Network(m.ipv6_prefix)
+
+
+def assign_prefix(session: Session, c: Customer) -> str | None:
+    """Keep the customer's delegated IPv6 prefix in step with its package; returns it.
+
+    A customer whose package has an IPv6 pool gets the lowest free prefix of it and keeps
+    it while that still fits (same pool, same length); one whose package has none (or no
+    package) releases it, and a removed customer's row goes with it (``ON DELETE
+    CASCADE``). The unique ``prefix`` makes it exclusive: when a concurrent transaction
+    took the same prefix first, the insert fails in its savepoint and the next is tried.
+    """
+    m = c.package.master_package if c.package is not None else None
+    pool = _prefix_pool(m)
+    existing = session.scalar(select(Ipv6Prefix).where(Ipv6Prefix.customer_id == c.id))
+    if existing is not None:
+        mine = ipaddress.IPv6Network(existing.prefix)
+        if (
+            m is not None
+            and pool is not None
+            and existing.pool_name == m.ipv6_pool_name
+            and mine.prefixlen == m.ipv6_prefix_length
+            and mine.subnet_of(pool)
+        ):
+            return existing.prefix
+        session.delete(existing)
+        session.flush()
+    if m is None or pool is None or m.ipv6_prefix_length is None:
+        return None
+    length, base = m.ipv6_prefix_length, int(pool.network_address)
+    step, count = 1 << (128 - length), 1 << (length - pool.prefixlen)
+    taken = {
+        (int(ipaddress.IPv6Network(p).network_address) - base) // step
+        for p in session.scalars(select(Ipv6Prefix.prefix))
+        if ipaddress.IPv6Network(p).subnet_of(pool)
+    }
+    i = 0
+    while True:
+        while i in taken:
+            i += 1
+        if i >= count:
+            raise Conflict(
+                f"IPv6 pool {m.ipv6_pool_name!r} of master package {m.name!r} has no free "
+                f"/{length} prefix",
+                field="package",
+            )
+        prefix = str(ipaddress.IPv6Network((base + i * step, length)))
+        try:
+            with session.begin_nested():
+                session.add(Ipv6Prefix(prefix=prefix, customer_id=c.id, pool_name=m.ipv6_pool_name))
+            return prefix
+        except IntegrityError:
+            taken.add(i)  # another customer's, committed meanwhile
+
+
+def reassign_prefixes(session: Session, customers: list[Customer]) -> list[str]:
+    """``assign_prefix`` for each customer (their package's pool changed); returns the
+    usernames whose prefix changed."""
+    if not customers:
+        return []
+    q = select(Ipv6Prefix.customer_id, Ipv6Prefix.prefix).where(
+        Ipv6Prefix.customer_id.in_([c.id for c in customers])
+    )
+    before = {cid: prefix for cid, prefix in session.execute(q)}
+    return [c.username for c in customers if assign_prefix(session, c) != before.get(c.id)]
 
 
 def _apply_fields(session: Session, c: Customer, data: dict[str, Any]) -> None:
@@ -187,6 +259,7 @@ def create_customer(session: Session, actor: str, data: dict[str, Any]) -> Custo
     session.add(c)
     session.flush()
     record_address(session, c)
+    assign_prefix(session, c)
     audit(session, actor, "create", c, None)
     effects.customers_changed(session, [(None, effects.customer_state(c))])
     return c
@@ -202,6 +275,7 @@ def update_customer(session: Session, actor: str, ref: str, data: dict[str, Any]
         c.suspended_reason = None  # an operator's decision: a payment will not lift it
     session.flush()
     record_address(session, c)
+    assign_prefix(session, c)
     audit(session, actor, "update", c, before, old)
     effects.customers_changed(session, [(state, effects.customer_state(c))])
     return c

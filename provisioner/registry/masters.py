@@ -11,6 +11,7 @@ from provisioner import effects, validation
 from provisioner.errors import Conflict, ValidationError
 from provisioner.models import Billing, Customer, CustomerType, MasterPackage, Package
 from provisioner.registry.common import audit, get_by_name, reject_unknown, snapshot
+from provisioner.registry.customers import reassign_prefixes
 from provisioner.schemas import MASTER_FIELDS
 from provisioner.state import master_spec
 
@@ -62,6 +63,7 @@ def _check(session: Session, m: MasterPackage) -> None:
                     f"{other.name!r}",
                     field="pool_ranges",
                 )
+    _check_ipv6(session, m)
     for field in ("name", "profile_name"):
         clash = session.scalar(
             select(MasterPackage).where(
@@ -78,6 +80,58 @@ def _check(session: Session, m: MasterPackage) -> None:
         raise ValidationError(f"{m.profile_name!r} is reserved", field="profile_name")
     _check_fup(m)
     _check_router_profile(session, m)
+
+
+IPV6_FIELDS = ("ipv6_pool_name", "ipv6_prefix", "ipv6_prefix_length")
+
+
+def _check_ipv6(session: Session, m: MasterPackage) -> None:
+    """An IPv6 pool: all three fields or none; a prefix without host bits; a customer
+    prefix no shorter than the pool's and at most /64; no overlap with another pool (a
+    pool shared by name must be defined alike)."""
+    given = [f for f in IPV6_FIELDS if getattr(m, f) is not None]
+    if not given:
+        if m.framed_ipv6_prefix:
+            raise ValidationError("needs an IPv6 pool (ipv6_prefix)", field="framed_ipv6_prefix")
+        return
+    if len(given) < len(IPV6_FIELDS):
+        missing = next(f for f in IPV6_FIELDS if f not in given)
+        raise ValidationError(
+            "an IPv6 pool needs a name, a prefix and a prefix length", field=missing
+        )
+    if m.customer_type != CustomerType.pppoe:
+        raise ValidationError(
+            "IPv6 prefixes are delegated to PPPoE customers only", field="ipv6_prefix"
+        )
+    validation.name("ipv6_pool_name", m.ipv6_pool_name)
+    net = validation.ipv6_prefix("ipv6_prefix", m.ipv6_prefix)
+    m.ipv6_prefix = str(net)
+    length = validation.positive_int("ipv6_prefix_length", m.ipv6_prefix_length, maximum=64)
+    if length < net.prefixlen:
+        raise ValidationError(
+            f"must be at least the pool's own length ({net.prefixlen})",
+            field="ipv6_prefix_length",
+        )
+    m.ipv6_prefix_length = length
+    for other in session.scalars(
+        select(MasterPackage).where(
+            MasterPackage.id != m.id, MasterPackage.ipv6_prefix.is_not(None)
+        )
+    ):
+        theirs = f"{other.ipv6_prefix} (/{other.ipv6_prefix_length} each)"
+        if other.ipv6_pool_name == m.ipv6_pool_name:
+            if (other.ipv6_prefix, other.ipv6_prefix_length) != (m.ipv6_prefix, length):
+                raise ValidationError(
+                    f"IPv6 pool {m.ipv6_pool_name!r} is already defined by master package "
+                    f"{other.name!r} as {theirs}; a shared pool must be defined alike",
+                    field="ipv6_prefix",
+                )
+        elif net.overlaps(validation.ipv6_prefix("ipv6_prefix", other.ipv6_prefix)):
+            raise ValidationError(
+                f"overlaps IPv6 pool {other.ipv6_pool_name!r} ({theirs}) of master package "
+                f"{other.name!r}",
+                field="ipv6_prefix",
+            )
 
 
 def _check_fup(m: MasterPackage) -> None:
@@ -144,6 +198,11 @@ def _apply_fields(m: MasterPackage, data: dict[str, Any]) -> None:
     m.profile_name = str(spec["profile_name"] or m.name).strip()
     m.local_address = spec["local_address"] or None
     m.shared_users = spec["shared_users"] if spec["shared_users"] is not None else 1
+    m.ipv6_pool_name = spec["ipv6_pool_name"] or None
+    m.ipv6_prefix = spec["ipv6_prefix"] or None
+    m.ipv6_prefix_length = spec["ipv6_prefix_length"] or None
+    framed = spec["framed_ipv6_prefix"]
+    m.framed_ipv6_prefix = framed is not None and validation.flag("framed_ipv6_prefix", framed)
 
 
 def customers_of(session: Session, m: MasterPackage) -> list[Customer]:
@@ -185,7 +244,12 @@ def update_master_package(
         _check(session, m)
     session.flush()
     audit(session, actor, "update", m, before)
-    effects.master_changed(session, spec, master_spec(m), customers_of(session, m))
+    users = customers_of(session, m)
+    effects.master_changed(session, spec, master_spec(m), users)
+    moved = reassign_prefixes(session, users)
+    if spec.framed_ipv6_prefix != m.framed_ipv6_prefix:
+        moved = [c.username for c in users]
+    effects.prefixes_changed(session, moved)
     return m
 
 

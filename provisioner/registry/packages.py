@@ -11,6 +11,7 @@ from provisioner import effects, validation
 from provisioner.errors import Conflict, ValidationError
 from provisioner.models import Customer, MasterPackage, Package, ResellerPackage, Visibility
 from provisioner.registry.common import audit, get_by_name, reject_unknown, snapshot
+from provisioner.registry.customers import reassign_prefixes
 from provisioner.schemas import PACKAGE_FIELDS
 
 
@@ -76,6 +77,7 @@ def update_package(
     # Its customers see a new master or name; a price change alone changes nothing of theirs.
     pairs = zip(states, [effects.customer_state(c) for c in users], strict=True)
     effects.customers_changed(session, [(b, a) for b, a in pairs if b != a])
+    effects.prefixes_changed(session, reassign_prefixes(session, users))
     return p, warnings
 
 
