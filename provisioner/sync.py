@@ -86,6 +86,7 @@ def load_work(
 ) -> Work:
     spec = router_spec(router)
     opts = options(settings)
+    owned = _owned(session, router.id)
     if bootstrap:
         desired = bootstrap_objects(
             spec,
@@ -97,12 +98,11 @@ def load_work(
         menus = [RADIUS, RADIUS_INCOMING, PPP_AAA]
         where: dict[str, dict[str, str]] = {}
     else:
-        desired = desired_objects(
-            spec, all_masters(session), router_customers(session, router.id), opts
-        )
-        menus = menus_to_read(spec, opts)
+        masters = all_masters(session)
+        desired = desired_objects(spec, masters, router_customers(session, router.id), opts)
+        menus = menus_to_read(spec, opts, masters, owned)
         where = {ADDRESS_LIST: {"list": opts.expired_address_list}} if ADDRESS_LIST in menus else {}
-    return Work(spec, desired, menus, where, _owned(session, router.id))
+    return Work(spec, desired, menus, where, owned)
 
 
 def plan_for(work: Work, observed: dict[str, list[ObservedObject]], *, adopt: bool = False) -> Plan:

@@ -174,6 +174,17 @@ def pool_ranges(prop: str, value: str, state: RouterState) -> str | None:
     return value
 
 
+def ipv6_prefix(prop: str, value: str, state: RouterState) -> str | None:
+    """`2001:db8:100::/40`, printed in its short form (unverified: whether RouterOS
+    refuses host bits or masks them off; masked here)."""
+    if "/" not in value:
+        raise _bad_value(prop)
+    try:
+        return str(ipaddress.IPv6Network(value.strip(), strict=False))
+    except ValueError:
+        raise _bad_value(prop) from None
+
+
 _RATE = re.compile(r"(\d+)([kKMG]?)")
 _RATE_UNIT = {"": 1, "k": 1000, "K": 1000, "M": 1_000_000, "G": 1_000_000_000}
 
@@ -425,12 +436,23 @@ def _menus() -> dict[str, Menu]:
             verbs=STATUS_VERBS,
             by_name=False,
         ),
+        # The CLI reference lists no `comment` for /ipv6/pool (as for hotspot profiles).
+        Menu(
+            "/ipv6/pool",
+            (
+                Prop("name", required_text, required=True),
+                Prop("prefix", ipv6_prefix, required=True),
+                Prop("prefix-length", integer(1, 128), required=True),
+            ),
+            unique=("name",),
+        ),
         Menu(
             "/ppp/profile",
             (
                 Prop("name", required_text, required=True),
                 Prop("local-address", ipv4_or_pool),
                 Prop("remote-address", ipv4_or_pool),
+                Prop("remote-ipv6-prefix-pool", ref("/ipv6/pool", "none"), "none"),
                 Prop("rate-limit", rate_limit),
                 Prop("only-one", enum("default", "yes", "no"), "default"),
                 Prop("address-list", text, ""),
@@ -642,6 +664,7 @@ REFERENCES: tuple[tuple[str, str, str], ...] = (
     ("/ip/hotspot/user", "profile", "/ip/hotspot/user/profile"),
     ("/ppp/profile", "local-address", "/ip/pool"),
     ("/ppp/profile", "remote-address", "/ip/pool"),
+    ("/ppp/profile", "remote-ipv6-prefix-pool", "/ipv6/pool"),
     ("/ip/hotspot/user/profile", "address-pool", "/ip/pool"),
     ("/ip/pool", "next-pool", "/ip/pool"),
     ("/queue/simple", "parent", "/queue/simple"),

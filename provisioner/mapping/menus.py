@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 POOL = "/ip/pool"
+IPV6_POOL = "/ipv6/pool"
 PPP_PROFILE = "/ppp/profile"
 PPP_SECRET = "/ppp/secret"
 HOTSPOT_PROFILE = "/ip/hotspot/user/profile"
@@ -27,6 +28,7 @@ SYSTEM_IDENTITY = "/system/identity"
 # Dependency order: a pool before the profile that uses it, a profile before its users.
 MENU_ORDER = [
     POOL,
+    IPV6_POOL,
     PPP_PROFILE,
     HOTSPOT_PROFILE,
     PPP_SECRET,
@@ -42,7 +44,14 @@ MENU_ORDER = [
 # The properties this daemon may write, per menu: what a sync reads back to compare.
 MANAGED_PROPS: dict[str, list[str]] = {
     POOL: ["ranges"],
-    PPP_PROFILE: ["rate-limit", "only-one", "remote-address", "local-address"],
+    IPV6_POOL: ["prefix", "prefix-length"],
+    PPP_PROFILE: [
+        "rate-limit",
+        "only-one",
+        "remote-address",
+        "local-address",
+        "remote-ipv6-prefix-pool",
+    ],
     HOTSPOT_PROFILE: ["rate-limit", "address-pool", "shared-users"],
     PPP_SECRET: ["password", "service", "profile", "disabled", "remote-address"],
     HOTSPOT_USER: ["password", "profile", "limit-bytes-total", "disabled", "mac-address"],
@@ -66,7 +75,7 @@ MANAGED_PROPS: dict[str, list[str]] = {
 ALWAYS_READ = (".id", "name", "comment", "dynamic", "default")
 
 # Menus without a ``comment`` property: ownership there rests on the registry record alone.
-NO_COMMENT = {HOTSPOT_PROFILE}
+NO_COMMENT = {HOTSPOT_PROFILE, IPV6_POOL}
 # Live sessions of local-mode users, keyed by the user's name: the menu of the user
 # each belongs to, and the property holding its name. They are never added or set,
 # only removed (which ends the session) when their user is cut off.
@@ -85,6 +94,7 @@ ADDRESS_KEYED = {ADDRESS_LIST, RADIUS}
 REFERENCES: tuple[tuple[str, str, str], ...] = (
     (PPP_PROFILE, "remote-address", POOL),
     (PPP_PROFILE, "local-address", POOL),
+    (PPP_PROFILE, "remote-ipv6-prefix-pool", IPV6_POOL),
     (HOTSPOT_PROFILE, "address-pool", POOL),
     (PPP_SECRET, "profile", PPP_PROFILE),
     (HOTSPOT_USER, "profile", HOTSPOT_PROFILE),
@@ -92,6 +102,7 @@ REFERENCES: tuple[tuple[str, str, str], ...] = (
 # What an admin calls an object of a menu ("its profile 'home' was refused").
 NOUN = {
     POOL: "pool",
+    IPV6_POOL: "IPv6 pool",
     PPP_PROFILE: "profile",
     HOTSPOT_PROFILE: "profile",
     PPP_SECRET: "user",

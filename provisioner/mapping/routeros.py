@@ -6,7 +6,7 @@ properties this daemon manages; properties not listed are left as the router has
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from provisioner.mapping.marker import marker
@@ -15,6 +15,7 @@ from provisioner.mapping.menus import (
     HOTSPOT_ACTIVE,
     HOTSPOT_PROFILE,
     HOTSPOT_USER,
+    IPV6_POOL,
     MENU_ORDER,
     POOL,
     PPP_AAA,
@@ -29,13 +30,25 @@ from provisioner.rates import RateLimit, format_rate
 from provisioner.snapshots import CustomerSpec, MappingOptions, MasterSpec, RouterSpec
 
 
-def menus_to_read(router: RouterSpec, options: MappingOptions) -> list[str]:
-    """The menus a sync of this router reads (and may change); others are never touched."""
+def menus_to_read(
+    router: RouterSpec,
+    options: MappingOptions,
+    masters: Iterable[MasterSpec] = (),
+    owned: Collection[str] = (),
+) -> list[str]:
+    """The menus a sync of this router reads (and may change); others are never touched.
+
+    ``/ipv6/pool`` is read only while a PPPoE package has an IPv6 pool, or while the
+    router still holds one of ours (``owned``: menus with objects of ours) to remove: a
+    router without IPv6 is never asked about it.
+    """
     menus: list[str] = []
     types = router.customer_types
     if types & {"pppoe", "hotspot"}:
         menus.append(POOL)
     if "pppoe" in types:
+        if IPV6_POOL in owned or any(m.ipv6_prefix and m.customer_type == "pppoe" for m in masters):
+            menus.append(IPV6_POOL)
         menus.append(PPP_PROFILE)
         if router.mode == "local":
             menus += [PPP_SECRET, PPP_ACTIVE]
@@ -116,6 +129,18 @@ def desired_objects(
                     {"name": m.pool_name, "ranges": m.pool_ranges, "comment": marker("pool", m.id)},
                 )
             )
+        if m.customer_type == "pppoe" and m.ipv6_pool_name and m.ipv6_prefix:
+            put(
+                DesiredObject(
+                    IPV6_POOL,
+                    m.ipv6_pool_name,
+                    {
+                        "name": m.ipv6_pool_name,
+                        "prefix": m.ipv6_prefix,
+                        "prefix-length": str(m.ipv6_prefix_length),
+                    },
+                )
+            )
         if m.customer_type == "pppoe":
             props = {
                 "name": m.profile,
@@ -127,6 +152,8 @@ def desired_objects(
                 props["remote-address"] = m.pool_name
             if m.local_address:
                 props["local-address"] = m.local_address
+            if m.ipv6_pool_name and m.ipv6_prefix:
+                props["remote-ipv6-prefix-pool"] = m.ipv6_pool_name
             _share(out, DesiredObject(PPP_PROFILE, m.profile, props))
         else:
             _share(
