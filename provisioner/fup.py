@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select, type_coerce
+from sqlalchemy import func, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import NullType
 
@@ -95,24 +95,41 @@ def cycle_bytes(rows: Iterable[Accounted], start: datetime, end: datetime) -> in
     return total
 
 
+def _current_periods(
+    session: Session, ids: list[int], now: datetime
+) -> dict[int, tuple[datetime, datetime]]:
+    """Each customer's activation period that holds ``now`` (the latest to start)."""
+    out: dict[int, tuple[datetime, datetime]] = {}
+    for i in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            select(Activation.customer_id, Activation.starts_at, Activation.expires_at)
+            .where(
+                Activation.customer_id.in_(ids[i : i + CHUNK]),
+                Activation.starts_at <= now,
+                Activation.expires_at > now,
+            )
+            .order_by(Activation.starts_at, Activation.id)
+        )
+        for cid, start, end in rows:
+            out[cid] = (_utc(start), _utc(end))  # type: ignore[assignment]
+    return out
+
+
 def cycle(
-    session: Session, c: Customer, m: MasterPackage, now: datetime
+    session: Session,
+    c: Customer,
+    m: MasterPackage,
+    now: datetime,
+    periods: dict[int, tuple[datetime, datetime]] | None = None,
 ) -> tuple[datetime, datetime] | None:
-    """The customer's current billing period, or None (never activated, or run out)."""
+    """The customer's current billing period, or None (never activated, or run out).
+    ``periods``: ``_current_periods`` of many customers, loaded at once."""
     if c.expires_at is None or _utc(c.expires_at) <= now:  # type: ignore[operator]
         return None
-    act = session.scalar(
-        select(Activation)
-        .where(
-            Activation.customer_id == c.id,
-            Activation.starts_at <= now,
-            Activation.expires_at > now,
-        )
-        .order_by(Activation.starts_at.desc(), Activation.id.desc())
-        .limit(1)
-    )
-    if act is not None:
-        return _utc(act.starts_at), _utc(act.expires_at)  # type: ignore[return-value]
+    if periods is None:
+        periods = _current_periods(session, [c.id], now)
+    if c.id in periods:
+        return periods[c.id]
     end = _utc(c.expires_at)
     assert end is not None
     if str(m.billing) == "daily":
@@ -139,19 +156,28 @@ def _accounted(
     octets = func.coalesce(radacct.c.acctinputoctets, 0) + func.coalesce(
         radacct.c.acctoutputoctets, 0
     )
-    raw = NullType()  # read as stored: see ``_when``
+    raw = NullType()  # read and compared as stored: see ``_when``
+    stopped = type_coerce(radacct.c.acctstoptime, raw)
+    # Sessions that ended before ``since`` are never read again (radacct only grows).
+    # SQLite's stock queries store epoch seconds; text (another writer's) sorts after any
+    # number there, so such rows are read, never missed.
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    cutoff: object = int(since.timestamp()) - 1 if sqlite else since
     out: dict[str, list[Accounted]] = {}
     for i in range(0, len(usernames), CHUNK):
         q = select(
             radacct.c.username,
             type_coerce(radacct.c.acctstarttime, raw),
             type_coerce(radacct.c.acctupdatetime, raw),
-            type_coerce(radacct.c.acctstoptime, raw),
+            stopped,
             octets,
-        ).where(radacct.c.username.in_(usernames[i : i + CHUNK]))
-        for name, started, updated, stopped, n in session.execute(q):
+        ).where(
+            radacct.c.username.in_(usernames[i : i + CHUNK]),
+            or_(stopped.is_(None), stopped >= literal(cutoff, raw)),
+        )
+        for name, started, updated, ended, n in session.execute(q):
             start = _when(started)
-            seen = _when(stopped) or _when(updated) or start
+            seen = _when(ended) or _when(updated) or start
             if seen is not None and _utc(seen) < since.replace(microsecond=0):  # type: ignore[operator]
                 continue
             out.setdefault(name, []).append(Accounted(start, seen, int(n or 0)))
@@ -198,11 +224,12 @@ def check(factory: sessionmaker[Session], now: datetime | None = None) -> int:
                 .order_by(Customer.id)
             )
         )
+        periods = _current_periods(s, [c.id for c in customers], now)
         spans = {}
         for c in customers:
             m = c.package.master_package if c.package is not None else None
             if m is not None and c.status == CustomerStatus.active and m.fup_threshold:
-                span = cycle(s, c, m, now)
+                span = cycle(s, c, m, now, periods)
                 if span is not None:
                     spans[c.id] = span
         since = min((a for a, _ in spans.values()), default=now)

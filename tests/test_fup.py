@@ -163,6 +163,11 @@ def test_usage_in_the_api_and_cli_and_a_package_without_fair_usage_restores(
             acctsessionid="s1", acctuniqueid="u1", username="alice", nasipaddress="10.0.0.1",
             acctstarttime=utcnow(), acctinputoctets=GIB, acctoutputoctets=GIB // 4,
         ))  # fmt: skip
+        s.execute(insert(radacct).values(  # the last cycle's: not this one's
+            acctsessionid="s0", acctuniqueid="u0", username="alice", nasipaddress="10.0.0.1",
+            acctstarttime=utcnow() - timedelta(days=40), acctstoptime=utcnow() - timedelta(days=35),
+            acctinputoctets=100 * GIB, acctoutputoctets=0,
+        ))  # fmt: skip
         admin = create_token(s, role="admin")
         mine = create_token(s, role="customer", customer="alice")
     assert fup.check(ctx.factory) == 1
