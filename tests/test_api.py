@@ -270,6 +270,7 @@ SHARED: list[tuple[str, str, Any, dict[str, int]]] = [
     ("POST", "/resellers/resB/settlements", {"amount": "0"}, {A: 422, R: 404, C: 403}),
     ("GET", "/resellers/resB/ledger", None, {A: 200, R: 404, C: 403}),
     ("GET", "/customers", None, {A: 200, R: 200, C: 403}),
+    ("POST", "/customers/import?dry_run=true", "", {A: 422, R: 422, C: 403}),
     ("POST", "/customers", {}, {A: 422, R: 422, C: 403}),
     ("GET", "/customers/me", None, {A: 403, R: 403, C: 200}),
     ("GET", "/customers/cust-a", None, {A: 200, R: 200, C: 403}),
@@ -334,7 +335,7 @@ def test_role_matrix_covers_every_endpoint(matrix: World) -> None:
 
 
 def test_reseller_cannot_see_or_touch_another_resellers_customer(world: World) -> None:
-    listed = world.call("GET", "/customers", "reseller").json()
+    listed = world.call("GET", "/customers", "reseller").json()["items"]
     assert [c["username"] for c in listed] == ["cust-a"]
     missing = world.call("GET", "/customers/no-such-user", "reseller").json()["reason"]
     for method, body in (("GET", None), ("PATCH", {"status": "suspended"}), ("DELETE", None)):
@@ -345,11 +346,12 @@ def test_reseller_cannot_see_or_touch_another_resellers_customer(world: World) -
     b = world.call("GET", "/customers/cust-b", "admin").json()
     assert b["status"] == "new" and b["reseller"] == "resB"  # the PATCH did nothing
     # reseller B sees its own customer, and only that one
-    assert [c["username"] for c in world.call("GET", "/customers", "resB").json()] == ["cust-b"]
+    theirs = world.call("GET", "/customers", "resB").json()["items"]
+    assert [c["username"] for c in theirs] == ["cust-b"]
 
 
 def test_reseller_sees_only_its_packages_at_its_price(world: World) -> None:
-    mine = world.call("GET", "/packages", "reseller").json()
+    mine = world.call("GET", "/packages", "reseller").json()["items"]
     assert [p["name"] for p in mine] == ["pkg-a"]
     assert mine[0]["operator_price"] == "350.00"  # its own price, not the package's 450.00
     assert world.call("GET", "/packages/pkg-a", "reseller").json()["operator_price"] == "350.00"
@@ -360,7 +362,7 @@ def test_reseller_sees_only_its_packages_at_its_price(world: World) -> None:
     assert r.json()["reason"] == "no package named 'pkg-b'"
     assert "pkg-b" not in world.call("GET", "/packages", "reseller").text
     # without an own price, the package's operator price applies
-    assert world.call("GET", "/packages", "resB").json()[0]["operator_price"] == "500.00"
+    assert world.call("GET", "/packages", "resB").json()["items"][0]["operator_price"] == "500.00"
     me = world.call("GET", "/resellers/me", "reseller").json()
     assert me["name"] == "resA"
     assert me["packages"] == [
@@ -400,8 +402,8 @@ def test_reseller_creates_customers_only_for_itself_and_its_packages(world: Worl
 
 def test_customer_sees_public_packages_and_itself(world: World) -> None:
     r = world.call("GET", "/packages", "customer")
-    assert [p["name"] for p in r.json()] == ["public-basic"]
-    assert r.json()[0]["price"] == "500.00"
+    assert [p["name"] for p in r.json()["items"]] == ["public-basic"]
+    assert r.json()["items"][0]["price"] == "500.00"
     assert "operator_price" not in r.text and "400" not in r.text
     one = world.call("GET", "/packages/public-basic", "customer")
     assert one.status_code == 200 and "operator_price" not in one.text
@@ -669,11 +671,11 @@ def test_diff_and_sync_with_an_unreachable_router(world: World) -> None:
     assert r.status_code == 200, r.text
     (result,) = r.json()["results"]
     assert result["router"] == "r1" and result["status"] == "unreachable" and result["error"]
-    rows = world.call("GET", "/routers", "admin").json()
+    rows = world.call("GET", "/routers", "admin").json()["items"]
     assert rows[0]["last_status"] == "unreachable"
     r = world.call("GET", "/routers/r1/runs", "admin")
     assert r.status_code == 200, r.text
-    (run,) = r.json()
+    (run,) = r.json()["items"]
     assert run["status"] == "unreachable" and run["trigger"] == "api"
     assert run["error"] == result["error"] and run["changes"] == []
     assert ROUTER_PASSWORD not in r.text and RADIUS_SECRET not in r.text
@@ -746,7 +748,7 @@ def test_activation_listing_is_scoped_by_role(world: World) -> None:
     def ids_of(role: str, query: str = "") -> list[int]:
         r = world.call("GET", f"/activations{query}", role)
         assert r.status_code == 200, r.text
-        return [row["id"] for row in r.json()]
+        return [row["id"] for row in r.json()["items"]]
 
     assert ids_of("admin") == [second, theirs, first]  # newest first
     assert ids_of("reseller") == [second, first]
@@ -762,7 +764,7 @@ def test_activation_listing_is_scoped_by_role(world: World) -> None:
         assert r.status_code == missing.status_code == 404
         assert r.json()["reason"] == missing.json()["reason"].replace("nobody", "cust-b")
     # each row is GET /activations/{id}, plus when it was made; the filter agrees with it
-    rows = world.call("GET", "/activations", "admin").json()
+    rows = world.call("GET", "/activations", "admin").json()["items"]
     for row in rows:
         one = world.call("GET", f"/activations/{row['id']}", "admin").json()
         assert {k: v for k, v in row.items() if k != "at"} == one
@@ -808,7 +810,7 @@ def test_customer_buys_public_package_with_a_card(world: World) -> None:
     assert world.call("GET", "/balance", "customer").json()["balance"] == "0.00"
     again = world.call("POST", "/cards/redeem", "customer", {"serial": serial, "pin": pin})
     assert again.status_code == 422 and "already redeemed" in again.json()["error"]
-    listing = world.call("GET", "/public/packages", None).json()
+    listing = world.call("GET", "/public/packages", None).json()["items"]
     assert [p["name"] for p in listing] == ["public-basic"] and "operator_price" not in listing[0]
 
 

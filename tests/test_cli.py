@@ -181,7 +181,7 @@ def test_activation_list_newest_first_with_filters(ctx: Context, cli: Any) -> No
     failing = ctx.settings.model_copy(update={"other_action_command": "false"})
     outbox.drain(ctx.factory, failing)
 
-    rows = json.loads(cli("activation", "list", "--json").output)
+    rows = json.loads(cli("activation", "list", "--json").output)["items"]
     assert [r["customer"] for r in rows] == users[::-1]  # newest first
     assert [r["status"] for r in rows] == ["failed", "pending", "applied"]
     assert "command exited 1" in rows[0]["error"]
@@ -197,7 +197,7 @@ def test_activation_list_newest_first_with_filters(ctx: Context, cli: Any) -> No
 
     def listed(*args: str) -> list[str]:
         output = cli("activation", "list", "--json", *args).output
-        return [r["customer"] for r in json.loads(output)]
+        return [r["customer"] for r in json.loads(output)["items"]]
 
     assert listed("--status", "failed") == [users[2]]
     assert listed("--status", "pending") == [users[1]]
@@ -231,7 +231,7 @@ def test_router_runs_newest_first_without_secrets(
     sim.refuse = True
     cli("sync", code=1)
 
-    runs = json.loads(cli("router", "runs", router, "--json").output)
+    runs = json.loads(cli("router", "runs", router, "--json").output)["items"]
     assert [r["status"] for r in runs] == ["unreachable", "ok", "ok"]  # newest first
     assert all(r["trigger"] == "cli" for r in runs)
     failed, idle, first = runs
@@ -249,7 +249,8 @@ def test_router_runs_newest_first_without_secrets(
     for column in ("started at", "trigger", "status", "planned", "applied", "error"):
         assert column in table
     assert failed["error"] in _line_with(table, "unreachable")  # whole, on one line
-    assert json.loads(cli("router", "runs", router, "--limit", "1", "--json").output) == [failed]
+    page = json.loads(cli("router", "runs", router, "--limit", "1", "--json").output)
+    assert page["items"] == [failed] and page["total"] == 3
     assert "no router named 'nope'" in cli("router", "runs", "nope", code=1).output
 
 
@@ -272,7 +273,7 @@ def test_a_newcomer_can_top_up_by_name_and_read_a_reseller(cli: Any, make: Facto
     shown = " ".join(cli("reseller", "show", "North Net").output.split())
     assert "Home 10 at 380.00" in shown and "{" not in shown  # not a Python repr
     out = cli("topup", "reseller:North Net", "4000").output
-    [row] = json.loads(cli("reseller", "list", "--json").output)
+    [row] = json.loads(cli("reseller", "list", "--json").output)["items"]
     assert out.strip() == f"reseller:{row['id']}: balance 4000.00 BDT"
     assert json.loads(cli("balance", "reseller:North Net", "--json").output)["balance"] == "4000.00"
     assert "no reseller 'South Net'" in cli("topup", "reseller:South Net", "1", code=1).output

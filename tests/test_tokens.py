@@ -141,7 +141,7 @@ def test_an_expired_token_answers_401_saying_so(api: Api) -> None:
     r = api.call("GET", "/tokens", token)
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert "the bearer token has expired" in r.json()["reason"]
-    listed = api.call("GET", "/tokens", api.token(role="admin")).json()
+    listed = api.call("GET", "/tokens", api.token(role="admin")).json()["items"]
     assert [t["status"] for t in listed] == ["expired", "active"]
 
 
@@ -167,7 +167,7 @@ def test_an_admin_makes_lists_and_revokes_tokens_over_the_api(api: Api) -> None:
     r = api.call("DELETE", "/tokens/9999", admin)
     assert r.status_code == 404 and r.json()["reason"] == "no token 9999"
 
-    listed = {t["id"]: t for t in api.call("GET", "/tokens", admin).json()}
+    listed = {t["id"]: t for t in api.call("GET", "/tokens", admin).json()["items"]}
     assert listed[made["id"]]["status"] == "revoked" and "token" not in listed[made["id"]]
     assert not any("hash" in key for t in listed.values() for key in t)
     with transaction(api.ctx.factory) as s:
@@ -185,7 +185,7 @@ def test_revoking_from_the_cli_stops_the_token(ctx: Context, cli: Any) -> None:
     with TestClient(create_app(ctx)) as client:
         headers = {"Authorization": f"Bearer {token}"}
         assert client.get(f"{API}/tokens", headers=headers).status_code == 200
-        listed = json.loads(cli("token", "list", "--json"))
+        listed = json.loads(cli("token", "list", "--json"))["items"]
         assert [(t["id"], t["name"], t["status"]) for t in listed] == [(1, "old-form", "active")]
         assert "hash" not in json.dumps(listed) and token not in json.dumps(listed)
         assert "token 1 revoked" in cli("token", "revoke", "1")
@@ -202,7 +202,7 @@ def test_token_create_in_the_cli_takes_days_and_an_owner(ctx: Context, cli: Any)
     assert token.strip().startswith("prov_")
     cli("token", "create", "--role", "reseller", code=1)  # no --reseller
     cli("token", "--role", "admin", "list", code=1)  # options go after the command
-    (row,) = json.loads(cli("token", "list", "--json"))
+    (row,) = json.loads(cli("token", "list", "--json"))["items"]
     assert (row["role"], row["owner"], row["status"]) == ("reseller", reseller, "active")
     with transaction(ctx.factory) as s:
         t = s.get(ApiToken, row["id"])
@@ -230,7 +230,7 @@ def test_last_use_is_recorded_at_most_once_a_minute(api: Api) -> None:
     again = api.row(token_id).last_used_at
     assert again is not None and again > first - timedelta(minutes=1)
 
-    listed = {t["id"]: t for t in api.call("GET", "/tokens", admin).json()}
+    listed = {t["id"]: t for t in api.call("GET", "/tokens", admin).json()["items"]}
     assert listed[token_id]["last_used_at"] == again.isoformat(timespec="seconds")
 
 
@@ -342,7 +342,7 @@ def test_only_an_admin_may_list_make_or_revoke_tokens(api: Api) -> None:
         ):
             r = api.call(method, path, token, body)
             assert r.status_code == 403, (method, path, r.json())
-    listed = api.call("GET", "/tokens", admin).json()
+    listed = api.call("GET", "/tokens", admin).json()["items"]
     assert len(listed) == 3 and all(t["status"] == "active" for t in listed)
 
 
@@ -381,7 +381,7 @@ def test_upgrading_from_0002_keeps_existing_tokens_working(backend: str, tmp_pat
         with TestClient(create_app(ctx)) as client:
             r = client.get(f"{API}/tokens", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.json()
-        ((listed),) = r.json()
+        ((listed),) = r.json()["items"]
         assert (listed["name"], listed["expires_at"], listed["status"]) == ("old", None, "active")
         assert listed["last_used_at"] is not None
     finally:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -30,6 +31,9 @@ from provisioner.context import Context
 from provisioner.db import reading, transaction
 from provisioner.errors import Forbidden
 from provisioner.models import utcnow
+from provisioner.read.paging import DEFAULT_LIMIT, MAX_LIMIT
+from provisioner.schemas import Ref
+from provisioner.validation import MAX_INT
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +127,22 @@ ResellerDep = Annotated[Principal, Depends(require("reseller"))]
 CustomerDep = Annotated[Principal, Depends(require("customer"))]
 # Admins and resellers; a reseller is then held to its own rows by ``access``.
 StaffDep = Annotated[Principal, Depends(require("admin", "reseller"))]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """``limit`` and ``offset`` of a list endpoint: every list answers a ``Page``."""
+
+    limit: int
+    offset: int
+
+
+def get_paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT, description="items to skip")] = 0,
+) -> Paging:
+    return Paging(limit=limit, offset=offset)
+
+
+PagingDep = Annotated[Paging, Depends(get_paging)]
+Search = Annotated[Ref | None, Query(description="names that contain this (any case)")]

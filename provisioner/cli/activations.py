@@ -3,13 +3,24 @@ activations, money and recharge cards from the shell, acting as the admin."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
 from provisioner import activation, cards, ledger
 from provisioner.activation import ActivationRequest
-from provisioner.cli.common import JSON, ctx, dump, emit, handled, session
+from provisioner.cli.common import (
+    JSON,
+    Limit,
+    Offset,
+    ctx,
+    dump,
+    emit,
+    emit_page,
+    handled,
+    session,
+)
 from provisioner.read import ADMIN, activations, balances
 
 Opt = typer.Option
@@ -59,18 +70,27 @@ def show(act_id: int, as_json: JSON = False) -> None:
     emit(view, as_json)
 
 
+SINCE = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+
+
 @acts.command("list")
 @handled
 def list_(
     customer: Annotated[str | None, Opt(help="only this customer's (username, or id:N)")] = None,
     status: Annotated[str | None, Opt(help="pending | applied | failed")] = None,
-    limit: Annotated[int, Opt(help="at most this many, newest first")] = 50,
+    since: Annotated[
+        datetime | None, Opt(help="made at or after this (UTC if no zone)", formats=SINCE)
+    ] = None,
+    limit: Annotated[int, Opt(min=1, max=1000, help="at most this many, newest first")] = 50,
+    offset: Offset = 0,
     as_json: JSON = False,
 ) -> None:
     """Activations, newest first: who bought what, who paid, and whether it is applied."""
     with session() as s:
-        rows = activations.list_(s, ADMIN, customer=customer, status=status, limit=limit)
-    emit(rows, as_json, COLUMNS)
+        page = activations.page(
+            s, ADMIN, customer=customer, status=status, since=since, limit=limit, offset=offset
+        )
+    emit_page(page, as_json, COLUMNS)
 
 
 @app.command("topup")
@@ -90,17 +110,19 @@ def topup(
 @app.command("balance")
 @handled
 def balance(
-    account: Annotated[str, typer.Argument(help=ACCOUNT_HELP)], as_json: JSON = False
+    account: Annotated[str, typer.Argument(help=ACCOUNT_HELP)],
+    as_json: JSON = False,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> None:
-    """A balance and the ledger rows it is the sum of."""
+    """A balance and the ledger rows it is the sum of, newest first, a page at a time."""
     with session() as s:
-        b = balances.of_account(s, ADMIN, account)
+        b = balances.of_account(s, ADMIN, account, limit=limit, offset=offset)
     if as_json:
         emit(b, True)
     else:
-        emit(
-            b.entries, False, ["at", "amount", "kind", "reference"], title=f"{account}: {b.balance}"
-        )
+        typer.echo(f"{account}: {b.balance}")
+        emit_page(b.entries, False, ["at", "amount", "kind", "reference"])
 
 
 @app.command("expire")

@@ -176,3 +176,29 @@ def model_command(
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = body.__doc__
     return handled(command)
+
+
+# ---- lists: one page at a time, as the API pages them ----------------------------------
+
+Limit = Annotated[int, typer.Option(min=1, max=1000, help="at most this many")]
+Offset = Annotated[int, typer.Option(min=0, help="skip this many first")]
+Search = Annotated[
+    str | None, typer.Option("--search", help="only names that contain this (any case)")
+]
+
+
+def emit_page(
+    page: Any,
+    as_json: bool,
+    columns: list[str] | None = None,
+    rows: list[dict[str, Any]] | None = None,
+) -> None:
+    """A ``read.models.Page``: as JSON, the page object the API answers with; as a table,
+    its items (``rows``: as they should print) and a line "shown of total"."""
+    if as_json:
+        emit(page, True)
+        return
+    emit(rows if rows is not None else list(page.items), False, columns)
+    n = len(page.items)
+    shown = f"{page.offset + 1}-{page.offset + n}" if n else "none"
+    typer.echo(f"{shown} of {page.total}")

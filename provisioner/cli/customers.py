@@ -6,8 +6,18 @@ from typing import Annotated
 
 import typer
 
-from provisioner import registry
-from provisioner.cli.common import ACTOR, JSON, emit, given, handled, session
+from provisioner import bulk, registry
+from provisioner.cli.common import (
+    ACTOR,
+    JSON,
+    Limit,
+    Offset,
+    emit,
+    emit_page,
+    given,
+    handled,
+    session,
+)
 from provisioner.read import ADMIN, customers
 
 Opt = typer.Option
@@ -98,12 +108,24 @@ def edit(
 def list_(
     as_json: JSON = False,
     reseller: Annotated[str | None, Opt(help="only this reseller's customers")] = None,
+    search: Annotated[str | None, Opt("--search", help="usernames that contain this")] = None,
+    status: Annotated[str | None, Opt(help="new | active | expired | suspended")] = None,
+    package: Annotated[str | None, Opt(help="only customers on this package")] = None,
+    router: Annotated[str | None, Opt(help="only customers on this router")] = None,
+    expiring: Annotated[
+        int | None, Opt("--expiring-within", min=0, help="paid period ends within N days")
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> None:
     """List customers: type, package, router, reseller, status, expiry, static IP."""
     with session() as s:
-        rows = customers.list_(s, ADMIN, reseller=reseller)
-    emit(
-        rows,
+        page = customers.search(
+            s, ADMIN, q=search, status=status, reseller=reseller, package=package,
+            router=router, expiring_within_days=expiring, limit=limit, offset=offset,
+        )  # fmt: skip
+    emit_page(
+        page,
         as_json,
         [
             "username",
@@ -142,3 +164,45 @@ def remove(ref: str) -> None:
     with session() as s:
         registry.delete_customer(s, ACTOR, ref)
     typer.echo(f"customer {ref} removed")
+
+
+@app.command("import")
+@handled
+def import_(
+    file: Annotated[
+        typer.FileText, typer.Argument(help="a CSV file with a header line; - for stdin")
+    ],
+    dry_run: Annotated[bool, Opt("--dry-run", help="check every row, store nothing")] = False,
+    as_json: JSON = False,
+) -> None:
+    """Add customers from CSV, all or nothing: every row is checked as ``customer add``
+    checks it, and only a file without a refusal is stored (RADIUS rows at once, one sync
+    per router). Columns: username, password, customer_type (required), router, package,
+    reseller, static_ip, mac_address, status, expires_at. Exit 1 listing every refused
+    row by line."""
+    text = file.read()
+    with session() as s:
+        result = bulk.import_csv(s, ADMIN, text, dry_run=dry_run)
+    if as_json:
+        emit(result, True)
+    else:
+        for e in result.errors:
+            typer.echo(f"line {e.line}: {e.field + ': ' if e.field else ''}{e.error}", err=True)
+        if result.errors:
+            typer.echo(f"{len(result.errors)} errors in {result.rows} rows; nothing stored")
+        elif dry_run:
+            typer.echo(f"{result.rows} rows would be added (dry run; nothing stored)")
+        else:
+            typer.echo(f"{result.created} customers added")
+    if result.errors:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+@handled
+def export(
+    reseller: Annotated[str | None, Opt(help="only this reseller's customers")] = None,
+) -> None:
+    """Every customer as CSV, in ``customer import``'s columns without the password."""
+    with session() as s:
+        typer.echo(bulk.export_csv(s, ADMIN, reseller=reseller), nl=False)

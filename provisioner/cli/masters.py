@@ -8,7 +8,18 @@ from typing import Annotated, Any
 import typer
 
 from provisioner import registry
-from provisioner.cli.common import ACTOR, JSON, emit, handled, model_command, session
+from provisioner.cli.common import (
+    ACTOR,
+    JSON,
+    Limit,
+    Offset,
+    Search,
+    emit,
+    emit_page,
+    handled,
+    model_command,
+    session,
+)
 from provisioner.read import ADMIN, masters
 from provisioner.schemas import MasterPackageUpdate
 
@@ -69,11 +80,13 @@ app.command("edit")(
 
 @app.command("list")
 @handled
-def list_(as_json: JSON = False) -> None:
+def list_(
+    as_json: JSON = False, search: Search = None, limit: Limit = 50, offset: Offset = 0
+) -> None:
     """List master packages: type, billing, rate limit, cap, pool and profile."""
     with session() as s:
-        rows = masters.list_(s, ADMIN)
-    emit(rows, as_json, COLUMNS)
+        page = masters.page(s, ADMIN, q=search, limit=limit, offset=offset)
+    emit_page(page, as_json, COLUMNS)
 
 
 @app.command("show")

@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from provisioner.cli.common import ACTOR, JSON, ctx, dump, emit, err, handled, session
+from provisioner.cli.common import (
+    ACTOR,
+    JSON,
+    Limit,
+    Offset,
+    ctx,
+    dump,
+    emit_page,
+    err,
+    handled,
+    session,
+)
 from provisioner.errors import ValidationError
 from provisioner.read import ADMIN, audit, tokens
 
@@ -95,15 +106,15 @@ TOKEN_COLUMNS = [
 
 @token_app.command("list")
 @handled
-def token_list(as_json: JSON = False) -> None:
+def token_list(as_json: JSON = False, limit: Limit = 50, offset: Offset = 0) -> None:
     """Every token: role, owner, name, created, expires, last used, status; never its hash."""
     with session() as s:
-        rows = dump(tokens.list_(s, ADMIN))
-    if not as_json:
-        for r in rows:
-            r["expires_at"] = r["expires_at"] or "never"
-            r["last_used_at"] = r["last_used_at"] or "never"
-    emit(rows, as_json, TOKEN_COLUMNS)
+        page = tokens.list_(s, ADMIN, limit=limit, offset=offset)
+    rows = dump(page.items)
+    for r in rows:
+        r["expires_at"] = r["expires_at"] or "never"
+        r["last_used_at"] = r["last_used_at"] or "never"
+    emit_page(page, as_json, TOKEN_COLUMNS, rows)
 
 
 @token_app.command("revoke")
@@ -140,15 +151,17 @@ def serve_cmd(
 @handled
 def audit_cmd(
     entity: Annotated[str | None, Opt(help="e.g. master_packages, customers, routers")] = None,
-    limit: Annotated[int, Opt(help="at most this many rows")] = 50,
+    limit: Limit = 50,
+    offset: Offset = 0,
     as_json: JSON = False,
 ) -> None:
     """Registry changes, newest first: who, what, before/after (credentials redacted)."""
     with session() as s:
-        rows = dump(audit.list_(s, ADMIN, entity=entity, limit=limit))
+        page = audit.page(s, ADMIN, entity=entity, limit=limit, offset=offset)
+    rows = dump(page.items)
     if not as_json:
         for r in rows:
             before, after = r["before"] or {}, r["after"] or {}
             changed = [k for k in (after or before) if before.get(k) != after.get(k)]
             r["changed"] = ", ".join(sorted(changed)) if r["action"] == "update" else ""
-    emit(rows, as_json, ["at", "actor", "action", "entity", "id", "changed"])
+    emit_page(page, as_json, ["at", "actor", "action", "entity", "id", "changed"], rows)

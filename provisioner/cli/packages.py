@@ -7,8 +7,20 @@ from typing import Annotated
 import typer
 
 from provisioner import registry
-from provisioner.cli.common import ACTOR, JSON, emit, given, handled, session, warn
-from provisioner.read import ADMIN, packages
+from provisioner.cli.common import (
+    ACTOR,
+    JSON,
+    Limit,
+    Offset,
+    Search,
+    emit,
+    emit_page,
+    given,
+    handled,
+    session,
+    warn,
+)
+from provisioner.read import ADMIN, packages, paging
 
 Opt = typer.Option
 app = typer.Typer(no_args_is_help=True, help="Packages: name, prices and visibility.")
@@ -82,11 +94,21 @@ def edit(
 def list_(
     as_json: JSON = False,
     reseller: Annotated[str | None, Opt(help="as this reseller sees them, at its prices")] = None,
+    search: Search = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> None:
     """List packages: master package, prices, type, billing, visibility."""
     with session() as s:
-        rows = packages.as_reseller(s, ADMIN, reseller) if reseller else packages.list_(s, ADMIN)
-    emit(rows, as_json, COLUMNS)
+        if reseller:
+            needle = (search or "").lower()
+            found = [
+                p for p in packages.as_reseller(s, ADMIN, reseller) if needle in p.name.lower()
+            ]
+            page = paging.of(found, limit=limit, offset=offset)
+        else:
+            page = packages.page(s, ADMIN, q=search, limit=limit, offset=offset)
+    emit_page(page, as_json, COLUMNS)
 
 
 @app.command("show")

@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from provisioner import registry
-from provisioner.cli.common import ACTOR, JSON, emit, given, handled, session
+from provisioner.cli.common import (
+    ACTOR,
+    JSON,
+    Limit,
+    Offset,
+    Search,
+    emit,
+    emit_page,
+    given,
+    handled,
+    session,
+)
 from provisioner.models import Reseller
 from provisioner.read import ADMIN, resellers
 from provisioner.read.models import AssignmentOut
@@ -83,15 +94,20 @@ def settle_cmd(
 
 @app.command("list")
 @handled
-def list_(as_json: JSON = False) -> None:
+def list_(
+    as_json: JSON = False, search: Search = None, limit: Limit = 50, offset: Offset = 0
+) -> None:
     """List resellers with the packages they may sell."""
     with session() as s:
-        found = resellers.list_(s, ADMIN)
+        page = resellers.page(s, ADMIN, q=search, limit=limit, offset=offset)
+    found = page.items
     if as_json:
-        emit(found, True)
+        emit(page, True)
         return
     rows = [{**r.model_dump(), "packages": _packages(r.packages, prices=False)} for r in found]
-    emit(rows, False, ["id", "name", "parent", "billing", "balance", "contact", "packages"])
+    emit_page(
+        page, False, ["id", "name", "parent", "billing", "balance", "contact", "packages"], rows
+    )
 
 
 def _packages(assigned: list[AssignmentOut], *, prices: bool = True) -> str:

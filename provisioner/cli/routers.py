@@ -8,7 +8,20 @@ from typing import Annotated
 import typer
 
 from provisioner import registry
-from provisioner.cli.common import ACTOR, JSON, emit, fail, given, handled, session, warn
+from provisioner.cli.common import (
+    ACTOR,
+    JSON,
+    Limit,
+    Offset,
+    Search,
+    emit,
+    emit_page,
+    fail,
+    given,
+    handled,
+    session,
+    warn,
+)
 from provisioner.read import ADMIN, routers
 
 Opt = typer.Option
@@ -129,11 +142,13 @@ def edit(
 
 @app.command("list")
 @handled
-def list_(as_json: JSON = False) -> None:
+def list_(
+    as_json: JSON = False, search: Search = None, limit: Limit = 50, offset: Offset = 0
+) -> None:
     """List routers with their last sync: time, status, error."""
     with session() as s:
-        rows = routers.list_(s, ADMIN)
-    emit(
+        rows = routers.page(s, ADMIN, q=search, limit=limit, offset=offset)
+    emit_page(
         rows,
         as_json,
         [
@@ -154,14 +169,15 @@ def list_(as_json: JSON = False) -> None:
 def runs(
     ref: str,
     limit: Annotated[int, Opt(help="at most this many, newest first")] = 20,
+    offset: Offset = 0,
     as_json: Annotated[
         bool, Opt("--json", help="print JSON, with the changes each run applied")
     ] = False,
 ) -> None:
     """A router's sync history, newest first: trigger, outcome, changes, error."""
     with session() as s:
-        rows = routers.runs(s, ADMIN, ref, limit)
-    emit(rows, as_json, ["started_at", "trigger", "status", "planned", "applied", "error"])
+        rows = routers.runs(s, ADMIN, ref, limit, offset)
+    emit_page(rows, as_json, ["started_at", "trigger", "status", "planned", "applied", "error"])
 
 
 @app.command("show")

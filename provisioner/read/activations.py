@@ -6,16 +6,18 @@ price, hidden from customers).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioner import access, validation
+from provisioner import access
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
 from provisioner.models import Activation, Customer, Outbox, Package
-from provisioner.read.models import ActivationOut, ActivationRow, QuoteOut, WorkOut
+from provisioner.read import paging
+from provisioner.read.models import ActivationOut, ActivationRow, Page, QuoteOut, WorkOut
 
 STATUSES = ("pending", "applied", "failed")
 
@@ -63,16 +65,29 @@ def list_(
     status: str | None = None,
     limit: int = 50,
 ) -> list[ActivationRow]:
-    """At most ``limit`` activations, newest first, of the customers this caller may see:
-    of one of them (``customer``), in one status, or all. Naming a customer outside the
-    caller's scope answers 404, as for one that does not exist."""
-    limit = validation.positive_int("limit", limit)
+    """At most ``limit`` activations, newest first (``page``'s rules)."""
+    return page(session, principal, customer=customer, status=status, limit=limit).items
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    *,
+    customer: str | None = None,
+    status: str | None = None,
+    since: datetime | str | None = None,
+    limit: int | None = paging.DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Page[ActivationRow]:
+    """One page of the activations, newest first, of the customers this caller may see:
+    of one of them (``customer``), in one status, made at or after ``since``, or all.
+    Naming a customer outside the caller's scope answers 404, as for one that does not
+    exist."""
     q = (
         select(Activation)
         .join(Customer, Customer.id == Activation.customer_id)
         .where(*access.customer_filter(session, principal))
         .order_by(Activation.id.desc())
-        .limit(limit)
     )
     if customer is not None:
         q = q.where(Customer.id == access.customer(session, principal, customer).id)
@@ -80,13 +95,23 @@ def list_(
         if status not in STATUSES:
             raise ValidationError(f"must be one of {', '.join(STATUSES)}", field="status")
         q = q.where(Activation.status == status)
-    return [
-        ActivationRow(
+    if since is not None:
+        if isinstance(since, str):
+            try:
+                since = datetime.fromisoformat(since)
+            except ValueError:
+                raise ValidationError(f"{since!r} is not an ISO date/time", field="since") from None
+        q = q.where(Activation.created_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
+    return paging.page(
+        session,
+        q,
+        lambda a: ActivationRow(
             **_view(session, principal, a).model_dump(),
             at=a.created_at.isoformat(timespec="seconds"),
-        )
-        for a in session.scalars(q)
-    ]
+        ),
+        limit=limit,
+        offset=offset,
+    )
 
 
 def quote(session: Session, principal: Principal, package_ref: str) -> QuoteOut:

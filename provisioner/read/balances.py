@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provisioner import access, ledger
 from provisioner.auth import Principal
+from provisioner.models import LedgerEntry
+from provisioner.read import paging
 from provisioner.read.models import BalanceOut, LedgerEntryOut
 
 
-def of_account(session: Session, principal: Principal, account: str) -> BalanceOut:
-    """An account's balance: the caller's own; for a reseller, those of the operators and
-    customers below it; for an admin, any (``ledger.resolve`` forms)."""
+def _entry(e: LedgerEntry) -> LedgerEntryOut:
+    return LedgerEntryOut(
+        at=e.created_at.isoformat(), amount=str(e.amount), kind=e.kind, reference=e.reference
+    )
+
+
+def of_account(
+    session: Session,
+    principal: Principal,
+    account: str,
+    *,
+    limit: int | None = paging.DEFAULT_LIMIT,
+    offset: int = 0,
+) -> BalanceOut:
+    """An account's balance and one page of its ledger, newest first: the caller's own;
+    for a reseller, those of the operators and customers below it; for an admin, any
+    (``ledger.resolve`` forms). The balance is of every row, whatever the page."""
     if principal.role == "admin":
         account = ledger.resolve(session, account)
     elif account != access.own_account(principal):
@@ -25,18 +42,24 @@ def of_account(session: Session, principal: Principal, account: str) -> BalanceO
     return BalanceOut(
         account=account,
         balance=str(ledger.balance(session, account)),
-        entries=[
-            LedgerEntryOut(
-                at=e.created_at.isoformat(),
-                amount=str(e.amount),
-                kind=e.kind,
-                reference=e.reference,
-            )
-            for e in ledger.entries(session, account)
-        ],
+        entries=paging.page(
+            session,
+            select(LedgerEntry)
+            .where(LedgerEntry.account == account)
+            .order_by(LedgerEntry.id.desc()),
+            _entry,
+            limit=limit,
+            offset=offset,
+        ),
     )
 
 
-def mine(session: Session, principal: Principal) -> BalanceOut:
-    """The caller's own balance (a reseller's or a customer's)."""
-    return of_account(session, principal, access.own_account(principal))
+def mine(
+    session: Session,
+    principal: Principal,
+    *,
+    limit: int | None = paging.DEFAULT_LIMIT,
+    offset: int = 0,
+) -> BalanceOut:
+    """The caller's own balance (a reseller's or a customer's) and a page of its ledger."""
+    return of_account(session, principal, access.own_account(principal), limit=limit, offset=offset)

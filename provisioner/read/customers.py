@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import timedelta
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provisioner import access, fup, validation
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
-from provisioner.models import Customer, CustomerStatus, Reseller
-from provisioner.read.models import CustomerOut, CustomerPage, UsageOut
+from provisioner.models import Customer, CustomerStatus, Reseller, Router, utcnow
+from provisioner.read import paging
+from provisioner.read.models import CustomerOut, Page, UsageOut
 from provisioner.registry.common import get_by_name
 from provisioner.sessions import terms_of
 
@@ -34,12 +37,9 @@ def view(c: Customer) -> CustomerOut:
 def list_(
     session: Session, principal: Principal, *, reseller: str | None = None
 ) -> list[CustomerOut]:
-    """Customers by username; ``reseller`` narrows an admin's list to one reseller's."""
-    q = select(Customer).where(*access.customer_filter(session, principal))
-    if reseller is not None:
-        principal.require("admin")
-        q = q.where(Customer.reseller_id == get_by_name(session, Reseller, reseller).id)
-    return [view(c) for c in session.scalars(q.order_by(Customer.username))]
+    """Every customer this caller may see, by username; ``reseller`` narrows an admin's
+    list to one reseller's."""
+    return search(session, principal, reseller=reseller, limit=None).items
 
 
 def get(session: Session, principal: Principal, ref: str) -> CustomerOut:
@@ -68,7 +68,8 @@ def me(session: Session, principal: Principal) -> CustomerOut:
 
 
 STATUSES = ("new", "active", "expired", "suspended")
-PAGE_LIMIT = 200
+PAGE_LIMIT = paging.MAX_LIMIT
+MAX_DAYS = 36500
 
 
 def search(
@@ -79,18 +80,19 @@ def search(
     status: str | None = None,
     reseller: str | None = None,
     package: str | None = None,
+    router: str | None = None,
+    expiring_within_days: int | None = None,
     offset: int = 0,
-    limit: int = 25,
-) -> CustomerPage:
+    limit: int | None = 25,
+) -> Page[CustomerOut]:
     """One page of the customers this caller may see, by username: those whose username
-    contains ``q`` (any case), in ``status``, of one ``reseller`` (admins only) or on one
+    contains ``q`` (any case), in ``status``, of one ``reseller`` (admins only), on one
     ``package`` (one the caller may see; another answers 404, as for a package that does
-    not exist)."""
-    limit = min(validation.positive_int("limit", limit), PAGE_LIMIT)
-    offset = validation.positive_int("offset", offset, minimum=0)
+    not exist), on one ``router`` (admins only; staff see router names, not routers) or
+    whose paid period ends within ``expiring_within_days`` days from now (not already
+    ended). ``limit`` None: all of them."""
     where = list(access.customer_filter(session, principal))
-    if q and q.strip():
-        where.append(func.lower(Customer.username).contains(q.strip().lower(), autoescape=True))
+    where += paging.contains(Customer.username, q)
     if status:
         if status not in STATUSES:
             raise ValidationError(f"must be one of {', '.join(STATUSES)}", field="status")
@@ -100,10 +102,14 @@ def search(
         where.append(Customer.reseller_id == get_by_name(session, Reseller, reseller).id)
     if package:
         where.append(Customer.package_id == access.package(session, principal, package).id)
-    total = session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
-    rows = session.scalars(
-        select(Customer).where(*where).order_by(Customer.username).offset(offset).limit(limit)
-    )
-    return CustomerPage(
-        total=int(total), offset=offset, limit=limit, rows=[view(c) for c in rows]
-    )
+    if router:
+        principal.require("admin", "reseller")
+        where.append(Customer.router_id == get_by_name(session, Router, router).id)
+    if expiring_within_days is not None:
+        days = validation.positive_int(
+            "expiring_within_days", expiring_within_days, minimum=0, maximum=MAX_DAYS
+        )
+        now = utcnow()
+        where += [Customer.expires_at > now, Customer.expires_at <= now + timedelta(days=days)]
+    stmt = select(Customer).where(*where).order_by(Customer.username)
+    return paging.page(session, stmt, view, limit=limit, offset=offset)

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from provisioner.auth import Principal
 from provisioner.models import MasterPackage, Outbox, Router
 from provisioner.rates import format_rate
-from provisioner.read.models import MasterOut, MasterPreviewOut
+from provisioner.read import paging
+from provisioner.read.models import MasterOut, MasterPreviewOut, Page
 from provisioner.registry.common import get_by_name
 from provisioner.state import master_spec
 
@@ -51,8 +52,25 @@ def view(m: MasterPackage) -> MasterOut:
 
 
 def list_(session: Session, principal: Principal) -> list[MasterOut]:
+    return page(session, principal, limit=None).items
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    limit: int | None = paging.DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Page[MasterOut]:
+    """One page of the master packages by name; ``q``: the names that contain it."""
     principal.require("admin")
-    return [view(m) for m in session.scalars(select(MasterPackage).order_by(MasterPackage.name))]
+    stmt = (
+        select(MasterPackage)
+        .where(*paging.contains(MasterPackage.name, q))
+        .order_by(MasterPackage.name)
+    )
+    return paging.page(session, stmt, view, limit=limit, offset=offset)
 
 
 def get(session: Session, principal: Principal, ref: str) -> MasterOut:

@@ -4,13 +4,31 @@ rates are MikroTik strings ("10M"); no model carries a credential."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 
 class Out(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+T = TypeVar("T")
+
+
+class Page(Out, Generic[T]):
+    """One page of a list: ``items`` from ``offset`` (at most ``limit`` of them) of the
+    ``total`` that match. Every list the API answers with has this shape."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def rows(self) -> list[T]:
+        """``items``, by the name the customer search's page used for them."""
+        return self.items
 
 
 class MasterOut(Out):
@@ -188,9 +206,11 @@ class LedgerEntryOut(Out):
 
 
 class BalanceOut(Out):
+    """An account's balance and one page of its ledger, newest first."""
+
     account: str
     balance: str
-    entries: list[LedgerEntryOut]
+    entries: Page[LedgerEntryOut]
 
 
 class TopUpOut(Out):
@@ -317,15 +337,6 @@ class WebUserOut(Out):
     last_login_at: str | None
 
 
-class CustomerPage(Out):
-    """One page of a customer search: ``total`` matches, ``rows`` from ``offset``."""
-
-    total: int
-    offset: int
-    limit: int
-    rows: list[CustomerOut]
-
-
 class QuoteOut(Out):
     """What buying a package costs the caller (a reseller or a customer) from its own
     balance: the price it pays, its balance now, and what is left after."""
@@ -355,6 +366,24 @@ class CardBatchSummaryOut(Out):
     cards: int
     redeemed: int
     expires_at: str
+
+
+class ImportErrorOut(Out):
+    """One refusal of a CSV import: the file's line (the header is line 1), the column."""
+
+    line: int
+    field: str | None
+    error: str
+
+
+class ImportOut(Out):
+    """A CSV import's outcome: ``created`` is 0 unless every row was good (all or
+    nothing) and it was not a dry run."""
+
+    dry_run: bool
+    rows: int
+    created: int
+    errors: list[ImportErrorOut]
 
 
 class PaymentOut(Out):

@@ -12,7 +12,8 @@ from provisioner import access
 from provisioner.auth import Principal
 from provisioner.models import Package, Visibility
 from provisioner.rates import format_rate
-from provisioner.read.models import PackageOut, PublicPackageOut
+from provisioner.read import paging
+from provisioner.read.models import PackageOut, Page, PublicPackageOut
 from provisioner.registry.resellers import reseller_price
 from provisioner.state import master_spec
 
@@ -50,13 +51,36 @@ def public_view(p: Package) -> PublicPackageOut:
 
 def list_(session: Session, principal: Principal) -> list[PackageOut] | list[PublicPackageOut]:
     """The package listing as this caller may see it."""
+    return page(session, principal, limit=None).items  # type: ignore[return-value]
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    limit: int | None = paging.DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Page[PackageOut] | Page[PublicPackageOut]:
+    """One page of the package listing as this caller may see it, by name; ``q``: the
+    names that contain it (any case)."""
     if principal.role == "reseller":
         mine = access.assignments(session, access.own_reseller(session, principal).id)
-        return [view(a.package, price=reseller_price(a)) for a in mine]
-    q = select(Package).where(*access.packages_filter(session, principal)).order_by(Package.name)
+        needle = (q or "").strip().lower()
+        shown = [
+            view(a.package, price=reseller_price(a))
+            for a in mine
+            if needle in a.package.name.lower()
+        ]
+        return paging.of(shown, limit=limit, offset=offset)
+    stmt = (
+        select(Package)
+        .where(*access.packages_filter(session, principal), *paging.contains(Package.name, q))
+        .order_by(Package.name)
+    )
     if principal.role == "admin":
-        return [view(p) for p in session.scalars(q)]
-    return [public_view(p) for p in session.scalars(q)]
+        return paging.page(session, stmt, view, limit=limit, offset=offset)
+    return paging.page(session, stmt, public_view, limit=limit, offset=offset)
 
 
 def get(session: Session, principal: Principal, ref: str) -> PackageOut | PublicPackageOut:
@@ -68,10 +92,12 @@ def get(session: Session, principal: Principal, ref: str) -> PackageOut | Public
     return view(p) if principal.role == "admin" else public_view(p)
 
 
-def public(session: Session) -> list[PublicPackageOut]:
+def public(
+    session: Session, *, limit: int | None = None, offset: int = 0
+) -> Page[PublicPackageOut]:
     """The self-service listing, for anyone (no caller)."""
     q = select(Package).where(Package.visibility == Visibility.public).order_by(Package.name)
-    return [public_view(p) for p in session.scalars(q)]
+    return paging.page(session, q, public_view, limit=limit, offset=offset)
 
 
 def as_reseller(session: Session, principal: Principal, reseller_ref: str) -> list[PackageOut]:

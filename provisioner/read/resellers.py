@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 from provisioner import access, ledger
 from provisioner.auth import Principal
 from provisioner.models import Reseller, ResellerPackage
-from provisioner.read.models import AssignmentOut, ResellerOut
+from provisioner.read import paging
+from provisioner.read.models import AssignmentOut, Page, ResellerOut
 
 
 def assignment_view(a: ResellerPackage) -> AssignmentOut:
@@ -37,9 +38,26 @@ def view(session: Session, r: Reseller) -> ResellerOut:
 
 
 def list_(session: Session, principal: Principal) -> list[ResellerOut]:
+    return page(session, principal, limit=None).items
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    limit: int | None = paging.DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Page[ResellerOut]:
+    """One page of the operators this caller may see, by name (balances of that page
+    only); ``q``: the names that contain it."""
     principal.require("admin", "reseller")
-    q = select(Reseller).where(*access.reseller_filter(session, principal)).order_by(Reseller.name)
-    return [view(session, r) for r in session.scalars(q)]
+    stmt = (
+        select(Reseller)
+        .where(*access.reseller_filter(session, principal), *paging.contains(Reseller.name, q))
+        .order_by(Reseller.name)
+    )
+    return paging.page(session, stmt, lambda r: view(session, r), limit=limit, offset=offset)
 
 
 def get(session: Session, principal: Principal, ref: str) -> ResellerOut:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from provisioner import validation
 from provisioner.auth import Principal
 from provisioner.models import Router, SyncRun
-from provisioner.read.models import RouterOut, RouterStatusOut, SyncRunOut
+from provisioner.read import paging
+from provisioner.read.models import Page, RouterOut, RouterStatusOut, SyncRunOut
 from provisioner.registry.common import get_by_name
 
 
@@ -34,29 +34,44 @@ def view(r: Router) -> RouterOut:
 
 def list_(session: Session, principal: Principal) -> list[RouterStatusOut]:
     """Routers with their last sync (time, status, changes applied, error)."""
+    return page(session, principal, limit=None).items
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    limit: int | None = paging.DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Page[RouterStatusOut]:
+    """One page of the routers by name, each with its last sync; ``q``: the names that
+    contain it."""
     principal.require("admin")
     latest = (
         select(SyncRun.router_id, func.max(SyncRun.id).label("run_id"))
         .group_by(SyncRun.router_id)
         .subquery()
     )
-    runs = {
-        r.router_id: r
-        for r in session.scalars(select(SyncRun).join(latest, SyncRun.id == latest.c.run_id))
-    }
-    rows = []
-    for r in session.scalars(select(Router).order_by(Router.name)):
-        run = runs.get(r.id)
-        rows.append(
-            RouterStatusOut(
-                **view(r).model_dump(),
-                last_sync=_iso(run.started_at) if run else None,
-                last_status=run.status if run else "never synced",
-                last_applied=run.changes_applied if run else None,
-                last_error=run.error if run else None,
-            )
+    stmt = (
+        select(Router, SyncRun)
+        .outerjoin(latest, latest.c.router_id == Router.id)
+        .outerjoin(SyncRun, SyncRun.id == latest.c.run_id)
+        .where(*paging.contains(Router.name, q))
+        .order_by(Router.name)
+    )
+
+    def row(found: tuple[Router, SyncRun | None]) -> RouterStatusOut:
+        r, run = found
+        return RouterStatusOut(
+            **view(r).model_dump(),
+            last_sync=_iso(run.started_at) if run else None,
+            last_status=run.status if run else "never synced",
+            last_applied=run.changes_applied if run else None,
+            last_error=run.error if run else None,
         )
-    return rows
+
+    return paging.page(session, stmt, row, limit=limit, offset=offset, rows=True)
 
 
 def get(session: Session, principal: Principal, ref: str) -> RouterOut:
@@ -64,21 +79,19 @@ def get(session: Session, principal: Principal, ref: str) -> RouterOut:
     return view(get_by_name(session, Router, ref))
 
 
-def runs(session: Session, principal: Principal, ref: str, limit: int = 20) -> list[SyncRunOut]:
+def runs(
+    session: Session, principal: Principal, ref: str, limit: int = 20, offset: int = 0
+) -> Page[SyncRunOut]:
     """A router's recorded syncs, newest first (dry runs are not recorded): when, why
     (``trigger``), the outcome, changes planned and applied, the error, and the applied
     changes themselves. Those are stored redacted by ``sync``, so no secret is in them."""
     principal.require("admin")
     router = get_by_name(session, Router, ref)
-    limit = validation.positive_int("limit", limit)
-    q = (
-        select(SyncRun)
-        .where(SyncRun.router_id == router.id)
-        .order_by(SyncRun.id.desc())
-        .limit(limit)
-    )
-    return [
-        SyncRunOut(
+    q = select(SyncRun).where(SyncRun.router_id == router.id).order_by(SyncRun.id.desc())
+    return paging.page(
+        session,
+        q,
+        lambda run: SyncRunOut(
             id=run.id,
             started_at=_iso(run.started_at) or "",
             finished_at=_iso(run.finished_at),
@@ -88,9 +101,10 @@ def runs(session: Session, principal: Principal, ref: str, limit: int = 20) -> l
             applied=run.changes_applied,
             error=run.error,
             changes=list(run.applied or []),
-        )
-        for run in session.scalars(q)
-    ]
+        ),
+        limit=limit,
+        offset=offset,
+    )
 
 
 def names(session: Session, principal: Principal) -> list[str]:

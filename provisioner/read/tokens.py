@@ -12,7 +12,8 @@ from provisioner import auth
 from provisioner.auth import Principal
 from provisioner.errors import NotFound
 from provisioner.models import ApiToken, Customer, Reseller, utcnow
-from provisioner.read.models import TokenCreatedOut, TokenOut
+from provisioner.read import paging
+from provisioner.read.models import Page, TokenCreatedOut, TokenOut
 
 
 def _at(value: datetime | None) -> str | None:
@@ -46,8 +47,14 @@ def created(session: Session, t: ApiToken, token: str) -> TokenCreatedOut:
     return TokenCreatedOut(**view(t, _owner(session, t)).model_dump(), token=token)
 
 
-def list_(session: Session, principal: Principal) -> list[TokenOut]:
-    """Every token, revoked and expired ones too, oldest first."""
+def list_(
+    session: Session,
+    principal: Principal,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Page[TokenOut]:
+    """Every token, revoked and expired ones too, oldest first (a page of them)."""
     principal.require("admin")
     now = utcnow()
     q = (
@@ -56,7 +63,14 @@ def list_(session: Session, principal: Principal) -> list[TokenOut]:
         .outerjoin(Customer, Customer.id == ApiToken.customer_id)
         .order_by(ApiToken.id)
     )
-    return [view(t, reseller or customer, now) for t, reseller, customer in session.execute(q)]
+    return paging.page(
+        session,
+        q,
+        lambda found: view(found[0], found[1] or found[2], now),
+        limit=limit,
+        offset=offset,
+        rows=True,
+    )
 
 
 def get(session: Session, principal: Principal, token_id: int) -> TokenOut:

@@ -121,7 +121,30 @@ def reassign_prefixes(session: Session, customers: list[Customer]) -> list[str]:
     return [c.username for c in customers if assign_prefix(session, c) != before.get(c.id)]
 
 
-def _apply_fields(session: Session, c: Customer, data: dict[str, Any]) -> None:
+class Lookups:
+    """How a customer write finds the rows it names (a router, package or reseller: its
+    name or ``id:N``) and the customer a username, MAC or address would clash with: by
+    query, one write at a time. ``bulk`` passes one that answers a whole file from rows
+    read once, so an import checks every row by these same rules."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def row(self, model: Any, ref: str) -> Any:
+        return get_by_name(self.session, model, ref)
+
+    def holder(self, column: str, value: str, own_id: int | None) -> str | None:
+        """The username of another customer whose ``column`` is ``value``, if any."""
+        col = getattr(Customer, column)
+        return self.session.scalar(
+            select(Customer.username).where(col == value, Customer.id != own_id)
+        )
+
+
+def _apply_fields(
+    session: Session, c: Customer, data: dict[str, Any], lookups: Lookups | None = None
+) -> None:
+    lk = lookups or Lookups(session)
     if "username" in data or c.username is None:
         c.username = validation.name("username", data.get("username"))
     if "password" in data or c.password is None:
@@ -139,11 +162,11 @@ def _apply_fields(session: Session, c: Customer, data: dict[str, Any]) -> None:
                 "must be one of pppoe, hotspot, static, other", field="customer_type"
             ) from exc
     if "router" in data:
-        c.router = get_by_name(session, Router, data["router"]) if data["router"] else None
+        c.router = lk.row(Router, data["router"]) if data["router"] else None
     if "package" in data:
-        c.package = get_by_name(session, Package, data["package"]) if data["package"] else None
+        c.package = lk.row(Package, data["package"]) if data["package"] else None
     if "reseller" in data:
-        c.reseller = get_by_name(session, Reseller, data["reseller"]) if data["reseller"] else None
+        c.reseller = lk.row(Reseller, data["reseller"]) if data["reseller"] else None
     if "mac_address" in data:
         mac = data["mac_address"]
         c.mac_address = validation.mac("mac_address", mac) if mac else None
@@ -187,26 +210,18 @@ def _apply_fields(session: Session, c: Customer, data: dict[str, Any]) -> None:
     if t == "static" and not c.static_ip and c.package is not None:
         c.static_ip = allocate_address(session, c, c.package.master_package)
     if c.static_ip:
-        clash = session.scalar(
-            select(Customer).where(Customer.static_ip == c.static_ip, Customer.id != c.id)
-        )
+        clash = lk.holder("static_ip", c.static_ip, c.id)
         if clash is not None:
             raise Conflict(
-                f"{c.static_ip} is already used by customer {clash.username!r}", field="static_ip"
+                f"{c.static_ip} is already used by customer {clash!r}", field="static_ip"
             )
     if c.mac_address:
-        clash = session.scalar(
-            select(Customer).where(Customer.mac_address == c.mac_address, Customer.id != c.id)
-        )
+        clash = lk.holder("mac_address", c.mac_address, c.id)
         if clash is not None:
             raise Conflict(
-                f"{c.mac_address} is already bound to customer {clash.username!r}",
-                field="mac_address",
+                f"{c.mac_address} is already bound to customer {clash!r}", field="mac_address"
             )
-    clash = session.scalar(
-        select(Customer).where(Customer.username == c.username, Customer.id != c.id)
-    )
-    if clash is not None:
+    if lk.holder("username", c.username, c.id) is not None:
         raise Conflict(f"a customer named {c.username!r} exists", field="username")
 
 
@@ -251,17 +266,42 @@ def record_address(session: Session, c: Customer) -> None:
     session.flush()
 
 
-def create_customer(session: Session, actor: str, data: dict[str, Any]) -> Customer:
+def new_customer(
+    session: Session, data: dict[str, Any], lookups: Lookups | None = None
+) -> Customer:
+    """A customer checked by every rule of ``create_customer``, not yet added to the
+    session (``lookups``: how rows and clashes are found; by query unless given)."""
     reject_unknown(data, CUSTOMER_FIELDS, "customer")
     c = Customer(status=CustomerStatus.new)
     with session.no_autoflush:
-        _apply_fields(session, c, data)
+        _apply_fields(session, c, data, lookups)
+    return c
+
+
+def customers_created(session: Session, actor: str, customers: list[Customer]) -> None:
+    """What follows adding these new customers (flushed): their static addresses, the
+    audit rows, and one ``effects.customers_changed`` for all of them (the RADIUS rows in
+    one pass, one sync per router)."""
+    for c in customers:
+        if c.static_ip and c.package is not None and c.customer_type == CustomerType.static:
+            session.add(
+                StaticAddress(
+                    address=c.static_ip,
+                    customer_id=c.id,
+                    pool_name=c.package.master_package.pool_name or "",
+                )
+            )
+        assign_prefix(session, c)
+        audit(session, actor, "create", c, None)
+    session.flush()
+    effects.customers_changed(session, [(None, effects.customer_state(c)) for c in customers])
+
+
+def create_customer(session: Session, actor: str, data: dict[str, Any]) -> Customer:
+    c = new_customer(session, data)
     session.add(c)
     session.flush()
-    record_address(session, c)
-    assign_prefix(session, c)
-    audit(session, actor, "create", c, None)
-    effects.customers_changed(session, [(None, effects.customer_state(c))])
+    customers_created(session, actor, [c])
     return c
 
 

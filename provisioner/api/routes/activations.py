@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from provisioner import access, activation, cards, ledger
 from provisioner.activation import ActivationRequest
-from provisioner.api.deps import AdminDep, CtxDep, PrincipalDep, SessionDep
+from provisioner.api.deps import AdminDep, CtxDep, PagingDep, PrincipalDep, SessionDep
 from provisioner.errors import Forbidden, ValidationError
 from provisioner.read import activations, balances, packages
 from provisioner.read.models import (
@@ -24,6 +24,7 @@ from provisioner.read.models import (
     BalanceOut,
     CardBatchOut,
     CardOut,
+    Page,
     PublicPackageOut,
     RedeemOut,
     TopUpOut,
@@ -33,6 +34,7 @@ from provisioner.schemas import (
     ActivationCreate,
     CardBatch,
     CardRedeem,
+    DateTime,
     Key,
     Ref,
     TopUp,
@@ -75,13 +77,24 @@ def create_activation(
 def list_activations(
     session: SessionDep,
     principal: PrincipalDep,
+    paging: PagingDep,
     customer: Annotated[Ref | None, Query(description="a username, or id:N")] = None,
     status: Annotated[Word | None, Query(description="pending | applied | failed")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> list[ActivationRow]:
-    """Activations, newest first, each as ``GET /activations/{id}`` shows it, plus ``at``.
-    Admin: all of them. Reseller: its customers'. Customer: its own."""
-    return activations.list_(session, principal, customer=customer, status=status, limit=limit)
+    since: Annotated[
+        DateTime | None, Query(description="made at or after: ISO date/time (UTC if no zone)")
+    ] = None,
+) -> Page[ActivationRow]:
+    """Activations, newest first, a page at a time, each as ``GET /activations/{id}``
+    shows it, plus ``at``. Admin: all of them. Reseller: its customers'. Customer: its own."""
+    return activations.page(
+        session,
+        principal,
+        customer=customer,
+        status=status,
+        since=since,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
 
 
 @router.get("/activations/{act_id}")
@@ -93,14 +106,18 @@ def get_activation(
 
 
 @router.get("/balance")
-def my_balance(session: SessionDep, principal: PrincipalDep) -> BalanceOut:
-    """The caller's own balance (reseller or customer) and the ledger it sums."""
-    return balances.mine(session, principal)
+def my_balance(session: SessionDep, principal: PrincipalDep, paging: PagingDep) -> BalanceOut:
+    """The caller's own balance (reseller or customer) and a page of the ledger it sums,
+    newest first."""
+    return balances.mine(session, principal, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/balances/{account}")
-def balance(account: AccountRef, session: SessionDep, admin: AdminDep) -> BalanceOut:
-    return balances.of_account(session, admin, account)
+def balance(
+    account: AccountRef, session: SessionDep, admin: AdminDep, paging: PagingDep
+) -> BalanceOut:
+    """Any account's balance and a page of its ledger, newest first."""
+    return balances.of_account(session, admin, account, limit=paging.limit, offset=paging.offset)
 
 
 @router.post("/topups", status_code=201)
@@ -136,6 +153,6 @@ def redeem_card(body: CardRedeem, session: SessionDep, principal: PrincipalDep) 
 
 
 @router.get("/public/packages")
-def public_packages(session: SessionDep) -> list[PublicPackageOut]:
+def public_packages(session: SessionDep, paging: PagingDep) -> Page[PublicPackageOut]:
     """The self-service listing (no token): public packages with price and duration."""
-    return packages.public(session)
+    return packages.public(session, limit=paging.limit, offset=paging.offset)

@@ -3,21 +3,52 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from provisioner import access, registry
-from provisioner.api.deps import CustomerDep, PrincipalDep, SessionDep, StaffDep
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
+
+from provisioner import access, bulk, registry
+from provisioner.api.deps import CustomerDep, PagingDep, PrincipalDep, SessionDep, StaffDep
 from provisioner.read import customers
-from provisioner.read.models import CustomerOut, UsageOut
+from provisioner.read.models import CustomerOut, ImportOut, Page, UsageOut
 from provisioner.registry.customers import reseller_write
-from provisioner.schemas import CustomerCreate, CustomerUpdate, Ref
+from provisioner.schemas import CustomerCreate, CustomerUpdate, Ref, Word
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 
+MAX_CSV = 16 * 1024 * 1024  # characters: 100,000 rows of ~160
+
+
 @router.get("")
-def list_customers(session: SessionDep, staff: StaffDep) -> list[CustomerOut]:
-    return customers.list_(session, staff)
+def list_customers(
+    session: SessionDep,
+    staff: StaffDep,
+    paging: PagingDep,
+    q: Annotated[Ref | None, Query(description="usernames that contain this (any case)")] = None,
+    status: Annotated[Word | None, Query(description="new | active | expired | suspended")] = None,
+    reseller: Annotated[Ref | None, Query(description="one reseller's (admins only)")] = None,
+    package: Annotated[Ref | None, Query(description="on this package")] = None,
+    router: Annotated[Ref | None, Query(description="on this router")] = None,
+    expiring_within_days: Annotated[
+        int | None, Query(ge=0, le=customers.MAX_DAYS, description="paid period ends within")
+    ] = None,
+) -> Page[CustomerOut]:
+    """Customers by username, a page at a time, filtered. Admin: all of them. Reseller:
+    its own."""
+    return customers.search(
+        session,
+        staff,
+        q=q,
+        status=status,
+        reseller=reseller,
+        package=package,
+        router=router,
+        expiring_within_days=expiring_within_days,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
 
 
 @router.post("", status_code=201)
@@ -26,6 +57,32 @@ def create_customer(body: CustomerCreate, session: SessionDep, staff: StaffDep) 
     assigned to that reseller."""
     data = reseller_write(session, staff, body.given())
     return customers.view(registry.create_customer(session, staff.actor, data))
+
+
+@router.post("/import", responses={422: {"description": "refused rows; nothing stored"}})
+def import_customers(
+    body: Annotated[str, Body(media_type="text/csv", max_length=MAX_CSV)],
+    session: SessionDep,
+    staff: StaffDep,
+    response: Response,
+    dry_run: Annotated[bool, Query(description="check every row, store nothing")] = False,
+) -> ImportOut:
+    """Add customers from a CSV file (``text/csv``, a header line first; columns as the
+    body of ``POST /customers``), all or nothing. Every row is checked as that endpoint
+    checks one; every refusal is listed with its line and column. A dry run answers 200
+    with them; an import with any refused row stores nothing and answers 422 with them.
+    A reseller's rows are its own customers."""
+    result = bulk.import_csv(session, staff, body, dry_run=dry_run)
+    if result.errors and not dry_run:
+        n = len(result.errors)
+        reason = f"{n} refusal{'s' if n != 1 else ''} in {result.rows} rows; nothing stored"
+        return JSONResponse(  # type: ignore[return-value]
+            {"error": reason, "field": None, "reason": reason, **result.model_dump()},
+            status_code=422,
+        )
+    if not dry_run:
+        response.status_code = 201
+    return result
 
 
 # Declared before "/{username}" so that "me" is not taken for a username.

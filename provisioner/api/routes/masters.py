@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from provisioner import registry
-from provisioner.api.deps import AdminDep, SessionDep, admin_only
+from provisioner.api.deps import AdminDep, PagingDep, Search, SessionDep, admin_only
 from provisioner.read import masters
-from provisioner.read.models import MasterOut
+from provisioner.read.models import MasterOut, Page
 from provisioner.schemas import MasterPackageCreate, MasterPackageUpdate, Ref
 
 router = APIRouter(
@@ -16,8 +16,11 @@ router = APIRouter(
 
 
 @router.get("")
-def list_masters(session: SessionDep, admin: AdminDep) -> list[MasterOut]:
-    return masters.list_(session, admin)
+def list_masters(
+    session: SessionDep, admin: AdminDep, paging: PagingDep, q: Search = None
+) -> Page[MasterOut]:
+    """Master packages by name, a page at a time; ``q``: names that contain it."""
+    return masters.page(session, admin, q=q, limit=paging.limit, offset=paging.offset)
 
 
 @router.post("", status_code=201)

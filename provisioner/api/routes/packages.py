@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from provisioner import registry
-from provisioner.api.deps import AdminDep, PrincipalDep, SessionDep
+from provisioner.api.deps import AdminDep, PagingDep, PrincipalDep, Search, SessionDep
 from provisioner.read import packages
-from provisioner.read.models import PackageOut, PackageWritten, PublicPackageOut
+from provisioner.read.models import PackageOut, PackageWritten, Page, PublicPackageOut
 from provisioner.schemas import PackageCreate, PackageUpdate, Ref
 
 router = APIRouter(prefix="/packages", tags=["packages"])
@@ -16,11 +16,12 @@ router = APIRouter(prefix="/packages", tags=["packages"])
 
 @router.get("")
 def list_packages(
-    session: SessionDep, principal: PrincipalDep
-) -> list[PackageOut] | list[PublicPackageOut]:
+    session: SessionDep, principal: PrincipalDep, paging: PagingDep, q: Search = None
+) -> Page[PackageOut] | Page[PublicPackageOut]:
     """Admin: all packages. Reseller: its assigned packages at its price. Customer: public
-    packages, without the operator price."""
-    return packages.list_(session, principal)
+    packages, without the operator price. By name, a page at a time; ``q``: names that
+    contain it."""
+    return packages.page(session, principal, q=q, limit=paging.limit, offset=paging.offset)
 
 
 @router.post("", status_code=201)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from provisioner import access, registry
-from provisioner.api.deps import ResellerDep, SessionDep, StaffDep
+from provisioner.api.deps import PagingDep, ResellerDep, Search, SessionDep, StaffDep
 from provisioner.read import balances, resellers
-from provisioner.read.models import AssignmentOut, BalanceOut, ResellerOut, TopUpOut
+from provisioner.read.models import AssignmentOut, BalanceOut, Page, ResellerOut, TopUpOut
 from provisioner.registry.resellers import operator_write, settle
 from provisioner.schemas import Assignment, Ref, ResellerCreate, ResellerUpdate, Settlement
 
@@ -18,9 +18,12 @@ router = APIRouter(prefix="/resellers", tags=["resellers"])
 
 
 @router.get("")
-def list_resellers(session: SessionDep, staff: StaffDep) -> list[ResellerOut]:
-    """Admin: every reseller. Reseller: the operators below it."""
-    return resellers.list_(session, staff)
+def list_resellers(
+    session: SessionDep, staff: StaffDep, paging: PagingDep, q: Search = None
+) -> Page[ResellerOut]:
+    """Admin: every reseller. Reseller: the operators below it. By name, a page at a
+    time; ``q``: names that contain it."""
+    return resellers.page(session, staff, q=q, limit=paging.limit, offset=paging.offset)
 
 
 @router.post("", status_code=201)
@@ -91,7 +94,12 @@ def record_settlement(
 
 
 @router.get("/{name}/ledger")
-def reseller_ledger(name: Ref, session: SessionDep, staff: StaffDep) -> BalanceOut:
-    """The operator's balance and ledger (its settlements among them)."""
+def reseller_ledger(
+    name: Ref, session: SessionDep, staff: StaffDep, paging: PagingDep
+) -> BalanceOut:
+    """The operator's balance and a page of its ledger, newest first (its settlements
+    among them)."""
     r = access.reseller(session, staff, name)
-    return balances.of_account(session, staff, f"reseller:{r.id}")
+    return balances.of_account(
+        session, staff, f"reseller:{r.id}", limit=paging.limit, offset=paging.offset
+    )

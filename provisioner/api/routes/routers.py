@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from provisioner import registry
-from provisioner.api.deps import AdminDep, SessionDep, admin_only
+from provisioner.api.deps import AdminDep, PagingDep, Search, SessionDep, admin_only
 from provisioner.read import routers
-from provisioner.read.models import RouterOut, RouterStatusOut, SyncRunOut
+from provisioner.read.models import Page, RouterOut, RouterStatusOut, SyncRunOut
 from provisioner.schemas import Ref, RouterCreate, RouterUpdate
 
 router = APIRouter(prefix="/routers", tags=["routers"], dependencies=[Depends(admin_only)])
 
 
 @router.get("")
-def list_routers(session: SessionDep, admin: AdminDep) -> list[RouterStatusOut]:
-    """Routers with their last sync (time, status, changes applied, error)."""
-    return routers.list_(session, admin)
+def list_routers(
+    session: SessionDep, admin: AdminDep, paging: PagingDep, q: Search = None
+) -> Page[RouterStatusOut]:
+    """Routers with their last sync (time, status, changes applied, error), by name, a
+    page at a time; ``q``: names that contain it."""
+    return routers.page(session, admin, q=q, limit=paging.limit, offset=paging.offset)
 
 
 @router.post("", status_code=201)
@@ -36,11 +37,11 @@ def get_runs(
     name: Ref,
     session: SessionDep,
     admin: AdminDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-) -> list[SyncRunOut]:
-    """The router's sync history, newest first, with the changes each run applied
-    (passwords and secrets masked)."""
-    return routers.runs(session, admin, name, limit)
+    paging: PagingDep,
+) -> Page[SyncRunOut]:
+    """The router's sync history, newest first, a page at a time, with the changes each
+    run applied (passwords and secrets masked)."""
+    return routers.runs(session, admin, name, paging.limit, paging.offset)
 
 
 @router.patch("/{name}")

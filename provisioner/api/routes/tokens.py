@@ -12,9 +12,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner import auth
-from provisioner.api.deps import AdminDep, SessionDep
+from provisioner.api.deps import AdminDep, PagingDep, SessionDep
 from provisioner.read import tokens
-from provisioner.read.models import TokenCreatedOut, TokenOut
+from provisioner.read.models import Page, TokenCreatedOut, TokenOut
 from provisioner.schemas import Ref, Word, text
 from provisioner.validation import MAX_INT
 
@@ -39,9 +39,10 @@ class TokenCreate(BaseModel):
 
 
 @router.get("")
-def list_tokens(session: SessionDep, admin: AdminDep) -> list[TokenOut]:
-    """Every token, oldest first: owner, expiry, last use (to the minute), status."""
-    return tokens.list_(session, admin)
+def list_tokens(session: SessionDep, admin: AdminDep, paging: PagingDep) -> Page[TokenOut]:
+    """Every token, oldest first, a page at a time: owner, expiry, last use (to the
+    minute), status."""
+    return tokens.list_(session, admin, limit=paging.limit, offset=paging.offset)
 
 
 @router.post("", status_code=201)

@@ -42,7 +42,7 @@ def _detail(request: Request, me: Principal, router_id: int, **context: Any) -> 
     def load(s: Session) -> dict[str, Any]:
         status = {r.id: r for r in routers.list_(s, me)}
         r = routers.get(s, me, ref)
-        return {"router": status.get(r.id, r), "runs": routers.runs(s, me, ref, limit=10)}
+        return {"router": status.get(r.id, r), "runs": routers.runs(s, me, ref, limit=10).items}
 
     return page(request, "admin/router.html", me, **read(request, load), **context)
 
