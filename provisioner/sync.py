@@ -26,6 +26,7 @@ from provisioner.config import Settings
 from provisioner.db import reading, transaction
 from provisioner.mapping.menus import (
     ADDRESS_LIST,
+    IPV6_POOL,
     MANAGED_PROPS,
     NO_COMMENT,
     PPP_AAA,
@@ -99,7 +100,8 @@ def load_work(
         where: dict[str, dict[str, str]] = {}
     else:
         masters = all_masters(session)
-        desired = desired_objects(spec, masters, router_customers(session, router.id), opts)
+        customers = router_customers(session, router.id)
+        desired = desired_objects(spec, masters, customers, opts, ipv6_owned=IPV6_POOL in owned)
         menus = menus_to_read(spec, opts, masters, owned)
         where = {ADDRESS_LIST: {"list": opts.expired_address_list}} if ADDRESS_LIST in menus else {}
     return Work(spec, desired, menus, where, owned)

@@ -312,6 +312,21 @@ def test_local_mode_sync_creates_the_ipv6_pool_and_the_profile_property(
     [third] = sync.sync_many(ctx.factory, ctx.settings, sync.router_ids(ctx.factory, ()))
     assert third.status == "ok", third.error
     assert sim.items("/ipv6/pool")[0]["prefix-length"] == "60"
+    # IPv6 taken off the package: the profile names no pool and ours is removed.
+    with transaction(ctx.factory) as s:
+        registry.update_master_package(
+            s,
+            "test",
+            "home",
+            {"ipv6_pool_name": None, "ipv6_prefix": None, "ipv6_prefix_length": None},
+        )
+    [fourth] = sync.sync_many(ctx.factory, ctx.settings, sync.router_ids(ctx.factory, ()))
+    assert fourth.status == "ok", fourth.error
+    assert sim.items("/ipv6/pool") == []
+    [profile] = [p for p in sim.items("/ppp/profile") if p["name"] == "home"]
+    assert profile["remote-ipv6-prefix-pool"] == "none"
+    [last] = sync.sync_many(ctx.factory, ctx.settings, sync.router_ids(ctx.factory, ()))
+    assert last.status == "ok" and last.plan.changes == ()
 
 
 def test_a_router_is_not_asked_about_ipv6_while_no_package_has_it(

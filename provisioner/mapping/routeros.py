@@ -109,9 +109,16 @@ def desired_objects(
     masters: Iterable[MasterSpec],
     customers: Iterable[CustomerSpec],
     options: MappingOptions = MappingOptions(),
+    *,
+    ipv6_owned: bool = False,
 ) -> list[DesiredObject]:
-    """Everything this router should carry for the packages and customers it serves."""
+    """Everything this router should carry for the packages and customers it serves.
+
+    While a PPPoE package has IPv6 (or ``ipv6_owned``: an ``/ipv6/pool`` of ours is still
+    on the router), a PPP profile without it gets ``remote-ipv6-prefix-pool=none``, so a
+    pool taken off a package is not left named by its profile."""
     masters = list(masters)
+    ipv6 = ipv6_owned or any(m.ipv6_prefix and m.customer_type == "pppoe" for m in masters)
     by_id = {m.id: m for m in masters}
     out: dict[tuple[str, str], DesiredObject] = {}
 
@@ -154,6 +161,8 @@ def desired_objects(
                 props["local-address"] = m.local_address
             if m.ipv6_pool_name and m.ipv6_prefix:
                 props["remote-ipv6-prefix-pool"] = m.ipv6_pool_name
+            elif ipv6:
+                props["remote-ipv6-prefix-pool"] = "none"
             _share(out, DesiredObject(PPP_PROFILE, m.profile, props))
         else:
             _share(

@@ -81,6 +81,13 @@ def by_menu(objs: list, menu: str) -> dict[str, dict[str, str]]:  # type: ignore
             id="shared-pool",
         ),
         pytest.param([replace(V6, customer_type="hotspot")], {}, None, id="not-pppoe"),
+        # Another package has IPv6: this profile says it has none.
+        pytest.param(
+            [PLAIN, replace(V6, id=2, name="fast", profile_name="fast")],
+            {"v6-home": {"name": "v6-home", "prefix": "2001:db8:100::/40", "prefix-length": "56"}},
+            "none",
+            id="other-package-has-ipv6",
+        ),
     ],
 )
 def test_local_mode_ipv6_pool_and_profile(
@@ -94,6 +101,12 @@ def test_local_mode_ipv6_pool_and_profile(
     menus = [o.menu for o in objs]
     if pools:
         assert menus.index(IPV6_POOL) < menus.index(PPP_PROFILE)
+
+
+def test_a_pool_of_ours_left_on_the_router_clears_the_profiles_naming_it() -> None:
+    objs = desired_objects(LOCAL, [PLAIN], [ALICE], ipv6_owned=True)
+    assert by_menu(objs, IPV6_POOL) == {}
+    assert by_menu(objs, PPP_PROFILE)["home"]["remote-ipv6-prefix-pool"] == "none"
 
 
 def test_ipv6_pool_has_no_comment_and_its_properties_are_managed() -> None:
