@@ -40,7 +40,7 @@ from provisioner.models import (
     utcnow,
 )
 from provisioner.refs import refers_to
-from provisioner.registry import allocate_address, assign_prefix, reseller_price
+from provisioner.registry import allocate_address, assign_prefix, reseller_price, uses_prefixes
 
 T = TypeVar("T")
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
@@ -269,6 +269,7 @@ def activate(
             _parents_pay(session, int(account.split(":")[1]), price, package, customer, act)
     if str(master.billing) == "monthly":
         invoices.activation_paid(session, customer, act, package, start, end, now)
+    old_master = customer.package.master_package if customer.package is not None else None
     customer.package = package
     customer.status = CustomerStatus.active
     customer.expires_at = end
@@ -278,7 +279,8 @@ def activate(
     if customer.customer_type == CustomerType.static and not customer.static_ip:
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()
-    assign_prefix(session, customer)
+    if uses_prefixes(old_master, master):  # else none to take or free: no lookup
+        assign_prefix(session, customer)
     queued = effects.customers_changed(
         session, [(before, effects.customer_state(customer))], activation_id=act.id
     )

@@ -104,6 +104,7 @@ def test_a_pool_is_stored_in_its_short_form_and_cli_flags_are_read(
     make: Factory, ctx: Context
 ) -> None:
     from provisioner.models import MasterPackage
+    from provisioner.read import masters
 
     make.master(
         name="home",
@@ -114,6 +115,13 @@ def test_a_pool_is_stored_in_its_short_form_and_cli_flags_are_read(
         m = s.scalar(select(MasterPackage).where(MasterPackage.name == "home"))
         assert m is not None
         assert (m.ipv6_prefix, m.framed_ipv6_prefix) == ("2001:db8:100::/40", True)
+        shown = masters.view(m)  # what the API, the CLI and the panel show
+        assert (shown.ipv6_pool_name, shown.ipv6_prefix, shown.ipv6_prefix_length) == (
+            "v6-home",
+            "2001:db8:100::/40",
+            56,
+        )
+        assert shown.framed_ipv6_prefix is True
 
 
 # ---- the allocator ---------------------------------------------------------------------
@@ -158,6 +166,28 @@ def test_prefix_released_when_the_package_loses_ipv6_and_moved_when_the_pool_doe
     # A package without IPv6: terminated, the prefix is free.
     with transaction(ctx.factory) as s:
         registry.update_customer(s, "test", "a", {"package": make.package(plain)})
+    assert prefixes(ctx) == {}
+    assert "Delegated-IPv6-Prefix" not in reply_rows(ctx, "a")
+
+
+def test_an_activation_takes_a_prefix_and_a_move_to_a_package_without_ipv6_frees_it(
+    ctx: Context, make: Factory
+) -> None:
+    from provisioner.activation import ActivationRequest, run_activation
+    from provisioner.auth import Principal
+
+    admin = Principal("admin", name="test")
+    home = make.package(make.master(name="home", **V6))
+    plain = make.package(make.master(name="plain"))
+    r = make.router(None, mode="radius")
+    make.customer(None, r, username="a", status="new")
+    assert prefixes(ctx) == {}
+    run_activation(ctx.factory, admin, ActivationRequest("a", home, "k1", payer="admin"))
+    assert prefixes(ctx) == {"a": "2001:db8:100::/56"}
+    assert reply_rows(ctx, "a")["Delegated-IPv6-Prefix"] == "2001:db8:100::/56"
+    run_activation(ctx.factory, admin, ActivationRequest("a", home, "k2", payer="admin"))
+    assert prefixes(ctx) == {"a": "2001:db8:100::/56"}  # a renewal keeps it
+    run_activation(ctx.factory, admin, ActivationRequest("a", plain, "k3", payer="admin"))
     assert prefixes(ctx) == {}
     assert "Delegated-IPv6-Prefix" not in reply_rows(ctx, "a")
 

@@ -48,6 +48,10 @@ def view(m: MasterPackage) -> MasterOut:
         profile_name=m.profile_name,
         local_address=m.local_address,
         shared_users=m.shared_users,
+        ipv6_pool_name=m.ipv6_pool_name,
+        ipv6_prefix=m.ipv6_prefix,
+        ipv6_prefix_length=m.ipv6_prefix_length,
+        framed_ipv6_prefix=bool(m.framed_ipv6_prefix),
     )
 
 

@@ -58,6 +58,10 @@ class MasterOut(Out):
     profile_name: str
     local_address: str | None
     shared_users: int
+    ipv6_pool_name: str | None = None
+    ipv6_prefix: str | None = None
+    ipv6_prefix_length: int | None = None
+    framed_ipv6_prefix: bool = False
 
 
 class PackageOut(Out):

@@ -12,6 +12,7 @@ from provisioner.registry.customers import (
     create_customer,
     delete_customer,
     update_customer,
+    uses_prefixes,
 )
 from provisioner.registry.masters import (
     create_master_package,
@@ -35,4 +36,5 @@ __all__ = [
     "delete_customer", "delete_master_package", "delete_package", "delete_reseller",
     "delete_router", "get_by_name", "reseller_price", "unassign_package", "update_customer",
     "update_master_package", "update_package", "update_reseller", "update_router",
+    "uses_prefixes",
 ]  # fmt: skip

@@ -57,6 +57,13 @@ def _prefix_pool(m: MasterPackage | None) -> ipaddress.IPv6Network | None:
     return ipaddress.IPv6Network(m.ipv6_prefix)
 
 
+def uses_prefixes(*masters: MasterPackage | None) -> bool:
+    """Whether any of these master packages has an IPv6 pool. A customer moving between
+    packages without one has no prefix to take or free (``ipv6_prefixes`` only holds
+    prefixes of its package's pool), so the lookup may be skipped."""
+    return any(_prefix_pool(m) is not None for m in masters)
+
+
 def assign_prefix(session: Session, c: Customer) -> str | None:
     """Keep the customer's delegated IPv6 prefix in step with its package; returns it.
 
