@@ -12,6 +12,7 @@ and the tables' rows), ``planning.radius_diff`` compares (pure), and ``apply`` w
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import String, cast, delete, insert, literal, select, union_all, update
 from sqlalchemy.orm import Session
@@ -226,18 +227,19 @@ def plan(
 
 
 def apply(session: Session, p: Plan) -> int:
-    """Apply a RADIUS plan in the caller's transaction; returns the rows written."""
+    """Apply a RADIUS plan in the caller's transaction; returns the rows written. Changes
+    and removals run in the plan's order; the rows to add follow, one batched insert per
+    table (a bulk import adds tens of thousands)."""
     n = 0
+    adds: dict[Any, list[dict[str, Any]]] = {}
     for c in p.writes:
         values = c.new_values()
         owner, _, attribute = c.key.partition("|")
         if c.menu == "nas":
             t = nas
             if c.action is Action.add:
-                session.execute(
-                    insert(t).values(
-                        nasname=c.key, ports=None, server=None, community=None, **values
-                    )
+                adds.setdefault(t, []).append(
+                    {"nasname": c.key, "ports": None, "server": None, "community": None, **values}
                 )
             elif c.action is Action.set:
                 session.execute(update(t).where(t.c.id == int(c.ros_id or 0)).values(**values))
@@ -246,10 +248,8 @@ def apply(session: Session, p: Plan) -> int:
         elif c.menu == "radusergroup":
             t = radusergroup
             if c.action is Action.add:
-                session.execute(
-                    insert(t).values(
-                        username=owner, groupname=attribute, priority=int(values["value"])
-                    )
+                adds.setdefault(t, []).append(
+                    {"username": owner, "groupname": attribute, "priority": int(values["value"])}
                 )
             elif c.action is Action.set:
                 session.execute(
@@ -262,12 +262,20 @@ def apply(session: Session, p: Plan) -> int:
         else:
             t, col = TABLES[c.menu]
             if c.action is Action.add:
-                session.execute(insert(t).values({col: owner, "attribute": attribute, **values}))
+                adds.setdefault(t, []).append({col: owner, "attribute": attribute, **values})
             elif c.action is Action.set:
                 session.execute(update(t).where(t.c.id == int(c.ros_id or 0)).values(**values))
             else:
                 session.execute(delete(t).where(t.c.id == int(c.ros_id or 0)))
         n += 1
+    for t, rows in adds.items():
+        # Rows of one table may differ in their keys (a nas row without a secret):
+        # group by key set, so each executemany has one shape.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            shapes.setdefault(tuple(sorted(row)), []).append(row)
+        for same in shapes.values():
+            session.execute(insert(t), same)
     return n
 
 

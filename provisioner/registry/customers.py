@@ -298,7 +298,8 @@ def customers_created(session: Session, actor: str, customers: list[Customer]) -
                     pool_name=c.package.master_package.pool_name or "",
                 )
             )
-        assign_prefix(session, c)
+        if _prefix_pool(c.package.master_package if c.package is not None else None):
+            assign_prefix(session, c)  # a new customer has none to keep or free
         audit(session, actor, "create", c, None)
     session.flush()
     effects.customers_changed(session, [(None, effects.customer_state(c)) for c in customers])
