@@ -4,6 +4,9 @@ customer with its RADIUS rows and asks for one sync per router, on both database
 
 from __future__ import annotations
 
+import importlib
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,3 +173,70 @@ def test_export_lists_what_import_reads_without_passwords(ctx: Context) -> None:
     again += row.replace("taken,", "taken,pw,", 1).replace("AA:BB:CC:00:00:01", "")
     out = run(ctx, again, dry_run=True)
     assert [(e.line, e.field) for e in out.errors] == [(2, "username")]
+
+
+def test_the_cli_imports_exports_and_lists_with_filters(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    cli_common = importlib.import_module("provisioner.cli.common")
+    cli_root = importlib.import_module("provisioner.cli").app
+
+    w = world(ctx)
+    monkeypatch.setattr(cli_common, "_ctx", ctx)
+    runner = CliRunner()
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli_root, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + f"taken,pw,pppoe,{w['r1']},,,,\nnew1,pw,pppoe,nowhere,,,,\n")
+    out = cli("customer", "import", str(bad), "--dry-run", code=1)
+    assert "line 2: username: a customer named 'taken' exists" in out
+    assert "line 3: router: no router named 'nowhere'" in out
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + f"new1,pw,pppoe,{w['r1']},{w['pkg']},{w['seller']},,\n")
+    assert "1 rows would be added" in cli("customer", "import", str(good), "--dry-run")
+    assert count(ctx) == 1
+    assert "1 customers added" in cli("customer", "import", str(good))
+    assert (
+        cli("customer", "export", "--reseller", w["seller"])
+        .splitlines()[1]
+        .startswith("new1,pppoe,")
+    )
+    listed = json.loads(cli("customer", "list", "--search", "NEW", "--json"))
+    assert [c["username"] for c in listed["items"]] == ["new1"] and listed["total"] == 1
+    table = cli("customer", "list", "--reseller", w["seller"], "--limit", "1")
+    assert "new1" in table and "1-1 of 1" in table
+
+
+def test_the_api_imports_csv_all_or_nothing(tmp_path: Path) -> None:
+    from tests.test_api import make_world
+
+    for api in make_world(tmp_path):
+        headers = {**api.as_("admin"), "Content-Type": "text/csv"}
+        bad = HEADER + "cust-a,pw,pppoe,r1,,,,\nfresh,pw,pppoe,r1,,,,\n"
+        r = api.client.post("/api/v1/customers/import", content=bad, headers=headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [
+            {"line": 2, "field": "username", "error": "a customer named 'cust-a' exists"}
+        ]
+        assert "nothing stored" in r.json()["error"]
+        good = HEADER + "fresh,pw,pppoe,r1,pkg-a,,,\n"
+        dry = api.client.post(
+            "/api/v1/customers/import?dry_run=true", content=good, headers=headers
+        )
+        assert dry.status_code == 200 and dry.json()["errors"] == []
+        assert api.call("GET", "/customers?q=fresh", "admin").json()["total"] == 0
+        mine = {**api.as_("reseller"), "Content-Type": "text/csv"}
+        r = api.client.post("/api/v1/customers/import", content=good, headers=mine)
+        assert r.status_code == 201 and r.json()["created"] == 1, r.text
+        assert api.call("GET", "/customers/fresh", "reseller").json()["reseller"] == "resA"
+        customer = {**api.as_("customer"), "Content-Type": "text/csv"}
+        assert (
+            api.client.post("/api/v1/customers/import", content=good, headers=customer).status_code
+            == 403
+        )
