@@ -281,14 +281,13 @@ def apply(session: Session, p: Plan) -> int:
 
 def sync_users(session: Session, opts: MappingOptions, usernames: Iterable[str]) -> int:
     p = plan(session, opts, usernames=list(usernames), scope_all=False)
+    n = apply(session, p)
     if any(c.action is Action.add and c.key.endswith(f"|{opts.expired_group}") for c in p.changes):
         # A user is being cut off: its Reject must be in place (the group is made at
         # start-up and repaired by ``radius sync``; this keeps a hand-deleted one safe).
-        p = plan(
-            session, opts, usernames=list(usernames), groups=[opts.expired_group],
-            scope_all=False,
-        )  # fmt: skip
-    return apply(session, p)
+        # Its rows are the group's alone: planned apart, not with every user again.
+        n += sync_groups(session, opts, [opts.expired_group])
+    return n
 
 
 def sync_groups(session: Session, opts: MappingOptions, groups: Iterable[str]) -> int:
