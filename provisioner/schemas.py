@@ -163,7 +163,7 @@ class ResellerUpdate(Body):
     contact: Contact | None = None
     parent: Ref | None = Field(None, description="the reseller it is under; none: the admin")
     may_have_subresellers: bool | None = None
-    billing: str | None = Field(None, description="prepaid | postpaid", max_length=16)
+    billing: Word | None = Field(None, description="prepaid | postpaid")
     credit_limit: Amount | None = Field(None, description="how much a postpaid one may owe")
 
 
@@ -187,7 +187,7 @@ class Settlement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Amount
-    reference: str = Field("", max_length=200, description="e.g. a receipt number")
+    reference: Contact = Field("", description="e.g. a receipt number")
 
 
 class RouterUpdate(Body):

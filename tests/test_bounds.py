@@ -6,15 +6,21 @@ registry's own refusals (what the CLI and the web panels reach) are checked besi
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from provisioner import cards, config, registry, validation
 from provisioner.api import create_app
+from provisioner.api import routes as routes_package
 from provisioner.config import Settings
 from provisioner.context import open_context
 from provisioner.db import transaction
@@ -251,6 +257,7 @@ def test_an_over_long_string_is_a_field_error_and_nothing_is_stored(
         ("POST", "/topups", {"account": "reseller:r\0", "amount": "1"}, "account"),
         ("POST", "/cards/redeem", {"serial": "S\0", "pin": "1", "customer": "cust-a"}, "serial"),
         ("POST", "/sync", {"routers": ["r\0"]}, "routers.0"),
+        ("POST", "/resellers/resA/settlements", {"amount": "1", "reference": "r\0"}, "reference"),
         ("GET", "/packages/p%00", None, "name"),
         ("GET", "/customers/c%00", None, "username"),
         ("GET", "/activations?customer=c%00", None, "customer"),
@@ -351,3 +358,61 @@ def test_every_string_a_client_sends_has_a_maximum_length_and_every_number_a_ran
             if body:
                 _unbounded(body["schema"], f"{label} body", spec, out)
     assert out == []
+
+
+def _takes_nul(annotation: Any, metadata: list[Any]) -> bool | None:
+    """Whether a field of this type lets a string with NUL through (None: takes no string)."""
+    adapter = TypeAdapter(Annotated[(annotation, *metadata)] if metadata else annotation)
+    for fine, nul in (("a", "a\0"), (["a"], ["a\0"])):
+        try:
+            adapter.validate_python(fine)
+        except pydantic.ValidationError:
+            continue
+        try:
+            adapter.validate_python(nul)
+        except pydantic.ValidationError:
+            return False
+        return True
+    return None
+
+
+# Refused later, with the line and field: every row goes through the registry's rules.
+NUL_CHECKED_DOWNSTREAM = {"POST /customers/import body"}
+
+
+def _routes() -> list[APIRoute]:
+    """Every route of the API, from each module of ``provisioner.api.routes``."""
+    out = []
+    for info in pkgutil.iter_modules(routes_package.__path__):
+        module = importlib.import_module(f"{routes_package.__name__}.{info.name}")
+        out += [r for r in module.router.routes if isinstance(r, APIRoute)]
+    return out
+
+
+def _params(dependant: Any) -> list[Any]:
+    """A route's path, query and header parameters, its dependencies' too."""
+    out = [*dependant.path_params, *dependant.query_params, *dependant.header_params]
+    for sub in dependant.dependencies:
+        out += _params(sub)
+    return out
+
+
+def test_every_string_a_client_sends_refuses_nul() -> None:
+    out = []
+    for route in _routes():
+        for method in route.methods:
+            label = f"{method} {route.path}"
+            for p in _params(route.dependant):
+                if _takes_nul(p.field_info.annotation, p.field_info.metadata):
+                    out.append(f"{label} {p.name}")
+            body = route.body_field
+            if body is None:
+                continue
+            model = body.field_info.annotation
+            if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+                for name, f in model.model_fields.items():
+                    if _takes_nul(f.annotation, f.metadata):
+                        out.append(f"{label} body {name}")
+            elif _takes_nul(model, body.field_info.metadata):
+                out.append(f"{label} body")
+    assert sorted(set(out) - NUL_CHECKED_DOWNSTREAM) == []
