@@ -21,12 +21,14 @@ from typing import Annotated, Any, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from provisioner.errors import ValidationError
 from provisioner.validation import (
     MAX_BIGINT,
     MAX_CARDS,
     MAX_DAYS,
     MAX_SECONDS,
     NUL_REASON,
+    moment,
 )
 
 # Lengths, from the columns in ``models`` (names are String(64), a contact String(200)).
@@ -53,6 +55,16 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _moment(value: str) -> str:
+    if not value.strip():
+        return value  # clears the field
+    try:
+        moment("", value)
+    except ValidationError as exc:
+        raise PydanticCustomError("datetime_range", exc.reason) from None
+    return value
+
+
 def text(max_length: int) -> Any:
     """A string of at most ``max_length`` characters without NUL: every string a client
     sends (bodies, paths, query strings, headers) is one of these."""
@@ -70,7 +82,7 @@ Prefix = text(PREFIX)
 Host = text(HOST)
 Ranges = text(RANGES)
 Mac = text(MAC)
-DateTime = text(DATETIME)
+DateTime = Annotated[text(DATETIME), AfterValidator(_moment)]  # ISO, before LAST_YEAR
 Key = text(KEY)
 Card = text(CARD)
 AccountRef = text(ACCOUNT)

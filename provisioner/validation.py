@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -252,6 +253,29 @@ def positive_int(field: str, value: Any, *, minimum: int = 1, maximum: int = MAX
     if n > maximum:
         raise ValidationError(f"must be at most {maximum}", field=field)
     return n
+
+
+LAST_YEAR = 9000  # a date/time after it is refused: a period added to it must still fit
+
+
+def moment(field: str, value: Any) -> datetime:
+    """An ISO date/time (UTC if it names no zone) that is one in UTC too, before
+    ``LAST_YEAR``: 9999-12-31T23:00-05:00 is past the last date Python and the database
+    hold, and so is anything a billing period is then added to."""
+    if isinstance(value, datetime):
+        d = value
+    else:
+        try:
+            d = datetime.fromisoformat(str(value).strip())
+        except ValueError as exc:
+            raise ValidationError(f"{value!r} is not an ISO date/time", field=field) from exc
+    try:
+        d = d.astimezone(UTC) if d.tzinfo else d.replace(tzinfo=UTC)
+    except OverflowError as exc:
+        raise ValidationError("is out of range", field=field) from exc
+    if d.year >= LAST_YEAR:
+        raise ValidationError(f"must be before the year {LAST_YEAR}", field=field)
+    return d
 
 
 def choice(field: str, value: Any, allowed: type[enum.StrEnum]) -> Any:

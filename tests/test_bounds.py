@@ -180,6 +180,29 @@ def test_a_number_past_its_column_is_a_field_error(
     assert exc.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PATCH", "/customers/cust-a", {"expires_at": "9999-12-31T23:00:00-05:00"}, "expires_at"),
+        ("PATCH", "/customers/cust-a", {"expires_at": "0001-01-01T00:00:00+05:00"}, "expires_at"),
+        ("PATCH", "/customers/cust-a", {"expires_at": "9999-12-31"}, "expires_at"),
+        ("GET", "/activations?since=9999-12-31T23:00:00-05:00", None, "since"),
+        ("GET", "/activations?since=0001-01-01T00:00:00%2B05:00", None, "since"),
+    ],
+)
+def test_a_date_past_what_utc_holds_is_a_field_error(
+    api: World, method: str, path: str, body: Any, field: str
+) -> None:
+    """Shifted to UTC it would be past year 9999 (an OverflowError), or so near it that
+    the next period added to it would be."""
+    refused(api.call(method, path, "admin", body), field)
+
+
+def test_an_empty_expiry_still_clears_it(api: World) -> None:
+    r = api.call("PATCH", "/customers/cust-b", "admin", {"expires_at": ""})
+    assert r.status_code == 200 and r.json()["expires_at"] is None, r.text
+
+
 def test_an_empty_customer_type_is_refused_before_any_lookup(api: World) -> None:
     """m-home has customers: the type is checked first, not compared with theirs (409)."""
     r = api.call("PATCH", "/master-packages/m-home", "admin", {"customer_type": ""})
