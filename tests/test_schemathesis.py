@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -38,6 +40,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -53,6 +56,9 @@ from tests.test_bounds import api_world
 # of every operation (55 now). 30 take 5-7 minutes here (2 cores; 7 with other runs beside).
 EXAMPLES = int(os.environ.get("PROVISIONER_SCHEMATHESIS_EXAMPLES", "30"))
 SEED = 20_111  # issue 11, item 1
+# No example database at all (``database=None`` below); hypothesis's other caches (unicode
+# tables, constants) go to the temporary directory, not into the checkout.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "provisioner-hypothesis")
 CHECKS = [not_a_server_error, response_schema_conformance]
 RUNS = [(b, r) for b in ("sqlite", "postgresql") for r in ("admin", "reseller", "customer")]
 
