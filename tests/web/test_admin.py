@@ -4,6 +4,7 @@ type), routers (dry run in colour, sync), cards; every page readable without Jav
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from provisioner.radius_tables import radacct
 from tests.web.conftest import ADMIN, Web, login, need_playwright, open_context
 
 expect = need_playwright().expect
+SHOTS = os.environ.get("PROVISIONER_SCREENSHOTS", "/tmp")  # for a person to look at
 
 COLUMNS = [
     "Package Name", "Master Package", "Customer's Price", "Operator's Price", "Type",
@@ -205,6 +207,6 @@ def test_screenshot_of_your_packages(page: Any, web: Web) -> None:
     """For a person to look at: /tmp/provisioner-admin-packages.png."""
     page.set_viewport_size({"width": 1366, "height": 800})
     login(page, ADMIN)
-    page.screenshot(path="/tmp/provisioner-admin-packages.png", full_page=True)
+    page.screenshot(path=f"{SHOTS}/provisioner-admin-packages.png", full_page=True)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 1366

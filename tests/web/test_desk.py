@@ -4,11 +4,13 @@ and after, followed from pending to applied."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tests.web.conftest import DESK_A, Web, login, need_playwright
 
 expect = need_playwright().expect
+SHOTS = os.environ.get("PROVISIONER_SCREENSHOTS", "/tmp")  # for a person to look at
 
 
 def test_desk_activation_shows_the_balance_before_and_after(page: Any, web: Web) -> None:
@@ -33,6 +35,8 @@ def test_desk_activation_shows_the_balance_before_and_after(page: Any, web: Web)
     page.click("text=Ledger")
     expect(page.locator("#ledger-balance")).to_have_text("650.00 BDT")
     expect(page.locator("#ledger tbody tr").first).to_contain_text("-350.00")
+    page.goto("/ui/desk")
+    page.screenshot(path=f"{SHOTS}/provisioner-desk.png", full_page=True)
 
 
 def test_another_resellers_customer_answers_404(page: Any, web: Web) -> None:

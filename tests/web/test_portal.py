@@ -4,6 +4,7 @@ phone-width screenshot."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from provisioner import registry
@@ -11,6 +12,7 @@ from provisioner.db import transaction
 from tests.web.conftest import WALKIN, Web, login, need_playwright, open_context
 
 expect = need_playwright().expect
+SHOTS = os.environ.get("PROVISIONER_SCREENSHOTS", "/tmp")  # for a person to look at
 
 
 def test_customer_logs_in_with_its_pppoe_login_and_buys_with_its_balance(
@@ -55,6 +57,13 @@ def test_customer_pays_with_a_recharge_card(page: Any, web: Web) -> None:
     expect(page.locator("#after")).to_have_text("600.00 BDT")  # +500 card, -500 package
     web.drain()
     expect(page.locator("#activation-status mark")).to_have_text("applied", timeout=10_000)
+    # A card is used once: the same serial and PIN again are refused, nothing is charged.
+    page.goto(f"/portal/packages/{web.ids['package:Home 10']}")
+    page.fill("#f-card_serial", serial)
+    page.fill("#f-card_pin", pin)
+    page.click("#pay-card")
+    expect(page.locator("#e-card")).to_contain_text(f"card {serial} was already redeemed")
+    expect(page.locator("#my-balance, #balance")).to_have_text("600.00 BDT")
 
 
 def test_a_suspended_customer_may_look_but_not_buy(page: Any, web: Web) -> None:
@@ -81,5 +90,5 @@ def test_portal_at_phone_width(browser: Any, web: Web) -> None:
                        ("buy", f"/portal/packages/{web.ids['package:Home 10']}")):  # fmt: skip
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
-        page.screenshot(path=f"/tmp/provisioner-portal-{name}-390.png", full_page=True)
+        page.screenshot(path=f"{SHOTS}/provisioner-portal-{name}-390.png", full_page=True)
     context.close()
