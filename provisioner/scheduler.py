@@ -91,47 +91,21 @@ def throttle(ctx: Context) -> None:
 def start(ctx: Context) -> BackgroundScheduler:
     s = ctx.settings
     sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
-    sched.add_job(
-        lambda: instances.beat(ctx.factory),
-        "interval",
-        seconds=s.heartbeat_seconds,
-        id="heartbeat",
-        name="instance heartbeat",
-    )
-    sched.add_job(
-        lambda: run_once(ctx, "reconcile", s.reconcile_interval_seconds, lambda: reconcile(ctx)),
-        "interval",
-        seconds=s.reconcile_interval_seconds,
-        id="reconcile",
-        name="reconcile routers",
-    )
-    sched.add_job(
-        lambda: drain(ctx),
-        "interval",
-        seconds=s.outbox_interval_seconds,
-        id="outbox",
-        name="drain outbox",
-    )
-    sched.add_job(
-        lambda: run_once(ctx, "expire", s.expiry_interval_seconds, lambda: expire(ctx)),
-        "interval",
-        seconds=s.expiry_interval_seconds,
-        id="expire",
-        name="expire subscriptions",
-    )
-    sched.add_job(
-        lambda: run_once(ctx, "fup", s.fup_interval_seconds, lambda: throttle(ctx)),
-        "interval",
-        seconds=s.fup_interval_seconds,
-        id="fup",
-        name="fair usage: throttle and restore",
-    )
-    sched.add_job(
-        lambda: run_once(ctx, "invoices", s.invoice_interval_seconds, lambda: bill(ctx)),
-        "interval",
-        seconds=s.invoice_interval_seconds,
-        id="invoices",
-        name="issue, collect and enforce invoices",
-    )
+    # (id, what it does, every, the work, once across instances?)
+    jobs: list[tuple[str, str, float, Callable[[], object], bool]] = [
+        ("heartbeat", "instance heartbeat", s.heartbeat_seconds,
+         lambda: instances.beat(ctx.factory), False),
+        ("reconcile", "reconcile routers", s.reconcile_interval_seconds,
+         lambda: reconcile(ctx), True),
+        ("outbox", "drain outbox", s.outbox_interval_seconds, lambda: drain(ctx), False),
+        ("expire", "expire subscriptions", s.expiry_interval_seconds, lambda: expire(ctx), True),
+        ("fup", "fair usage: throttle and restore", s.fup_interval_seconds,
+         lambda: throttle(ctx), True),
+        ("invoices", "issue, collect and enforce invoices", s.invoice_interval_seconds,
+         lambda: bill(ctx), True),
+    ]  # fmt: skip
+    for job, name, every, work, once in jobs:
+        fn = (lambda j=job, e=every, w=work: run_once(ctx, j, e, w)) if once else work
+        sched.add_job(fn, "interval", seconds=every, id=job, name=name)
     sched.start()
     return sched

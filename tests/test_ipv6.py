@@ -6,14 +6,11 @@ and a local-mode sync creating ``/ipv6/pool`` and the profile's prefix pool."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from nas_adapters import radius_client
 from nas_adapters.routeros_sim import SimulatedRouter
 from provisioner import registry, sync
 from provisioner.context import Context
@@ -22,10 +19,8 @@ from provisioner.errors import Conflict, ValidationError
 from provisioner.models import Customer, Ipv6Prefix
 from provisioner.radius_tables import radreply
 from tests.support.factories import Factory
-from tests.support.freeradius import FreeRadius, freeradius_available, postgresql_driver_available
-from tests.support.require import require
+from tests.test_freeradius_registry import auth, radius  # noqa: F401 (fixture)
 
-SECRET = "s3cret"
 V6 = {"ipv6_pool_name": "v6-home", "ipv6_prefix": "2001:db8:100::/40", "ipv6_prefix_length": 56}
 
 
@@ -236,42 +231,8 @@ def test_concurrent_allocations_on_postgresql_never_share_a_prefix(ctx_factory: 
 # ---- the real FreeRADIUS ---------------------------------------------------------------
 
 
-@pytest.fixture
-def radius(
-    ctx_factory: Any, backend: str, tmp_path: Path
-) -> Iterator[tuple[FreeRadius, Context, Factory]]:
-    require(freeradius_available(), "FreeRADIUS is not installed (scripts/install-freeradius.sh)")
-    if backend == "postgresql":
-        require(postgresql_driver_available(), "freeradius-postgresql is not installed")
-    ctx = ctx_factory(backend)
-    make = Factory(ctx)
-    make.router(None, host="127.0.0.1", radius_secret=SECRET, mode="radius")
-    url = ctx.engine.url
-    if backend == "postgresql":
-        kw: dict[str, Any] = {
-            "dialect": "postgresql",
-            "pg": {
-                "host": url.host,
-                "port": url.port,
-                "user": url.username,
-                "password": "",
-                "dbname": url.database,
-            },
-        }
-    else:
-        kw = {"dialect": "sqlite", "sqlite_path": url.database}
-    with FreeRadius(**kw, workdir=tmp_path / "fr") as server:
-        yield server, ctx, make
-
-
-def auth(server: FreeRadius, user: str, password: str) -> radius_client.RadiusReply:
-    return radius_client.authenticate(
-        server.host, server.auth_port, SECRET, user, password, timeout=3
-    )
-
-
 def test_access_accept_carries_the_delegated_prefix_and_framed_where_configured(
-    radius: Any,
+    radius: Any,  # noqa: F811 (the fixture)
 ) -> None:
     server, ctx, make = radius
     home = make.package(make.master(name="home", **V6))
