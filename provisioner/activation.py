@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import access, billing, cards, effects, invoices, ledger, metrics
+from provisioner import access, billing, cards, effects, express, invoices, ledger, metrics
 from provisioner.auth import Principal
 from provisioner.db import transaction
 from provisioner.errors import (
@@ -207,6 +207,13 @@ def _same_request(session: Session, prior: Activation, req: ActivationRequest) -
         )
 
 
+def _key(req: ActivationRequest) -> str:
+    key = (req.idempotency_key or "").strip()
+    if not key or len(key) > 128:
+        raise ValidationError("is required (at most 128 characters)", field="idempotency_key")
+    return key
+
+
 def activate(
     session: Session, principal: Principal, req: ActivationRequest
 ) -> tuple[Activation, bool]:
@@ -215,9 +222,7 @@ def activate(
     Returns (activation, created). A key seen before returns the first activation.
     """
     settings = effects.settings_of(session)
-    key = (req.idempotency_key or "").strip()
-    if not key or len(key) > 128:
-        raise ValidationError("is required (at most 128 characters)", field="idempotency_key")
+    key = _key(req)
     prior = _replay(session, principal, key)
     if prior is not None:
         _same_request(session, prior, req)
@@ -316,20 +321,45 @@ def run_activation(
     return act_id, created
 
 
+View = Callable[[Session, Activation, "express.Made | None"], T]
+
+
+def _attempt(
+    session: Session,
+    principal: Principal,
+    req: ActivationRequest,
+    view: View[T] | None,
+    lane: bool,
+) -> tuple[Activation, bool, T | None]:
+    """The express lane when it takes the case (and ``lane`` allows it), else ``activate``."""
+    made = None
+    if lane and effects.settings_of(session).activation_express and not req.card_serial:
+        made = express.activate(session, principal, _key(req), req.customer, req.package, req.payer)
+    if made is not None:
+        act, created = made.activation, True
+    else:
+        act, created = activate(session, principal, req)
+    return act, created, (view(session, act, made) if view is not None else None)
+
+
 def run_and_view(
     factory: sessionmaker[Session],
     principal: Principal,
     req: ActivationRequest,
-    view: Callable[[Session, Activation], T] | None,
+    view: View[T] | None,
 ) -> tuple[tuple[int, bool], T | None]:
-    """``run_activation``, and ``view(session, activation)`` made in the same transaction
-    (the API's answer costs no second session and no re-reads). Counted in ``metrics``
+    """``run_activation``, and ``view(session, activation, made)`` made in the same
+    transaction (the API's answer costs no second session and no re-reads; ``made`` is what
+    the express lane already knows, None after the general path). Counted in ``metrics``
     with its time, by outcome: created, replayed, or the error's class."""
     started = time.perf_counter()
     try:
-        with transaction(factory) as s:
-            act, created = activate(s, principal, req)
-            shown = view(s, act) if view is not None else None
+        try:
+            with transaction(factory) as s:
+                act, created, shown = _attempt(s, principal, req, view, True)
+        except express.Raced:  # the customer changed under the express lane: start over
+            with transaction(factory) as s:
+                act, created, shown = _attempt(s, principal, req, view, False)
         metrics.record_activation(
             "created" if created else "replayed", time.perf_counter() - started
         )
@@ -339,8 +369,8 @@ def run_and_view(
         raise
     except IntegrityError:
         with transaction(factory) as s:
-            prior = _replay(s, principal, (req.idempotency_key or "").strip())
+            prior = _replay(s, principal, _key(req))
             if prior is None:
                 raise
             _same_request(s, prior, req)
-            return (prior.id, False), (view(s, prior) if view is not None else None)
+            return (prior.id, False), (view(s, prior, None) if view is not None else None)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # One by default: with several, the scheduler runs in the parent process, and its
     # counters (syncs, CoA outcomes) do not reach /metrics (the database gauges do).
     api_workers: int = Field(default=1, ge=0)
+    # A reseller's plain purchase takes the express lane (``provisioner/express.py``): the
+    # same rows in a handful of statements. Off: every activation takes the general path.
+    activation_express: bool = True
 
     reconcile_interval_seconds: float = 300.0
     sync_debounce_seconds: float = 1.0

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from provisioner import access
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
+from provisioner.express import Made
 from provisioner.models import Activation, Customer, Outbox, Package
 from provisioner.read import paging
 from provisioner.read.models import ActivationOut, ActivationRow, Page, QuoteOut, WorkOut
@@ -22,34 +23,45 @@ from provisioner.read.models import ActivationOut, ActivationRow, Page, QuoteOut
 STATUSES = ("pending", "applied", "failed")
 
 
-def _view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
-    c = session.get(Customer, a.customer_id)
-    p = session.get(Package, a.package_id)
-    work = session.scalars(select(Outbox).where(Outbox.activation_id == a.id).order_by(Outbox.id))
+def _view(
+    session: Session, principal: Principal, a: Activation, made: Made | None = None
+) -> ActivationOut:
+    if made is not None:  # the express lane knows it all: no re-read
+        customer, package = made.customer, made.package
+        work = [WorkOut(kind=k, status="pending", attempts=0, error=None) for k in made.work]
+    else:
+        c = session.get(Customer, a.customer_id)
+        p = session.get(Package, a.package_id)
+        customer, package = (c.username if c else None), (p.name if p else None)
+        work = [
+            WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
+            for w in session.scalars(
+                select(Outbox).where(Outbox.activation_id == a.id).order_by(Outbox.id)
+            )
+        ]
     payer, price = a.payer, str(a.price)
     if principal.role == "customer" and payer != f"customer:{principal.customer_id}":
         payer, price = payer.split(":")[0], None
     return ActivationOut(
         id=a.id,
         idempotency_key=a.idempotency_key,
-        customer=c.username if c else None,
-        package=p.name if p else None,
+        customer=customer,
+        package=package,
         payer=payer,
         price=price,
         starts_at=a.starts_at.isoformat(),
         expires_at=a.expires_at.isoformat(),
         status=a.status,
         error=a.error,
-        work=[
-            WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
-            for w in work
-        ],
+        work=work,
     )
 
 
-def view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
+def view(
+    session: Session, principal: Principal, a: Activation, made: Made | None = None
+) -> ActivationOut:
     """An activation the caller has just made (or replayed): it may see it already."""
-    return _view(session, principal, a)
+    return _view(session, principal, a, made)
 
 
 def get(session: Session, principal: Principal, act_id: int) -> ActivationOut:

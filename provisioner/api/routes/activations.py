@@ -65,7 +65,7 @@ def create_activation(
         body.customer, body.package, key, body.payer, body.card_serial, body.card_pin
     )
     (_, created), shown = activation.run_and_view(
-        ctx.factory, principal, req, lambda s, a: activations.view(s, principal, a)
+        ctx.factory, principal, req, lambda s, a, made: activations.view(s, principal, a, made)
     )
     if not created:
         response.status_code = 200

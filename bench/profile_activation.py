@@ -1,0 +1,149 @@
+"""Where one activation's time goes, in process: statements, round trips and Python.
+
+    .venv/bin/python -m bench.profile_activation              # 300 activations, PostgreSQL
+    .venv/bin/python -m bench.profile_activation --cprofile   # and the top of a cProfile
+    .venv/bin/python -m bench.profile_activation --http       # through the app (TestClient)
+
+A fresh PostgreSQL database seeded as ``bench.activations`` seeds it (RADIUS-mode routers,
+a monthly PPPoE package, resellers with tokens), then one reseller activates N customers
+one after the other through ``activation.run_and_view`` with the API's own view (or through
+the HTTP app with ``--http``). It prints statements per activation by kind (counted by a
+SQLAlchemy event and, for raw psycopg pipelines, by the pipeline) and CPU per activation.
+No concurrency: this is the cost of one activation, not a throughput figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from bench.activations import PACKAGE, Options, open_database, seed
+from provisioner import ledger
+from provisioner.activation import ActivationRequest, run_and_view
+from provisioner.auth import authenticate
+from provisioner.config import Settings
+from provisioner.context import open_context
+from provisioner.db import reading, transaction
+from provisioner.read import activations
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.profile_activation")
+    p.add_argument("-n", type=int, default=300, help="activations (default 300)")
+    p.add_argument("--db", default=None, help="as bench.activations --db")
+    p.add_argument("--cprofile", action="store_true", help="print the top of a cProfile")
+    p.add_argument("--http", action="store_true", help="through the HTTP app (TestClient)")
+    p.add_argument(
+        "--general", action="store_true", help="no express lane (activation_express off)"
+    )
+    a = p.parse_args(argv)
+    opts = Options(
+        a.db, a.n, 1, 1, 1, False, 1, True, 0, False, 0, 1, None, "customer"
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-prof-") as tmp:
+        db = open_database(opts, Path(tmp))
+        try:
+            settings = Settings(
+                database_url=db.url,
+                key_file=Path(tmp) / "key",
+                activation_express=not a.general,
+            )
+            ctx = open_context(settings)
+            world = seed(ctx, opts)
+            rid = world.rids[0]
+            with transaction(ctx.factory) as s:
+                ledger.topup(s, "bench", f"reseller:{rid}", Decimal(1_000_000))
+            token = world.tokens[rid]
+            customers = [u for u, _ in world.runs["empty"]]
+            counts: Counter[str] = Counter()
+
+            @event.listens_for(ctx.engine, "before_cursor_execute")
+            def _count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+                counts[statement.split(None, 1)[0].upper()] += 1
+
+            @event.listens_for(ctx.engine, "begin")
+            def _begin(_c: Any) -> None:
+                counts["BEGIN"] += 1
+
+            @event.listens_for(ctx.engine, "commit")
+            def _commit(_c: Any) -> None:
+                counts["COMMIT"] += 1
+
+            @event.listens_for(ctx.engine, "rollback")
+            def _rollback(_c: Any) -> None:
+                counts["ROLLBACK"] += 1
+
+            if a.http:
+                from fastapi.testclient import TestClient
+
+                from provisioner.api import create_app
+
+                client = TestClient(create_app(ctx))
+                headers = {"Authorization": f"Bearer {token}"}
+
+                def one(i: int, username: str) -> None:
+                    r = client.post(
+                        "/api/v1/activations",
+                        json={"customer": username, "package": PACKAGE,
+                              "idempotency_key": f"prof-{i}"},
+                        headers=headers,
+                    )  # fmt: skip
+                    if r.status_code != 201:
+                        raise SystemExit(f"activation {i}: {r.status_code} {r.text}")
+            else:
+
+                def one(i: int, username: str) -> None:
+                    with reading(ctx.factory) as s:
+                        principal, _ = authenticate(s, token)
+                    run_and_view(
+                        ctx.factory, principal,
+                        ActivationRequest(username, PACKAGE, f"prof-{i}"),
+                        lambda s, act, made: activations.view(s, principal, act, made),
+                    )  # fmt: skip
+
+            warm = min(20, len(customers) // 4)
+            for i, u in enumerate(customers[:warm]):
+                one(i, u)
+            counts.clear()
+            measured = customers[warm:]
+            prof = cProfile.Profile() if a.cprofile else None
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            if prof:
+                prof.enable()
+            for i, u in enumerate(measured, warm):
+                one(i, u)
+            if prof:
+                prof.disable()
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            n = len(measured)
+            lane = "general path" if a.general else "express lane"
+            print(f"{n} activations, one at a time ({'HTTP app' if a.http else 'service'}, {lane})")
+            print(f"  wall {wall / n * 1000:.2f} ms, this process's CPU {cpu / n * 1000:.2f} ms"
+                  " per activation")  # fmt: skip
+            total = sum(v for k, v in counts.items())
+            print(f"  statements per activation: {total / n:.1f}")
+            for k, v in counts.most_common():
+                print(f"    {k:<10} {v / n:.2f}")
+            if prof:
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(45)
+                print(out.getvalue())
+            ctx.close()
+        finally:
+            db.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

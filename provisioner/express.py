@@ -1,0 +1,281 @@
+"""The express lane of activation: the common purchase in a handful of statements.
+
+A reseller renewing or starting one of its own customers on a package it was given is
+most of an ISP's activations, and they come in bursts (month start, evenings).
+``activation.activate`` handles every case through ORM objects (about 30 statements);
+this lane handles that one case in one query to read and one statement per row written,
+with SQLAlchemy Core, and leaves everything else to it:
+
+    1 read   customer, package, its price, master, payer's parent, router mode, an earlier
+             use of the key, the customer's invoices and open sessions (one joined query)
+    1 read   the user's RADIUS rows (one UNION ALL)
+    writes   debit (guarded UPDATE … RETURNING), activation, ledger row, invoice (monthly),
+             customer (guarded by what was read), the user's RADIUS rows, a router's sync
+
+It gives up (returns None, having written nothing) whenever the case is not that one: a
+replayed key, an ``id:N`` reference, a sub-reseller's customer or a payer with a parent
+(the chain pays), a package change, a static customer without an address, IPv6 prefixes,
+an open invoice, live sessions to tell, RADIUS groups not ours, a balance that cannot
+pay. ``activate`` then runs in the same transaction and answers exactly as it always
+did (its refusals included). What this lane writes is the same rows ``activate`` writes:
+``tests/test_express.py`` runs both over the same cases and compares every table.
+
+A customer row changed between the read and the write (a concurrent activation of the
+same customer) raises ``Raced``; the caller rolls back and runs ``activate`` afresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from provisioner import billing, effects, radius_store, sessions
+from provisioner.auth import Principal
+from provisioner.invoices import OPEN, PAID
+from provisioner.mapping.radius import customer_rows
+from provisioner.models import (
+    Account,
+    Activation,
+    Customer,
+    CustomerStatus,
+    Invoice,
+    LedgerEntry,
+    MasterPackage,
+    Outbox,
+    Package,
+    Reseller,
+    ResellerPackage,
+    Router,
+    utcnow,
+)
+from provisioner.planning.radius_diff import diff_rows, radius_plan
+from provisioner.radius_tables import radacct
+from provisioner.refs import id_of
+from provisioner.snapshots import CustomerSpec
+from provisioner.state import master_spec, options
+
+_c = Customer.__table__
+_p = Package.__table__
+_rp = ResellerPackage.__table__
+_m = MasterPackage.__table__
+_r = Reseller.__table__
+_rt = Router.__table__
+_a = Activation.__table__
+_inv = Invoice.__table__
+_acc = Account.__table__
+_led = LedgerEntry.__table__
+_out = Outbox.__table__
+
+
+class Raced(Exception):
+    """The customer changed between this lane's read and its write: roll back, retry."""
+
+
+@dataclass(frozen=True)
+class Made:
+    """What the API shows of an activation this lane made, known without a re-read."""
+
+    activation: Activation  # transient: its columns, not attached to the session
+    customer: str
+    package: str
+    work: tuple[str, ...]  # kinds of its pending outbox rows
+
+
+def _resolve(session: Session, rid: int, username: str, package: str, key: str) -> Any:
+    old = _p.alias("old_package")
+    q = (
+        select(
+            _c.c.id,
+            _c.c.username,
+            _c.c.password,
+            _c.c.customer_type,
+            _c.c.status,
+            _c.c.router_id,
+            _c.c.static_ip,
+            _c.c.mac_address,
+            _c.c.expires_at,
+            _c.c.billing_day,
+            _c.c.throttled_until,
+            _c.c.package_id,
+            old.c.master_package_id.label("old_master_id"),
+            _p.c.id.label("new_package_id"),
+            _p.c.operator_price,
+            _rp.c.price,
+            _r.c.parent_id,
+            _rt.c.mode.label("router_mode"),
+            *[col.label(f"m_{col.name}") for col in _m.c],
+            select(_a.c.id).where(_a.c.idempotency_key == key).scalar_subquery().label("prior"),
+            select(func.count())
+            .where(_inv.c.customer_id == _c.c.id, _inv.c.status == OPEN)
+            .scalar_subquery()
+            .label("open_invoices"),
+            select(func.max(_inv.c.period_start))
+            .where(_inv.c.customer_id == _c.c.id)
+            .scalar_subquery()
+            .label("last_period"),
+            exists()
+            .where(radacct.c.username == _c.c.username, radacct.c.acctstoptime.is_(None))
+            .label("online"),
+        )  # fmt: skip
+        .select_from(_c)
+        .join(_r, _r.c.id == rid)
+        .join(_rp, _rp.c.reseller_id == rid)
+        .join(_p, and_(_p.c.id == _rp.c.package_id, _p.c.name == package))
+        .join(_m, _m.c.id == _p.c.master_package_id)
+        .outerjoin(old, old.c.id == _c.c.package_id)
+        .outerjoin(_rt, _rt.c.id == _c.c.router_id)
+        .where(_c.c.username == username, _c.c.reseller_id == rid)
+    )
+    return session.execute(q).one_or_none()
+
+
+class _Master:
+    """A joined row's ``m_*`` columns under the master package's own names (what
+    ``state.master_spec`` reads)."""
+
+    def __init__(self, row: Any) -> None:
+        self._row = row._mapping
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._row[f"m_{name}"]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def activate(session: Session, principal: Principal, key: str, customer: str, package: str,
+             payer: str) -> Made | None:  # fmt: skip
+    """The express activation, in the caller's transaction, or None (nothing written)
+    when the case is not this lane's (see the module docstring)."""
+    if principal.role != "reseller" or payer != "auto" or principal.reseller_id is None:
+        return None
+    if id_of(customer) is not None or id_of(package) is not None:
+        return None
+    rid = principal.reseller_id
+    row = _resolve(session, rid, customer, package, key)
+    if row is None or row.prior is not None or row.parent_id is not None:
+        return None
+    ctype, status = str(row.customer_type), str(row.status)
+    if ctype != str(row.m_customer_type) or ctype == "other":
+        return None
+    if ctype == "static" and not row.static_ip:
+        return None  # an address to allocate: ``activate``
+    if row.package_id is not None and row.package_id != row.new_package_id:
+        return None  # another package: other terms for live sessions, prefixes, groups
+    if row.m_ipv6_pool_name:
+        return None
+    monthly = str(row.m_billing) == "monthly"
+    if row.open_invoices:
+        return None  # grace periods and voids: ``invoices`` decides
+    now = utcnow()
+    active = status == CustomerStatus.active and row.expires_at is not None and row.expires_at > now
+    start, end, billing_day = billing.period(
+        billing=str(row.m_billing), duration_days=row.m_duration_days, now=now,
+        current_expiry=row.expires_at, extend=row.package_id == row.new_package_id and active,
+        billing_day=row.billing_day,
+    )  # fmt: skip
+    if monthly and row.last_period is not None and row.last_period >= start:
+        return None
+    master = master_spec(_Master(row))  # type: ignore[arg-type]
+    throttled_after = row.throttled_until is not None and start > now
+    before = sessions.Terms(
+        username=row.username, router_id=row.router_id, active=status == CustomerStatus.active,
+        static_ip=row.static_ip,
+        rate=sessions.rate_of(master, row.throttled_until is not None) if row.package_id else None,
+        volume_cap=master.volume_cap if row.package_id else None,
+    )  # fmt: skip
+    after = sessions.Terms(
+        username=row.username, router_id=row.router_id, active=True, static_ip=row.static_ip,
+        rate=sessions.rate_of(master, throttled_after), volume_cap=master.volume_cap,
+    )  # fmt: skip
+    if row.online and sessions.action(before, after) is not None:
+        return None  # CoA or Disconnect to queue: ``sessions.queue``
+
+    settings = effects.settings_of(session)
+    opts = options(settings)
+    spec = CustomerSpec(
+        id=row.id, username=row.username, password=row.password, customer_type=ctype,
+        status="active", master_id=master.id, router_id=row.router_id,
+        static_ip=row.static_ip, mac_address=row.mac_address, throttled=throttled_after,
+        expires_at=end,
+    )  # fmt: skip
+    desired = customer_rows(spec, master, opts)
+    observed = radius_store._observed_users(session, [row.username])
+    owned = {master.profile_name, opts.expired_group}
+    if {o.row.attribute for o in observed if o.row.table == "radusergroup"} - owned:
+        return None  # a group of another master: the general plan knows which are ours
+    changes = []
+    for table in radius_store.USER_TABLES:
+        mine = [o for o in observed if o.row.table == table]
+        changes += diff_rows(table, desired, mine, owned)
+
+    price: Decimal = row.price if row.price is not None else row.operator_price
+    account = f"reseller:{rid}"
+    if price > 0:
+        paid = session.execute(
+            update(_acc)
+            .where(_acc.c.account == account, _acc.c.balance - price >= _acc.c.floor)
+            .values(balance=_acc.c.balance - price)
+            .returning(_acc.c.balance)
+        ).scalar()
+        if paid is None:
+            return None  # ``activate`` refuses it, with the balance it sees
+    on_router = effects.router_holds(row.router_mode, ctype)
+    status_after = "pending" if on_router else "applied"
+    act_values = dict(
+        idempotency_key=key, customer_id=row.id, package_id=row.new_package_id,
+        payer=account, price=price, requested_by=principal.actor, starts_at=start,
+        expires_at=end, status=status_after, error=None, created_at=now,
+    )  # fmt: skip
+    act_id = session.execute(insert(_a).values(**act_values).returning(_a.c.id)).scalar_one()
+    if price > 0:
+        session.execute(
+            insert(_led).values(
+                account=account, amount=-price, kind="activation", reference=package,
+                activation_id=act_id, created_by=principal.actor, created_at=now,
+            )
+        )  # fmt: skip
+    values: dict[str, Any] = dict(
+        package_id=row.new_package_id, status=CustomerStatus.active, expires_at=end,
+        billing_day=billing_day,
+    )  # fmt: skip
+    if start <= now:
+        values["throttled_until"] = None
+    if monthly:
+        values["suspended_reason"] = None
+        session.execute(
+            insert(_inv).values(
+                customer_id=row.id, activation_id=act_id, package_id=row.new_package_id,
+                amount=price, period_start=start, period_end=end, due_at=start,
+                status=PAID, paid_at=now, created_at=now,
+            )
+        )  # fmt: skip
+    done = session.execute(
+        update(_c)
+        .where(
+            _c.c.id == row.id,
+            _c.c.status == row.status,
+            _c.c.package_id.is_not_distinct_from(row.package_id),
+            _c.c.expires_at.is_not_distinct_from(row.expires_at),
+            _c.c.throttled_until.is_not_distinct_from(row.throttled_until),
+        )
+        .values(**values)
+    )
+    if done.rowcount != 1:
+        raise Raced(row.username)
+    radius_store.apply(session, radius_plan(changes))
+    work: tuple[str, ...] = ()
+    if on_router and row.router_id is not None:
+        session.execute(
+            insert(_out).values(
+                kind=effects.SYNC_ROUTER, router_id=row.router_id, activation_id=act_id,
+                payload={}, status="pending", attempts=0, next_attempt_at=now, created_at=now,
+            )
+        )  # fmt: skip
+        work = (effects.SYNC_ROUTER,)
+    act = Activation(id=act_id, **act_values)
+    return Made(act, row.username, package, work)

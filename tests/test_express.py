@@ -1,0 +1,272 @@
+"""The express lane writes exactly what the general path writes.
+
+Two databases are built the same way, one with ``activation_express`` on and one with it
+off; the same activations run on both with the clock frozen, and every table an
+activation touches must then hold the same rows (the API's answers too). A spy on the
+lane proves which cases it took, so a lane that always gave up could not pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from provisioner import activation, express, ledger, registry
+from provisioner.activation import ActivationRequest
+from provisioner.auth import Principal
+from provisioner.context import Context
+from provisioner.db import transaction
+from provisioner.errors import PaymentRequired, ProvisionerError
+from provisioner.models import (
+    Account,
+    Activation,
+    Customer,
+    CustomerStatus,
+    Invoice,
+    LedgerEntry,
+    Outbox,
+    Reseller,
+)
+from provisioner.radius_tables import radacct, radcheck, radreply, radusergroup
+from provisioner.read import activations
+from tests.support.factories import Factory
+
+AT = datetime(2026, 3, 10, 9, 30, 15, 123456, tzinfo=UTC)
+
+# Columns that hold the wall clock (defaults the clock below does not reach) or
+# ciphertext (a fresh IV each time): everything else must be equal.
+SKIP = {"created_at", "updated_at", "next_attempt_at", "password"}
+TABLES = [
+    Activation.__table__, LedgerEntry.__table__, Account.__table__, Invoice.__table__,
+    Outbox.__table__, Customer.__table__, radcheck, radreply, radusergroup,
+]  # fmt: skip
+
+
+class World:
+    """One database with routers, packages, resellers and customers, made the same way
+    each time it is built."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        make = Factory(ctx)
+        self.radius_router = make.router(None, mode="radius")
+        self.local_router = make.router(None, mode="local")
+        monthly = make.master(name="home", fup_threshold=1000, fup_down="1M", fup_up="1M")
+        daily = make.master(name="day", billing="daily", duration_days=1)
+        static = make.master(name="fixed", customer_type="static")
+        self.home = make.package(monthly, name="Home", operator_price="400")
+        self.home2 = make.package(monthly, name="Home Two", operator_price="420")
+        self.day = make.package(daily, name="Day", operator_price="20")
+        self.fixed = make.package(static, name="Fixed", operator_price="900")
+        self.reseller = make.reseller()
+        self.parent = make.reseller(may_have_subresellers=True)
+        self.poor = make.reseller()
+        with transaction(ctx.factory) as s:
+            self.sub = registry.create_reseller(s, "t", {"name": "sub", "parent": self.parent}).name
+            for r in (self.reseller, self.parent, self.poor):
+                for p in (self.home, self.home2, self.day, self.fixed):
+                    registry.assign_package(s, "t", r, p)
+            registry.assign_package(s, "t", self.sub, self.home, "450")
+            ids = {n: i for n, i in s.execute(select(Reseller.name, Reseller.id))}
+            for r in (self.reseller, self.parent, self.sub):
+                ledger.topup(s, "t", f"reseller:{ids[r]}", Decimal("100000"))
+            ledger.topup(s, "t", f"reseller:{ids[self.poor]}", Decimal("10"))
+        self.who = {name: Principal("reseller", reseller_id=i) for name, i in ids.items()}
+        self.customers: dict[str, str] = {}
+        for name, router, owner, kw in [
+            ("new1", self.radius_router, self.reseller, {}),
+            ("new2", self.local_router, self.reseller, {}),
+            ("daily", self.radius_router, self.reseller, {}),
+            ("lapsed", self.radius_router, self.reseller, {}),
+            ("throttled", self.radius_router, self.reseller, {}),
+            ("spent", self.radius_router, self.reseller, {}),
+            ("held", self.radius_router, self.reseller, {}),
+            ("fixed", self.radius_router, self.reseller,
+             {"customer_type": "static", "static_ip": "10.9.0.7"}),
+            ("upgrade", self.radius_router, self.reseller, {}),
+            ("online", self.radius_router, self.reseller, {}),
+            ("billed", self.radius_router, self.reseller, {}),
+            ("subs", self.radius_router, self.sub, {}),
+            ("broke", self.radius_router, self.poor, {}),
+        ]:  # fmt: skip
+            with transaction(ctx.factory) as s:
+                c = registry.create_customer(
+                    s, "t",
+                    {"username": name, "password": f"pw-{name}", "customer_type": "pppoe",
+                     "router": router, "reseller": owner, "package": None, "status": "new",
+                     **kw},
+                )  # fmt: skip
+                self.customers[name] = c.username
+
+    def set_customer(self, name: str, **values: Any) -> None:
+        with transaction(self.ctx.factory) as s:
+            s.execute(update(Customer).where(Customer.username == name).values(**values))
+
+    def activate(self, who: str, customer: str, package: str, key: str) -> Any:
+        """The API's answer (a dict), or the refusal (its class and message)."""
+        req = ActivationRequest(customer, package, key)
+        principal = self.who[who]
+        try:
+            _, shown = activation.run_and_view(
+                self.ctx.factory, principal, req,
+                lambda s, a, made: activations.view(s, principal, a, made),
+            )  # fmt: skip
+        except ProvisionerError as exc:
+            return (type(exc).__name__, str(exc))
+        assert shown is not None
+        return shown.model_dump()
+
+    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        out = {}
+        with transaction(self.ctx.factory) as s:
+            for t in TABLES:
+                cols = [c for c in t.c if c.name not in SKIP]
+                key = list(t.primary_key.columns)
+                out[t.name] = [tuple(r) for r in s.execute(select(*cols).order_by(*key))]
+        return out
+
+
+def script(w: World) -> list[tuple[str, str, str]]:
+    """(who, customer, package) of every activation, in order; each gets its own key.
+    Between some of them the clock moves or a row is changed as an admin or the FUP job
+    would (``steps``)."""
+    r = w.reseller
+    return [
+        (r, "new1", w.home),  # first activation, RADIUS mode: express, applied
+        (r, "new1", w.home),  # renewal while active: extends from the expiry
+        (r, "new2", w.home),  # local mode: express, a sync of its router, pending
+        (r, "daily", w.day),  # daily billing: no invoice
+        (r, "lapsed", w.home),  # expired a while ago: a new cycle from now
+        (r, "throttled", w.home),  # throttled, renewed early: stays throttled
+        (r, "spent", w.home),  # throttled, then lapsed: a new cycle, full speed again
+        (r, "held", w.home),  # suspended by an admin: a reseller's purchase lifts it
+        (r, "fixed", w.fixed),  # static with an address: its router syncs
+        (r, "upgrade", w.home2),  # another package than the one it has: general path
+        (r, "online", w.home),  # a live session to tell (first package): general path
+        (r, "billed", w.home),  # an open invoice: general path
+        (w.sub, "subs", w.home),  # a sub-reseller (its parent pays too): general path
+        (w.poor, "broke", w.home),  # cannot pay: the general path's refusal
+        (r, "nobody", w.home),  # unknown customer: the general path's 404
+        (r, "new1", "No Such"),  # unknown package
+    ]
+
+
+EXPRESS = {"new1", "new2", "daily", "lapsed", "throttled", "spent", "held", "fixed"}
+
+
+def prepare(w: World, at: datetime) -> None:
+    """The state before the script: lapsed, throttled, held, upgrade, online, billed."""
+    w.set_customer("lapsed", status=CustomerStatus.expired, expires_at=at - timedelta(days=3))
+    with transaction(w.ctx.factory) as s:
+        home = s.scalar(select(Customer.package_id).where(Customer.username == "upgrade"))
+        assert home is None
+    for name in ("throttled", "spent", "upgrade", "billed"):
+        w.activate(w.reseller, name, w.home, f"setup-{name}")
+    w.set_customer("throttled", throttled_until=at + timedelta(days=5))
+    w.set_customer(
+        "spent", status=CustomerStatus.expired, expires_at=at - timedelta(days=1),
+        throttled_until=at + timedelta(days=2),
+    )  # fmt: skip
+    w.set_customer("held", status=CustomerStatus.suspended, suspended_reason="admin")
+    with transaction(w.ctx.factory) as s:
+        s.execute(
+            insert(radacct).values(
+                acctsessionid="s1", acctuniqueid="u-online", username="online",
+                nasipaddress="127.0.0.101", acctstarttime=at, framedipaddress="10.1.0.9",
+            )
+        )  # fmt: skip
+        cid = s.scalar(select(Customer.id).where(Customer.username == "billed"))
+        s.execute(update(Invoice).where(Invoice.customer_id == cid).values(status="open"))
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
+    """Set the clock the activation paths read."""
+
+    def set_to(at: datetime) -> None:
+        for module in (activation, express):
+            monkeypatch.setattr(module, "utcnow", lambda at=at: at)
+
+    return set_to
+
+
+def test_express_lane_writes_what_the_general_path_writes(
+    ctx_factory: Any, backend: str, frozen: Callable[[datetime], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    at = AT
+    taken: list[str] = []
+    real = express.activate
+
+    def spy(session: Any, principal: Any, key: str, customer: str, *a: Any) -> Any:
+        made = real(session, principal, key, customer, *a)
+        if made is not None:
+            taken.append(customer)
+        return made
+
+    monkeypatch.setattr(express, "activate", spy)
+    results = {}
+    rows = {}
+    for lane in (True, False):
+        frozen(at)
+        w = World(ctx_factory(backend, activation_express=lane))
+        prepare(w, at)
+        taken.clear()
+        answers = []
+        for i, (who, customer, package) in enumerate(script(w)):
+            frozen(at + timedelta(minutes=i))
+            answers.append(w.activate(who, customer, package, f"key-{i}"))
+        # The same key again: the first activation, charged once.
+        answers.append(w.activate(w.reseller, "new1", w.home, "key-0"))
+        results[lane], rows[lane] = answers, w.rows()
+        assert set(taken) == (EXPRESS if lane else set()), lane
+    assert results[True] == results[False]
+    for table in rows[False]:
+        assert rows[True][table] == rows[False][table], table
+    # And the script did what its comments say, so equal means the same *right* rows.
+    got = results[True]
+    assert got[0]["status"] == "applied" and got[2]["status"] == "pending"  # new1, new2
+    assert got[2]["work"][0]["kind"] == "sync_router"
+    assert got[1]["starts_at"] == got[0]["expires_at"]  # the renewal extends
+    assert [type(g) for g in got[9:13]] == [dict] * 4  # the general path's cases succeed
+    assert got[13][0] == PaymentRequired.__name__ and "insufficient balance" in got[13][1]
+    assert got[14][0] == got[15][0] == "NotFound"
+    assert got[-1]["id"] == got[0]["id"]  # the replay
+
+
+def test_a_customer_changed_under_the_lane_is_done_again_by_the_general_path(
+    ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transaction changes the customer between the lane's read and its write:
+    the lane's writes roll back (its debit too) and the general path does it afresh."""
+    ctx = ctx_factory("postgresql")  # SQLite's writer lock would make the other one wait
+    w = World(ctx)
+    real = express._resolve
+    moved = timedelta(days=9)
+
+    def resolve_then_change(session: Any, *a: Any) -> Any:
+        row = real(session, *a)
+        if row is not None and row.username == "lapsed":
+            w.set_customer("lapsed", status=CustomerStatus.active, expires_at=AT + moved,
+                           package_id=select(Customer.package_id).where(
+                               Customer.username == "new1").scalar_subquery())  # fmt: skip
+        return row
+
+    w.activate(w.reseller, "new1", w.home, "k0")
+    monkeypatch.setattr(express, "_resolve", resolve_then_change)
+    monkeypatch.setattr(activation, "utcnow", lambda: AT)
+    monkeypatch.setattr(express, "utcnow", lambda: AT)
+    got = w.activate(w.reseller, "lapsed", w.home, "k1")
+    assert got["starts_at"] == (AT + moved).isoformat()  # extends what the other one set
+    with transaction(ctx.factory) as s:
+        rid = w.who[w.reseller].reseller_id
+        assert s.scalar(select(Account.balance).where(Account.account == f"reseller:{rid}")) == (
+            Decimal("100000") - 2 * Decimal("400")
+        )
+        assert len(list(s.scalars(select(Activation.id)))) == 2
+        assert ledger.check(s) == []
