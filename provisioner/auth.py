@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets as pysecrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,57 @@ MAX_DAYS = 36_500  # a hundred years; "never" is 0
 # ``last_used_at`` is recorded at most this often per token, so a busy client does not
 # turn every request into a write.
 LAST_USED_EVERY = timedelta(minutes=1)
+
+
+class TokenCache:
+    """Verified tokens for a few seconds: most API requests then cost no token query.
+
+    An entry lives ``seconds`` and never past its token's own expiry. Anything that can
+    change who a token stands for in this process (a revocation, a customer suspended or
+    removed, a reseller removed) calls ``principals_changed``, which empties every cache
+    of the process at once; another process (a CLI command, another ``serve`` worker)
+    is seen within ``seconds``. Refusals are never cached.
+    """
+
+    MAX = 10_000  # entries; past this the cache starts over (a bound, not an LRU)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[Principal, float, datetime | None, int]] = {}
+
+    def get(self, token: str, now: datetime) -> Principal | None:
+        found = self._entries.get(_hash(token))
+        if found is None:
+            return None
+        principal, until, expires_at, generation = found
+        if generation != _generation or time.monotonic() >= until:
+            return None
+        if expires_at is not None and expires_at <= now:
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal, expires_at: datetime | None,
+            generation: int) -> None:  # fmt: skip
+        if self.seconds <= 0:
+            return
+        if len(self._entries) >= self.MAX:
+            self._entries.clear()
+        until = time.monotonic() + self.seconds
+        self._entries[_hash(token)] = (principal, until, expires_at, generation)
+
+
+_generation = 0
+
+
+def generation() -> int:
+    """Read before verifying a token, stored with its cache entry (see ``TokenCache``)."""
+    return _generation
+
+
+def principals_changed() -> None:
+    """Who some token stands for may have changed: every cached token is checked again."""
+    global _generation
+    _generation += 1
 
 
 class Unauthorized(ProvisionerError):
@@ -190,6 +242,7 @@ def revoke_token(
         before.pop("token_hash", None)
         row.revoked_at = now or utcnow()
         session.flush()
+        principals_changed()
         _audit(session, actor, "update", row, before)
     return row
 
@@ -206,8 +259,17 @@ def status(row: ApiToken, now: datetime | None = None) -> str:
 def authenticate(
     session: Session, token: str, *, now: datetime | None = None
 ) -> tuple[Principal, int | None]:
-    """The caller behind ``token``, and the token's id when its use is due to be recorded
-    (``record_use``; None: recorded less than ``LAST_USED_EVERY`` ago). Only reads.
+    """``verify``, without the token's expiry."""
+    principal, due, _ = verify(session, token, now=now)
+    return principal, due
+
+
+def verify(
+    session: Session, token: str, *, now: datetime | None = None
+) -> tuple[Principal, int | None, datetime | None]:
+    """The caller behind ``token``, the token's id when its use is due to be recorded
+    (``record_use``; None: recorded less than ``LAST_USED_EVERY`` ago) and the token's
+    expiry (None: never). Only reads.
 
     Unauthorized (401) for an unknown, revoked or expired token and for one whose reseller
     or customer was removed. A suspended customer's principal is ``read_only``."""
@@ -240,7 +302,7 @@ def authenticate(
         read_only=row.role == "customer" and customer_status == CustomerStatus.suspended,
     )
     due = row.last_used_at is None or row.last_used_at <= now - LAST_USED_EVERY
-    return principal, row.id if due else None
+    return principal, (row.id if due else None), row.expires_at
 
 
 def record_use(

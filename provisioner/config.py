@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     token_days_admin: int = Field(default=90, ge=0)
     token_days_reseller: int = Field(default=365, ge=0)
     token_days_customer: int = Field(default=30, ge=0)
+    # A verified API token is trusted this long without a query (0: never cached). A
+    # revocation in the serving process applies at once; one made elsewhere (the CLI,
+    # another worker) applies within this many seconds.
+    token_cache_seconds: float = Field(default=2.0, ge=0, le=300)
 
     # Webhook or command the "other" adapter runs for non-RouterOS customers.
     other_action_url: str = ""

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioner import radius_store, sessions
+from provisioner import auth, radius_store, sessions
 from provisioner.config import Settings
 from provisioner.models import Customer, CustomerType, Outbox, Router, RouterMode, utcnow
 from provisioner.snapshots import MasterSpec, RouterSpec
@@ -122,6 +122,12 @@ def customers_changed(
     changes = list(changes)
     if not changes:
         return 0
+    if any(
+        a is None or (a.status != b.status and "suspended" in (a.status, b.status))
+        for b, a in changes
+        if b is not None
+    ):
+        auth.principals_changed()  # a customer's token may now be read-only, or gone
     settings = settings_of(session)
     names = {s.username for pair in changes for s in pair if s is not None}
     radius_store.sync_users(session, options(settings), names)

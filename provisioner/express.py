@@ -30,13 +30,26 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from provisioner import billing, effects, radius_store, sessions
 from provisioner.auth import Principal
 from provisioner.invoices import OPEN, PAID
-from provisioner.mapping.radius import customer_rows
+from provisioner.mapping.radius import MANAGED, RadiusRow, customer_rows
 from provisioner.models import (
     Account,
     Activation,
@@ -52,8 +65,8 @@ from provisioner.models import (
     Router,
     utcnow,
 )
-from provisioner.planning.radius_diff import diff_rows, radius_plan
-from provisioner.radius_tables import radacct
+from provisioner.planning.radius_diff import ObservedRow, diff_rows, radius_plan
+from provisioner.radius_tables import radacct, radcheck, radreply, radusergroup
 from provisioner.refs import id_of
 from provisioner.snapshots import CustomerSpec
 from provisioner.state import master_spec, options
@@ -85,52 +98,104 @@ class Made:
     work: tuple[str, ...]  # kinds of its pending outbox rows
 
 
-def _resolve(session: Session, rid: int, username: str, package: str, key: str) -> Any:
-    old = _p.alias("old_package")
-    q = (
-        select(
-            _c.c.id,
-            _c.c.username,
-            _c.c.password,
-            _c.c.customer_type,
-            _c.c.status,
-            _c.c.router_id,
-            _c.c.static_ip,
-            _c.c.mac_address,
-            _c.c.expires_at,
-            _c.c.billing_day,
-            _c.c.throttled_until,
-            _c.c.package_id,
-            old.c.master_package_id.label("old_master_id"),
-            _p.c.id.label("new_package_id"),
-            _p.c.operator_price,
-            _rp.c.price,
-            _r.c.parent_id,
-            _rt.c.mode.label("router_mode"),
-            *[col.label(f"m_{col.name}") for col in _m.c],
-            select(_a.c.id).where(_a.c.idempotency_key == key).scalar_subquery().label("prior"),
-            select(func.count())
-            .where(_inv.c.customer_id == _c.c.id, _inv.c.status == OPEN)
-            .scalar_subquery()
-            .label("open_invoices"),
-            select(func.max(_inv.c.period_start))
-            .where(_inv.c.customer_id == _c.c.id)
-            .scalar_subquery()
-            .label("last_period"),
-            exists()
-            .where(radacct.c.username == _c.c.username, radacct.c.acctstoptime.is_(None))
-            .label("online"),
-        )  # fmt: skip
-        .select_from(_c)
-        .join(_r, _r.c.id == rid)
-        .join(_rp, _rp.c.reseller_id == rid)
-        .join(_p, and_(_p.c.id == _rp.c.package_id, _p.c.name == package))
-        .join(_m, _m.c.id == _p.c.master_package_id)
-        .outerjoin(old, old.c.id == _c.c.package_id)
-        .outerjoin(_rt, _rt.c.id == _c.c.router_id)
-        .where(_c.c.username == username, _c.c.reseller_id == rid)
+_old = _p.alias("old_package")
+# Built once: a statement made per call costs more Python than its round trip.
+_RESOLVE = (
+    select(
+        _c.c.id,
+        _c.c.username,
+        _c.c.password,
+        _c.c.customer_type,
+        _c.c.status,
+        _c.c.router_id,
+        _c.c.static_ip,
+        _c.c.mac_address,
+        _c.c.expires_at,
+        _c.c.billing_day,
+        _c.c.throttled_until,
+        _c.c.suspended_reason,
+        _c.c.package_id,
+        _old.c.master_package_id.label("old_master_id"),
+        _p.c.id.label("new_package_id"),
+        _p.c.operator_price,
+        _rp.c.price,
+        _r.c.parent_id,
+        _rt.c.mode.label("router_mode"),
+        *[col.label(f"m_{col.name}") for col in _m.c],
+        select(_a.c.id)
+        .where(_a.c.idempotency_key == bindparam("key"))
+        .scalar_subquery()
+        .label("prior"),
+        select(func.count())
+        .where(_inv.c.customer_id == _c.c.id, _inv.c.status == OPEN)
+        .scalar_subquery()
+        .label("open_invoices"),
+        select(func.max(_inv.c.period_start))
+        .where(_inv.c.customer_id == _c.c.id)
+        .scalar_subquery()
+        .label("last_period"),
+        exists()
+        .where(radacct.c.username == _c.c.username, radacct.c.acctstoptime.is_(None))
+        .label("online"),
     )
-    return session.execute(q).one_or_none()
+    .select_from(_c)
+    .join(_r, _r.c.id == bindparam("rid"))
+    .join(_rp, _rp.c.reseller_id == bindparam("rid"))
+    .join(_p, and_(_p.c.id == _rp.c.package_id, _p.c.name == bindparam("package")))
+    .join(_m, _m.c.id == _p.c.master_package_id)
+    .outerjoin(_old, _old.c.id == _c.c.package_id)
+    .outerjoin(_rt, _rt.c.id == _c.c.router_id)
+    .where(_c.c.username == bindparam("username"), _c.c.reseller_id == bindparam("rid"))
+)
+_MONEY = _acc.c.balance.type
+_DEBIT = (
+    update(_acc)
+    .where(
+        _acc.c.account == bindparam("payer"),
+        _acc.c.balance - bindparam("amount", type_=_MONEY) >= _acc.c.floor,
+    )
+    .values(balance=_acc.c.balance - bindparam("amount", type_=_MONEY))
+    .returning(_acc.c.balance)
+)
+_ADD_ACTIVATION = insert(_a).returning(_a.c.id)
+_ADD_LEDGER = insert(_led)
+_ADD_INVOICE = insert(_inv)
+_ADD_OUTBOX = insert(_out)
+_SET_CUSTOMER = (
+    update(_c)
+    .where(
+        _c.c.id == bindparam("cid"),
+        _c.c.status == bindparam("was_status", type_=_c.c.status.type),
+        _c.c.package_id.is_not_distinct_from(bindparam("was_package", type_=_c.c.package_id.type)),
+        _c.c.expires_at.is_not_distinct_from(bindparam("was_expires", type_=_c.c.expires_at.type)),
+        _c.c.throttled_until.is_not_distinct_from(
+            bindparam("was_throttled", type_=_c.c.throttled_until.type)
+        ),
+    )
+    .values(
+        package_id=bindparam("new_package"),
+        status=bindparam("new_status"),
+        expires_at=bindparam("new_expires"),
+        billing_day=bindparam("new_billing_day"),
+        throttled_until=bindparam("new_throttled"),
+        suspended_reason=bindparam("new_reason"),
+    )
+)
+_USER_ROWS = union_all(
+    *[
+        select(literal(name).label("tbl"), t.c.id, t.c.attribute, t.c.op, t.c.value).where(
+            t.c.username == bindparam("username"), t.c.attribute.in_(sorted(MANAGED[name]))
+        )
+        for name, t in (("radcheck", radcheck), ("radreply", radreply))
+    ],
+    select(
+        literal("radusergroup").label("tbl"),
+        radusergroup.c.id,
+        radusergroup.c.groupname.label("attribute"),
+        literal("").label("op"),
+        cast(radusergroup.c.priority, String).label("value"),
+    ).where(radusergroup.c.username == bindparam("username")),
+)
 
 
 class _Master:
@@ -147,6 +212,11 @@ class _Master:
             raise AttributeError(name) from None
 
 
+def _resolve(conn: Connection, rid: int, username: str, package: str, key: str) -> Any:
+    params = {"rid": rid, "username": username, "package": package, "key": key}
+    return conn.execute(_RESOLVE, params).one_or_none()
+
+
 def activate(session: Session, principal: Principal, key: str, customer: str, package: str,
              payer: str) -> Made | None:  # fmt: skip
     """The express activation, in the caller's transaction, or None (nothing written)
@@ -156,7 +226,8 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     if id_of(customer) is not None or id_of(package) is not None:
         return None
     rid = principal.reseller_id
-    row = _resolve(session, rid, customer, package, key)
+    conn = session.connection()
+    row = _resolve(conn, rid, customer, package, key)
     if row is None or row.prior is not None or row.parent_id is not None:
         return None
     ctype, status = str(row.customer_type), str(row.status)
@@ -204,7 +275,10 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         expires_at=end,
     )  # fmt: skip
     desired = customer_rows(spec, master, opts)
-    observed = radius_store._observed_users(session, [row.username])
+    observed = [
+        ObservedRow(r.id, RadiusRow(r.tbl, row.username, r.attribute, r.op, r.value))
+        for r in conn.execute(_USER_ROWS, {"username": row.username})
+    ]
     owned = {master.profile_name, opts.expired_group}
     if {o.row.attribute for o in observed if o.row.table == "radusergroup"} - owned:
         return None  # a group of another master: the general plan knows which are ours
@@ -216,12 +290,7 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     price: Decimal = row.price if row.price is not None else row.operator_price
     account = f"reseller:{rid}"
     if price > 0:
-        paid = session.execute(
-            update(_acc)
-            .where(_acc.c.account == account, _acc.c.balance - price >= _acc.c.floor)
-            .values(balance=_acc.c.balance - price)
-            .returning(_acc.c.balance)
-        ).scalar()
+        paid = conn.execute(_DEBIT, {"payer": account, "amount": price}).scalar()
         if paid is None:
             return None  # ``activate`` refuses it, with the balance it sees
     on_router = effects.router_holds(row.router_mode, ctype)
@@ -231,50 +300,46 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         payer=account, price=price, requested_by=principal.actor, starts_at=start,
         expires_at=end, status=status_after, error=None, created_at=now,
     )  # fmt: skip
-    act_id = session.execute(insert(_a).values(**act_values).returning(_a.c.id)).scalar_one()
+    act_id = conn.execute(_ADD_ACTIVATION, act_values).scalar_one()
     if price > 0:
-        session.execute(
-            insert(_led).values(
+        conn.execute(
+            _ADD_LEDGER,
+            dict(
                 account=account, amount=-price, kind="activation", reference=package,
                 activation_id=act_id, created_by=principal.actor, created_at=now,
-            )
+            ),
         )  # fmt: skip
-    values: dict[str, Any] = dict(
-        package_id=row.new_package_id, status=CustomerStatus.active, expires_at=end,
-        billing_day=billing_day,
-    )  # fmt: skip
-    if start <= now:
-        values["throttled_until"] = None
     if monthly:
-        values["suspended_reason"] = None
-        session.execute(
-            insert(_inv).values(
+        conn.execute(
+            _ADD_INVOICE,
+            dict(
                 customer_id=row.id, activation_id=act_id, package_id=row.new_package_id,
                 amount=price, period_start=start, period_end=end, due_at=start,
                 status=PAID, paid_at=now, created_at=now,
-            )
+            ),
         )  # fmt: skip
-    done = session.execute(
-        update(_c)
-        .where(
-            _c.c.id == row.id,
-            _c.c.status == row.status,
-            _c.c.package_id.is_not_distinct_from(row.package_id),
-            _c.c.expires_at.is_not_distinct_from(row.expires_at),
-            _c.c.throttled_until.is_not_distinct_from(row.throttled_until),
-        )
-        .values(**values)
-    )
+    done = conn.execute(
+        _SET_CUSTOMER,
+        dict(
+            cid=row.id, was_status=row.status, was_package=row.package_id,
+            was_expires=row.expires_at, was_throttled=row.throttled_until,
+            new_package=row.new_package_id, new_status=CustomerStatus.active,
+            new_expires=end, new_billing_day=billing_day,
+            new_throttled=None if start <= now else row.throttled_until,
+            new_reason=None if monthly else row.suspended_reason,
+        ),
+    )  # fmt: skip
     if done.rowcount != 1:
         raise Raced(row.username)
     radius_store.apply(session, radius_plan(changes))
     work: tuple[str, ...] = ()
     if on_router and row.router_id is not None:
-        session.execute(
-            insert(_out).values(
+        conn.execute(
+            _ADD_OUTBOX,
+            dict(
                 kind=effects.SYNC_ROUTER, router_id=row.router_id, activation_id=act_id,
                 payload={}, status="pending", attempts=0, next_attempt_at=now, created_at=now,
-            )
+            ),
         )  # fmt: skip
         work = (effects.SYNC_ROUTER,)
     act = Activation(id=act_id, **act_values)

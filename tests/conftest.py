@@ -77,6 +77,9 @@ def make_settings(tmp_path: Path, url: str, **kw: Any) -> Settings:
         "key_file": tmp_path / "secret.key",
         "sync_debounce_seconds": 0.0,
         "router_timeout_seconds": 3.0,
+        # Tests move tokens' clocks and owners in the database directly; the cache is
+        # tested on its own (tests/test_tokens.py).
+        "token_cache_seconds": 0.0,
     }
     return Settings(**{**defaults, **kw})
 

@@ -389,3 +389,81 @@ def test_upgrading_from_0002_keeps_existing_tokens_working(backend: str, tmp_pat
             ctx.close()
         if name:
             drop_pg_database(name)
+
+
+# ---- the token cache -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def cached(ctx_factory: Any, backend: str) -> Iterator[Api]:
+    """The API with verified tokens cached for 30 s (a clock no test waits out)."""
+    ctx = ctx_factory(backend, token_cache_seconds=30.0)
+    with TestClient(create_app(ctx)) as client:
+        yield Api(ctx, client, Factory(ctx))
+
+
+def _token_queries(api: Api, call: Any) -> int:
+    """Queries of ``api_tokens`` made while ``call()`` runs."""
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if "api_tokens" in statement:
+            seen.append(statement)
+
+    from sqlalchemy import event
+
+    event.listen(api.ctx.engine, "before_cursor_execute", count)
+    try:
+        call()
+    finally:
+        event.remove(api.ctx.engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_a_verified_token_is_not_queried_again_while_cached(cached: Api) -> None:
+    token = cached.token(role="admin")
+    assert _token_queries(cached, lambda: cached.call("GET", "/tokens", token)) >= 1
+    # The listing itself reads api_tokens; the check before it must not.
+    assert _token_queries(cached, lambda: cached.call("GET", "/resellers", token)) == 0
+    other = cached.token(role="admin")
+    assert _token_queries(cached, lambda: cached.call("GET", "/resellers", other)) >= 1
+    assert cached.call("GET", "/resellers", "not-a-token").status_code == 401
+
+
+def test_what_this_process_changes_applies_at_once_despite_the_cache(cached: Api) -> None:
+    """Revoked through the API, a customer suspended or removed: the next request sees
+    it, cached or not."""
+    admin = cached.token(role="admin")
+    victim = cached.token(role="admin")
+    assert cached.call("GET", "/resellers", victim).status_code == 200  # now cached
+    victim_id = cached.set(victim)
+    assert cached.call("DELETE", f"/tokens/{victim_id}", admin).status_code == 204
+    assert cached.call("GET", "/resellers", victim).status_code == 401
+
+    user, package = _customer(cached.make)
+    token = cached.token(role="customer", customer=user)
+    assert cached.call("GET", "/customers/me", token).status_code == 200  # cached
+    with transaction(cached.ctx.factory) as s:
+        registry.update_customer(s, "test", user, {"status": "suspended"})
+    r = cached.call(
+        "POST", "/activations", token,
+        {"customer": user, "package": package, "idempotency_key": "k1"},
+    )  # fmt: skip
+    assert r.status_code == 403 and "suspended" in r.json()["reason"]
+    with transaction(cached.ctx.factory) as s:
+        registry.delete_customer(s, "test", user)
+    assert cached.call("GET", "/customers/me", token).status_code == 401
+
+
+def test_a_change_made_elsewhere_is_seen_when_the_entry_ages_out(ctx_factory: Any) -> None:
+    """Another process (here: a row changed behind the app's back) is seen once the
+    entry is ``token_cache_seconds`` old, not before."""
+    ctx = ctx_factory("sqlite", token_cache_seconds=0.5)
+    with TestClient(create_app(ctx)) as client:
+        api = Api(ctx, client, Factory(ctx))
+        token = api.token(role="admin")
+        assert api.call("GET", "/resellers", token).status_code == 200
+        api.set(token, revoked_at=utcnow())
+        assert api.call("GET", "/resellers", token).status_code == 200  # still cached
+        time.sleep(0.6)
+        assert api.call("GET", "/resellers", token).status_code == 401

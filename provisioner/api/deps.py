@@ -7,7 +7,8 @@ the service layer never commit.
 
 ``PrincipalDep`` reads ``Authorization: Bearer <token>`` in its own short transaction, so a
 route that talks to routers for seconds (diff, sync) holds no database transaction while
-it waits on the network. Both are read-only for GET and HEAD requests: on SQLite a
+it waits on the network; a verified token is then trusted for ``token_cache_seconds``
+without a query (``auth.TokenCache``). Both are read-only for GET and HEAD requests: on SQLite a
 read-only transaction runs beside the writer instead of queueing for the write lock. A
 token's last use is recorded at most once a minute, in a short write transaction of its
 own, so most requests write nothing for it.
@@ -26,7 +27,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from provisioner.auth import Principal, Unauthorized, authenticate, record_use
+from provisioner.auth import (
+    Principal,
+    TokenCache,
+    Unauthorized,
+    generation,
+    record_use,
+    verify,
+)
 from provisioner.context import Context
 from provisioner.db import reading, transaction
 from provisioner.errors import Forbidden
@@ -87,6 +95,14 @@ def _record_use(ctx: Context, token_id: int, now: datetime) -> None:
         log.debug("token %s: its use was not recorded this time: %s", token_id, exc)
 
 
+def _cache(request: Request, ctx: Context) -> TokenCache:
+    """The app's token cache (made with the app's first authenticated request)."""
+    cache: TokenCache | None = getattr(request.app.state, "tokens", None)
+    if cache is None:
+        cache = request.app.state.tokens = TokenCache(ctx.settings.token_cache_seconds)
+    return cache
+
+
 def get_principal(
     ctx: CtxDep,
     request: Request,
@@ -98,10 +114,15 @@ def get_principal(
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     now = utcnow()
-    with reading(ctx.factory) as session:
-        principal, due = authenticate(session, credentials.credentials, now=now)
-    if due is not None:
-        _record_use(ctx, due, now)
+    token, cache = credentials.credentials, _cache(request, ctx)
+    principal = cache.get(token, now)
+    if principal is None:
+        seen = generation()
+        with reading(ctx.factory) as session:
+            principal, due, expires_at = verify(session, token, now=now)
+        if due is not None:
+            _record_use(ctx, due, now)
+        cache.put(token, principal, expires_at, seen)
     if principal.read_only and request.method not in READ_METHODS:
         raise Forbidden("this account is suspended; contact your provider")
     return principal

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provisioner import access, ledger, validation
-from provisioner.auth import Principal
+from provisioner.auth import Principal, principals_changed
 from provisioner.errors import Conflict, Forbidden, NotFound, ValidationError
 from provisioner.models import (
     AuditLog,
@@ -141,6 +141,7 @@ def delete_reseller(session: Session, actor: str, ref: str) -> None:
     audit(session, actor, "delete", r, snapshot(r))
     session.delete(r)
     session.flush()
+    principals_changed()  # its tokens stand for nobody now
 
 
 def _assignment(session: Session, r: Reseller, p: Package) -> ResellerPackage | None:
