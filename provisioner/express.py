@@ -32,16 +32,12 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    String,
     and_,
     bindparam,
-    cast,
     exists,
     func,
     insert,
-    literal,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -49,7 +45,7 @@ from sqlalchemy.orm import Session
 from provisioner import billing, effects, radius_store, sessions
 from provisioner.auth import Principal
 from provisioner.invoices import OPEN, PAID
-from provisioner.mapping.radius import MANAGED, RadiusRow, customer_rows
+from provisioner.mapping.radius import customer_rows
 from provisioner.models import (
     Account,
     Activation,
@@ -65,8 +61,8 @@ from provisioner.models import (
     Router,
     utcnow,
 )
-from provisioner.planning.radius_diff import ObservedRow, diff_rows, radius_plan
-from provisioner.radius_tables import radacct, radcheck, radreply, radusergroup
+from provisioner.planning.radius_diff import diff_rows, radius_plan
+from provisioner.radius_tables import radacct
 from provisioner.refs import id_of
 from provisioner.snapshots import CustomerSpec
 from provisioner.state import master_spec, options
@@ -181,21 +177,6 @@ _SET_CUSTOMER = (
         suspended_reason=bindparam("new_reason"),
     )
 )
-_USER_ROWS = union_all(
-    *[
-        select(literal(name).label("tbl"), t.c.id, t.c.attribute, t.c.op, t.c.value).where(
-            t.c.username == bindparam("username"), t.c.attribute.in_(sorted(MANAGED[name]))
-        )
-        for name, t in (("radcheck", radcheck), ("radreply", radreply))
-    ],
-    select(
-        literal("radusergroup").label("tbl"),
-        radusergroup.c.id,
-        radusergroup.c.groupname.label("attribute"),
-        literal("").label("op"),
-        cast(radusergroup.c.priority, String).label("value"),
-    ).where(radusergroup.c.username == bindparam("username")),
-)
 
 
 class _Master:
@@ -275,10 +256,7 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         expires_at=end,
     )  # fmt: skip
     desired = customer_rows(spec, master, opts)
-    observed = [
-        ObservedRow(r.id, RadiusRow(r.tbl, row.username, r.attribute, r.op, r.value))
-        for r in conn.execute(_USER_ROWS, {"username": row.username})
-    ]
+    observed = radius_store.observed_user(conn, row.username)
     owned = {master.profile_name, opts.expired_group}
     if {o.row.attribute for o in observed if o.row.table == "radusergroup"} - owned:
         return None  # a group of another master: the general plan knows which are ours

@@ -14,7 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, cast, delete, insert, literal, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    String,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from provisioner.mapping.radius import (
@@ -131,6 +142,8 @@ def _observed(session: Session, table: str, owners: list[str]) -> list[ObservedR
 def _observed_users(session: Session, owners: list[str]) -> list[ObservedRow]:
     """The users' rows of ``radcheck``, ``radreply`` and ``radusergroup`` in one round
     trip per chunk (an activation writes one user: one query, not three)."""
+    if len(owners) == 1:
+        return observed_user(session, owners[0])
     out: list[ObservedRow] = []
     for i in range(0, len(owners), CHUNK):
         chunk = owners[i : i + CHUNK]
@@ -152,6 +165,35 @@ def _observed_users(session: Session, owners: list[str]) -> list[ObservedRow]:
         for r in session.execute(union_all(*parts)):
             out.append(ObservedRow(r.id, RadiusRow(r.tbl, r.username, r.attribute, r.op, r.value)))
     return out
+
+
+def _user_rows_statement() -> Any:
+    parts = [
+        select(literal(name).label("tbl"), t.c.id, t.c.attribute, t.c.op, t.c.value).where(
+            t.c.username == bindparam("username"), t.c.attribute.in_(sorted(MANAGED[name]))
+        )
+        for name, t in (("radcheck", radcheck), ("radreply", radreply))
+    ]
+    g = radusergroup
+    parts.append(
+        select(
+            literal("radusergroup").label("tbl"), g.c.id, g.c.groupname.label("attribute"),
+            literal("").label("op"), cast(g.c.priority, String).label("value"),
+        ).where(g.c.username == bindparam("username"))
+    )  # fmt: skip
+    return union_all(*parts)
+
+
+_USER_ROWS = _user_rows_statement()  # built once: one user's rows is an activation's hot path
+
+
+def observed_user(conn: Session | Connection, username: str) -> list[ObservedRow]:
+    """One user's rows of ``radcheck``, ``radreply`` and ``radusergroup`` (as
+    ``_observed_users`` reads them) by one prebuilt statement."""
+    return [
+        ObservedRow(r.id, RadiusRow(r.tbl, username, r.attribute, r.op, r.value))
+        for r in conn.execute(_USER_ROWS, {"username": username})
+    ]
 
 
 def _observed_nas(session: Session) -> list[ObservedNas]:
