@@ -357,7 +357,7 @@ def run_and_view(
         try:
             with transaction(factory) as s:
                 act, created, shown = _attempt(s, principal, req, view, True)
-        except express.Raced:  # the customer changed under the express lane: start over
+        except express.Redo:  # the express lane could not finish it: the general path does
             with transaction(factory) as s:
                 act, created, shown = _attempt(s, principal, req, view, False)
         metrics.record_activation(

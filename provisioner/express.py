@@ -9,24 +9,28 @@ with SQLAlchemy Core, and leaves everything else to it:
     1 read   customer, package, its price, master, payer's parent, router mode, an earlier
              use of the key, the customer's invoices and open sessions (one joined query)
     1 read   the user's RADIUS rows (one UNION ALL)
-    writes   debit (guarded UPDATE … RETURNING), activation, ledger row, invoice (monthly),
-             customer (guarded by what was read), the user's RADIUS rows, a router's sync
+    writes   debit (guarded UPDATE … RETURNING), activation, ledger row, the parent's
+             debit and ledger row (a sub-reseller's sale), invoice (monthly), customer
+             (guarded by what was read), the user's RADIUS rows, a router's sync
 
 It gives up (returns None, having written nothing) whenever the case is not that one: a
-replayed key, an ``id:N`` reference, a sub-reseller's customer or a payer with a parent
-(the chain pays), a package change, a static customer without an address, IPv6 prefixes,
-an open invoice, live sessions to tell, RADIUS groups not ours, a balance that cannot
-pay. ``activate`` then runs in the same transaction and answers exactly as it always
-did (its refusals included). What this lane writes is the same rows ``activate`` writes:
-``tests/test_express.py`` runs both over the same cases and compares every table.
+replayed key, an ``id:N`` reference, a sub-reseller's customer (bought by its parent), a
+chain of more than two payers or a parent without the package, a package change, a
+static customer without an address, IPv6 prefixes, an open invoice, live sessions to
+tell, RADIUS groups not ours, a balance that cannot pay. ``activate`` then runs in the
+same transaction and answers exactly as it always did (its refusals included). What this
+lane writes is the same rows ``activate`` writes: ``tests/test_express.py`` runs both
+over the same cases and compares every table.
 
 A customer row changed between the read and the write (a concurrent activation of the
-same customer) raises ``Raced``; the caller rolls back and runs ``activate`` afresh.
+same customer), or a parent that cannot pay once the payer has, raises ``Redo``: the
+caller rolls back and runs ``activate`` afresh (which then refuses with its own message).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -80,8 +84,9 @@ _led = LedgerEntry.__table__
 _out = Outbox.__table__
 
 
-class Raced(Exception):
-    """The customer changed between this lane's read and its write: roll back, retry."""
+class Redo(Exception):
+    """Undo this lane's writes and let the general path do it: the customer changed
+    between the read and the write, or the payer's parent cannot pay."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class Made:
 
 
 _old = _p.alias("old_package")
+_par = _r.alias("parent")  # the payer's parent, which pays its own price in the same go
+_prp = _rp.alias("parent_assignment")
 # Built once: a statement made per call costs more Python than its round trip.
 _RESOLVE = (
     select(
@@ -115,7 +122,11 @@ _RESOLVE = (
         _p.c.id.label("new_package_id"),
         _p.c.operator_price,
         _rp.c.price,
+        _r.c.name.label("payer_name"),
         _r.c.parent_id,
+        _par.c.parent_id.label("grandparent_id"),
+        _prp.c.id.label("parent_assignment"),
+        _prp.c.price.label("parent_price"),
         _rt.c.mode.label("router_mode"),
         *[col.label(f"m_{col.name}") for col in _m.c],
         select(_a.c.id)
@@ -139,6 +150,8 @@ _RESOLVE = (
     .join(_rp, _rp.c.reseller_id == bindparam("rid"))
     .join(_p, and_(_p.c.id == _rp.c.package_id, _p.c.name == bindparam("package")))
     .join(_m, _m.c.id == _p.c.master_package_id)
+    .outerjoin(_par, _par.c.id == _r.c.parent_id)
+    .outerjoin(_prp, and_(_prp.c.reseller_id == _par.c.id, _prp.c.package_id == _p.c.id))
     .outerjoin(_old, _old.c.id == _c.c.package_id)
     .outerjoin(_rt, _rt.c.id == _c.c.router_id)
     .where(_c.c.username == bindparam("username"), _c.c.reseller_id == bindparam("rid"))
@@ -193,6 +206,25 @@ class _Master:
             raise AttributeError(name) from None
 
 
+def _parent_pays(conn: Connection, row: Any, package: str, paid: Decimal, act_id: int,
+                 actor: str, now: datetime) -> None:  # fmt: skip
+    """The payer's parent pays its own price for the package, as ``activation._parents_pay``
+    records it; one that cannot pay sends the whole activation back to the general path."""
+    price = row.parent_price if row.parent_price is not None else row.operator_price
+    account = f"reseller:{row.parent_id}"
+    if conn.execute(_DEBIT, {"payer": account, "amount": price}).scalar() is None:
+        raise Redo(f"reseller {row.parent_id} cannot pay")
+    conn.execute(
+        _ADD_LEDGER,
+        dict(
+            account=account, amount=-price, kind="activation",
+            reference=f"{package} for {row.username} via {row.payer_name} "
+            f"(paid {paid}, margin {paid - price})",
+            activation_id=act_id, created_by=actor, created_at=now,
+        ),
+    )  # fmt: skip
+
+
 def _resolve(conn: Connection, rid: int, username: str, package: str, key: str) -> Any:
     params = {"rid": rid, "username": username, "package": package, "key": key}
     return conn.execute(_RESOLVE, params).one_or_none()
@@ -209,8 +241,12 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     rid = principal.reseller_id
     conn = session.connection()
     row = _resolve(conn, rid, customer, package, key)
-    if row is None or row.prior is not None or row.parent_id is not None:
+    if row is None or row.prior is not None:
         return None
+    if row.parent_id is not None and (
+        row.grandparent_id is not None or row.parent_assignment is None
+    ):
+        return None  # a longer chain, or a parent without the package: ``activate``
     ctype, status = str(row.customer_type), str(row.status)
     if ctype != str(row.m_customer_type) or ctype == "other":
         return None
@@ -287,6 +323,8 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
                 activation_id=act_id, created_by=principal.actor, created_at=now,
             ),
         )  # fmt: skip
+        if row.parent_id is not None:
+            _parent_pays(conn, row, package, price, act_id, principal.actor, now)
     if monthly:
         conn.execute(
             _ADD_INVOICE,
@@ -308,7 +346,7 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         ),
     )  # fmt: skip
     if done.rowcount != 1:
-        raise Raced(row.username)
+        raise Redo(row.username)
     radius_store.apply(session, radius_plan(changes))
     work: tuple[str, ...] = ()
     if on_router and row.router_id is not None:

@@ -66,16 +66,22 @@ class World:
         self.reseller = make.reseller()
         self.parent = make.reseller(may_have_subresellers=True)
         self.poor = make.reseller()
+        self.stingy = make.reseller(may_have_subresellers=True)
         with transaction(ctx.factory) as s:
             self.sub = registry.create_reseller(s, "t", {"name": "sub", "parent": self.parent}).name
-            for r in (self.reseller, self.parent, self.poor):
+            self.sub2 = registry.create_reseller(
+                s, "t", {"name": "sub2", "parent": self.stingy}
+            ).name
+            for r in (self.reseller, self.parent, self.poor, self.stingy):
                 for p in (self.home, self.home2, self.day, self.fixed):
                     registry.assign_package(s, "t", r, p)
             registry.assign_package(s, "t", self.sub, self.home, "450")
+            registry.assign_package(s, "t", self.sub2, self.home, "450")
             ids = {n: i for n, i in s.execute(select(Reseller.name, Reseller.id))}
-            for r in (self.reseller, self.parent, self.sub):
+            for r in (self.reseller, self.parent, self.sub, self.sub2):
                 ledger.topup(s, "t", f"reseller:{ids[r]}", Decimal("100000"))
-            ledger.topup(s, "t", f"reseller:{ids[self.poor]}", Decimal("10"))
+            for r in (self.poor, self.stingy):
+                ledger.topup(s, "t", f"reseller:{ids[r]}", Decimal("10"))
         self.who = {name: Principal("reseller", reseller_id=i) for name, i in ids.items()}
         self.customers: dict[str, str] = {}
         for name, router, owner, kw in [
@@ -92,6 +98,7 @@ class World:
             ("online", self.radius_router, self.reseller, {}),
             ("billed", self.radius_router, self.reseller, {}),
             ("subs", self.radius_router, self.sub, {}),
+            ("subs2", self.radius_router, self.sub2, {}),
             ("broke", self.radius_router, self.poor, {}),
         ]:  # fmt: skip
             with transaction(ctx.factory) as s:
@@ -149,14 +156,15 @@ def script(w: World) -> list[tuple[str, str, str]]:
         (r, "upgrade", w.home2),  # another package than the one it has: general path
         (r, "online", w.home),  # a live session to tell (first package): general path
         (r, "billed", w.home),  # an open invoice: general path
-        (w.sub, "subs", w.home),  # a sub-reseller (its parent pays too): general path
+        (w.sub, "subs", w.home),  # a sub-reseller: it and its parent pay, in the lane
+        (w.sub2, "subs2", w.home),  # its parent cannot pay: redone by the general path
         (w.poor, "broke", w.home),  # cannot pay: the general path's refusal
         (r, "nobody", w.home),  # unknown customer: the general path's 404
         (r, "new1", "No Such"),  # unknown package
     ]
 
 
-EXPRESS = {"new1", "new2", "daily", "lapsed", "throttled", "spent", "held", "fixed"}
+EXPRESS = {"new1", "new2", "daily", "lapsed", "throttled", "spent", "held", "fixed", "subs"}
 
 
 def prepare(w: World, at: datetime) -> None:
@@ -233,9 +241,10 @@ def test_express_lane_writes_what_the_general_path_writes(
     assert got[0]["status"] == "applied" and got[2]["status"] == "pending"  # new1, new2
     assert got[2]["work"][0]["kind"] == "sync_router"
     assert got[1]["starts_at"] == got[0]["expires_at"]  # the renewal extends
-    assert [type(g) for g in got[9:13]] == [dict] * 4  # the general path's cases succeed
-    assert got[13][0] == PaymentRequired.__name__ and "insufficient balance" in got[13][1]
-    assert got[14][0] == got[15][0] == "NotFound"
+    assert [type(g) for g in got[9:13]] == [dict] * 4  # upgrade, online, billed, subs
+    assert got[13][0] == PaymentRequired.__name__ and "refused up the chain" in got[13][1]
+    assert got[14][0] == PaymentRequired.__name__ and "insufficient balance" in got[14][1]
+    assert got[15][0] == got[16][0] == "NotFound"
     assert got[-1]["id"] == got[0]["id"]  # the replay
 
 
