@@ -347,7 +347,7 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     )  # fmt: skip
     if done.rowcount != 1:
         raise Redo(row.username)
-    radius_store.apply(session, radius_plan(changes))
+    radius_store.apply(conn, radius_plan(changes))
     work: tuple[str, ...] = ()
     if on_router and row.router_id is not None:
         conn.execute(

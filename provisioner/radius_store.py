@@ -268,7 +268,14 @@ def plan(
     return radius_plan(changes)
 
 
-def apply(session: Session, p: Plan) -> int:
+# Built once (the pattern for an UPDATE whose SET comes from each call's parameters):
+# one activation's few changes should not pay for building statements.
+_ROW_TABLES = (nas, radcheck, radreply, radgroupcheck, radgroupreply, radusergroup)
+_SET = {t: update(t).where(t.c.id == bindparam("row_id")) for t in _ROW_TABLES}
+_REMOVE = {t: delete(t).where(t.c.id == bindparam("row_id")) for t in _ROW_TABLES}
+
+
+def apply(session: Session | Connection, p: Plan) -> int:
     """Apply a RADIUS plan in the caller's transaction; returns the rows written. Changes
     and removals run in the plan's order; the rows to add follow, one batched insert per
     table (a bulk import adds tens of thousands)."""
@@ -278,37 +285,20 @@ def apply(session: Session, p: Plan) -> int:
         values = c.new_values()
         owner, _, attribute = c.key.partition("|")
         if c.menu == "nas":
-            t = nas
-            if c.action is Action.add:
-                adds.setdefault(t, []).append(
-                    {"nasname": c.key, "ports": None, "server": None, "community": None, **values}
-                )
-            elif c.action is Action.set:
-                session.execute(update(t).where(t.c.id == int(c.ros_id or 0)).values(**values))
-            else:
-                session.execute(delete(t).where(t.c.id == int(c.ros_id or 0)))
+            t, row = nas, {"nasname": c.key, "ports": None, "server": None, "community": None}
         elif c.menu == "radusergroup":
-            t = radusergroup
-            if c.action is Action.add:
-                adds.setdefault(t, []).append(
-                    {"username": owner, "groupname": attribute, "priority": int(values["value"])}
-                )
-            elif c.action is Action.set:
-                session.execute(
-                    update(t)
-                    .where(t.c.id == int(c.ros_id or 0))
-                    .values(priority=int(values["value"]))
-                )
-            else:
-                session.execute(delete(t).where(t.c.id == int(c.ros_id or 0)))
+            t, row = radusergroup, {"username": owner, "groupname": attribute}
+            if "value" in values:  # its priority (a removal carries none)
+                values = {"priority": int(values["value"])}
         else:
             t, col = TABLES[c.menu]
-            if c.action is Action.add:
-                adds.setdefault(t, []).append({col: owner, "attribute": attribute, **values})
-            elif c.action is Action.set:
-                session.execute(update(t).where(t.c.id == int(c.ros_id or 0)).values(**values))
-            else:
-                session.execute(delete(t).where(t.c.id == int(c.ros_id or 0)))
+            row = {col: owner, "attribute": attribute}
+        if c.action is Action.add:
+            adds.setdefault(t, []).append({**row, **values})
+        elif c.action is Action.set:
+            session.execute(_SET[t], {"row_id": int(c.ros_id or 0), **values})
+        else:
+            session.execute(_REMOVE[t], {"row_id": int(c.ros_id or 0)})
         n += 1
     for t, rows in adds.items():
         # Rows of one table may differ in their keys (a nas row without a secret):
