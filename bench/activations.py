@@ -16,8 +16,9 @@ client, reported but not compared), in one invocation:
 1. **empty**: the resellers are topped up through ``POST /topups``; as the baseline, the
    same clients send one authenticated read per customer (``GET /customers/{username}``:
    token check, the customer and its router, package and reseller); then every customer
-   of the run is activated once through ``POST /activations`` from ``--clients`` threads
-   (one keep-alive ``httpx.Client`` each, a distinct idempotency key per activation), and
+   of the run is activated once through ``POST /activations`` from ``--clients``
+   keep-alive connections (``bench.load``: asyncio and httptools, so the load generator
+   takes little of the CPU it measures; a distinct idempotency key per activation), and
    10% of the keys are sent again (idempotent replays: 200, the first activation, nothing
    charged).
    With ``--subresellers``, every reseller has one prepaid sub-reseller given the package
@@ -60,7 +61,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -73,6 +73,7 @@ import httpx
 from sqlalchemy import BigInteger, cast, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from bench import load
 from bench.pgbench import Pgbench, describe, find_pgbench, percentile
 from provisioner import ledger, registry
 from provisioner.auth import create_token
@@ -669,28 +670,28 @@ class Result:
     activation_id: int | None = None
 
 
-Send = Callable[[httpx.Client, Job, dict[str, str]], httpx.Response]
+Make = Callable[[Job, str], load.Request]  # a job and its reseller's token -> the request
 
 
-def activate(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
+def activate(job: Job, token: str) -> load.Request:
     body = {"customer": job.customer, "package": PACKAGE, "idempotency_key": job.key}
-    return c.post(f"{API}/activations", json=body, headers=headers)
+    return load.Request("POST", f"{API}/activations", token, body)
 
 
-def read_customer(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
+def read_customer(job: Job, token: str) -> load.Request:
     """The baseline: an authenticated read through the same server, clients and database
     (token check, the customer with its router, package and reseller), so the ratio is
     what the activation itself costs. Its cost does not depend on the ledger."""
-    return c.get(f"{API}/customers/{job.customer}", headers=headers)
+    return load.Request("GET", f"{API}/customers/{job.customer}", token)
 
 
-def read_balance(c: httpx.Client, job: Job, headers: dict[str, str]) -> httpx.Response:
+def read_balance(job: Job, token: str) -> load.Request:
     """The old baseline (``--baseline balance``): the reseller's balance, whose answer
     also lists every ledger row of the account, so its cost grows with the ledger."""
-    return c.get(f"{API}/balance", headers=headers)
+    return load.Request("GET", f"{API}/balance", token)
 
 
-BASELINES: dict[str, tuple[str, Send]] = {
+BASELINES: dict[str, tuple[str, Make]] = {
     "customer": ("GET /customers/{username}", read_customer),
     "balance": ("GET /balance", read_balance),
 }
@@ -701,45 +702,16 @@ def fire(
     jobs: list[Job],
     tokens: dict[int, str],
     clients: int,
-    send: Send = activate,
+    make: Make = activate,
 ) -> tuple[list[Result], float]:
-    """Send every job from ``clients`` threads; (results in job order, wall seconds)."""
-    results: list[Result | None] = [None] * len(jobs)
-    nxt = iter(range(len(jobs)))
-    take = threading.Lock()
-    n = min(clients, len(jobs))
-    ready = threading.Barrier(n + 1)
-    headers = {rid: {"Authorization": f"Bearer {t}"} for rid, t in tokens.items()}
-
-    def client() -> None:
-        with httpx.Client(base_url=base, timeout=120.0) as c:
-            c.get(f"{API}/health")  # the connection is made before the clock starts
-            ready.wait()
-            while True:
-                with take:
-                    i = next(nxt, None)
-                if i is None:
-                    return
-                job = jobs[i]
-                t0 = time.perf_counter()
-                try:
-                    r = send(c, job, headers[job.reseller_id])
-                    ms = (time.perf_counter() - t0) * 1000
-                    act_id = r.json().get("id") if r.status_code in (200, 201) else None
-                    results[i] = Result(str(r.status_code), ms, act_id)
-                except httpx.HTTPError as exc:
-                    ms = (time.perf_counter() - t0) * 1000
-                    results[i] = Result(type(exc).__name__, ms)
-
-    threads = [threading.Thread(target=client, name=f"client-{k}") for k in range(n)]
-    for t in threads:
-        t.start()
-    ready.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    return [r if r is not None else Result("not sent", 0.0) for r in results], wall
+    """Send every job from ``clients`` keep-alive connections (``bench.load``); (results
+    in job order, wall seconds)."""
+    replies, wall = load.run(base, [make(j, tokens[j.reseller_id]) for j in jobs], clients)
+    results = []
+    for r in replies:
+        act_id = r.json().get("id") if r.status in ("200", "201") else None
+        results.append(Result(r.status, r.ms, act_id))
+    return results, wall
 
 
 def figures(results: list[Result], wall: float) -> dict[str, Any]:
@@ -997,9 +969,9 @@ def activation_run(
     key_prefix = f"bench-{opts.seed}-{run}-"
     jobs = [Job(u, rid, f"{key_prefix}{u}") for u, rid in customers]
     rng.shuffle(jobs)
-    base_title, base_send = BASELINES[opts.baseline]
+    base_title, base_make = BASELINES[opts.baseline]
     cpu = CpuMeter(server, postgres)
-    base, base_wall = fire(server.base, jobs, world.tokens, opts.clients, base_send)
+    base, base_wall = fire(server.base, jobs, world.tokens, opts.clients, base_make)
     base_cpu = cpu.stop()
     base_fig = figures(base, base_wall)
     report(f"baseline ({base_title})", base_fig, base_cpu)
