@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from provisioner import access, billing, cards, effects, express, invoices, ledger, metrics
@@ -342,6 +342,13 @@ def _attempt(
     return act, created, (view(session, act, made) if view is not None else None)
 
 
+RETRY_STATES = ("40P01", "40001")  # deadlock detected, serialization failure
+
+
+def _sqlstate(exc: OperationalError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
 def run_and_view(
     factory: sessionmaker[Session],
     principal: Principal,
@@ -357,7 +364,12 @@ def run_and_view(
         try:
             with transaction(factory) as s:
                 act, created, shown = _attempt(s, principal, req, view, True)
-        except express.Redo:  # the express lane could not finish it: the general path does
+        except (express.Redo, OperationalError) as exc:
+            # The express lane could not finish it, or PostgreSQL chose this transaction
+            # to end a deadlock (the lane takes the customer's row before the account's,
+            # the general path the other way round): the general path does it afresh.
+            if isinstance(exc, OperationalError) and _sqlstate(exc) not in RETRY_STATES:
+                raise
             with transaction(factory) as s:
                 act, created, shown = _attempt(s, principal, req, view, False)
         metrics.record_activation(

@@ -9,22 +9,24 @@ with SQLAlchemy Core, and leaves everything else to it:
     1 read   customer, package, its price, master, payer's parent, router mode, an earlier
              use of the key, the customer's invoices and open sessions (one joined query)
     1 read   the user's RADIUS rows (one UNION ALL)
-    writes   debit (guarded UPDATE … RETURNING), activation, ledger row, the parent's
-             debit and ledger row (a sub-reseller's sale), invoice (monthly), customer
-             (guarded by what was read), the user's RADIUS rows, a router's sync
+    writes   the customer (guarded by what was read), activation, invoice (monthly), the
+             user's RADIUS rows, a router's sync, and last the debit (guarded UPDATE …
+             RETURNING) and ledger row of the payer and of its parent (a sub-reseller's
+             sale): the reseller's account row, which all its sales share, is locked
+             only for those and the commit
 
 It gives up (returns None, having written nothing) whenever the case is not that one: a
 replayed key, an ``id:N`` reference, a sub-reseller's customer (bought by its parent), a
 chain of more than two payers or a parent without the package, a package change, a
 static customer without an address, IPv6 prefixes, an open invoice, live sessions to
-tell, RADIUS groups not ours, a balance that cannot pay. ``activate`` then runs in the
-same transaction and answers exactly as it always did (its refusals included). What this
-lane writes is the same rows ``activate`` writes: ``tests/test_express.py`` runs both
-over the same cases and compares every table.
+tell, RADIUS groups not ours. ``activate`` then runs in the same transaction and answers
+exactly as it always did (its refusals included). What this lane writes is the same rows
+``activate`` writes: ``tests/test_express.py`` runs both over the same cases and
+compares every table.
 
 A customer row changed between the read and the write (a concurrent activation of the
-same customer), or a parent that cannot pay once the payer has, raises ``Redo``: the
-caller rolls back and runs ``activate`` afresh (which then refuses with its own message).
+same customer), or a payer that cannot pay, raises ``Redo``: the caller rolls back and
+runs ``activate`` afresh (which then refuses with its own message).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ _out = Outbox.__table__
 
 class Redo(Exception):
     """Undo this lane's writes and let the general path do it: the customer changed
-    between the read and the write, or the payer's parent cannot pay."""
+    between the read and the write, or a payer cannot pay."""
 
 
 @dataclass(frozen=True)
@@ -206,23 +208,30 @@ class _Master:
             raise AttributeError(name) from None
 
 
+def _pays(conn: Connection, account: str, price: Decimal, reference: str, act_id: int,
+          actor: str, now: datetime) -> None:  # fmt: skip
+    """Debit ``account`` and write its ledger row; one that cannot pay sends the whole
+    activation back to the general path, which refuses it with the balance it sees."""
+    if conn.execute(_DEBIT, {"payer": account, "amount": price}).scalar() is None:
+        raise Redo(f"{account} cannot pay")
+    conn.execute(
+        _ADD_LEDGER,
+        dict(
+            account=account, amount=-price, kind="activation", reference=reference,
+            activation_id=act_id, created_by=actor, created_at=now,
+        ),
+    )  # fmt: skip
+
+
 def _parent_pays(conn: Connection, row: Any, package: str, paid: Decimal, act_id: int,
                  actor: str, now: datetime) -> None:  # fmt: skip
     """The payer's parent pays its own price for the package, as ``activation._parents_pay``
     records it; one that cannot pay sends the whole activation back to the general path."""
     price = row.parent_price if row.parent_price is not None else row.operator_price
-    account = f"reseller:{row.parent_id}"
-    if conn.execute(_DEBIT, {"payer": account, "amount": price}).scalar() is None:
-        raise Redo(f"reseller {row.parent_id} cannot pay")
-    conn.execute(
-        _ADD_LEDGER,
-        dict(
-            account=account, amount=-price, kind="activation",
-            reference=f"{package} for {row.username} via {row.payer_name} "
-            f"(paid {paid}, margin {paid - price})",
-            activation_id=act_id, created_by=actor, created_at=now,
-        ),
-    )  # fmt: skip
+    reference = (
+        f"{package} for {row.username} via {row.payer_name} (paid {paid}, margin {paid - price})"
+    )
+    _pays(conn, f"reseller:{row.parent_id}", price, reference, act_id, actor, now)
 
 
 def _resolve(conn: Connection, rid: int, username: str, package: str, key: str) -> Any:
@@ -303,37 +312,9 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
 
     price: Decimal = row.price if row.price is not None else row.operator_price
     account = f"reseller:{rid}"
-    if price > 0:
-        paid = conn.execute(_DEBIT, {"payer": account, "amount": price}).scalar()
-        if paid is None:
-            return None  # ``activate`` refuses it, with the balance it sees
-    on_router = effects.router_holds(row.router_mode, ctype)
-    status_after = "pending" if on_router else "applied"
-    act_values = dict(
-        idempotency_key=key, customer_id=row.id, package_id=row.new_package_id,
-        payer=account, price=price, requested_by=principal.actor, starts_at=start,
-        expires_at=end, status=status_after, error=None, created_at=now,
-    )  # fmt: skip
-    act_id = conn.execute(_ADD_ACTIVATION, act_values).scalar_one()
-    if price > 0:
-        conn.execute(
-            _ADD_LEDGER,
-            dict(
-                account=account, amount=-price, kind="activation", reference=package,
-                activation_id=act_id, created_by=principal.actor, created_at=now,
-            ),
-        )  # fmt: skip
-        if row.parent_id is not None:
-            _parent_pays(conn, row, package, price, act_id, principal.actor, now)
-    if monthly:
-        conn.execute(
-            _ADD_INVOICE,
-            dict(
-                customer_id=row.id, activation_id=act_id, package_id=row.new_package_id,
-                amount=price, period_start=start, period_end=end, due_at=start,
-                status=PAID, paid_at=now, created_at=now,
-            ),
-        )  # fmt: skip
+    # The customer first (the lock every path on this customer meets first), the
+    # reseller's account last: its row is shared by every sale of the reseller, so it is
+    # held only for the debit, the ledger rows and the commit.
     done = conn.execute(
         _SET_CUSTOMER,
         dict(
@@ -347,6 +328,23 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     )  # fmt: skip
     if done.rowcount != 1:
         raise Redo(row.username)
+    on_router = effects.router_holds(row.router_mode, ctype)
+    act_values = dict(
+        idempotency_key=key, customer_id=row.id, package_id=row.new_package_id,
+        payer=account, price=price, requested_by=principal.actor, starts_at=start,
+        expires_at=end, status="pending" if on_router else "applied", error=None,
+        created_at=now,
+    )  # fmt: skip
+    act_id = conn.execute(_ADD_ACTIVATION, act_values).scalar_one()
+    if monthly:
+        conn.execute(
+            _ADD_INVOICE,
+            dict(
+                customer_id=row.id, activation_id=act_id, package_id=row.new_package_id,
+                amount=price, period_start=start, period_end=end, due_at=start,
+                status=PAID, paid_at=now, created_at=now,
+            ),
+        )  # fmt: skip
     radius_store.apply(conn, radius_plan(changes))
     work: tuple[str, ...] = ()
     if on_router and row.router_id is not None:
@@ -358,5 +356,9 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
             ),
         )  # fmt: skip
         work = (effects.SYNC_ROUTER,)
+    if price > 0:
+        _pays(conn, account, price, package, act_id, principal.actor, now)
+        if row.parent_id is not None:
+            _parent_pays(conn, row, package, price, act_id, principal.actor, now)
     act = Activation(id=act_id, **act_values)
     return Made(act, row.username, package, work)

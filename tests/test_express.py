@@ -279,3 +279,37 @@ def test_a_customer_changed_under_the_lane_is_done_again_by_the_general_path(
         )
         assert len(list(s.scalars(select(Activation.id)))) == 2
         assert ledger.check(s) == []
+
+
+def test_a_deadlock_ended_by_postgresql_is_done_again_by_the_general_path(
+    ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL ends a deadlock by failing one transaction (SQLSTATE 40P01): that
+    activation is done afresh on the general path, once, not answered with a 500; any
+    other database error is not retried."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    ctx = ctx_factory("postgresql")
+    w = World(ctx)
+    real = express.activate
+    calls: list[str] = []
+
+    def deadlocked(session: Any, principal: Any, key: str, customer: str, *a: Any) -> Any:
+        real(session, principal, key, customer, *a)  # its writes are rolled back
+        calls.append(customer)
+        raise OperationalError("UPDATE …", {}, psycopg.errors.DeadlockDetected("deadlock"))
+
+    monkeypatch.setattr(express, "activate", deadlocked)
+    got = w.activate(w.reseller, "new1", w.home, "k1")
+    assert calls == ["new1"] and got["customer"] == "new1" and got["status"] == "applied"
+    with transaction(ctx.factory) as s:
+        assert len(list(s.scalars(select(Activation.id)))) == 1
+        assert ledger.check(s) == []
+
+    def failing(session: Any, *a: Any) -> Any:
+        raise OperationalError("SELECT …", {}, psycopg.errors.QueryCanceled("canceled"))
+
+    monkeypatch.setattr(express, "activate", failing)
+    with pytest.raises(OperationalError):
+        w.activate(w.reseller, "new2", w.home, "k2")
