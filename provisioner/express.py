@@ -170,6 +170,26 @@ _DEBIT = (
 )
 _ADD_ACTIVATION = insert(_a).returning(_a.c.id)
 _ADD_LEDGER = insert(_led)
+_paid = _DEBIT.cte("paid")
+# PostgreSQL: the debit and its ledger row in one statement (a ledger row only when the
+# debit happened), so the account's row is locked for one round trip before the commit.
+_PAY = (
+    insert(_led)
+    .from_select(
+        ["account", "amount", "kind", "reference", "activation_id", "created_by", "created_at"],
+        select(
+            bindparam("payer", type_=_led.c.account.type),
+            bindparam("entry", type_=_led.c.amount.type),
+            bindparam("kind", type_=_led.c.kind.type),
+            bindparam("reference", type_=_led.c.reference.type),
+            bindparam("activation_id", type_=_led.c.activation_id.type),
+            bindparam("created_by", type_=_led.c.created_by.type),
+            bindparam("created_at", type_=_led.c.created_at.type),
+        ).select_from(_paid),
+    )
+    .add_cte(_paid)
+    .returning(_led.c.id)
+)
 _ADD_INVOICE = insert(_inv)
 _ADD_OUTBOX = insert(_out)
 _SET_CUSTOMER = (
@@ -212,7 +232,15 @@ def _pays(conn: Connection, account: str, price: Decimal, reference: str, act_id
           actor: str, now: datetime) -> None:  # fmt: skip
     """Debit ``account`` and write its ledger row; one that cannot pay sends the whole
     activation back to the general path, which refuses it with the balance it sees."""
-    if conn.execute(_DEBIT, {"payer": account, "amount": price}).scalar() is None:
+    entry = dict(
+        payer=account, amount=price, entry=-price, kind="activation", reference=reference,
+        activation_id=act_id, created_by=actor, created_at=now,
+    )  # fmt: skip
+    if conn.dialect.name == "postgresql":
+        if conn.execute(_PAY, entry).scalar() is None:
+            raise Redo(f"{account} cannot pay")
+        return
+    if conn.execute(_DEBIT, entry).scalar() is None:
         raise Redo(f"{account} cannot pay")
     conn.execute(
         _ADD_LEDGER,
