@@ -57,9 +57,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # API worker processes for ``serve``; 0 = one per core (they share only the database).
-    # One by default: with several, the scheduler runs in the parent process, and its
-    # counters (syncs, CoA outcomes) do not reach /metrics (the database gauges do).
-    api_workers: int = Field(default=1, ge=0)
+    # API worker processes, which share nothing but the database: unset, one per core on
+    # PostgreSQL and one on SQLite (its single writer gains nothing from more); 0, one per
+    # core. With several, every process counts into shared files, so /metrics of any of
+    # them adds up all of them (the scheduler's parent process included).
+    api_workers: int | None = Field(default=None, ge=0)
     # A reseller's plain purchase takes the express lane (``provisioner/express.py``): the
     # same rows in a handful of statements. Off: every activation takes the general path.
     activation_express: bool = True

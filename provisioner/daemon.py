@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 
 import uvicorn
 from rich.console import Console
 from uvicorn.supervisors import Multiprocess
 
-from provisioner import instances, scheduler, sync
+from provisioner import instances, metrics, scheduler, sync
 from provisioner.context import Context
 from provisioner.planning.diff import redact
 from provisioner.planning.render import render
@@ -22,12 +24,21 @@ from provisioner.planning.render import render
 log = logging.getLogger(__name__)
 
 
+def worker_count(ctx: Context, given: int | None) -> int:
+    """API worker processes: ``given`` (``serve --workers``), else ``api_workers``; 0 is
+    one per core, and unset is one per core on PostgreSQL and one on SQLite."""
+    n = given if given is not None else ctx.settings.api_workers
+    if n is None:
+        n = 1 if ctx.engine.dialect.name == "sqlite" else 0
+    return n or os.cpu_count() or 1
+
+
 def run(
     ctx: Context, *, demo: bool, host: str | None, port: int | None, workers: int | None = None
 ) -> None:
-    """Serve the API from ``workers`` processes (default: ``api_workers``, 0 = one per
-    core; they share nothing but the database) and run the scheduler in this one. With
-    several, the scheduler's counters stay in this process, outside /metrics."""
+    """Serve the API from ``workers`` processes (default: ``api_workers``; see
+    ``worker_count``) and run the scheduler in this one. With several, every process
+    counts its metrics into one temporary directory, which /metrics adds up."""
     from provisioner.api import create_app
 
     logging.basicConfig(
@@ -35,7 +46,7 @@ def run(
     )
     scheduler.quiet_logs()
     console = Console()
-    workers = workers or ctx.settings.api_workers or os.cpu_count() or 1
+    workers = worker_count(ctx, workers)
     where = {"host": host or ctx.settings.api_host, "port": port or ctx.settings.api_port}
     if workers > 1:
         # Each worker is a fresh process (spawned) that opens its own context.
@@ -49,6 +60,10 @@ def run(
     name = instances.default_name(ctx.settings, sock.getsockname()[1])
     claims, runs = instances.start(ctx.factory, name)
     log.info("instance %s (took back %d outbox claims, %d sync runs)", name, claims, runs)
+    shared = None
+    if workers > 1 and not metrics.shared():
+        shared = tempfile.mkdtemp(prefix="provisioner-metrics-")
+        metrics.share_across_processes(shared)
     sim = None
     if demo:
         from provisioner import demo as demo_data
@@ -80,5 +95,7 @@ def run(
             uvicorn.Server(config).run(sockets=[sock])
     finally:
         sched.shutdown(wait=False)
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
         if sim is not None:
             sim.stop()

@@ -8,11 +8,13 @@ scrape time, so it is the same whichever daemon instance is scraped.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,44 +23,76 @@ from provisioner.db import transaction
 from provisioner.models import Customer, Outbox, Router, SyncRun, utcnow
 from provisioner.radius_tables import radacct
 
-REGISTRY = CollectorRegistry()
-SYNC_RUNS = Counter(
-    "provisioner_sync_runs", "Router syncs by router and outcome", ["router", "status"],
-    registry=REGISTRY,
-)  # fmt: skip
-ROUTER_WRITES = Counter(
-    "provisioner_router_writes", "Changes applied to routers", registry=REGISTRY
-)
-SYNC_SECONDS = Histogram(
-    "provisioner_sync_duration_seconds",
-    "Wall time of one applied sync (read, plan, apply, record), by router",
-    ["router"],
-    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
-    registry=REGISTRY,
-)
-SYNC_CHANGES = Counter(
-    "provisioner_sync_changes_applied",
-    "Changes applied to routers by menu and sync trigger; under trigger=reconcile they are "
-    "drift repaired (the router no longer matched the registry)",
-    ["router", "menu", "trigger"],
-    registry=REGISTRY,
-)
-RADIUS_REQUESTS = Counter(
-    "provisioner_radius_requests",
-    "CoA and Disconnect requests to routers by reply: ack, nak, timeout (no valid reply)",
-    ["router", "request", "outcome"],
-    registry=REGISTRY,
-)
-ACTIVATIONS = Counter(
-    "provisioner_activations", "Activation requests by outcome", ["result"], registry=REGISTRY
-)
-ACTIVATION_SECONDS = Histogram(
-    "provisioner_activation_duration_seconds",
-    "Time to run one activation (its whole transaction), by outcome",
-    ["result"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    registry=REGISTRY,
-)
+SYNC_RUNS: Counter
+ROUTER_WRITES: Counter
+SYNC_SECONDS: Histogram
+SYNC_CHANGES: Counter
+RADIUS_REQUESTS: Counter
+ACTIVATIONS: Counter
+ACTIVATION_SECONDS: Histogram
+REGISTRY: CollectorRegistry
+
+
+def _define() -> None:
+    """Make the metrics (again, after ``share_across_processes``: values in files)."""
+    global REGISTRY, SYNC_RUNS, ROUTER_WRITES, SYNC_SECONDS, SYNC_CHANGES
+    global RADIUS_REQUESTS, ACTIVATIONS, ACTIVATION_SECONDS
+    REGISTRY = CollectorRegistry()
+    SYNC_RUNS = Counter(
+        "provisioner_sync_runs", "Router syncs by router and outcome", ["router", "status"],
+        registry=REGISTRY,
+    )  # fmt: skip
+    ROUTER_WRITES = Counter(
+        "provisioner_router_writes", "Changes applied to routers", registry=REGISTRY
+    )
+    SYNC_SECONDS = Histogram(
+        "provisioner_sync_duration_seconds",
+        "Wall time of one applied sync (read, plan, apply, record), by router",
+        ["router"],
+        buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        registry=REGISTRY,
+    )
+    SYNC_CHANGES = Counter(
+        "provisioner_sync_changes_applied",
+        "Changes applied to routers by menu and sync trigger; under trigger=reconcile they are "
+        "drift repaired (the router no longer matched the registry)",
+        ["router", "menu", "trigger"],
+        registry=REGISTRY,
+    )
+    RADIUS_REQUESTS = Counter(
+        "provisioner_radius_requests",
+        "CoA and Disconnect requests to routers by reply: ack, nak, timeout (no valid reply)",
+        ["router", "request", "outcome"],
+        registry=REGISTRY,
+    )
+    ACTIVATIONS = Counter(
+        "provisioner_activations", "Activation requests by outcome", ["result"], registry=REGISTRY
+    )
+    ACTIVATION_SECONDS = Histogram(
+        "provisioner_activation_duration_seconds",
+        "Time to run one activation (its whole transaction), by outcome",
+        ["result"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        registry=REGISTRY,
+    )
+
+
+_define()
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_across_processes(directory: str) -> None:
+    """Count into files in ``directory`` (prometheus_client's multiprocess mode), in this
+    process and in every process it starts from now on (they inherit the environment), so
+    /metrics of any ``serve`` worker adds up all of them, the scheduler's parent included.
+    Called before the first count; ``directory`` must be empty and outlive the workers."""
+    os.environ[MULTIPROC_ENV] = directory
+    values.ValueClass = values.get_value_class()  # read once at import; this process again
+    _define()
+
+
+def shared() -> bool:
+    return MULTIPROC_ENV in os.environ
 
 
 def record_sync(
@@ -189,14 +223,21 @@ class DatabaseCollector(Collector):
 
 
 _collector: DatabaseCollector | None = None
+_scraped: CollectorRegistry | None = None
 
 
 def render(factory: sessionmaker[Session], reconcile_interval: float = 0.0) -> bytes:
-    """The exposition text of every metric, the database gauges read now."""
-    global _collector
-    if _collector is None:
+    """The exposition text of every metric, the database gauges read now; with
+    ``share_across_processes``, the counts of every process of the daemon added up."""
+    global _collector, _scraped
+    if _collector is None or _scraped is None:
         _collector = DatabaseCollector(factory, reconcile_interval)
-        REGISTRY.register(_collector)
+        if shared():
+            _scraped = CollectorRegistry()
+            MultiProcessCollector(_scraped)
+        else:
+            _scraped = REGISTRY
+        _scraped.register(_collector)
     _collector.factory = factory
     _collector.reconcile_interval = reconcile_interval
-    return generate_latest(REGISTRY)
+    return generate_latest(_scraped)

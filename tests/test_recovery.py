@@ -70,10 +70,11 @@ class Daemon:
             **settings,
         }
         env.update({f"PROVISIONER_{k.upper()}": str(v) for k, v in conf.items()})
+        self.port = free_port()
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "from provisioner.cli import main; main()", "serve",
-                 "--host", "127.0.0.1", "--port", str(free_port())],
+                 "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -281,3 +282,66 @@ def test_a_run_left_running_is_closed_by_the_next_sync_of_its_router(
         s.add(SyncRun(router_id=rid, trigger="manual", holder="cli-host:4242"))
     assert sync.sync_router(ctx.factory, ctx.settings, rid).status == "ok"
     assert runs(ctx) == [("cli-host:4242", "interrupted"), (instances.name(), "ok")]
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in an exposition text (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{"):
+            head, _, value = line.rpartition(" ")
+            got = ",".join(sorted(head[len(name) + 1 : -1].split(",")))
+            if got == want:
+                return float(value)
+    return 0.0
+
+
+def test_serve_on_postgresql_runs_a_worker_per_core_and_metrics_add_up_every_process(
+    ctx_factory: Any, sim: SimulatedRouter, daemons: Callable[..., Daemon]
+) -> None:
+    """With no ``api_workers`` set, ``serve`` on PostgreSQL answers from one worker per
+    core; each scrape of /metrics, whichever worker answers it, counts the activations
+    every worker made and the syncs the scheduler (the parent process) ran."""
+    import httpx
+
+    from provisioner.auth import create_token
+
+    ctx = ctx_factory("postgresql")
+    make = Factory(ctx)
+    router = make.router(sim, mode="local")
+    pkg = make.package(make.master(name="home"), name="Home")
+    for i in range(6):
+        make.customer(None, router, username=f"m{i}", status="new")
+    with transaction(ctx.factory) as s:
+        token = create_token(s, role="admin", name="t")
+    d = daemons(ctx, "multi")
+    base = f"http://127.0.0.1:{d.port}"
+    # No keep-alive: each request is a new connection, taken by whichever worker accepts.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=base, timeout=30, limits=fresh) as c:
+        wait_for("the API", lambda: _up(c), 60)
+        for i in range(6):
+            r = c.post(
+                "/api/v1/activations",
+                json={"customer": f"m{i}", "package": pkg, "idempotency_key": f"k{i}"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 201, r.text
+        wait_for("the router synced", lambda: _synced(ctx), 60)
+        for _ in range(12):  # several scrapes: each worker answers some
+            text = c.get("/metrics").text
+            assert _metric(text, "provisioner_activations_total", result="created") == 6
+            assert _metric(text, "provisioner_sync_runs_total", router=router, status="ok") >= 1
+    assert "serving from 2 worker processes" in d.log.read_text() or (os.cpu_count() or 1) < 2
+
+
+def _up(c: Any) -> bool:
+    try:
+        return bool(c.get("/api/v1/health").status_code == 200)
+    except Exception:  # noqa: BLE001 - not listening yet
+        return False
+
+
+def _synced(ctx: Context) -> bool:
+    with transaction(ctx.factory) as s:
+        return s.scalar(select(SyncRun.id).where(SyncRun.status == "ok")) is not None

@@ -138,7 +138,11 @@ def serve_cmd(
     host: Annotated[str | None, Opt(help="listen address (default: from the config)")] = None,
     port: Annotated[int | None, Opt(help="listen port (default: from the config)")] = None,
     workers: Annotated[
-        int | None, Opt(help="API worker processes (default: api_workers, 1; 0 = one per core)")
+        int | None,
+        Opt(
+            help="API worker processes (default: api_workers; unset: one per core on "
+            "PostgreSQL, one on SQLite; 0 = one per core)"
+        ),
     ] = None,
 ) -> None:
     """Run the daemon: HTTP API, scheduler (sync, drift repair, outbox, expiry)."""
