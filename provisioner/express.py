@@ -163,29 +163,27 @@ _DEBIT = (
     update(_acc)
     .where(
         _acc.c.account == bindparam("payer"),
-        _acc.c.balance - bindparam("amount", type_=_MONEY) >= _acc.c.floor,
+        _acc.c.balance - bindparam("price", type_=_MONEY) >= _acc.c.floor,
     )
-    .values(balance=_acc.c.balance - bindparam("amount", type_=_MONEY))
+    .values(balance=_acc.c.balance - bindparam("price", type_=_MONEY))
     .returning(_acc.c.balance)
 )
 _ADD_ACTIVATION = insert(_a).returning(_a.c.id)
 _ADD_LEDGER = insert(_led)
+_LEDGER_ROW = [
+    _led.c[name]
+    for name in ("account", "amount", "kind", "reference", "activation_id", "created_by",
+                 "created_at")
+]  # fmt: skip
 _paid = _DEBIT.cte("paid")
 # PostgreSQL: the debit and its ledger row in one statement (a ledger row only when the
 # debit happened), so the account's row is locked for one round trip before the commit.
 _PAY = (
     insert(_led)
     .from_select(
-        ["account", "amount", "kind", "reference", "activation_id", "created_by", "created_at"],
-        select(
-            bindparam("payer", type_=_led.c.account.type),
-            bindparam("entry", type_=_led.c.amount.type),
-            bindparam("kind", type_=_led.c.kind.type),
-            bindparam("reference", type_=_led.c.reference.type),
-            bindparam("activation_id", type_=_led.c.activation_id.type),
-            bindparam("created_by", type_=_led.c.created_by.type),
-            bindparam("created_at", type_=_led.c.created_at.type),
-        ).select_from(_paid),
+        [c.name for c in _LEDGER_ROW],
+        # Named apart from the tables' columns, which SQLAlchemy binds by those names.
+        select(*[bindparam(f"row_{c.name}", type_=c.type) for c in _LEDGER_ROW]).select_from(_paid),
     )
     .add_cte(_paid)
     .returning(_led.c.id)
@@ -233,22 +231,18 @@ def _pays(conn: Connection, account: str, price: Decimal, reference: str, act_id
     """Debit ``account`` and write its ledger row; one that cannot pay sends the whole
     activation back to the general path, which refuses it with the balance it sees."""
     entry = dict(
-        payer=account, amount=price, entry=-price, kind="activation", reference=reference,
+        account=account, amount=-price, kind="activation", reference=reference,
         activation_id=act_id, created_by=actor, created_at=now,
     )  # fmt: skip
+    debit = {"payer": account, "price": price}
     if conn.dialect.name == "postgresql":
-        if conn.execute(_PAY, entry).scalar() is None:
-            raise Redo(f"{account} cannot pay")
-        return
-    if conn.execute(_DEBIT, entry).scalar() is None:
+        paid = conn.execute(_PAY, {**{f"row_{k}": v for k, v in entry.items()}, **debit}).scalar()
+    else:
+        paid = conn.execute(_DEBIT, debit).scalar()
+        if paid is not None:
+            conn.execute(_ADD_LEDGER, entry)
+    if paid is None:
         raise Redo(f"{account} cannot pay")
-    conn.execute(
-        _ADD_LEDGER,
-        dict(
-            account=account, amount=-price, kind="activation", reference=reference,
-            activation_id=act_id, created_by=actor, created_at=now,
-        ),
-    )  # fmt: skip
 
 
 def _parent_pays(conn: Connection, row: Any, package: str, paid: Decimal, act_id: int,
