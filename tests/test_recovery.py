@@ -345,3 +345,44 @@ def _up(c: Any) -> bool:
 def _synced(ctx: Context) -> bool:
     with transaction(ctx.factory) as s:
         return s.scalar(select(SyncRun.id).where(SyncRun.status == "ok")) is not None
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_of_a_killed_daemon_end_and_free_its_port(
+    ctx_factory: Any, daemons: Callable[..., Daemon]
+) -> None:
+    """SIGKILL to ``serve``'s parent process: its API workers end within seconds, so the
+    port is free for the daemon restarted after the crash."""
+    ctx = ctx_factory("postgresql")
+    d = daemons(ctx, "orphans", api_workers=2)
+    import httpx
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{d.port}", timeout=10) as c:
+        wait_for("the API", lambda: _up(c), 60)
+    workers = wait_for(
+        "two workers", lambda: (w := _children(d.proc.pid)) and len(w) >= 2 and w, 30
+    )
+    d.kill()
+    wait_for("the workers to end", lambda: not any(_alive(w) for w in workers), 20)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", d.port))  # the restarted daemon can listen again

@@ -7,6 +7,10 @@ one transaction (``api.deps``), and errors keep the service layer's status and m
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Response
@@ -57,7 +61,22 @@ def app_from_settings() -> FastAPI:
     force (environment and config file); the parent process migrated the database."""
     from provisioner.context import open_context
 
+    _end_with_parent()
     return create_app(open_context(upgrade=False))
+
+
+def _end_with_parent(every: float = 1.0) -> None:
+    """A worker whose parent was killed outright (SIGKILL, the OOM killer) would go on
+    holding the API's port, so the restarted daemon could not bind it: the worker ends
+    itself (uvicorn's graceful SIGTERM) as soon as its parent is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 __all__ = ["app_from_settings", "create_app"]
