@@ -39,7 +39,7 @@ def run(
     """Serve the API from ``workers`` processes (default: ``api_workers``; see
     ``worker_count``) and run the scheduler in this one. With several, every process
     counts its metrics into one temporary directory, which /metrics adds up."""
-    from provisioner.api import create_app
+    from provisioner.api import SERVE_PID, create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -49,7 +49,9 @@ def run(
     workers = worker_count(ctx, workers)
     where = {"host": host or ctx.settings.api_host, "port": port or ctx.settings.api_port}
     if workers > 1:
-        # Each worker is a fresh process (spawned) that opens its own context.
+        # Each worker is a fresh process (spawned) that opens its own context, and ends
+        # when this process is gone (``api._end_with_parent``).
+        os.environ[SERVE_PID] = str(os.getpid())
         config = uvicorn.Config(
             "provisioner.api:app_from_settings", factory=True, workers=workers,
             log_level="info", **where,

@@ -386,3 +386,18 @@ def test_workers_of_a_killed_daemon_end_and_free_its_port(
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", d.port))  # the restarted daemon can listen again
+
+
+def test_a_worker_whose_parent_died_before_it_started_ends_too() -> None:
+    """The parent named by ``serve`` (not the worker's parent of the moment, which after
+    a crash is init) is the one watched: a worker started late ends at once."""
+    code = (
+        "import time; from provisioner.api import _end_with_parent; "
+        "_end_with_parent(every=0.1); time.sleep(60)"
+    )
+    env = {**os.environ, "PROVISIONER_SERVE_PID": "999999999"}  # no such process
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    try:
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()

@@ -22,6 +22,7 @@ from provisioner.api.routes import api_router
 from provisioner.context import Context
 
 PREFIX = "/api/v1"
+SERVE_PID = "PROVISIONER_SERVE_PID"  # set by ``serve`` for the workers it starts
 
 
 def _version() -> str:
@@ -68,8 +69,9 @@ def app_from_settings() -> FastAPI:
 def _end_with_parent(every: float = 1.0) -> None:
     """A worker whose parent was killed outright (SIGKILL, the OOM killer) would go on
     holding the API's port, so the restarted daemon could not bind it: the worker ends
-    itself (uvicorn's graceful SIGTERM) as soon as its parent is gone."""
-    parent = os.getppid()
+    itself (uvicorn's graceful SIGTERM) as soon as its parent is gone. The parent names
+    itself (``SERVE_PID``): one killed while this worker was starting is gone already."""
+    parent = int(os.environ.get(SERVE_PID) or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:
