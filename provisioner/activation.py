@@ -345,6 +345,39 @@ def _attempt(
 RETRY_STATES = ("40P01", "40001")  # deadlock detected, serialization failure
 
 
+class _Declined(Exception):
+    """The express lane does not take this case: roll back its read."""
+
+
+def express_and_view(
+    factory: sessionmaker[Session], principal: Principal, req: ActivationRequest, view: View[T]
+) -> T | None:
+    """The express lane alone, in a transaction of its own: the view of the activation it
+    made and committed, or None, having kept nothing, whenever ``run_and_view`` must do it
+    instead (a case the lane does not take, a customer changed under it, a payer that
+    cannot pay, a deadlock, a concurrent request with the same key, a refusal). The API's
+    shortcut (``api.shortcut``) answers with it, else hands the request to the route."""
+    if req.card_serial:
+        return None
+    started = time.perf_counter()
+    try:
+        with transaction(factory) as s:
+            if not effects.settings_of(s).activation_express:
+                raise _Declined
+            made = express.activate(s, principal, _key(req), req.customer, req.package, req.payer)
+            if made is None:
+                raise _Declined
+            shown = view(s, made.activation, made)
+    except (_Declined, express.Redo, IntegrityError, ProvisionerError):
+        return None  # the route's answer, refusals included, is ``run_and_view``'s
+    except OperationalError as exc:
+        if _sqlstate(exc) in RETRY_STATES:
+            return None
+        raise
+    metrics.record_activation("created", time.perf_counter() - started)
+    return shown
+
+
 def _sqlstate(exc: OperationalError) -> str | None:
     return getattr(exc.orig, "sqlstate", None)
 
@@ -354,16 +387,18 @@ def run_and_view(
     principal: Principal,
     req: ActivationRequest,
     view: View[T] | None,
+    lane: bool = True,
 ) -> tuple[tuple[int, bool], T | None]:
     """``run_activation``, and ``view(session, activation, made)`` made in the same
     transaction (the API's answer costs no second session and no re-reads; ``made`` is what
     the express lane already knows, None after the general path). Counted in ``metrics``
-    with its time, by outcome: created, replayed, or the error's class."""
+    with its time, by outcome: created, replayed, or the error's class. ``lane=False``:
+    the express lane has already declined this request (``express_and_view``)."""
     started = time.perf_counter()
     try:
         try:
             with transaction(factory) as s:
-                act, created, shown = _attempt(s, principal, req, view, True)
+                act, created, shown = _attempt(s, principal, req, view, lane)
         except (express.Redo, OperationalError) as exc:
             # The express lane could not finish it, or PostgreSQL chose this transaction
             # to end a deadlock (the lane takes the customer's row before the account's,

@@ -313,3 +313,123 @@ def test_a_deadlock_ended_by_postgresql_is_done_again_by_the_general_path(
     monkeypatch.setattr(express, "activate", failing)
     with pytest.raises(OperationalError):
         w.activate(w.reseller, "new2", w.home, "k2")
+
+
+def test_the_api_shortcut_answers_and_writes_what_the_route_does(
+    ctx_factory: Any, backend: str, frozen: Callable[[datetime], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The same script over HTTP twice: with tokens cached, so ``api.shortcut`` answers
+    the lane's cases before any routing, and with no cache, so the route answers every
+    request. Every answer (status and body) and every row must be the same; a spy proves
+    which requests the shortcut answered, and that the route skips the lane once the
+    shortcut has found it declines."""
+    from fastapi.testclient import TestClient
+
+    from provisioner.api import create_app
+    from provisioner.auth import create_token
+
+    answered: list[str] = []
+    lanes: list[tuple[str, bool]] = []
+    real_answer, real_run = activation.express_and_view, activation.run_and_view
+
+    def answer_spy(factory: Any, principal: Any, req: ActivationRequest, view: Any) -> Any:
+        shown = real_answer(factory, principal, req, view)
+        if shown is not None:
+            answered.append(req.customer)
+        return shown
+
+    def run_spy(factory: Any, principal: Any, req: ActivationRequest, view: Any,
+                lane: bool = True) -> Any:  # fmt: skip
+        lanes.append((req.customer, lane))
+        return real_run(factory, principal, req, view, lane)
+
+    monkeypatch.setattr(activation, "express_and_view", answer_spy)
+    monkeypatch.setattr(activation, "run_and_view", run_spy)
+    results, rows = {}, {}
+    for cached in (True, False):
+        frozen(AT)
+        ctx = ctx_factory(backend, token_cache_seconds=30.0 if cached else 0.0)
+        w = World(ctx)
+        prepare(w, AT)
+        with transaction(ctx.factory) as s:
+            tokens = {name: create_token(s, role="reseller", reseller=name) for name in w.who}
+        answered.clear()
+        lanes.clear()
+        answers = []
+        with TestClient(create_app(ctx)) as client:
+
+            def call(who: str, customer: str, package: str, key: str,
+                     tokens: dict[str, str] = tokens) -> tuple[int, Any]:  # fmt: skip
+                headers = {"Authorization": f"Bearer {tokens[who]}"}
+                body = {"customer": customer, "package": package, "idempotency_key": key}
+                r = client.post("/api/v1/activations", json=body, headers=headers)
+                return r.status_code, r.json()
+
+            for token in tokens.values():  # every token verified (and cached) first
+                assert client.get("/api/v1/balance", headers={
+                    "Authorization": f"Bearer {token}"}).status_code == 200  # fmt: skip
+            for i, (who, customer, package) in enumerate(script(w)):
+                frozen(AT + timedelta(minutes=i))
+                answers.append(call(who, customer, package, f"key-{i}"))
+            answers.append(call(w.reseller, "new1", w.home, "key-0"))
+        results[cached], rows[cached] = answers, w.rows()
+        if cached:
+            assert set(answered) == EXPRESS
+            # What the shortcut found the lane declines, the route does without it.
+            declined = {c for c, lane in lanes if not lane}
+            assert declined == {"upgrade", "online", "billed", "subs2", "broke", "nobody",
+                                "new1"}  # fmt: skip
+        else:
+            assert answered == [] and all(lane for _, lane in lanes)
+    assert results[True] == results[False]
+    for table in rows[False]:
+        assert rows[True][table] == rows[False][table], table
+    got = results[True]
+    assert [status for status, _ in got[:9]] == [201] * 9
+    assert got[0][1]["status"] == "applied" and got[2][1]["work"][0]["kind"] == "sync_router"
+    assert got[13][0] == got[14][0] == 402 and got[15][0] == got[16][0] == 404
+    assert got[-1] == (200, got[0][1])  # the replay: the route's, the first activation
+
+
+@pytest.mark.parametrize("size", [10, 40_000])
+def test_a_request_the_shortcut_does_not_take_reaches_the_app_as_it_came(
+    ctx: Context, size: int
+) -> None:
+    """A body in several chunks (small, or past what the shortcut reads) reaches the app
+    whole and in order when the shortcut does not answer (here: no cached token)."""
+    import asyncio
+
+    from provisioner.api.shortcut import ActivationShortcut
+
+    sent = [bytes([65 + i]) * size for i in range(3)]
+    got: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            m = await receive()
+            got.append(m.get("body", b""))
+            if not m.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    class App:
+        state = type("State", (), {})()
+
+    messages = [{"type": "http.request", "body": c, "more_body": i < 2} for i, c in enumerate(sent)]
+    out: list[Any] = []
+
+    async def receive() -> Any:
+        return messages.pop(0)
+
+    async def send(m: Any) -> None:
+        out.append(m)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/api/v1/activations", "app": App(),
+        "headers": [(b"content-type", b"application/json"),
+                    (b"authorization", b"Bearer not-cached")],
+    }  # fmt: skip
+    asyncio.run(ActivationShortcut(app, ctx, "/api/v1/activations")(scope, receive, send))
+    assert b"".join(got) == b"".join(sent) and out[0]["status"] == 204

@@ -95,12 +95,21 @@ def _record_use(ctx: Context, token_id: int, now: datetime) -> None:
         log.debug("token %s: its use was not recorded this time: %s", token_id, exc)
 
 
-def _cache(request: Request, ctx: Context) -> TokenCache:
+def _cache(app: Any, ctx: Context) -> TokenCache:
     """The app's token cache (made with the app's first authenticated request)."""
-    cache: TokenCache | None = getattr(request.app.state, "tokens", None)
+    cache: TokenCache | None = getattr(app.state, "tokens", None)
     if cache is None:
-        cache = request.app.state.tokens = TokenCache(ctx.settings.token_cache_seconds)
+        cache = app.state.tokens = TokenCache(ctx.settings.token_cache_seconds)
     return cache
+
+
+def bearer_principal(app: Any, ctx: Context, authorization: str) -> Principal | None:
+    """The caller of an ``Authorization`` header if its token is in the app's cache, else
+    None (``get_principal`` checks it; ``api.shortcut`` leaves the request to the route)."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return _cache(app, ctx).get(token, utcnow())
 
 
 def get_principal(
@@ -114,7 +123,7 @@ def get_principal(
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     now = utcnow()
-    token, cache = credentials.credentials, _cache(request, ctx)
+    token, cache = credentials.credentials, _cache(request.app, ctx)
     principal = cache.get(token, now)
     if principal is None:
         seen = generation()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from provisioner import access, activation, cards, ledger
 from provisioner.activation import ActivationRequest
+from provisioner.api import shortcut
 from provisioner.api.deps import AdminDep, CtxDep, PagingDep, PrincipalDep, SessionDep
 from provisioner.errors import Forbidden, ValidationError
 from provisioner.read import activations, balances, packages
@@ -51,6 +52,7 @@ def create_activation(
     ctx: CtxDep,
     principal: PrincipalDep,
     response: Response,
+    request: Request,
     idempotency_key: Annotated[Key | None, Header()] = None,
 ) -> ActivationOut:
     """Activate in one transaction; the router/CoA work runs after it (see ``status``)."""
@@ -65,7 +67,11 @@ def create_activation(
         body.customer, body.package, key, body.payer, body.card_serial, body.card_pin
     )
     (_, created), shown = activation.run_and_view(
-        ctx.factory, principal, req, lambda s, a, made: activations.view(s, principal, a, made)
+        ctx.factory,
+        principal,
+        req,
+        lambda s, a, made: activations.view(s, principal, a, made),
+        lane=not getattr(request.state, shortcut.DECLINED, False),
     )
     if not created:
         response.status_code = 200
