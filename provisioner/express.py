@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from provisioner import billing, effects, radius_store, sessions
 from provisioner.auth import Principal
+from provisioner.batch import Batch
 from provisioner.invoices import OPEN, PAID
 from provisioner.mapping.radius import customer_rows
 from provisioner.models import (
@@ -169,27 +170,12 @@ _DEBIT = (
     .returning(_acc.c.balance)
 )
 _ADD_ACTIVATION = insert(_a).returning(_a.c.id)
-_ADD_LEDGER = insert(_led)
-_LEDGER_ROW = [
-    _led.c[name]
-    for name in ("account", "amount", "kind", "reference", "activation_id", "created_by",
-                 "created_at")
-]  # fmt: skip
-_paid = _DEBIT.cte("paid")
-# PostgreSQL: the debit and its ledger row in one statement (a ledger row only when the
-# debit happened), so the account's row is locked for one round trip before the commit.
-_PAY = (
-    insert(_led)
-    .from_select(
-        [c.name for c in _LEDGER_ROW],
-        # Named apart from the tables' columns, which SQLAlchemy binds by those names.
-        select(*[bindparam(f"row_{c.name}", type_=c.type) for c in _LEDGER_ROW]).select_from(_paid),
-    )
-    .add_cte(_paid)
-    .returning(_led.c.id)
-)
-_ADD_INVOICE = insert(_inv)
-_ADD_OUTBOX = insert(_out)
+# Rows that name the activation find it by its key: every write goes out together
+# (``batch``), before the activation's id is known.
+_THIS = select(_a.c.id).where(_a.c.idempotency_key == bindparam("act_key")).scalar_subquery()
+_ADD_LEDGER = insert(_led).values(activation_id=_THIS)
+_ADD_INVOICE = insert(_inv).values(activation_id=_THIS)
+_ADD_OUTBOX = insert(_out).values(activation_id=_THIS)
 _SET_CUSTOMER = (
     update(_c)
     .where(
@@ -226,34 +212,30 @@ class _Master:
             raise AttributeError(name) from None
 
 
-def _pays(conn: Connection, account: str, price: Decimal, reference: str, act_id: int,
-          actor: str, now: datetime) -> None:  # fmt: skip
-    """Debit ``account`` and write its ledger row; one that cannot pay sends the whole
-    activation back to the general path, which refuses it with the balance it sees."""
-    entry = dict(
-        account=account, amount=-price, kind="activation", reference=reference,
-        activation_id=act_id, created_by=actor, created_at=now,
+def _pays(w: Batch, account: str, price: Decimal, reference: str, key: str, actor: str,
+          now: datetime) -> tuple[int, ...]:  # fmt: skip
+    """Queue the debit of ``account`` (guarded: never below its floor) and its ledger
+    row; the debit's place in the batch's answer, which has no row when it could not pay."""
+    debit = w.add(_DEBIT, {"payer": account, "price": price})
+    w.add(
+        _ADD_LEDGER,
+        dict(
+            account=account, amount=-price, kind="activation", reference=reference,
+            act_key=key, created_by=actor, created_at=now,
+        ),
     )  # fmt: skip
-    debit = {"payer": account, "price": price}
-    if conn.dialect.name == "postgresql":
-        paid = conn.execute(_PAY, {**{f"row_{k}": v for k, v in entry.items()}, **debit}).scalar()
-    else:
-        paid = conn.execute(_DEBIT, debit).scalar()
-        if paid is not None:
-            conn.execute(_ADD_LEDGER, entry)
-    if paid is None:
-        raise Redo(f"{account} cannot pay")
+    return (debit,)
 
 
-def _parent_pays(conn: Connection, row: Any, package: str, paid: Decimal, act_id: int,
-                 actor: str, now: datetime) -> None:  # fmt: skip
+def _parent_pays(w: Batch, row: Any, package: str, paid: Decimal, key: str, actor: str,
+                 now: datetime) -> tuple[int, ...]:  # fmt: skip
     """The payer's parent pays its own price for the package, as ``activation._parents_pay``
-    records it; one that cannot pay sends the whole activation back to the general path."""
+    records it."""
     price = row.parent_price if row.parent_price is not None else row.operator_price
     reference = (
         f"{package} for {row.username} via {row.payer_name} (paid {paid}, margin {paid - price})"
     )
-    _pays(conn, f"reseller:{row.parent_id}", price, reference, act_id, actor, now)
+    return _pays(w, f"reseller:{row.parent_id}", price, reference, key, actor, now)
 
 
 def _resolve(conn: Connection, rid: int, username: str, package: str, key: str) -> Any:
@@ -337,7 +319,10 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     # The customer first (the lock every path on this customer meets first), the
     # reseller's account last: its row is shared by every sale of the reseller, so it is
     # held only for the debit, the ledger rows and the commit.
-    done = conn.execute(
+    # Sent together (one round trip on PostgreSQL), then checked: a customer changed
+    # since the read, or a payer that cannot pay, rolls all of it back.
+    w = Batch(conn)
+    guarded = w.add(
         _SET_CUSTOMER,
         dict(
             cid=row.id, was_status=row.status, was_package=row.package_id,
@@ -348,8 +333,6 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
             new_reason=None if monthly else row.suspended_reason,
         ),
     )  # fmt: skip
-    if done.rowcount != 1:
-        raise Redo(row.username)
     on_router = effects.router_holds(row.router_mode, ctype)
     act_values = dict(
         idempotency_key=key, customer_id=row.id, package_id=row.new_package_id,
@@ -357,30 +340,41 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         expires_at=end, status="pending" if on_router else "applied", error=None,
         created_at=now,
     )  # fmt: skip
-    act_id = conn.execute(_ADD_ACTIVATION, act_values).scalar_one()
+    added = w.add(_ADD_ACTIVATION, act_values)
     if monthly:
-        conn.execute(
+        w.add(
             _ADD_INVOICE,
             dict(
-                customer_id=row.id, activation_id=act_id, package_id=row.new_package_id,
+                customer_id=row.id, act_key=key, package_id=row.new_package_id,
                 amount=price, period_start=start, period_end=end, due_at=start,
                 status=PAID, paid_at=now, created_at=now,
             ),
         )  # fmt: skip
-    radius_store.apply(conn, radius_plan(changes))
+    for stmt, rows in radius_store.statements(radius_plan(changes)):
+        for values in rows:
+            w.add(stmt, values)
     work: tuple[str, ...] = ()
     if on_router and row.router_id is not None:
-        conn.execute(
+        w.add(
             _ADD_OUTBOX,
             dict(
-                kind=effects.SYNC_ROUTER, router_id=row.router_id, activation_id=act_id,
+                kind=effects.SYNC_ROUTER, router_id=row.router_id, act_key=key,
                 payload={}, status="pending", attempts=0, next_attempt_at=now, created_at=now,
             ),
         )  # fmt: skip
         work = (effects.SYNC_ROUTER,)
+    debits: tuple[int, ...] = ()
     if price > 0:
-        _pays(conn, account, price, package, act_id, principal.actor, now)
+        debits = _pays(w, account, price, package, key, principal.actor, now)
         if row.parent_id is not None:
-            _parent_pays(conn, row, package, price, act_id, principal.actor, now)
+            debits += _parent_pays(w, row, package, price, key, principal.actor, now)
+    done = w.run()
+    if done[guarded][0] != 1:
+        raise Redo(row.username)
+    if any(done[i][1] is None for i in debits):
+        raise Redo(f"{account} or its parent cannot pay")
+    answer = done[added][1]
+    assert answer is not None
+    act_id = int(answer[0])
     act = Activation(id=act_id, **act_values)
     return Made(act, row.username, package, work)

@@ -11,7 +11,7 @@ and the tables' rows), ``planning.radius_diff`` compares (pure), and ``apply`` w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from provisioner.mapping.radius import (
     MANAGED,
@@ -275,11 +276,12 @@ _SET = {t: update(t).where(t.c.id == bindparam("row_id")) for t in _ROW_TABLES}
 _REMOVE = {t: delete(t).where(t.c.id == bindparam("row_id")) for t in _ROW_TABLES}
 
 
-def apply(session: Session | Connection, p: Plan) -> int:
-    """Apply a RADIUS plan in the caller's transaction; returns the rows written. Changes
-    and removals run in the plan's order; the rows to add follow, one batched insert per
-    table (a bulk import adds tens of thousands)."""
-    n = 0
+_ADD = {t: insert(t) for t in _ROW_TABLES}
+
+
+def statements(p: Plan) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
+    """The statements that apply a RADIUS plan, each with its parameter sets: changes and
+    removals in the plan's order, then the rows to add, one batch per table and shape."""
     adds: dict[Any, list[dict[str, Any]]] = {}
     for c in p.writes:
         values = c.new_values()
@@ -296,10 +298,9 @@ def apply(session: Session | Connection, p: Plan) -> int:
         if c.action is Action.add:
             adds.setdefault(t, []).append({**row, **values})
         elif c.action is Action.set:
-            session.execute(_SET[t], {"row_id": int(c.ros_id or 0), **values})
+            yield _SET[t], [{"row_id": int(c.ros_id or 0), **values}]
         else:
-            session.execute(_REMOVE[t], {"row_id": int(c.ros_id or 0)})
-        n += 1
+            yield _REMOVE[t], [{"row_id": int(c.ros_id or 0)}]
     for t, rows in adds.items():
         # Rows of one table may differ in their keys (a nas row without a secret):
         # group by key set, so each executemany has one shape.
@@ -307,7 +308,16 @@ def apply(session: Session | Connection, p: Plan) -> int:
         for row in rows:
             shapes.setdefault(tuple(sorted(row)), []).append(row)
         for same in shapes.values():
-            session.execute(insert(t), same)
+            yield _ADD[t], same
+
+
+def apply(session: Session | Connection, p: Plan) -> int:
+    """Apply a RADIUS plan in the caller's transaction; returns the rows written (a bulk
+    import adds tens of thousands: one executemany per table)."""
+    n = 0
+    for stmt, params in statements(p):
+        session.execute(stmt, params if len(params) > 1 else params[0])
+        n += len(params)
     return n
 
 
