@@ -171,7 +171,9 @@ def _observed_users(session: Session, owners: list[str]) -> list[ObservedRow]:
 def _user_rows_statement() -> Any:
     parts = [
         select(literal(name).label("tbl"), t.c.id, t.c.attribute, t.c.op, t.c.value).where(
-            t.c.username == bindparam("username"), t.c.attribute.in_(sorted(MANAGED[name]))
+            t.c.username == bindparam("username"),
+            # One bound value each, not an expanding list: no list to render per call.
+            t.c.attribute.in_([literal(a) for a in sorted(MANAGED[name])]),
         )
         for name, t in (("radcheck", radcheck), ("radreply", radreply))
     ]
