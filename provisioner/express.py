@@ -68,7 +68,7 @@ from provisioner.models import (
     Router,
     utcnow,
 )
-from provisioner.planning.radius_diff import diff_rows, radius_plan
+from provisioner.planning.radius_diff import ObservedRow, diff_rows, radius_plan
 from provisioner.radius_tables import radacct
 from provisioner.refs import id_of
 from provisioner.snapshots import CustomerSpec
@@ -203,13 +203,10 @@ class _Master:
     ``state.master_spec`` reads)."""
 
     def __init__(self, row: Any) -> None:
-        self._row = row._mapping
+        self._row = row
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self._row[f"m_{name}"]
-        except KeyError:
-            raise AttributeError(name) from None
+        return getattr(self._row, f"m_{name}")
 
 
 def _pays(w: Batch, account: str, price: Decimal, reference: str, key: str, actor: str,
@@ -238,9 +235,17 @@ def _parent_pays(w: Batch, row: Any, package: str, paid: Decimal, key: str, acto
     return _pays(w, f"reseller:{row.parent_id}", price, reference, key, actor, now)
 
 
-def _resolve(conn: Connection, rid: int, username: str, package: str, key: str) -> Any:
-    params = {"rid": rid, "username": username, "package": package, "key": key}
-    return conn.execute(_RESOLVE, params).one_or_none()
+def _resolve(conn: Connection, rid: int, username: str, package: str,
+             key: str) -> tuple[Any, list[ObservedRow]]:  # fmt: skip
+    """The joined row (None: not this lane's customer or package) and the user's RADIUS
+    rows, read together (one round trip on PostgreSQL)."""
+    w = Batch(conn)
+    w.add(_RESOLVE, {"rid": rid, "username": username, "package": package, "key": key})
+    w.add(radius_store.USER_ROWS, {"username": username})
+    (_, rows), (_, radius) = w.run()
+    if len(rows) > 1:
+        raise RuntimeError(f"express: {len(rows)} rows resolve {username!r}, {package!r}")
+    return (rows[0] if rows else None), radius_store.observed_from(radius, username)
 
 
 def activate(session: Session, principal: Principal, key: str, customer: str, package: str,
@@ -253,7 +258,7 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         return None
     rid = principal.reseller_id
     conn = session.connection()
-    row = _resolve(conn, rid, customer, package, key)
+    row, observed = _resolve(conn, rid, customer, package, key)
     if row is None or row.prior is not None:
         return None
     if row.parent_id is not None and (
@@ -305,7 +310,6 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         expires_at=end,
     )  # fmt: skip
     desired = customer_rows(spec, master, opts)
-    observed = radius_store.observed_user(conn, row.username)
     owned = {master.profile_name, opts.expired_group}
     if {o.row.attribute for o in observed if o.row.table == "radusergroup"} - owned:
         return None  # a group of another master: the general plan knows which are ours
@@ -371,10 +375,8 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     done = w.run()
     if done[guarded][0] != 1:
         raise Redo(row.username)
-    if any(done[i][1] is None for i in debits):
+    if not all(done[i][1] for i in debits):
         raise Redo(f"{account} or its parent cannot pay")
-    answer = done[added][1]
-    assert answer is not None
-    act_id = int(answer[0])
+    act_id = int(done[added][1][0][0])
     act = Activation(id=act_id, **act_values)
     return Made(act, row.username, package, work)

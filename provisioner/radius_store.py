@@ -187,16 +187,19 @@ def _user_rows_statement() -> Any:
     return union_all(*parts)
 
 
-_USER_ROWS = _user_rows_statement()  # built once: one user's rows is an activation's hot path
+# Built once: one user's rows is an activation's hot path (parameter: ``username``).
+USER_ROWS = _user_rows_statement()
 
 
 def observed_user(conn: Session | Connection, username: str) -> list[ObservedRow]:
     """One user's rows of ``radcheck``, ``radreply`` and ``radusergroup`` (as
     ``_observed_users`` reads them) by one prebuilt statement."""
-    return [
-        ObservedRow(r.id, RadiusRow(r.tbl, username, r.attribute, r.op, r.value))
-        for r in conn.execute(_USER_ROWS, {"username": username})
-    ]
+    return observed_from(conn.execute(USER_ROWS, {"username": username}), username)
+
+
+def observed_from(rows: Iterable[Any], username: str) -> list[ObservedRow]:
+    """``USER_ROWS``'s rows as observed rows of ``username``."""
+    return [ObservedRow(r.id, RadiusRow(r.tbl, username, r.attribute, r.op, r.value)) for r in rows]
 
 
 def _observed_nas(session: Session) -> list[ObservedNas]:

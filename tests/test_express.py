@@ -259,12 +259,12 @@ def test_a_customer_changed_under_the_lane_is_done_again_by_the_general_path(
     moved = timedelta(days=9)
 
     def resolve_then_change(session: Any, *a: Any) -> Any:
-        row = real(session, *a)
+        row, observed = real(session, *a)
         if row is not None and row.username == "lapsed":
             w.set_customer("lapsed", status=CustomerStatus.active, expires_at=AT + moved,
                            package_id=select(Customer.package_id).where(
                                Customer.username == "new1").scalar_subquery())  # fmt: skip
-        return row
+        return row, observed
 
     w.activate(w.reseller, "new1", w.home, "k0")
     monkeypatch.setattr(express, "_resolve", resolve_then_change)
