@@ -8,7 +8,7 @@ statement, and none of SQLAlchemy's per-execution work. Statements stay SQLAlche
 constructs: each is compiled once per shape (statement and parameter names) for the
 connection's dialect, its parameters go through the columns' own bind processors (money
 in minor units, UTC timestamps, JSON) and a SELECT's rows through their result
-processors (money, enums, decryption), as ``Connection.execute`` would.
+processors (money, enums, decryption), RETURNING's too, as ``Connection.execute`` would.
 
 Columns whose value SQLAlchemy computes at execution (a Python ``default`` or
 ``onupdate``) are refused: the caller passes them, so nothing is silently NULL.
@@ -58,8 +58,8 @@ def _compile(conn: Connection, stmt: Executable, keys: tuple[str, ...]) -> _Comp
         if process is not None:
             binds[name] = process
     row, results = None, ()
-    columns = getattr(stmt, "selected_columns", None)
-    if columns is not None and getattr(stmt, "is_select", False):
+    columns = list(getattr(stmt, "exported_columns", ()))  # a SELECT's, or RETURNING's
+    if columns:
         row = namedtuple("Row", [col.key for col in columns])  # type: ignore[misc]
         results = tuple(
             col.type.dialect_impl(dialect).result_processor(dialect, None) for col in columns
@@ -101,7 +101,8 @@ class Batch:
             out: list[Answer] = []
             for stmt, params, _, _ in items:
                 r = self.conn.execute(stmt, params)
-                out.append((r.rowcount, list(r.all()) if r.returns_rows else []))
+                rows = list(r.all()) if r.returns_rows else []  # sqlite3 counts as it fetches
+                out.append((r.rowcount, rows))
             return out
         raw: Any = self.conn.connection.driver_connection
         dialect = self.conn.dialect
@@ -121,9 +122,9 @@ class Batch:
             ) from exc  # fmt: skip
         out = []
         for (_, _, c, _), cur in zip(items, cursors, strict=True):
-            rows = cur.fetchall() if cur.description is not None else []
-            if c.row is not None:
-                rows = [c.row(*_processed(r, c.results)) for r in rows]
+            rows = []
+            if c.row is not None:  # not an INSERT's implicit RETURNING of its key
+                rows = [c.row(*_processed(r, c.results)) for r in cur.fetchall()]
             out.append((cur.rowcount, rows))
             cur.close()
         return out
