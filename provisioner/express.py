@@ -44,6 +44,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -159,6 +160,11 @@ _RESOLVE = (
     .outerjoin(_rt, _rt.c.id == _c.c.router_id)
     .where(_c.c.username == bindparam("username"), _c.c.reseller_id == bindparam("rid"))
 )
+# PostgreSQL plans a prepared statement afresh at every execution while it judges a
+# custom plan better: for the resolve (nine tables, four subqueries, every one found by
+# key) that planning cost more of its CPU than the rest of the activation together
+# (``bench/README.md``). Its plan does not depend on the values: plan it once.
+_GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
 _MONEY = _acc.c.balance.type
 _DEBIT = (
     update(_acc)
@@ -240,9 +246,11 @@ def _resolve(conn: Connection, rid: int, username: str, package: str,
     """The joined row (None: not this lane's customer or package) and the user's RADIUS
     rows, read together (one round trip on PostgreSQL)."""
     w = Batch(conn)
+    if w.pipelined:
+        w.add(_GENERIC_PLANS, {})
     w.add(_RESOLVE, {"rid": rid, "username": username, "package": package, "key": key})
     w.add(radius_store.USER_ROWS, {"username": username})
-    (_, rows), (_, radius) = w.run()
+    (_, rows), (_, radius) = w.run()[-2:]
     if len(rows) > 1:
         raise RuntimeError(f"express: {len(rows)} rows resolve {username!r}, {package!r}")
     return (rows[0] if rows else None), radius_store.observed_from(radius, username)
