@@ -165,6 +165,7 @@ _RESOLVE = (
 # key) that planning cost more of its CPU than the rest of the activation together
 # (``bench/README.md``). Its plan does not depend on the values: plan it once.
 _GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
+_PLANS_AS_BEFORE = text("RESET plan_cache_mode")
 _MONEY = _acc.c.balance.type
 _DEBIT = (
     update(_acc)
@@ -248,9 +249,11 @@ def _resolve(conn: Connection, rid: int, username: str, package: str,
     w = Batch(conn)
     if w.pipelined:
         w.add(_GENERIC_PLANS, {})
-    w.add(_RESOLVE, {"rid": rid, "username": username, "package": package, "key": key})
+    resolved = w.add(_RESOLVE, {"rid": rid, "username": username, "package": package, "key": key})
     w.add(radius_store.USER_ROWS, {"username": username})
-    (_, rows), (_, radius) = w.run()[-2:]
+    if w.pipelined:
+        w.add(_PLANS_AS_BEFORE, {})  # for the rest of the transaction (``activate``'s too)
+    (_, rows), (_, radius) = w.run()[resolved : resolved + 2]
     if len(rows) > 1:
         raise RuntimeError(f"express: {len(rows)} rows resolve {username!r}, {package!r}")
     return (rows[0] if rows else None), radius_store.observed_from(radius, username)
