@@ -89,8 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             def counted_run(self: batch.Batch) -> Any:
                 # Statements sent together (one round trip on PostgreSQL), by kind.
-                for _stmt, _params, sql, _values in self._items:
-                    counts[f"{sql.split(None, 1)[0].upper()} (batch)"] += 1
+                for _stmt, _params, compiled, _values in self._items:
+                    counts[f"{compiled.sql.split(None, 1)[0].upper()} (batch)"] += 1
                 counts["round trips saved"] -= max(len(self._items) - 1, 0)
                 return real_run(self)
 
