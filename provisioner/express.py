@@ -3,17 +3,17 @@
 A reseller renewing or starting one of its own customers on a package it was given is
 most of an ISP's activations, and they come in bursts (month start, evenings).
 ``activation.activate`` handles every case through ORM objects (about 30 statements);
-this lane handles that one case in one query to read and one statement per row written,
-with SQLAlchemy Core, and leaves everything else to it:
+this lane handles that one case with SQLAlchemy Core statements built once, sent in two
+batches (``batch``: one round trip each on PostgreSQL), and leaves everything else to it:
 
-    1 read   customer, package, its price, master, payer's parent, router mode, an earlier
-             use of the key, the customer's invoices and open sessions (one joined query)
-    1 read   the user's RADIUS rows (one UNION ALL)
+    reads    customer, package, its price, master, payer's parent, router mode, an earlier
+             use of the key, the customer's invoices and open sessions (one joined
+             query), and the user's RADIUS rows (one UNION ALL)
     writes   the customer (guarded by what was read), activation, invoice (monthly), the
-             user's RADIUS rows, a router's sync, and last the debit (guarded UPDATE …
-             RETURNING) and ledger row of the payer and of its parent (a sub-reseller's
+             user's RADIUS rows, a router's sync, and last the debits (guarded UPDATE …
+             RETURNING) and ledger rows of the payer and of its parent (a sub-reseller's
              sale): the reseller's account row, which all its sales share, is locked
-             only for those and the commit
+             only from its debit to the commit
 
 It gives up (returns None, having written nothing) whenever the case is not that one: a
 replayed key, an ``id:N`` reference, a sub-reseller's customer (bought by its parent), a
