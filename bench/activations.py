@@ -9,8 +9,8 @@
 Scenario (see bench/README.md): a fresh database is seeded through the service layer
 (RADIUS-mode routers, one master package and one package, resellers with it assigned,
 customers for every run spread over the resellers, tokens); the real app is served by
-uvicorn in a subprocess with ``--workers`` processes (default: one per CPU;
-``server_app`` below is its factory). After a short warm-up run (two activations per
+``bench.serve`` in a subprocess with ``--workers`` processes (default: one per CPU),
+as ``provisioner serve`` serves it. After a short warm-up run (two activations per
 client, reported but not compared), in one invocation:
 
 1. **empty**: the resellers are topped up through ``POST /topups``; as the baseline, the
@@ -86,8 +86,6 @@ from provisioner.radius_tables import radcheck, radusergroup
 ACTOR = "bench"
 API = "/api/v1"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-ENV_URL = "BENCH_ACT_DATABASE_URL"
-ENV_KEY = "BENCH_ACT_KEY_FILE"
 MASTER, PACKAGE, PROFILE = "bench-home", "bench-home-20m", "bench-home"
 # A price with cents, so the balance check also checks exact decimal arithmetic.
 PRICE = Decimal("399.99")
@@ -114,21 +112,6 @@ RUNS = {
 
 def say(msg: str) -> None:
     print(msg, flush=True)
-
-
-# ---- the server's app factory (uvicorn --factory bench.activations:server_app) -------------
-
-
-def server_app() -> Any:
-    """The API over the benchmark's database, for uvicorn's ``--factory`` (every worker).
-
-    The database URL and key file come from ``BENCH_ACT_DATABASE_URL`` and
-    ``BENCH_ACT_KEY_FILE``; the schema is already migrated by the benchmark.
-    """
-    from provisioner.api import create_app
-
-    settings = Settings(database_url=os.environ[ENV_URL], key_file=Path(os.environ[ENV_KEY]))
-    return create_app(open_context(settings, upgrade=False))
 
 
 # ---- options --------------------------------------------------------------------------
@@ -530,20 +513,16 @@ def free_port() -> int:
 
 
 class Server:
-    """uvicorn in a subprocess, serving ``server_app`` on a free loopback port."""
+    """``bench.serve`` in a subprocess: the API on a free loopback port."""
 
     def __init__(self, url: str, key_file: Path, workers: int, log: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log
-        env = {**os.environ, ENV_URL: url, ENV_KEY: str(key_file)}
+        env = {**os.environ, "PROVISIONER_DATABASE_URL": url, "PROVISIONER_KEY_FILE": str(key_file)}
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        cmd = [
-            sys.executable, "-m", "uvicorn", "bench.activations:server_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-            "--log-level", "warning", "--no-access-log",
-        ]  # fmt: skip
+        cmd = [sys.executable, "-m", "bench.serve", str(self.port), str(workers)]
         self._log = log.open("wb")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 

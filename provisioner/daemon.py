@@ -14,9 +14,9 @@ import tempfile
 
 import uvicorn
 from rich.console import Console
-from uvicorn.supervisors import Multiprocess
 
 from provisioner import instances, metrics, scheduler, sync
+from provisioner.api import workers as api_workers
 from provisioner.context import Context
 from provisioner.planning.diff import redact
 from provisioner.planning.render import render
@@ -92,9 +92,9 @@ def run(
     try:
         if workers > 1:
             log.info("serving from %d worker processes", workers)
-            Multiprocess(config, sockets=[sock]).run()
         else:
-            uvicorn.Server(config).run(sockets=[sock])
+            api_workers.freeze_heap()  # this process serves: its objects so far live for good
+        api_workers.serve(config, sock, workers)
     finally:
         sched.shutdown(wait=False)
         if shared is not None:

@@ -63,10 +63,13 @@ def create_app(ctx: Context) -> FastAPI:
 def app_from_settings() -> FastAPI:
     """The app of one ``serve`` worker process: its own context from the settings in
     force (environment and config file); the parent process migrated the database."""
+    from provisioner.api.workers import freeze_heap
     from provisioner.context import open_context
 
     _end_with_parent()
-    return create_app(open_context(upgrade=False))
+    app = create_app(open_context(upgrade=False))
+    freeze_heap()
+    return app
 
 
 def _end_with_parent(every: float = 1.0) -> None:
