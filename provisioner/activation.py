@@ -355,8 +355,9 @@ def express_and_view(
     """The express lane alone, in a transaction of its own: the view of the activation it
     made and committed, or None, having kept nothing, whenever ``run_and_view`` must do it
     instead (a case the lane does not take, a customer changed under it, a payer that
-    cannot pay, a deadlock, a concurrent request with the same key, a refusal). The API's
-    shortcut (``api.shortcut``) answers with it, else hands the request to the route."""
+    cannot pay, a deadlock, a row lock held elsewhere for long, a concurrent request with
+    the same key, a refusal). The API's shortcut (``api.shortcut``) answers with it, else
+    hands the request to the route."""
     if req.card_serial:
         return None
     started = time.perf_counter()
@@ -364,14 +365,16 @@ def express_and_view(
         with transaction(factory) as s:
             if not effects.settings_of(s).activation_express:
                 raise _Declined
-            made = express.activate(s, principal, _key(req), req.customer, req.package, req.payer)
+            made = express.activate(
+                s, principal, _key(req), req.customer, req.package, req.payer, commit=True
+            )
             if made is None:
                 raise _Declined
             shown = view(s, made.activation, made)
     except (_Declined, express.Redo, IntegrityError, ProvisionerError):
         return None  # the route's answer, refusals included, is ``run_and_view``'s
     except OperationalError as exc:
-        if _sqlstate(exc) in RETRY_STATES:
+        if _sqlstate(exc) in (*RETRY_STATES, express.LOCK_WAITED):
             return None
         raise
     metrics.record_activation("created", time.perf_counter() - started)

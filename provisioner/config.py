@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # A reseller's plain purchase takes the express lane (``provisioner/express.py``): the
     # same rows in a handful of statements. Off: every activation takes the general path.
     activation_express: bool = True
+    # Threads of an API worker that run the express lane for ``POST /activations``
+    # (``api.shortcut``); more requests wait their turn in order.
+    activation_lane_threads: int = Field(default=2, ge=1, le=64)
 
     reconcile_interval_seconds: float = 300.0
     sync_debounce_seconds: float = 1.0

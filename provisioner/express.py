@@ -43,10 +43,13 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
+    literal_column,
     select,
     text,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from provisioner import billing, effects, radius_store, sessions
@@ -165,17 +168,22 @@ _RESOLVE = (
 # key) that planning cost more of its CPU than the rest of the activation together
 # (``bench/README.md``). Its plan does not depend on the values: plan it once.
 _GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
+# A lane that is all of its transaction (``commit``) runs on the API worker's few lane
+# threads (``api.shortcut``): a row lock held elsewhere for long (an admin's open
+# transaction) must not hold them. It gives up instead, and the general path waits.
+LOCK_WAITED = "55P03"  # lock_not_available
+_WAIT_LITTLE = text("SET LOCAL lock_timeout = '1s'")
 _PLANS_AS_BEFORE = text("RESET plan_cache_mode")
 _MONEY = _acc.c.balance.type
-_DEBIT = (
+_DEBIT_ROW = (
     update(_acc)
     .where(
         _acc.c.account == bindparam("payer"),
         _acc.c.balance - bindparam("price", type_=_MONEY) >= _acc.c.floor,
     )
     .values(balance=_acc.c.balance - bindparam("price", type_=_MONEY))
-    .returning(_acc.c.balance)
 )
+_DEBIT = _DEBIT_ROW.returning(_acc.c.balance)
 _ADD_ACTIVATION = insert(_a).returning(_a.c.id)
 # Rows that name the activation find it by its key: every write goes out together
 # (``batch``), before the activation's id is known.
@@ -183,7 +191,7 @@ _THIS = select(_a.c.id).where(_a.c.idempotency_key == bindparam("act_key")).scal
 _ADD_LEDGER = insert(_led).values(activation_id=_THIS)
 _ADD_INVOICE = insert(_inv).values(activation_id=_THIS)
 _ADD_OUTBOX = insert(_out).values(activation_id=_THIS)
-_SET_CUSTOMER = (
+_SET_CUSTOMER_ROW = (
     update(_c)
     .where(
         _c.c.id == bindparam("cid"),
@@ -203,6 +211,23 @@ _SET_CUSTOMER = (
         suspended_reason=bindparam("new_reason"),
     )
 )
+_SET_CUSTOMER = _SET_CUSTOMER_ROW
+
+
+def _guarded(stmt: Any, what: str) -> Any:
+    """PostgreSQL: the UPDATE ``stmt`` as a statement that fails the transaction (migration
+    0012's ``provisioner_guard``) unless it changed exactly one row."""
+    done = stmt.returning(literal_column("1")).cte("done")
+    ok = func.provisioner_guard(func.count() == 1, literal(what)).label("ok")
+    return select(ok).select_from(done)
+
+
+GUARD_STATE = "P0001"  # PL/pgSQL's RAISE EXCEPTION
+_GUARD = "provisioner guard: "
+_COMMIT = text("COMMIT")
+# With the COMMIT in the same round trip (``activate(commit=True)``, PostgreSQL).
+_SET_CUSTOMER_OR_FAIL = _guarded(_SET_CUSTOMER_ROW, "the customer changed")
+_DEBIT_OR_FAIL = _guarded(_DEBIT_ROW, "the payer cannot pay")
 
 
 class _Master:
@@ -217,10 +242,11 @@ class _Master:
 
 
 def _pays(w: Batch, account: str, price: Decimal, reference: str, key: str, actor: str,
-          now: datetime) -> tuple[int, ...]:  # fmt: skip
-    """Queue the debit of ``account`` (guarded: never below its floor) and its ledger
-    row; the debit's place in the batch's answer, which has no row when it could not pay."""
-    debit = w.add(_DEBIT, {"payer": account, "price": price})
+          now: datetime, guarded: bool) -> tuple[int, ...]:  # fmt: skip
+    """Queue the debit of ``account`` (never below its floor) and its ledger row; the
+    debit's place in the batch's answer, which has no row when it could not pay (unless
+    ``guarded``: then it fails the transaction instead)."""
+    debit = w.add(_DEBIT_OR_FAIL if guarded else _DEBIT, {"payer": account, "price": price})
     w.add(
         _ADD_LEDGER,
         dict(
@@ -232,21 +258,24 @@ def _pays(w: Batch, account: str, price: Decimal, reference: str, key: str, acto
 
 
 def _parent_pays(w: Batch, row: Any, package: str, paid: Decimal, key: str, actor: str,
-                 now: datetime) -> tuple[int, ...]:  # fmt: skip
+                 now: datetime, guarded: bool) -> tuple[int, ...]:  # fmt: skip
     """The payer's parent pays its own price for the package, as ``activation._parents_pay``
     records it."""
     price = row.parent_price if row.parent_price is not None else row.operator_price
     reference = (
         f"{package} for {row.username} via {row.payer_name} (paid {paid}, margin {paid - price})"
     )
-    return _pays(w, f"reseller:{row.parent_id}", price, reference, key, actor, now)
+    return _pays(w, f"reseller:{row.parent_id}", price, reference, key, actor, now, guarded)
 
 
-def _resolve(conn: Connection, rid: int, username: str, package: str,
-             key: str) -> tuple[Any, list[ObservedRow]]:  # fmt: skip
+def _resolve(conn: Connection, rid: int, username: str, package: str, key: str,
+             alone: bool = False) -> tuple[Any, list[ObservedRow]]:  # fmt: skip
     """The joined row (None: not this lane's customer or package) and the user's RADIUS
-    rows, read together (one round trip on PostgreSQL)."""
+    rows, read together (one round trip on PostgreSQL). ``alone``: the lane is all of
+    the transaction, which then waits for no lock long."""
     w = Batch(conn)
+    if w.pipelined and alone:
+        w.add(_WAIT_LITTLE, {})
     if w.pipelined:
         w.add(_GENERIC_PLANS, {})
     resolved = w.add(_RESOLVE, {"rid": rid, "username": username, "package": package, "key": key})
@@ -260,16 +289,18 @@ def _resolve(conn: Connection, rid: int, username: str, package: str,
 
 
 def activate(session: Session, principal: Principal, key: str, customer: str, package: str,
-             payer: str) -> Made | None:  # fmt: skip
+             payer: str, commit: bool = False) -> Made | None:  # fmt: skip
     """The express activation, in the caller's transaction, or None (nothing written)
-    when the case is not this lane's (see the module docstring)."""
+    when the case is not this lane's (see the module docstring). ``commit``: the lane is
+    all of the transaction, and on PostgreSQL its COMMIT goes with the writes (the
+    reseller's account row is then held for no round trip at all)."""
     if principal.role != "reseller" or payer != "auto" or principal.reseller_id is None:
         return None
     if id_of(customer) is not None or id_of(package) is not None:
         return None
     rid = principal.reseller_id
     conn = session.connection()
-    row, observed = _resolve(conn, rid, customer, package, key)
+    row, observed = _resolve(conn, rid, customer, package, key, alone=commit)
     if row is None or row.prior is not None:
         return None
     if row.parent_id is not None and (
@@ -337,8 +368,9 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     # Sent together (one round trip on PostgreSQL), then checked: a customer changed
     # since the read, or a payer that cannot pay, rolls all of it back.
     w = Batch(conn)
+    in_db = commit and w.pipelined  # the guards fail the transaction in PostgreSQL
     guarded = w.add(
-        _SET_CUSTOMER,
+        _SET_CUSTOMER_OR_FAIL if in_db else _SET_CUSTOMER,
         dict(
             cid=row.id, was_status=row.status, was_package=row.package_id,
             was_expires=row.expires_at, was_throttled=row.throttled_until,
@@ -380,13 +412,20 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
         work = (effects.SYNC_ROUTER,)
     debits: tuple[int, ...] = ()
     if price > 0:
-        debits = _pays(w, account, price, package, key, principal.actor, now)
+        debits = _pays(w, account, price, package, key, principal.actor, now, in_db)
         if row.parent_id is not None:
-            debits += _parent_pays(w, row, package, price, key, principal.actor, now)
-    done = w.run()
-    if done[guarded][0] != 1:
+            debits += _parent_pays(w, row, package, price, key, principal.actor, now, in_db)
+    if in_db:
+        w.add(_COMMIT, {})
+    try:
+        done = w.run()
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == GUARD_STATE and _GUARD in str(exc.orig):
+            raise Redo(str(exc.orig).split(_GUARD, 1)[1].splitlines()[0]) from exc
+        raise
+    if not in_db and done[guarded][0] != 1:
         raise Redo(row.username)
-    if not all(done[i][1] for i in debits):
+    if not in_db and not all(done[i][1] for i in debits):
         raise Redo(f"{account} or its parent cannot pay")
     act_id = int(done[added][1][0][0])
     act = Activation(id=act_id, **act_values)

@@ -8,6 +8,7 @@ lane proves which cases it took, so a lane that always gave up could not pass.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -258,8 +259,8 @@ def test_a_customer_changed_under_the_lane_is_done_again_by_the_general_path(
     real = express._resolve
     moved = timedelta(days=9)
 
-    def resolve_then_change(session: Any, *a: Any) -> Any:
-        row, observed = real(session, *a)
+    def resolve_then_change(session: Any, *a: Any, **kw: Any) -> Any:
+        row, observed = real(session, *a, **kw)
         if row is not None and row.username == "lapsed":
             w.set_customer("lapsed", status=CustomerStatus.active, expires_at=AT + moved,
                            package_id=select(Customer.package_id).where(
@@ -278,6 +279,80 @@ def test_a_customer_changed_under_the_lane_is_done_again_by_the_general_path(
             Decimal("100000") - 2 * Decimal("400")
         )
         assert len(list(s.scalars(select(Activation.id)))) == 2
+        assert ledger.check(s) == []
+
+
+def test_the_lane_committing_with_its_writes_keeps_nothing_when_a_guard_fails(
+    ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``express_and_view`` sends the lane's writes and its COMMIT in one round trip on
+    PostgreSQL: a customer changed since the read, or a payer that cannot pay, must fail
+    the transaction in the database (``provisioner_guard``), so nothing of it is kept and
+    the caller is told to take the general path (None)."""
+    ctx = ctx_factory("postgresql")
+    w = World(ctx)
+    real = express._resolve
+    rid = w.who[w.reseller].reseller_id
+
+    def resolve_then_change(session: Any, *a: Any, **kw: Any) -> Any:
+        row, observed = real(session, *a, **kw)
+        if row is not None and row.username == "lapsed":
+            w.set_customer("lapsed", expires_at=AT + timedelta(days=9))
+        return row, observed
+
+    def state() -> tuple[Any, ...]:
+        with transaction(ctx.factory) as s:
+            return (
+                s.scalar(select(Account.balance).where(Account.account == f"reseller:{rid}")),
+                list(s.scalars(select(Activation.idempotency_key).order_by(Activation.id))),
+                s.scalar(select(Customer.expires_at).where(Customer.username == "lapsed")),
+                ledger.check(s),
+            )
+
+    def lane(who: str, customer: str, key: str) -> Any:
+        principal = w.who[who]
+        return activation.express_and_view(
+            ctx.factory, principal, ActivationRequest(customer, w.home, key),
+            lambda s, a, made: activations.view(s, principal, a, made),
+        )  # fmt: skip
+
+    made = lane(w.reseller, "new1", "k0")
+    assert made is not None and made.customer == "new1"  # committed with its writes
+    before = state()
+    assert before[1] == ["k0"] and before[3] == []
+    monkeypatch.setattr(express, "_resolve", resolve_then_change)
+    assert lane(w.reseller, "lapsed", "k1") is None
+    after = state()
+    assert after[:2] == before[:2] and after[2] == AT + timedelta(days=9)  # only the change
+    assert lane(w.poor, "broke", "k2") is None  # cannot pay
+    assert state()[:2] == before[:2] and state()[3] == []
+
+
+def test_the_lane_waits_little_for_a_row_lock_held_elsewhere(ctx_factory: Any) -> None:
+    """An admin's transaction left open on the reseller's account row: the lane (on the
+    API worker's few lane threads) gives up after its lock timeout, having kept nothing,
+    and the general path, which waits, makes the activation once the row is free."""
+    ctx = ctx_factory("postgresql")
+    w = World(ctx)
+    principal = w.who[w.reseller]
+    account = f"reseller:{principal.reseller_id}"
+    req = ActivationRequest("new1", w.home, "k1")
+
+    def view(s: Any, a: Any, made: Any) -> Any:
+        return activations.view(s, principal, a, made)
+
+    with ctx.factory() as holder, holder.begin():
+        holder.execute(select(Account.balance).where(Account.account == account).with_for_update())
+        started = time.monotonic()
+        assert activation.express_and_view(ctx.factory, principal, req, view) is None
+        waited = time.monotonic() - started
+        with transaction(ctx.factory) as s:
+            assert list(s.scalars(select(Activation.id))) == []
+    assert 0.9 < waited < 10, waited  # its lock timeout (1 s), not for good
+    _, shown = activation.run_and_view(ctx.factory, principal, req, view, lane=False)
+    assert shown is not None and shown.customer == "new1"
+    with transaction(ctx.factory) as s:
+        assert len(list(s.scalars(select(Activation.id)))) == 1
         assert ledger.check(s) == []
 
 
