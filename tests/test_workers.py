@@ -100,8 +100,13 @@ def test_a_burst_of_keep_alive_clients_is_spread_evenly(
         deadline = time.monotonic() + 30
         fresh = set()
         while time.monotonic() < deadline:
+            # One dealt to the killed worker before the parent saw it die is reset, as
+            # its open ones were: a client connects again.
             with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
-                fresh.add(_ask(c))
+                try:
+                    fresh.add(_ask(c))
+                except ConnectionResetError:
+                    continue
             if fresh - set(pids):
                 break
             time.sleep(0.2)
