@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.profile_activation              # 300 activations, PostgreSQL
     .venv/bin/python -m bench.profile_activation --cprofile   # and the top of a cProfile
     .venv/bin/python -m bench.profile_activation --http       # through the app (TestClient)
+    .venv/bin/python -m bench.profile_activation --shortcut   # the API shortcut's call
 
 A fresh PostgreSQL database seeded as ``bench.activations`` seeds it (RADIUS-mode routers,
 a monthly PPPoE package, resellers with tokens), then one reseller activates N customers
@@ -31,7 +32,7 @@ from sqlalchemy import event
 
 from bench.activations import PACKAGE, Options, open_database, seed
 from provisioner import batch, ledger
-from provisioner.activation import ActivationRequest, run_and_view
+from provisioner.activation import ActivationRequest, express_and_view, run_and_view
 from provisioner.auth import authenticate
 from provisioner.config import Settings
 from provisioner.context import open_context
@@ -47,6 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--http", action="store_true", help="through the HTTP app (TestClient)")
     p.add_argument(
         "--general", action="store_true", help="no express lane (activation_express off)"
+    )
+    p.add_argument(
+        "--shortcut",
+        action="store_true",
+        help="activation.express_and_view, as api.shortcut calls it (token verified once)",
     )
     a = p.parse_args(argv)
     opts = Options(
@@ -95,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return real_run(self)
 
             batch.Batch.run = counted_run  # type: ignore[method-assign]
+            real_ping = ctx.engine.dialect.do_ping
+
+            def counted_ping(dbapi_conn: Any) -> bool:
+                counts["ping"] += 1  # the pool's pre-ping at checkout: a round trip
+                return bool(real_ping(dbapi_conn))
+
+            ctx.engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
 
             if a.http:
                 from fastapi.testclient import TestClient
@@ -113,6 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )  # fmt: skip
                     if r.status_code != 201:
                         raise SystemExit(f"activation {i}: {r.status_code} {r.text}")
+            elif a.shortcut:
+                with reading(ctx.factory) as s:
+                    cached, _ = authenticate(s, token)
+
+                def one(i: int, username: str) -> None:
+                    shown = express_and_view(
+                        ctx.factory, cached,
+                        ActivationRequest(username, PACKAGE, f"prof-{i}"),
+                        lambda s, act, made: activations.view(s, cached, act, made),
+                    )  # fmt: skip
+                    if shown is None:
+                        raise SystemExit(f"activation {i}: the lane declined")
             else:
 
                 def one(i: int, username: str) -> None:
@@ -140,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             n = len(measured)
             lane = "general path" if a.general else "express lane"
-            print(f"{n} activations, one at a time ({'HTTP app' if a.http else 'service'}, {lane})")
+            how = "HTTP app" if a.http else "shortcut" if a.shortcut else "service"
+            print(f"{n} activations, one at a time ({how}, {lane})")
             print(f"  wall {wall / n * 1000:.2f} ms, this process's CPU {cpu / n * 1000:.2f} ms"
                   " per activation")  # fmt: skip
             saved = -counts.pop("round trips saved", 0)
