@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 def one(i: int, username: str) -> None:
                     shown = express_and_view(
-                        ctx.factory, cached,
+                        ctx.lane_factory, cached,
                         ActivationRequest(username, PACKAGE, f"prof-{i}"),
                         lambda s, act, made: activations.view(s, cached, act, made),
                     )  # fmt: skip

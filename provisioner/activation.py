@@ -374,7 +374,8 @@ def express_and_view(
     except (_Declined, express.Redo, IntegrityError, ProvisionerError):
         return None  # the route's answer, refusals included, is ``run_and_view``'s
     except OperationalError as exc:
-        if _sqlstate(exc) in (*RETRY_STATES, express.LOCK_WAITED):
+        # A connection found dead too: the lane's pool does not ping (``Context.lane``).
+        if exc.connection_invalidated or _sqlstate(exc) in (*RETRY_STATES, express.LOCK_WAITED):
             return None
         raise
     metrics.record_activation("created", time.perf_counter() - started)

@@ -115,10 +115,14 @@ class Batch:
                     cursors.append(cur)
         except dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy raises it (IntegrityError, OperationalError, …): callers tell a
-            # duplicate key or a deadlock apart as they do for any statement.
+            # duplicate key or a deadlock apart as they do for any statement, and a
+            # connection found dead is invalidated (the pool makes a new one).
+            gone = dialect.is_disconnect(exc, raw, None)
+            if gone:
+                self.conn.invalidate(exc)
             raise DBAPIError.instance(
                 f"(a batch of {len(items)} statements)", None, exc, dialect.loaded_dbapi.Error,
-                dialect=dialect,
+                dialect=dialect, connection_invalidated=gone,
             ) from exc  # fmt: skip
         out = []
         for (_, _, c, _), cur in zip(items, cursors, strict=True):

@@ -4,8 +4,10 @@ SQLAlchemy's, and nothing left for SQLAlchemy to fill in silently."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, insert, select
@@ -67,3 +69,25 @@ def test_a_column_sqlalchemy_would_fill_in_must_be_passed(any_ctx: Context) -> N
             w.add(ADD_ENTRY, entry)
         w.add(ADD_ENTRY, {**entry, "created_at": AT})
         assert w.run() == [(1, [])]
+
+
+def test_a_connection_found_dead_is_invalidated(ctx_factory: Any) -> None:
+    """PostgreSQL dropped the connection (a restart, an idle timeout): the batch's error
+    says the connection was invalidated, and the pool makes a new one, as SQLAlchemy does
+    for a statement it runs itself."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    ctx = ctx_factory("postgresql")
+    with ctx.engine.connect() as conn:
+        pid = conn.scalar(text("SELECT pg_backend_pid()"))
+        with transaction(ctx.factory) as s:
+            assert s.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        time.sleep(0.2)
+        w = Batch(conn)
+        w.add(READ, {"like": "t:%"})
+        with pytest.raises(OperationalError) as caught:
+            w.run()
+        assert caught.value.connection_invalidated and conn.invalidated
+    with ctx.engine.connect() as conn:
+        assert conn.scalar(text("SELECT pg_backend_pid()")) != pid

@@ -356,6 +356,40 @@ def test_the_lane_waits_little_for_a_row_lock_held_elsewhere(ctx_factory: Any) -
         assert ledger.check(s) == []
 
 
+def test_a_lane_connection_found_dead_hands_over_and_the_next_reconnects(
+    ctx_factory: Any,
+) -> None:
+    """The lane's pool takes no pre-ping (``Context.lane``): a connection the server has
+    dropped (a restart, an idle timeout) makes that one activation go to the general path
+    (None, nothing kept), and the next one gets a new connection."""
+    from sqlalchemy import text
+
+    ctx = ctx_factory("postgresql")
+    w = World(ctx)
+    principal = w.who[w.reseller]
+
+    def lane(customer: str, key: str) -> Any:
+        return activation.express_and_view(
+            ctx.lane_factory, principal, ActivationRequest(customer, w.home, key),
+            lambda s, a, made: activations.view(s, principal, a, made),
+        )  # fmt: skip
+
+    assert ctx.lane_factory is not ctx.factory
+    assert lane("new1", "k1") is not None
+    with ctx.lane_factory() as s:
+        pid = s.scalar(text("SELECT pg_backend_pid()"))  # the one connection it keeps
+    with transaction(ctx.factory) as s:
+        assert s.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    time.sleep(0.2)
+    assert lane("new2", "k2") is None
+    with transaction(ctx.factory) as s:
+        assert list(s.scalars(select(Activation.idempotency_key))) == ["k1"]
+    made = lane("new2", "k3")
+    assert made is not None and made.customer == "new2"
+    with ctx.lane_factory() as s:
+        assert s.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
 def test_a_deadlock_ended_by_postgresql_is_done_again_by_the_general_path(
     ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

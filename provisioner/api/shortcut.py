@@ -97,7 +97,7 @@ class ActivationShortcut:
 
         def run() -> ActivationOut | None:
             return activation.express_and_view(
-                self.ctx.factory, principal, req,
+                self.ctx.lane_factory, principal, req,
                 lambda s, a, made: activations.view(s, principal, a, made),
             )  # fmt: skip
 
