@@ -172,7 +172,12 @@ _GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
 # threads (``api.shortcut``): a row lock held elsewhere for long (an admin's open
 # transaction) must not hold them. It gives up instead, and the general path waits.
 LOCK_WAITED = "55P03"  # lock_not_available
-_WAIT_LITTLE = text("SET LOCAL lock_timeout = '1s'")
+# Both for a lane alone, in one statement; its transaction ends with its writes, so no
+# RESET is needed (its writes, found by key, plan as well generic as custom).
+_ALONE = text(
+    "SELECT set_config('lock_timeout', '1s', true),"
+    " set_config('plan_cache_mode', 'force_generic_plan', true)"
+)
 _PLANS_AS_BEFORE = text("RESET plan_cache_mode")
 _MONEY = _acc.c.balance.type
 _DEBIT_ROW = (
@@ -274,13 +279,11 @@ def _resolve(conn: Connection, rid: int, username: str, package: str, key: str,
     rows, read together (one round trip on PostgreSQL). ``alone``: the lane is all of
     the transaction, which then waits for no lock long."""
     w = Batch(conn)
-    if w.pipelined and alone:
-        w.add(_WAIT_LITTLE, {})
     if w.pipelined:
-        w.add(_GENERIC_PLANS, {})
+        w.add(_ALONE if alone else _GENERIC_PLANS, {})
     resolved = w.add(_RESOLVE, {"rid": rid, "username": username, "package": package, "key": key})
     w.add(radius_store.USER_ROWS, {"username": username})
-    if w.pipelined:
+    if w.pipelined and not alone:
         w.add(_PLANS_AS_BEFORE, {})  # for the rest of the transaction (``activate``'s too)
     (_, rows), (_, radius) = w.run()[resolved : resolved + 2]
     if len(rows) > 1:
