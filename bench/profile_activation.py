@@ -177,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"    {k:<10} {v / n:.2f}")
             if prof:
                 out = io.StringIO()
-                pstats.Stats(prof, stream=out).sort_stats(os.environ.get("PROF_SORT", "cumulative")).print_stats(45)
+                pstats.Stats(prof, stream=out).sort_stats(
+                    os.environ.get("PROF_SORT", "cumulative")
+                ).print_stats(45)
                 print(out.getvalue())
             ctx.close()
         finally:

@@ -1,6 +1,6 @@
 """An app that answers its worker's process id, served by ``provisioner.api.workers``.
 
-    python -m tests.support.pid_server PORT WORKERS
+python -m tests.support.pid_server PORT WORKERS
 """
 
 from __future__ import annotations
