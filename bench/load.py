@@ -90,10 +90,14 @@ async def _connection(
         writer.close()
 
 
-def run(base: str, requests: Sequence[Request], clients: int) -> tuple[list[Reply], float]:
+def run(
+    base: str, requests: Sequence[Request], clients: int, rate: float | None = None
+) -> tuple[list[Reply], float]:
     """Send every request from ``clients`` keep-alive connections, each taking the next
     request when its previous one is answered; (replies in request order, wall seconds
-    from the moment every connection is open)."""
+    from the moment every connection is open). ``rate``: paced instead (``_paced``)."""
+    if rate is not None:
+        return _paced(base, requests, clients, rate)
     url = urlsplit(base)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     replies: list[Reply | None] = [None] * len(requests)
@@ -111,6 +115,69 @@ def run(base: str, requests: Sequence[Request], clients: int) -> tuple[list[Repl
             )
         )
         return time.perf_counter() - t0
+
+    wall = asyncio.run(main())
+    return [r if r is not None else Reply("not sent", 0.0) for r in replies], wall
+
+
+async def _one(
+    hostname: str, streams: tuple[asyncio.StreamReader, asyncio.StreamWriter], req: Request
+) -> tuple[str, bytes]:
+    reader, writer = streams
+    writer.write(req.encode(hostname))
+    parsed = _Parsed()
+    parser = httptools.HttpResponseParser(parsed)
+    while not parsed.done:
+        data = await reader.read(65536)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        parser.feed_data(data)
+    return str(parser.get_status_code()), b"".join(parsed.body)
+
+
+def _paced(
+    base: str, requests: Sequence[Request], clients: int, rate: float
+) -> tuple[list[Reply], float]:
+    """Requests offered at ``rate`` per second, whatever the answers: request ``j`` is
+    due ``j / rate`` s after the start and goes out on whichever of the ``clients``
+    connections is free (waiting for one when all are busy). Its latency is counted from
+    when it was due, not from when it could be sent, so a server that falls behind is
+    charged for the wait (no coordinated omission)."""
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    hostname = f"{host}:{port}"
+    replies: list[Reply | None] = [None] * len(requests)
+
+    async def main() -> float:
+        n = min(clients, len(requests))
+        free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        for s in await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(n))):
+            free.put_nowait(s)
+        t0 = time.perf_counter()
+        tasks = []
+
+        async def send(i: int, due: float) -> None:
+            streams = await free.get()
+            try:
+                status, body = await _one(hostname, streams, requests[i])
+                replies[i] = Reply(status, (time.perf_counter() - due) * 1000, body)
+                free.put_nowait(streams)
+            except (OSError, httptools.HttpParserError) as exc:
+                replies[i] = Reply(type(exc).__name__, (time.perf_counter() - due) * 1000)
+                streams[1].close()
+                free.put_nowait(await asyncio.open_connection(host, port))
+
+        for i in range(len(requests)):
+            due = t0 + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(i, due)))
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - t0
+        while not free.empty():
+            free.get_nowait()[1].close()
+        return wall
 
     wall = asyncio.run(main())
     return [r if r is not None else Reply("not sent", 0.0) for r in replies], wall
