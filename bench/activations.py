@@ -26,12 +26,15 @@ client, reported but not compared), in one invocation:
    subs' customers with the subs' tokens, each activation debiting the sub (PRICE +
    MARGIN) and its parent (PRICE) in one transaction, both topped up first; its figures
    and its ratio to the empty run are printed beside the one-level ones.
+   The **paced** run (``--rate``, default 500/s, the goal's rate; 0: none) follows the
+   empty one: its own customers activated at that rate from the same clients, latency
+   counted from when each was due (``bench.load``), no baseline.
 2. **pgbench**: PostgreSQL's own TPC-B-like transaction on the same server with the same
    number of clients (``bench/pgbench.py``), a scratch database made and dropped here.
 3. **history**: ``--history`` prior ledger rows (top-ups and activation debits, over the
    past year) are inserted over the resellers' accounts by one SQL statement, each
-   ``accounts.balance`` is set to its ledger sum, and the tables are analysed; then the
-   same run as 1 on new customers.
+   ``accounts.balance`` is set to its ledger sum, and the database is vacuumed and
+   analysed; then the same run as 1 on new customers.
 4. **mixed**: one reseller (the "hot" one) sends half of all activation requests, the
    others share the rest; p50/p99 are printed per reseller.
 
