@@ -5,13 +5,13 @@ Two things uvicorn leaves to chance decide the API's tail latency:
 
 - **Which worker takes a connection.** uvicorn's workers share one listening socket, and
   each accepts every pending connection when it wakes: when 32 keep-alive clients
-  connected together, one worker took 31 or 32 of them in 3 runs of 5 (bench.activations)
+  connected together, one worker took 31 or 32 of them in 3 runs of 8 (bench.activations)
   and served them from one core while the other idled; accepting one per turn of the
   event loop still left 31/1. Here the parent accepts and hands each connection to the
-  worker with the fewest open (``Dealer``; Node's cluster module does the same, for the
+  worker with the fewest open (``Workers``; Node's cluster module does the same, for the
   same reason), so a burst splits evenly whatever the timing.
 - **The garbage collector.** A loaded app is about 175,000 objects that live as long as
-  the process; each full collection walked them all, 100–300 ms during which every
+  the process; each full collection walked them all, 80–300 ms during which every
   request in that worker waited. ``freeze_heap`` takes them out of the collector's sight
   once the app is built (``gc.freeze``); later collections walk only what came after.
 """
