@@ -66,28 +66,19 @@ async def _connection(
     host: str, port: int, streams: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     take: Callable[[], int | None], requests: Sequence[Request], replies: list[Reply | None],
 ) -> None:  # fmt: skip
-    reader, writer = streams
     hostname = f"{host}:{port}"
     try:
         while (i := take()) is not None:
             t0 = time.perf_counter()
             try:
-                writer.write(requests[i].encode(hostname))
-                parsed = _Parsed()
-                parser = httptools.HttpResponseParser(parsed)
-                while not parsed.done:
-                    data = await reader.read(65536)
-                    if not data:
-                        raise ConnectionError("the server closed the connection")
-                    parser.feed_data(data)
-                status = str(parser.get_status_code())
-                replies[i] = Reply(status, (time.perf_counter() - t0) * 1000, b"".join(parsed.body))
+                status, body = await _one(hostname, streams, requests[i])
+                replies[i] = Reply(status, (time.perf_counter() - t0) * 1000, body)
             except (OSError, httptools.HttpParserError) as exc:
                 replies[i] = Reply(type(exc).__name__, (time.perf_counter() - t0) * 1000)
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
+                streams[1].close()
+                streams = await asyncio.open_connection(host, port)
     finally:
-        writer.close()
+        streams[1].close()
 
 
 def run(
