@@ -13,7 +13,8 @@ batches (``batch``: one round trip each on PostgreSQL), and leaves everything el
              user's RADIUS rows, a router's sync, and last the debits (guarded UPDATE …
              RETURNING) and ledger rows of the payer and of its parent (a sub-reseller's
              sale): the reseller's account row, which all its sales share, is locked
-             only from its debit to the commit
+             only from its debit to the commit; when the lane is its whole transaction
+             (``activation.express_and_view``), the COMMIT goes with them on PostgreSQL
 
 It gives up (returns None, having written nothing) whenever the case is not that one: a
 replayed key, an ``id:N`` reference, a sub-reseller's customer (bought by its parent), a
@@ -26,7 +27,9 @@ compares every table.
 
 A customer row changed between the read and the write (a concurrent activation of the
 same customer), or a payer that cannot pay, raises ``Redo``: the caller rolls back and
-runs ``activate`` afresh (which then refuses with its own message).
+runs ``activate`` afresh (which then refuses with its own message). With the COMMIT in the
+writes' round trip those two guards fail the transaction in PostgreSQL itself
+(``provisioner_guard``, migration 0012), so nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ _THIS = select(_a.c.id).where(_a.c.idempotency_key == bindparam("act_key")).scal
 _ADD_LEDGER = insert(_led).values(activation_id=_THIS)
 _ADD_INVOICE = insert(_inv).values(activation_id=_THIS)
 _ADD_OUTBOX = insert(_out).values(activation_id=_THIS)
-_SET_CUSTOMER_ROW = (
+_SET_CUSTOMER = (
     update(_c)
     .where(
         _c.c.id == bindparam("cid"),
@@ -216,7 +219,6 @@ _SET_CUSTOMER_ROW = (
         suspended_reason=bindparam("new_reason"),
     )
 )
-_SET_CUSTOMER = _SET_CUSTOMER_ROW
 
 
 def _guarded(stmt: Any, what: str) -> Any:
@@ -231,7 +233,7 @@ GUARD_STATE = "P0001"  # PL/pgSQL's RAISE EXCEPTION
 _GUARD = "provisioner guard: "
 _COMMIT = text("COMMIT")
 # With the COMMIT in the same round trip (``activate(commit=True)``, PostgreSQL).
-_SET_CUSTOMER_OR_FAIL = _guarded(_SET_CUSTOMER_ROW, "the customer changed")
+_SET_CUSTOMER_OR_FAIL = _guarded(_SET_CUSTOMER, "the customer changed")
 _DEBIT_OR_FAIL = _guarded(_DEBIT_ROW, "the payer cannot pay")
 
 
