@@ -231,6 +231,12 @@ def activate(
         # Anything unrecognised would otherwise fall through to an admin's free grant.
         raise ValidationError(f"must be one of {', '.join(PAYERS)}", field="payer")
     customer = access.customer(session, principal, req.customer)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two purchases for one customer at once (two keys) must not both extend from the
+        # expiry they both read: the second waits here for the first's commit, then reads
+        # what it set (SQLite's BEGIN IMMEDIATE already runs them one after the other).
+        # The customer's row before any account's, as the express lane takes them.
+        session.refresh(customer, with_for_update=True)
     package, assigned = _package_for(session, principal, req.package)
     master = package.master_package
     if str(master.customer_type) != str(customer.customer_type):

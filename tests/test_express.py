@@ -390,6 +390,56 @@ def test_a_lane_connection_found_dead_hands_over_and_the_next_reconnects(
         assert s.scalar(text("SELECT pg_backend_pid()")) != pid
 
 
+def test_two_purchases_for_one_customer_at_once_both_count(
+    ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two activations of one customer under two keys at the same moment, on the general
+    path: both are charged, so both periods must count. Each transaction waits (up to 2 s)
+    for the other to have read the customer before it computes its period; the second must
+    find the first's expiry, not the one both would have read without the row lock."""
+    import contextlib
+    import threading
+
+    ctx = ctx_factory("postgresql")
+    w = World(ctx)
+    principal = w.who[w.reseller]
+    w.activate(w.reseller, "new1", w.home, "k0")
+    with transaction(ctx.factory) as s:
+        expiry = s.scalar(select(Customer.expires_at).where(Customer.username == "new1"))
+    both_read = threading.Barrier(2)
+    real_period = activation.period
+
+    def period_when_both_read(*a: Any, **kw: Any) -> Any:
+        # Times out when the other one waits on the customer's row lock.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=2)
+        return real_period(*a, **kw)
+
+    monkeypatch.setattr(activation, "period", period_when_both_read)
+    answers: list[Any] = []
+
+    def buy(key: str) -> None:
+        _, shown = activation.run_and_view(
+            ctx.factory, principal, ActivationRequest("new1", w.home, key),
+            lambda s, a, made: activations.view(s, principal, a, made), lane=False,
+        )  # fmt: skip
+        answers.append(shown)
+
+    threads = [threading.Thread(target=buy, args=(k,)) for k in ("k1", "k2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(answers) == 2 and all(a is not None for a in answers)
+    first, second = sorted(answers, key=lambda a: a.starts_at)
+    assert first.starts_at == expiry.isoformat()  # extends the one before
+    assert second.starts_at == first.expires_at  # extends the first, not the same expiry
+    with transaction(ctx.factory) as s:
+        now = s.scalar(select(Customer.expires_at).where(Customer.username == "new1"))
+        assert now.isoformat() == second.expires_at
+        assert ledger.check(s) == []
+
+
 def test_a_deadlock_ended_by_postgresql_is_done_again_by_the_general_path(
     ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
