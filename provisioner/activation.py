@@ -357,13 +357,14 @@ class _Declined(Exception):
 
 def express_and_view(
     factory: sessionmaker[Session], principal: Principal, req: ActivationRequest, view: View[T]
-) -> T | None:
-    """The express lane alone, in a transaction of its own: the view of the activation it
-    made and committed, or None, having kept nothing, whenever ``run_and_view`` must do it
-    instead (a case the lane does not take, a customer changed under it, a payer that
-    cannot pay, a deadlock, a row lock held elsewhere for long, a concurrent request with
-    the same key, a refusal). The API's shortcut (``api.shortcut``) answers with it, else
-    hands the request to the route."""
+) -> tuple[T, bool] | None:
+    """The express lane alone, in a transaction of its own: (the view, True) of the
+    activation it made and committed, (the view, False) of the first activation when the
+    caller sends its key again for the same customer and package, or None, having kept
+    nothing, whenever ``run_and_view`` must do it instead (a case the lane does not take,
+    a customer changed under it, a payer that cannot pay, a deadlock, a row lock held
+    elsewhere for long, a concurrent request with the same key, a refusal). The API's
+    shortcut (``api.shortcut``) answers with it, else hands the request to the route."""
     if req.card_serial:
         return None
     started = time.perf_counter()
@@ -372,10 +373,12 @@ def express_and_view(
             if not effects.settings_of(s).activation_express:
                 raise _Declined
             made = express.activate(
-                s, principal, _key(req), req.customer, req.package, req.payer, commit=True
-            )
+                s, principal, _key(req), req.customer, req.package, req.payer,
+                commit=True, replays=True,
+            )  # fmt: skip
             if made is None:
                 raise _Declined
+            created = made.work is not None  # else the first activation, replayed
             shown = view(s, made.activation, made)
     except (_Declined, express.Redo, IntegrityError, ProvisionerError):
         return None  # the route's answer, refusals included, is ``run_and_view``'s
@@ -384,8 +387,8 @@ def express_and_view(
         if exc.connection_invalidated or _sqlstate(exc) in (*RETRY_STATES, express.LOCK_WAITED):
             return None
         raise
-    metrics.record_activation("created", time.perf_counter() - started)
-    return shown
+    metrics.record_activation("created" if created else "replayed", time.perf_counter() - started)
+    return shown, created
 
 
 def _sqlstate(exc: OperationalError) -> str | None:

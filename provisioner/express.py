@@ -23,7 +23,9 @@ static customer without an address, IPv6 prefixes, an open invoice, live session
 tell, RADIUS groups not ours. ``activate`` then runs in the same transaction and answers
 exactly as it always did (its refusals included). What this lane writes is the same rows
 ``activate`` writes: ``tests/test_express.py`` runs both over the same cases and
-compares every table.
+compares every table. A caller that runs the lane alone (``activation.express_and_view``)
+may ask for the plain replay too (this caller's key, this customer and package): the
+resolve has read that already, and the general path would read it all again.
 
 A customer row changed between the read and the write (a concurrent activation of the
 same customer), or a payer that cannot pay, raises ``Redo``: the caller rolls back and
@@ -106,12 +108,15 @@ class Made:
     activation: Activation  # transient: its columns, not attached to the session
     customer: str
     package: str
-    work: tuple[str, ...]  # kinds of its pending outbox rows
+    # Kinds of its pending outbox rows; None: a replay, whose first activation this lane
+    # read (``activate(replays=True)``) and whose outbox rows may have moved on since.
+    work: tuple[str, ...] | None
 
 
 _old = _p.alias("old_package")
 _par = _r.alias("parent")  # the payer's parent, which pays its own price in the same go
 _prp = _rp.alias("parent_assignment")
+_prior = _a.alias("prior")  # an earlier use of the key
 # Built once: a statement made per call costs more Python than its round trip.
 _RESOLVE = (
     select(
@@ -130,6 +135,7 @@ _RESOLVE = (
         _c.c.package_id,
         _old.c.master_package_id.label("old_master_id"),
         _p.c.id.label("new_package_id"),
+        _p.c.name.label("new_package_name"),
         _p.c.operator_price,
         _rp.c.price,
         _r.c.name.label("payer_name"),
@@ -139,10 +145,7 @@ _RESOLVE = (
         _prp.c.price.label("parent_price"),
         _rt.c.mode.label("router_mode"),
         *[col.label(f"m_{col.name}") for col in _m.c],
-        select(_a.c.id)
-        .where(_a.c.idempotency_key == bindparam("key"))
-        .scalar_subquery()
-        .label("prior"),
+        *[col.label(f"prior_{col.name}") for col in _prior.c],
         select(func.count())
         .where(_inv.c.customer_id == _c.c.id, _inv.c.status == OPEN)
         .scalar_subquery()
@@ -164,6 +167,7 @@ _RESOLVE = (
     .outerjoin(_prp, and_(_prp.c.reseller_id == _par.c.id, _prp.c.package_id == _p.c.id))
     .outerjoin(_old, _old.c.id == _c.c.package_id)
     .outerjoin(_rt, _rt.c.id == _c.c.router_id)
+    .outerjoin(_prior, _prior.c.idempotency_key == bindparam("key"))  # a unique key
     .where(_c.c.username == bindparam("username"), _c.c.reseller_id == bindparam("rid"))
 )
 # PostgreSQL plans a prepared statement afresh at every execution while it judges a
@@ -294,11 +298,15 @@ def _resolve(conn: Connection, rid: int, username: str, package: str, key: str,
 
 
 def activate(session: Session, principal: Principal, key: str, customer: str, package: str,
-             payer: str, commit: bool = False) -> Made | None:  # fmt: skip
+             payer: str, commit: bool = False,
+             replays: bool = False) -> Made | None:  # fmt: skip
     """The express activation, in the caller's transaction, or None (nothing written)
     when the case is not this lane's (see the module docstring). ``commit``: the lane is
     all of the transaction, and on PostgreSQL its COMMIT goes with the writes (the
-    reseller's account row is then held for no round trip at all)."""
+    reseller's account row is then held for no round trip at all). ``replays``: a key
+    this caller used before for this same customer and package is answered with the
+    first activation, ``work`` None (any other earlier use is the general path's: its
+    refusals)."""
     if principal.role != "reseller" or payer != "auto" or principal.reseller_id is None:
         return None
     if id_of(customer) is not None or id_of(package) is not None:
@@ -306,8 +314,18 @@ def activate(session: Session, principal: Principal, key: str, customer: str, pa
     rid = principal.reseller_id
     conn = session.connection()
     row, observed = _resolve(conn, rid, customer, package, key, alone=commit)
-    if row is None or row.prior is not None:
+    if row is None:
         return None
+    if row.prior_id is not None:
+        same = (
+            row.prior_requested_by == principal.actor
+            and row.prior_customer_id == row.id
+            and row.prior_package_id == row.new_package_id
+        )
+        if not (replays and same):
+            return None
+        first = Activation(**{c.key: getattr(row, f"prior_{c.name}") for c in _a.c})
+        return Made(first, row.username, row.new_package_name, None)
     if row.parent_id is not None and (
         row.grandparent_id is not None or row.parent_assignment is None
     ):

@@ -317,7 +317,7 @@ def test_the_lane_committing_with_its_writes_keeps_nothing_when_a_guard_fails(
         )  # fmt: skip
 
     made = lane(w.reseller, "new1", "k0")
-    assert made is not None and made.customer == "new1"  # committed with its writes
+    assert made is not None and made[0].customer == "new1" and made[1]  # committed
     before = state()
     assert before[1] == ["k0"] and before[3] == []
     monkeypatch.setattr(express, "_resolve", resolve_then_change)
@@ -385,7 +385,7 @@ def test_a_lane_connection_found_dead_hands_over_and_the_next_reconnects(
     with transaction(ctx.factory) as s:
         assert list(s.scalars(select(Activation.idempotency_key))) == ["k1"]
     made = lane("new2", "k3")
-    assert made is not None and made.customer == "new2"
+    assert made is not None and made[0].customer == "new2"
     with ctx.lane_factory() as s:
         assert s.scalar(text("SELECT pg_backend_pid()")) != pid
 
@@ -489,6 +489,7 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
     from provisioner.auth import create_token
 
     answered: list[str] = []
+    replayed: list[bool] = []
     lanes: list[tuple[str, bool]] = []
     real_answer, real_run = activation.express_and_view, activation.run_and_view
 
@@ -496,6 +497,7 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
         shown = real_answer(factory, principal, req, view)
         if shown is not None:
             answered.append(req.customer)
+            replayed.append(not shown[1])
         return shown
 
     def run_spy(factory: Any, principal: Any, req: ActivationRequest, view: Any,
@@ -513,7 +515,9 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
         prepare(w, AT)
         with transaction(ctx.factory) as s:
             tokens = {name: create_token(s, role="reseller", reseller=name) for name in w.who}
+            admin = create_token(s, role="admin")
         answered.clear()
+        replayed.clear()
         lanes.clear()
         answers = []
         with TestClient(create_app(ctx)) as client:
@@ -528,17 +532,33 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
             for token in tokens.values():  # every token verified (and cached) first
                 assert client.get("/api/v1/balance", headers={
                     "Authorization": f"Bearer {token}"}).status_code == 200  # fmt: skip
+            tokens["admin"] = admin
             for i, (who, customer, package) in enumerate(script(w)):
                 frozen(AT + timedelta(minutes=i))
                 answers.append(call(who, customer, package, f"key-{i}"))
+            # What the shortcut found the lane declines, the route does without it.
+            declined = {c for c, lane in lanes if not lane}
+            lanes.clear()
+            # Key reuse: the same request (the first activation, 200), another package,
+            # another customer, another caller (each the route's 409).
             answers.append(call(w.reseller, "new1", w.home, "key-0"))
+            answers.append(call(w.reseller, "new2", w.home, "key-2"))  # with its work
+            answers.append(call(w.reseller, "new1", w.home2, "key-0"))
+            answers.append(call(w.reseller, "new2", w.home, "key-0"))
+            answers.append(call(w.poor, "broke", w.home, "key-0"))
+            # A key an admin used for this reseller's customer: the route's 409 too.
+            answers.append(call("admin", "new2", w.home, "key-admin"))
+            answers.append(call(w.reseller, "new2", w.home, "key-admin"))
         results[cached], rows[cached] = answers, w.rows()
         if cached:
             assert set(answered) == EXPRESS
-            # What the shortcut found the lane declines, the route does without it.
-            declined = {c for c, lane in lanes if not lane}
             assert declined == {"upgrade", "online", "billed", "subs2", "broke", "nobody",
                                 "new1"}  # fmt: skip
+            assert [c for c, again in zip(answered, replayed, strict=True) if again] == [
+                "new1", "new2"]  # fmt: skip
+            # The reuses of a key that are not the replay: the route's.
+            assert lanes == [("new1", False), ("new2", False), ("broke", False),
+                             ("new2", True), ("new2", False)]  # fmt: skip
         else:
             assert answered == [] and all(lane for _, lane in lanes)
     assert results[True] == results[False]
@@ -548,7 +568,9 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
     assert [status for status, _ in got[:9]] == [201] * 9
     assert got[0][1]["status"] == "applied" and got[2][1]["work"][0]["kind"] == "sync_router"
     assert got[13][0] == got[14][0] == 402 and got[15][0] == got[16][0] == 404
-    assert got[-1] == (200, got[0][1])  # the replay: the route's, the first activation
+    assert got[-7] == (200, got[0][1])  # the replay: the route's, the first activation
+    assert got[-6] == (200, got[2][1]) and got[-6][1]["work"][0]["kind"] == "sync_router"
+    assert [status for status, _ in got[-5:]] == [409, 409, 409, 201, 409]
 
 
 @pytest.mark.parametrize("size", [10, 40_000])

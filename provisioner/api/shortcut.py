@@ -11,11 +11,12 @@ endpoint's behaviour, errors and refusals included:
 - a reseller's token already verified (``auth.TokenCache``): a token not cached is checked
   by the route, which caches it;
 - a JSON body that ``ActivationCreate`` accepts, its own idempotency key, payer ``auto``;
-- ``activation.express_and_view`` made and committed it (else it kept nothing, and the
-  route is told not to try the lane again).
+- ``activation.express_and_view`` made and committed it, or found the caller's key
+  already used for this customer and package (else it kept nothing, and the route is
+  told not to try the lane again).
 
-The answer is the route's: 201 and the ``ActivationOut`` the same view builds
-(``tests/test_shortcut.py`` compares them).
+The answer is the route's: 201 (200 for a replay) and the ``ActivationOut`` the same view
+builds (``tests/test_express.py`` compares them).
 """
 
 from __future__ import annotations
@@ -73,12 +74,14 @@ class ActivationShortcut:
         if answer is None:
             await self.app(scope, _replay(chunks, None, receive, more), send)
             return
-        body = answer.model_dump_json().encode()
+        shown, created = answer
+        body = shown.model_dump_json().encode()
         headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        status = 201 if created else 200  # a replay: the route's 200
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _answer(self, scope: Scope, body: bytes) -> ActivationOut | None:
+    async def _answer(self, scope: Scope, body: bytes) -> tuple[ActivationOut, bool] | None:
         headers = dict(scope["headers"])
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
@@ -95,7 +98,7 @@ class ActivationShortcut:
             return None
         req = ActivationRequest(asked.customer, asked.package, asked.idempotency_key)
 
-        def run() -> ActivationOut | None:
+        def run() -> tuple[ActivationOut, bool] | None:
             return activation.express_and_view(
                 self.ctx.lane_factory, principal, req,
                 lambda s, a, made: activations.view(s, principal, a, made),

@@ -26,13 +26,15 @@ STATUSES = ("pending", "applied", "failed")
 def _view(
     session: Session, principal: Principal, a: Activation, made: Made | None = None
 ) -> ActivationOut:
-    if made is not None:  # the express lane knows it all: no re-read
+    if made is not None:  # the express lane knows the names: no re-read
         customer, package = made.customer, made.package
-        work = [WorkOut(kind=k, status="pending", attempts=0, error=None) for k in made.work]
     else:
         c = session.get(Customer, a.customer_id)
         p = session.get(Package, a.package_id)
         customer, package = (c.username if c else None), (p.name if p else None)
+    if made is not None and made.work is not None:  # just made: its work all pending
+        work = [WorkOut(kind=k, status="pending", attempts=0, error=None) for k in made.work]
+    else:
         work = [
             WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
             for w in session.scalars(
