@@ -371,7 +371,7 @@ def express_and_view(
     try:
         with transaction(factory) as s:
             if not effects.settings_of(s).activation_express:
-                raise _Declined
+                return None  # the lane is off: nothing to count
             made = express.activate(
                 s, principal, _key(req), req.customer, req.package, req.payer,
                 commit=True, replays=True,
@@ -380,15 +380,35 @@ def express_and_view(
                 raise _Declined
             created = made.work is not None  # else the first activation, replayed
             shown = view(s, made.activation, made)
-    except (_Declined, express.Redo, IntegrityError, ProvisionerError):
+    except (_Declined, express.Redo, IntegrityError, ProvisionerError) as exc:
+        metrics.ACTIVATION_LANE.labels(_handed_over(exc)).inc()
         return None  # the route's answer, refusals included, is ``run_and_view``'s
     except OperationalError as exc:
         # A connection found dead too: the lane's pool does not ping (``Context.lane``).
-        if exc.connection_invalidated or _sqlstate(exc) in (*RETRY_STATES, express.LOCK_WAITED):
+        state = _sqlstate(exc)
+        if exc.connection_invalidated:
+            metrics.ACTIVATION_LANE.labels("connection_lost").inc()
+            return None
+        if state in (*RETRY_STATES, express.LOCK_WAITED):
+            metrics.ACTIVATION_LANE.labels(
+                "lock_timeout" if state == express.LOCK_WAITED else "retry"
+            ).inc()
             return None
         raise
-    metrics.record_activation("created" if created else "replayed", time.perf_counter() - started)
+    outcome = "created" if created else "replayed"
+    metrics.ACTIVATION_LANE.labels(outcome).inc()
+    metrics.record_activation(outcome, time.perf_counter() - started)
     return shown, created
+
+
+def _handed_over(exc: Exception) -> str:
+    if isinstance(exc, _Declined):
+        return "declined"
+    if isinstance(exc, express.Redo):
+        return "redo"
+    if isinstance(exc, IntegrityError):
+        return "key_race"  # another request with this key committed first
+    return "refused"
 
 
 def _sqlstate(exc: OperationalError) -> str | None:

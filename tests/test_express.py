@@ -341,6 +341,7 @@ def test_the_lane_waits_little_for_a_row_lock_held_elsewhere(ctx_factory: Any) -
     def view(s: Any, a: Any, made: Any) -> Any:
         return activations.view(s, principal, a, made)
 
+    before = lane_counts()["lock_timeout"]
     with ctx.factory() as holder, holder.begin():
         holder.execute(select(Account.balance).where(Account.account == account).with_for_update())
         started = time.monotonic()
@@ -348,6 +349,7 @@ def test_the_lane_waits_little_for_a_row_lock_held_elsewhere(ctx_factory: Any) -
         waited = time.monotonic() - started
         with transaction(ctx.factory) as s:
             assert list(s.scalars(select(Activation.id))) == []
+    assert lane_counts()["lock_timeout"] == before + 1  # counted for /metrics
     assert 0.9 < waited < 10, waited  # its lock timeout (1 s), not for good
     _, shown = activation.run_and_view(ctx.factory, principal, req, view, lane=False)
     assert shown is not None and shown.customer == "new1"
@@ -518,6 +520,7 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
             admin = create_token(s, role="admin")
         answered.clear()
         replayed.clear()
+        lane_before = lane_counts()
         lanes.clear()
         answers = []
         with TestClient(create_app(ctx)) as client:
@@ -559,6 +562,13 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
             # The reuses of a key that are not the replay: the route's.
             assert lanes == [("new1", False), ("new2", False), ("broke", False),
                              ("new2", True), ("new2", False)]  # fmt: skip
+            # Counted for /metrics: 10 made (new1 twice), 2 replays; 2 guards failed (subs2's parent
+            # and broke cannot pay); 9 declined: upgrade, online, billed, nobody, an
+            # unknown package, and the four reuses of a key by resellers.
+            after = lane_counts()
+            got_counts = {k: after[k] - lane_before[k] for k in after}
+            assert got_counts == {"created": 10, "replayed": 2, "redo": 2, "declined": 9,
+                                  "lock_timeout": 0, "key_race": 0}  # fmt: skip
         else:
             assert answered == [] and all(lane for _, lane in lanes)
     assert results[True] == results[False]
@@ -571,6 +581,18 @@ def test_the_api_shortcut_answers_and_writes_what_the_route_does(
     assert got[-7] == (200, got[0][1])  # the replay: the route's, the first activation
     assert got[-6] == (200, got[2][1]) and got[-6][1]["work"][0]["kind"] == "sync_router"
     assert [status for status, _ in got[-5:]] == [409, 409, 409, 201, 409]
+
+
+def lane_counts() -> dict[str, float]:
+    """``provisioner_activation_lane_total`` by outcome, in this process."""
+    from provisioner import metrics
+
+    outcomes = ("created", "replayed", "redo", "declined", "lock_timeout", "key_race")
+    return {
+        o: metrics.REGISTRY.get_sample_value("provisioner_activation_lane_total", {"outcome": o})
+        or 0.0
+        for o in outcomes
+    }
 
 
 @pytest.mark.parametrize("size", [10, 40_000])
