@@ -729,6 +729,23 @@ def figures(results: list[Result], wall: float) -> dict[str, Any]:
     }
 
 
+TAIL_WINDOW_S = 0.1
+
+
+def tail_windows(results: list[Result], rate: float, p99_ms: float) -> list[dict[str, Any]]:
+    """The paced run's requests at or over its p99, grouped by the 100 ms window they were
+    due in (request i is due at i / rate): a few windows is a stall (a collection, a
+    checkpoint, the machine's other tenants), many is the server falling behind."""
+    windows: dict[int, list[float]] = {}
+    for i, r in enumerate(results):
+        if r.ms >= p99_ms:
+            windows.setdefault(int(i / rate / TAIL_WINDOW_S), []).append(r.ms)
+    return [
+        {"at_s": round(w * TAIL_WINDOW_S, 1), "requests": len(ms), "max_ms": round(max(ms), 1)}
+        for w, ms in sorted(windows.items())
+    ]
+
+
 def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, float | None] | None:
     """a / b for throughput, p50 and p99 (None when either side is missing)."""
     if not a or not b:
@@ -1002,6 +1019,14 @@ def activation_run(
     if paced:
         first_fig["offered_per_s"] = opts.rate
     report(f"activations{f' offered at {opts.rate:g}/s' if paced else ''}", first_fig, first_cpu)
+    if paced:
+        first_fig["tail_windows"] = tail = tail_windows(first, opts.rate, first_fig["p99_ms"])
+        say(
+            f"  the slowest 1% by when they were due: {len(tail)} window(s) of "
+            f"{TAIL_WINDOW_S * 1000:g} ms: "
+            + ", ".join(f"{w['at_s']} s ({w['requests']}, max {w['max_ms']} ms)" for w in tail[:8])
+            + (" …" if len(tail) > 8 else "")
+        )
     over = ratio(first_fig, base_fig)
     if base_fig is not None:
         say("  " + says_ratio("vs baseline", over))
