@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     invoice_days_ahead: int = Field(default=5, ge=0, le=28)
     invoice_grace_days: int = Field(default=3, ge=0, le=365)
     invoice_interval_seconds: float = Field(default=300.0, gt=0)
+    # The scheduled proof that every balance equals the sum of its ledger rows (one
+    # grouped scan of the ledger; its outcome is on /metrics).
+    ledger_check_interval_seconds: float = Field(default=3600.0, gt=0)
     demo: bool = Field(default=False, description="start a simulated router and seed demo data")
 
     # Lifetime of a new API token, in days, by its role (0: never expires). A token made

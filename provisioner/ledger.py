@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from provisioner import validation
 from provisioner.errors import NotFound, ValidationError
-from provisioner.models import Account, Customer, LedgerEntry, Reseller
+from provisioner.models import Account, Customer, LedgerCheck, LedgerEntry, Reseller
 from provisioner.refs import lookup, number
 from provisioner.types import CENT
 
@@ -155,6 +155,23 @@ def check(session: Session) -> list[Mismatch]:
         total = (Decimal(int(minor_total)) / 100).quantize(CENT)
         out.append(Mismatch(account, Decimal("0.00"), total))
     return sorted(out, key=lambda m: m.account)
+
+
+SHOWN = 20  # mismatches named in a check's record; the CLI lists them all
+
+
+def check_and_record(session: Session, by: str) -> list[Mismatch]:
+    """``check``, and its outcome kept in ``ledger_checks`` (read by /metrics)."""
+    bad = check(session)
+    accounts = session.scalar(select(func.count()).select_from(Account)) or 0
+    detail = "; ".join(f"{m.account}: balance {m.balance}, ledger {m.ledger}" for m in bad[:SHOWN])
+    session.add(
+        LedgerCheck(
+            accounts=accounts, mismatches=len(bad), by=by,
+            detail=detail + (f"; and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""),
+        )
+    )  # fmt: skip
+    return bad
 
 
 def resolve(session: Session, account: str) -> str:

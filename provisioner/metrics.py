@@ -20,7 +20,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from provisioner.db import transaction
-from provisioner.models import Customer, Outbox, Router, SyncRun, utcnow
+from provisioner.models import Customer, LedgerCheck, Outbox, Router, SyncRun, utcnow
 from provisioner.radius_tables import radacct
 
 SYNC_RUNS: Counter
@@ -156,6 +156,7 @@ class DatabaseCollector(Collector):
             yield customers
             yield self._online(s)
             yield from self._routers(s)
+            yield from self._ledger(s)
         yield GaugeMetricFamily(
             "provisioner_reconcile_interval_seconds",
             "Configured time between drift-repair syncs of every router",
@@ -233,6 +234,23 @@ class DatabaseCollector(Collector):
         for name, status in s.execute(q2):
             failing.add_metric([name], 0.0 if status == "ok" else 1.0)
         yield failing
+
+    def _ledger(self, s: Session) -> Iterator[GaugeMetricFamily]:
+        last = s.scalars(select(LedgerCheck).order_by(LedgerCheck.id.desc()).limit(1)).first()
+        mismatches = GaugeMetricFamily(
+            "provisioner_ledger_check_mismatches",
+            "Accounts whose balance was not the sum of their ledger rows at the last check "
+            "(scheduled, or provisioner ledger check); absent before the first",
+        )
+        when = GaugeMetricFamily(
+            "provisioner_ledger_check_timestamp_seconds",
+            "When the last ledger check ran (Unix time); absent before the first",
+        )
+        if last is not None:
+            mismatches.add_metric([], last.mismatches)
+            when.add_metric([], _epoch(last.checked_at))
+        yield mismatches
+        yield when
 
 
 _collector: DatabaseCollector | None = None

@@ -169,9 +169,7 @@ class Reseller(Base):
     # None: directly under the admin.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
     # Its parent (or the admin) lets it have sub-resellers of its own.
-    may_have_subresellers: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default="0"
-    )
+    may_have_subresellers: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     billing: Mapped[OperatorBilling] = mapped_column(
         _enum(OperatorBilling), default=OperatorBilling.prepaid, server_default="prepaid"
     )
@@ -391,6 +389,20 @@ class Account(Base):
     balance: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
     # The lowest the balance may go: 0 when prepaid, minus the credit limit when postpaid.
     floor: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
+
+
+class LedgerCheck(Base):
+    """One run of ``ledger.check``: how many accounts it read and how many disagreed with
+    their ledger, so /metrics can say so at every scrape without summing the ledger."""
+
+    __tablename__ = "ledger_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    accounts: Mapped[int] = mapped_column(Integer)
+    mismatches: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")  # the first few that disagreed
+    by: Mapped[str] = mapped_column(String(64))  # scheduler | cli
 
 
 class Activation(Base):

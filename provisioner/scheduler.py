@@ -88,6 +88,21 @@ def throttle(ctx: Context) -> None:
         log.info("fair usage: %d customers throttled or restored", n)
 
 
+def check_ledger(ctx: Context) -> None:
+    """Every account's balance against the sum of its ledger rows, kept for /metrics; a
+    disagreement is logged as an error (money the registry cannot account for)."""
+    from provisioner import ledger
+
+    with transaction(ctx.factory) as s:
+        bad = ledger.check_and_record(s, "scheduler")
+    for m in bad[: ledger.SHOWN]:
+        log.error("ledger: %s has balance %s but its ledger sums to %s", m.account, m.balance,
+                  m.ledger)  # fmt: skip
+    if len(bad) > ledger.SHOWN:
+        log.error("ledger: %d more accounts disagree (provisioner ledger check)",
+                  len(bad) - ledger.SHOWN)  # fmt: skip
+
+
 def start(ctx: Context) -> BackgroundScheduler:
     s = ctx.settings
     sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -103,6 +118,8 @@ def start(ctx: Context) -> BackgroundScheduler:
          lambda: throttle(ctx), True),
         ("invoices", "issue, collect and enforce invoices", s.invoice_interval_seconds,
          lambda: bill(ctx), True),
+        ("ledger", "prove balances equal their ledger", s.ledger_check_interval_seconds,
+         lambda: check_ledger(ctx), True),
     ]  # fmt: skip
     for job, name, every, work, once in jobs:
         fn = (lambda j=job, e=every, w=work: run_once(ctx, j, e, w)) if once else work

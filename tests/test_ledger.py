@@ -107,3 +107,68 @@ def test_upgrading_fills_balances_from_the_ledger(backend: str, tmp_path: Path) 
     finally:
         if name:
             drop_pg_database(name)
+
+
+def test_the_scheduled_check_and_the_cli_keep_their_outcome_for_metrics(
+    any_ctx: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon's ledger job and ``provisioner ledger check`` each record what they
+    found (``ledger_checks``); /metrics reports the last one, and the job logs every
+    account that disagrees as an error."""
+    import importlib
+    import logging
+
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+    from sqlalchemy import select
+    from typer.testing import CliRunner
+
+    from provisioner import scheduler
+    from provisioner.api import create_app
+    from provisioner.models import LedgerCheck
+
+    client = TestClient(create_app(any_ctx))
+
+    def scraped() -> dict[str, float]:
+        text = client.get("/metrics").text
+        return {
+            s.name: s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name.startswith("provisioner_ledger_check")
+        }
+
+    assert scraped() == {}  # no check has run yet: absent, not a false 0
+    make = Factory(any_ctx)
+    names = [make.reseller() for _ in range(2)]
+    with transaction(any_ctx.factory) as s:
+        accounts = [ledger.resolve(s, f"reseller:{name}") for name in names]
+        for acct in accounts:
+            ledger.credit(s, acct, Decimal("10.00"), "topup")
+    scheduler.check_ledger(any_ctx)
+    got = scraped()
+    assert got["provisioner_ledger_check_mismatches"] == 0
+    with transaction(any_ctx.factory) as s:
+        first = s.scalars(select(LedgerCheck)).one()
+        assert (first.accounts, first.mismatches, first.by) == (2, 0, "scheduler")
+    assert abs(got["provisioner_ledger_check_timestamp_seconds"] - first.checked_at.timestamp()) < 1
+
+    with transaction(any_ctx.factory) as s:
+        s.execute(update(Account).where(Account.account == accounts[1]).values(balance=11))
+    with caplog.at_level(logging.ERROR, logger="provisioner.scheduler"):
+        scheduler.check_ledger(any_ctx)
+    assert f"{accounts[1]} has balance 11.00 but its ledger sums to 10.00" in caplog.text
+    assert scraped()["provisioner_ledger_check_mismatches"] == 1
+
+    with transaction(any_ctx.factory) as s:  # put right by hand; the CLI proves it and says so
+        s.execute(update(Account).where(Account.account == accounts[1]).values(balance=10))
+    monkeypatch.setattr(importlib.import_module("provisioner.cli.common"), "_ctx", any_ctx)
+    cli_root = importlib.import_module("provisioner.cli").app
+    result = CliRunner().invoke(cli_root, ["ledger", "check"])
+    assert result.exit_code == 0, result.output
+    assert scraped()["provisioner_ledger_check_mismatches"] == 0
+    with transaction(any_ctx.factory) as s:
+        rows = s.scalars(select(LedgerCheck).order_by(LedgerCheck.id)).all()
+        assert [(r.mismatches, r.by) for r in rows] == [(0, "scheduler"), (1, "scheduler"),
+                                                        (0, "cli")]  # fmt: skip
+        assert rows[1].detail == f"{accounts[1]}: balance 11.00, ledger 10.00"

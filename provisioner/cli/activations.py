@@ -162,9 +162,10 @@ app.add_typer(ledger_app, name="ledger")
 @ledger_app.command("check")
 @handled
 def ledger_check(as_json: JSON = False) -> None:
-    """Prove every account's balance equals the sum of its ledger rows. Exit 1 if not."""
+    """Prove every account's balance equals the sum of its ledger rows. Exit 1 if not.
+    The outcome is kept for /metrics, as the daemon's scheduled check keeps its own."""
     with session() as s:
-        bad = ledger.check(s)
+        bad = ledger.check_and_record(s, "cli")
     rows = [{"account": m.account, "balance": str(m.balance), "ledger": str(m.ledger)} for m in bad]
     if as_json:
         emit(rows, True)
