@@ -56,7 +56,6 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    # API worker processes for ``serve``; 0 = one per core (they share only the database).
     # API worker processes, which share nothing but the database: unset, one per core on
     # PostgreSQL and one on SQLite (its single writer gains nothing from more); 0, one per
     # core. With several, every process counts into shared files, so /metrics of any of
