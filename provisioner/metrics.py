@@ -139,9 +139,11 @@ def _epoch(t: datetime) -> float:
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time (true across daemon instances)."""
 
-    def __init__(self, factory: sessionmaker[Session], reconcile_interval: float = 0.0) -> None:
+    def __init__(self, factory: sessionmaker[Session], reconcile_interval: float = 0.0,
+                 ledger_check_interval: float = 0.0) -> None:  # fmt: skip
         self.factory = factory
         self.reconcile_interval = reconcile_interval
+        self.ledger_check_interval = ledger_check_interval
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with transaction(self.factory) as s:
@@ -161,6 +163,11 @@ class DatabaseCollector(Collector):
             "provisioner_reconcile_interval_seconds",
             "Configured time between drift-repair syncs of every router",
             value=self.reconcile_interval,
+        )
+        yield GaugeMetricFamily(
+            "provisioner_ledger_check_interval_seconds",
+            "Configured time between the daemon's ledger checks",
+            value=self.ledger_check_interval,
         )
 
     def _outbox(self, s: Session) -> Iterator[GaugeMetricFamily]:
@@ -257,12 +264,13 @@ _collector: DatabaseCollector | None = None
 _scraped: CollectorRegistry | None = None
 
 
-def render(factory: sessionmaker[Session], reconcile_interval: float = 0.0) -> bytes:
+def render(factory: sessionmaker[Session], reconcile_interval: float = 0.0,
+           ledger_check_interval: float = 0.0) -> bytes:  # fmt: skip
     """The exposition text of every metric, the database gauges read now; with
     ``share_across_processes``, the counts of every process of the daemon added up."""
     global _collector, _scraped
     if _collector is None or _scraped is None:
-        _collector = DatabaseCollector(factory, reconcile_interval)
+        _collector = DatabaseCollector(factory, reconcile_interval, ledger_check_interval)
         if shared():
             _scraped = CollectorRegistry()
             MultiProcessCollector(_scraped)
@@ -271,4 +279,5 @@ def render(factory: sessionmaker[Session], reconcile_interval: float = 0.0) -> b
         _scraped.register(_collector)
     _collector.factory = factory
     _collector.reconcile_interval = reconcile_interval
+    _collector.ledger_check_interval = ledger_check_interval
     return generate_latest(_scraped)

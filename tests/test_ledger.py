@@ -138,7 +138,8 @@ def test_the_scheduled_check_and_the_cli_keep_their_outcome_for_metrics(
             if s.name.startswith("provisioner_ledger_check")
         }
 
-    assert scraped() == {}  # no check has run yet: absent, not a false 0
+    assert scraped() == {"provisioner_ledger_check_interval_seconds": 3600}
+    # (no check has run yet: absent, not a false 0)
     make = Factory(any_ctx)
     names = [make.reseller() for _ in range(2)]
     with transaction(any_ctx.factory) as s:

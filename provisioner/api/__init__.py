@@ -54,7 +54,10 @@ def create_app(ctx: Context) -> FastAPI:
     def metrics_endpoint() -> Response:
         """Prometheus scrape: counts by router, menu and outcome; no customer names or
         credentials."""
-        text = metrics.render(ctx.factory, ctx.settings.reconcile_interval_seconds)
+        s = ctx.settings
+        text = metrics.render(
+            ctx.factory, s.reconcile_interval_seconds, s.ledger_check_interval_seconds
+        )
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
