@@ -387,14 +387,15 @@ def express_and_view(
         # A connection found dead too: the lane's pool does not ping (``Context.lane``).
         state = _sqlstate(exc)
         if exc.connection_invalidated:
-            metrics.ACTIVATION_LANE.labels("connection_lost").inc()
-            return None
-        if state in (*RETRY_STATES, express.LOCK_WAITED):
-            metrics.ACTIVATION_LANE.labels(
-                "lock_timeout" if state == express.LOCK_WAITED else "retry"
-            ).inc()
-            return None
-        raise
+            outcome = "connection_lost"
+        elif state == express.LOCK_WAITED:
+            outcome = "lock_timeout"
+        elif state in RETRY_STATES:
+            outcome = "retry"
+        else:
+            raise
+        metrics.ACTIVATION_LANE.labels(outcome).inc()
+        return None
     outcome = "created" if created else "replayed"
     metrics.ACTIVATION_LANE.labels(outcome).inc()
     metrics.record_activation(outcome, time.perf_counter() - started)

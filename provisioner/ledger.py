@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, exists, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,7 +32,7 @@ from provisioner import validation
 from provisioner.errors import NotFound, ValidationError
 from provisioner.models import Account, Customer, LedgerCheck, LedgerEntry, Reseller
 from provisioner.refs import lookup, number
-from provisioner.types import CENT
+from provisioner.types import CENT, Money
 
 
 def account_of(kind: str, id_: int) -> str:
@@ -149,22 +160,20 @@ def check(session: Session) -> list[Mismatch]:
         .group_by(LedgerEntry.account)
         .cte("sums")
     )
-    with_account = select(
-        Account.account, cast(Account.balance, BigInteger), sums.c.total
-    ).outerjoin(sums, sums.c.account == Account.account)
+    total = type_coerce(func.coalesce(sums.c.total, 0), Money())  # minor units, as stored
+    with_account = select(Account.account, Account.balance, total).outerjoin(
+        sums, sums.c.account == Account.account
+    )
     # Ledger rows with no account row at all: a balance of 0.
-    without = select(sums.c.account, literal(0, BigInteger), sums.c.total).where(
+    without = select(sums.c.account, type_coerce(literal(0), Money()), total).where(
         ~exists().where(Account.account == sums.c.account)
     )
-    out = []
-    for account, stored, total in session.execute(union_all(with_account, without)):
-        if int(stored or 0) != int(total or 0):
-            out.append(Mismatch(account, _money(stored), _money(total)))
+    out = [
+        Mismatch(account, stored, summed)
+        for account, stored, summed in session.execute(union_all(with_account, without))
+        if stored != summed
+    ]
     return sorted(out, key=lambda m: m.account)
-
-
-def _money(minor: int | None) -> Decimal:
-    return (Decimal(int(minor or 0)) / 100).quantize(CENT)
 
 
 SHOWN = 20  # mismatches named in a check's record; the CLI lists them all

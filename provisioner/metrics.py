@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from provisioner.config import Settings
 from provisioner.db import transaction
 from provisioner.models import Customer, LedgerCheck, Outbox, Router, SyncRun, utcnow
 from provisioner.radius_tables import radacct
@@ -139,11 +140,9 @@ def _epoch(t: datetime) -> float:
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time (true across daemon instances)."""
 
-    def __init__(self, factory: sessionmaker[Session], reconcile_interval: float = 0.0,
-                 ledger_check_interval: float = 0.0) -> None:  # fmt: skip
+    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory = factory
-        self.reconcile_interval = reconcile_interval
-        self.ledger_check_interval = ledger_check_interval
+        self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with transaction(self.factory) as s:
@@ -162,12 +161,12 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily(
             "provisioner_reconcile_interval_seconds",
             "Configured time between drift-repair syncs of every router",
-            value=self.reconcile_interval,
+            value=self.settings.reconcile_interval_seconds,
         )
         yield GaugeMetricFamily(
             "provisioner_ledger_check_interval_seconds",
             "Configured time between the daemon's ledger checks",
-            value=self.ledger_check_interval,
+            value=self.settings.ledger_check_interval_seconds,
         )
 
     def _outbox(self, s: Session) -> Iterator[GaugeMetricFamily]:
@@ -264,13 +263,12 @@ _collector: DatabaseCollector | None = None
 _scraped: CollectorRegistry | None = None
 
 
-def render(factory: sessionmaker[Session], reconcile_interval: float = 0.0,
-           ledger_check_interval: float = 0.0) -> bytes:  # fmt: skip
+def render(factory: sessionmaker[Session], settings: Settings) -> bytes:
     """The exposition text of every metric, the database gauges read now; with
     ``share_across_processes``, the counts of every process of the daemon added up."""
     global _collector, _scraped
     if _collector is None or _scraped is None:
-        _collector = DatabaseCollector(factory, reconcile_interval, ledger_check_interval)
+        _collector = DatabaseCollector(factory, settings)
         if shared():
             _scraped = CollectorRegistry()
             MultiProcessCollector(_scraped)
@@ -278,6 +276,5 @@ def render(factory: sessionmaker[Session], reconcile_interval: float = 0.0,
             _scraped = REGISTRY
         _scraped.register(_collector)
     _collector.factory = factory
-    _collector.reconcile_interval = reconcile_interval
-    _collector.ledger_check_interval = ledger_check_interval
+    _collector.settings = settings
     return generate_latest(_scraped)

@@ -47,25 +47,24 @@ def reseller_with(ctx: Context, make: Factory, price: str = "400") -> tuple[Prin
     return Principal("reseller", reseller_id=rid), pkg, router
 
 
-def test_concurrent_activations_never_overdraw(ctx_factory: Any, backend: str) -> None:
-    ctx = ctx_factory(backend)
-    make = Factory(ctx)
-    who, pkg, router = reseller_with(ctx, make, price="10")
+def buyers_for_150(ctx: Context) -> tuple[Principal, str]:
+    """A reseller with 200 customers c0..c199 and a balance for exactly 150 activations
+    of its package (price 10)."""
+    who, pkg, router = reseller_with(ctx, Factory(ctx), price="10")
     with transaction(ctx.factory) as s:
         res_name = s.get(Reseller, who.reseller_id).name  # type: ignore[union-attr]
         for i in range(200):
-            registry.create_customer(
-                s,
-                "t",
-                {
-                    "username": f"c{i}",
-                    "password": "p",
-                    "customer_type": "pppoe",
-                    "router": router,
-                    "reseller": res_name,
-                },
-            )
-        ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "1500")  # covers exactly 150
+            registry.create_customer(s, "t", {
+                "username": f"c{i}", "password": "p", "customer_type": "pppoe",
+                "router": router, "reseller": res_name,
+            })  # fmt: skip
+        ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "1500")
+    return who, pkg
+
+
+def test_concurrent_activations_never_overdraw(ctx_factory: Any, backend: str) -> None:
+    ctx = ctx_factory(backend)
+    who, pkg = buyers_for_150(ctx)
     outcomes: list[str] = []
     lock = threading.Lock()
 
@@ -105,16 +104,7 @@ def test_concurrent_activations_on_the_apis_path_never_overdraw(
     Exactly 150 activations and debits, the balance at 0.00, each key answered with one
     activation or refused on both of its sends."""
     ctx = ctx_factory(backend)
-    make = Factory(ctx)
-    who, pkg, router = reseller_with(ctx, make, price="10")
-    with transaction(ctx.factory) as s:
-        res_name = s.get(Reseller, who.reseller_id).name  # type: ignore[union-attr]
-        for i in range(200):
-            registry.create_customer(s, "t", {
-                "username": f"c{i}", "password": "p", "customer_type": "pppoe",
-                "router": router, "reseller": res_name,
-            })  # fmt: skip
-        ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "1500")  # covers exactly 150
+    who, pkg = buyers_for_150(ctx)
     answers: dict[int, list[int | str]] = {i: [] for i in range(200)}
     lock = threading.Lock()
 

@@ -54,10 +54,7 @@ def create_app(ctx: Context) -> FastAPI:
     def metrics_endpoint() -> Response:
         """Prometheus scrape: counts by router, menu and outcome; no customer names or
         credentials."""
-        s = ctx.settings
-        text = metrics.render(
-            ctx.factory, s.reconcile_interval_seconds, s.ledger_check_interval_seconds
-        )
+        text = metrics.render(ctx.factory, ctx.settings)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
