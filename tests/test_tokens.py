@@ -28,7 +28,7 @@ from provisioner.api import create_app
 from provisioner.auth import create_token
 from provisioner.context import Context, open_context
 from provisioner.db import alembic_config, transaction
-from provisioner.models import ApiToken, AuditLog, RechargeCard, utcnow
+from provisioner.models import ApiToken, AuditLog, RechargeCard, Reseller, utcnow
 from tests.conftest import PG_URL, _pg_admin, drop_pg_database, make_settings
 from tests.support.factories import Factory
 from tests.support.require import require
@@ -455,15 +455,93 @@ def test_what_this_process_changes_applies_at_once_despite_the_cache(cached: Api
     assert cached.call("GET", "/customers/me", token).status_code == 401
 
 
-def test_a_change_made_elsewhere_is_seen_when_the_entry_ages_out(ctx_factory: Any) -> None:
-    """Another process (here: a row changed behind the app's back) is seen once the
-    entry is ``token_cache_seconds`` old, not before."""
-    ctx = ctx_factory("sqlite", token_cache_seconds=0.5)
+def test_a_change_made_elsewhere_is_seen_when_the_entry_is_renewed(ctx_factory: Any) -> None:
+    """Another process (here: a row changed behind the app's back) is seen by the first
+    request past the middle of the entry's ``token_cache_seconds``, not before."""
+    ctx = ctx_factory("sqlite", token_cache_seconds=2.0)
     with TestClient(create_app(ctx)) as client:
         api = Api(ctx, client, Factory(ctx))
         token = api.token(role="admin")
         assert api.call("GET", "/resellers", token).status_code == 200
         api.set(token, revoked_at=utcnow())
         assert api.call("GET", "/resellers", token).status_code == 200  # still cached
-        time.sleep(0.6)
+        time.sleep(1.1)
         assert api.call("GET", "/resellers", token).status_code == 401
+
+
+def test_one_caller_renews_an_entry_past_its_middle_the_others_use_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Renewed ahead, a busy token is never missing from the cache for all its requests
+    at once (each would check it on the slow path: the bursts ``bench.activations`` saw
+    every ``token_cache_seconds``)."""
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    cache = auth.TokenCache(2.0)
+    who, now = auth.Principal("admin"), utcnow()
+    cache.put("t", who, None, auth.generation())
+    assert cache.lookup("t", now) == (who, False)
+    clock[0] += 0.99
+    assert cache.lookup("t", now) == (who, False)
+    clock[0] += 0.02  # past the middle: the first caller renews, the next ones do not
+    assert [cache.lookup("t", now) for _ in range(3)] == [(who, True), (who, False), (who, False)]
+    clock[0] += 1.0  # never renewed: gone at its end, as before
+    assert cache.lookup("t", now) == (None, False)
+    cache.put("t", who, None, auth.generation())  # renewed: a new life
+    clock[0] += 1.5
+    assert cache.lookup("t", now) == (who, True)
+    cache.drop("t")  # refused when checked again
+    assert cache.lookup("t", now) == (None, False)
+    cache.put("t", who, now, auth.generation())  # never past the token's own expiry
+    assert cache.lookup("t", now) == (None, False)
+
+
+def test_past_the_middle_one_request_checks_the_token_again(ctx_factory: Any) -> None:
+    ctx = ctx_factory("sqlite", token_cache_seconds=1.0)
+    with TestClient(create_app(ctx)) as client:
+        api = Api(ctx, client, Factory(ctx))
+        token = api.token(role="admin")
+        assert _token_queries(api, lambda: api.call("GET", "/resellers", token)) >= 1
+        assert _token_queries(api, lambda: api.call("GET", "/resellers", token)) == 0
+        time.sleep(0.55)
+
+        def five() -> None:
+            for _ in range(5):
+                assert api.call("GET", "/resellers", token).status_code == 200
+
+        assert _token_queries(api, five) == 1
+
+
+def test_the_express_lane_renews_a_token_beside_the_request(ctx_factory: Any, backend: str) -> None:
+    """``POST /activations`` answered by the lane (``api.shortcut``): the request past the
+    middle of the entry goes on, its token is checked again beside it, and a token
+    revoked elsewhere is refused from then on, well before the entry would have ended."""
+    from tests.test_activation import buyers_for_150
+    from tests.test_express import lane_counts
+
+    ctx = ctx_factory(backend, token_cache_seconds=4.0)
+    who, pkg = buyers_for_150(ctx)
+    with transaction(ctx.factory) as s:
+        name = s.scalar(select(Reseller.name).where(Reseller.id == who.reseller_id))
+    with TestClient(create_app(ctx)) as client:
+        api = Api(ctx, client, Factory(ctx))
+        token = api.token(role="reseller", reseller=name)
+
+        def buy(i: int) -> int:
+            body = {"customer": f"c{i}", "package": pkg, "idempotency_key": f"k{i}"}
+            return api.call("POST", "/activations", token, body).status_code
+
+        assert api.call("GET", "/balance", token).status_code == 200  # cached
+        cached_at = time.monotonic()
+        assert buy(0) == 201
+        api.set(token, revoked_at=utcnow())  # as another process would
+        time.sleep(2.1)
+        made = lane_counts()["created"]
+        assert buy(1) == 201  # covered by the entry; its renewal starts
+        assert lane_counts()["created"] == made + 1  # answered by the lane
+        cache = client.app.state.tokens  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 1.0
+        while cache.get(token, utcnow()) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert buy(2) == 401
+        assert time.monotonic() - cached_at < 4.0  # refused before the entry's end

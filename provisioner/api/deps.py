@@ -103,13 +103,35 @@ def _cache(app: Any, ctx: Context) -> TokenCache:
     return cache
 
 
-def bearer_principal(app: Any, ctx: Context, authorization: str) -> Principal | None:
-    """The caller of an ``Authorization`` header if its token is in the app's cache, else
-    None (``get_principal`` checks it; ``api.shortcut`` leaves the request to the route)."""
+def bearer_principal(
+    app: Any, ctx: Context, authorization: str
+) -> tuple[Principal, str, bool] | None:
+    """The caller of an ``Authorization`` header if its token is in the app's cache, with
+    the token and whether this request is to renew its entry (``check_token``), else None
+    (``get_principal`` checks it; ``api.shortcut`` leaves the request to the route)."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    return _cache(app, ctx).get(token, utcnow())
+    principal, renew = _cache(app, ctx).lookup(token, utcnow())
+    return None if principal is None else (principal, token, renew)
+
+
+def check_token(app: Any, ctx: Context, token: str, now: datetime | None = None) -> Principal:
+    """Verify ``token`` in its own short read and cache the caller; Unauthorized (and the
+    token forgotten by the cache) when it is refused."""
+    now = now or utcnow()
+    cache = _cache(app, ctx)
+    seen = generation()
+    try:
+        with reading(ctx.factory) as session:
+            principal, due, expires_at = verify(session, token, now=now)
+    except Unauthorized:
+        cache.drop(token)
+        raise
+    if due is not None:
+        _record_use(ctx, due, now)
+    cache.put(token, principal, expires_at, seen)
+    return principal
 
 
 def get_principal(
@@ -123,15 +145,10 @@ def get_principal(
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     now = utcnow()
-    token, cache = credentials.credentials, _cache(request.app, ctx)
-    principal = cache.get(token, now)
-    if principal is None:
-        seen = generation()
-        with reading(ctx.factory) as session:
-            principal, due, expires_at = verify(session, token, now=now)
-        if due is not None:
-            _record_use(ctx, due, now)
-        cache.put(token, principal, expires_at, seen)
+    token = credentials.credentials
+    principal, renew = _cache(request.app, ctx).lookup(token, now)
+    if principal is None or renew:
+        principal = check_token(request.app, ctx, token, now)
     if principal.read_only and request.method not in READ_METHODS:
         raise Forbidden("this account is suspended; contact your provider")
     return principal

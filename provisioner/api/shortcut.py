@@ -9,7 +9,9 @@ app exactly as it came (the body replayed), so the route stays the one definitio
 endpoint's behaviour, errors and refusals included:
 
 - a reseller's token already verified (``auth.TokenCache``): a token not cached is checked
-  by the route, which caches it;
+  by the route, which caches it; the request told to renew a cached entry has the token
+  checked again beside it, on the loop's default threads (a refused token is forgotten,
+  and its next request goes to the route, which answers the refusal);
 - a JSON body that ``ActivationCreate`` accepts, its own idempotency key, payer ``auto``;
 - ``activation.express_and_view`` made and committed it, or found the caller's key
   already used for this customer and package (else it kept nothing, and the route is
@@ -22,6 +24,7 @@ builds (``tests/test_express.py`` compares them).
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,11 +33,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provisioner import activation
 from provisioner.activation import ActivationRequest
-from provisioner.api.deps import bearer_principal
+from provisioner.api.deps import bearer_principal, check_token
+from provisioner.auth import Unauthorized
 from provisioner.context import Context
 from provisioner.read import activations
 from provisioner.read.models import ActivationOut
 from provisioner.schemas import ActivationCreate
+
+log = logging.getLogger(__name__)
 
 DECLINED = "express_declined"  # in the request's state: the route skips the lane
 MAX_BODY = 16 * 1024  # an activation's body is a few hundred bytes; more goes to the route
@@ -85,10 +91,13 @@ class ActivationShortcut:
         headers = dict(scope["headers"])
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
-        principal = bearer_principal(
+        cached = bearer_principal(
             scope["app"], self.ctx, headers.get(b"authorization", b"").decode("latin-1")
         )
-        if principal is None or principal.role != "reseller" or principal.read_only:
+        if cached is None:
+            return None
+        principal, token, renew = cached
+        if principal.role != "reseller" or principal.read_only:
             return None
         try:
             asked = ActivationCreate.model_validate_json(body)
@@ -97,6 +106,9 @@ class ActivationShortcut:
         if not asked.idempotency_key or asked.payer != "auto" or asked.card_serial:
             return None
         req = ActivationRequest(asked.customer, asked.package, asked.idempotency_key)
+
+        if renew:  # beside this request, which its cached entry still covers
+            asyncio.get_running_loop().run_in_executor(None, self._renew, scope["app"], token)
 
         def run() -> tuple[ActivationOut, bool] | None:
             return activation.express_and_view(
@@ -108,6 +120,14 @@ class ActivationShortcut:
         if answer is None:
             scope.setdefault("state", {})[DECLINED] = True
         return answer
+
+    def _renew(self, app: Any, token: str) -> None:
+        try:
+            check_token(app, self.ctx, token)
+        except Unauthorized:
+            pass  # forgotten by the cache: the route refuses the token's next request
+        except Exception:  # the entry then expires as if never renewed
+            log.warning("a cached token could not be checked again", exc_info=True)
 
 
 def _replay(chunks: list[bytes], last: Message | None, receive: Receive,
