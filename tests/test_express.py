@@ -636,3 +636,43 @@ def test_a_request_the_shortcut_does_not_take_reaches_the_app_as_it_came(
     }  # fmt: skip
     asyncio.run(ActivationShortcut(app, ctx, "/api/v1/activations")(scope, receive, send))
     assert b"".join(got) == b"".join(sent) and out[0]["status"] == 204
+
+
+def test_the_lanes_threads_end_with_the_app(ctx_factory: Any) -> None:
+    """The shortcut's own threads are shut down with the app's lifespan (a process that
+    builds many apps, as the tests do, kept every one's idle threads)."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from provisioner.api import create_app
+    from provisioner.api.shortcut import ActivationShortcut
+    from provisioner.auth import create_token
+    from provisioner.models import Reseller
+    from tests.test_activation import buyers_for_150
+
+    def lane_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("activation-lane")}
+
+    ctx = ctx_factory("sqlite", token_cache_seconds=30.0)
+    who, pkg = buyers_for_150(ctx)
+    with transaction(ctx.factory) as s:
+        reseller = s.get(Reseller, who.reseller_id)
+        assert reseller is not None
+        token = create_token(s, role="reseller", reseller=reseller.name)
+    before, made = lane_threads(), lane_counts()["created"]
+    app = create_app(ctx)
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/balance", headers=headers).status_code == 200
+        body = {"customer": "c0", "package": pkg, "idempotency_key": "k0"}
+        assert client.post("/api/v1/activations", json=body, headers=headers).status_code == 201
+        assert lane_counts()["created"] == made + 1
+        started = lane_threads() - before
+        assert started
+        node: Any = app.middleware_stack
+        while not isinstance(node, ActivationShortcut):
+            node = node.app
+    assert not any(t.is_alive() for t in started)
+    with pytest.raises(RuntimeError):
+        node.pool.submit(print)

@@ -61,6 +61,12 @@ class ActivationShortcut:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # returns once the app has shut down
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.pool.shutdown(wait=True)  # lane transactions are short
+            return
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
