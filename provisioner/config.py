@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # Threads of an API worker that run the express lane for ``POST /activations``
     # (``api.shortcut``); more requests wait their turn in order.
     activation_lane_threads: int = Field(default=2, ge=1, le=64)
+    # Threads of each API worker for the other routes (``http_threads``): the quick ones,
+    # and apart from them those that wait on routers or run long.
+    api_threads: int = Field(default=4, ge=1, le=1000)
+    api_slow_threads: int = Field(default=16, ge=1, le=1000)
 
     reconcile_interval_seconds: float = 300.0
     sync_debounce_seconds: float = 1.0

@@ -7,16 +7,18 @@ one transaction (``api.deps``), and errors keep the service layer's status and m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from provisioner import metrics, web
+from provisioner import http_threads, metrics, web
 from provisioner.api import errors, shortcut
 from provisioner.api.routes import api_router
 from provisioner.context import Context
@@ -34,7 +36,14 @@ def _version() -> str:
 
 def create_app(ctx: Context) -> FastAPI:
     """The application for one context (settings, engine, session factory)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        http_threads.configure(ctx.settings.api_threads, ctx.settings.api_slow_threads)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="provisioner",
         version=_version(),
         description=__doc__ or "",

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from provisioner import access, bulk, registry
 from provisioner.api.deps import CustomerDep, PagingDep, PrincipalDep, SessionDep, StaffDep
+from provisioner.http_threads import slow
 from provisioner.read import customers
 from provisioner.read.models import CustomerOut, ImportOut, Page, UsageOut
 from provisioner.registry.customers import reseller_write
@@ -60,6 +61,7 @@ def create_customer(body: CustomerCreate, session: SessionDep, staff: StaffDep) 
 
 
 @router.post("/import", responses={422: {"description": "refused rows; nothing stored"}})
+@slow
 def import_customers(
     body: Annotated[str, Body(media_type="text/csv", max_length=MAX_CSV)],
     session: SessionDep,

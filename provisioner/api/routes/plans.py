@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from provisioner import radius_store, sync
 from provisioner.api.deps import AdminDep, CtxDep, SessionDep, admin_only
+from provisioner.http_threads import slow
 from provisioner.read import plans
 from provisioner.read.models import PlansOut, RadiusSyncOut, SyncOut
 from provisioner.schemas import Ref, SyncRequest
@@ -23,6 +24,7 @@ router = APIRouter(tags=["plans"], dependencies=[Depends(admin_only)])
 
 
 @router.get("/diff")
+@slow
 def diff(
     ctx: CtxDep,
     _admin: AdminDep,
@@ -38,6 +40,7 @@ def diff(
 
 
 @router.post("/sync")
+@slow
 def sync_routers(body: SyncRequest, ctx: CtxDep, _admin: AdminDep) -> SyncOut:
     """Apply the registry to routers now; one result per router (each run is recorded)."""
     ids = sync.router_ids(ctx.factory, body.routers)
@@ -46,12 +49,14 @@ def sync_routers(body: SyncRequest, ctx: CtxDep, _admin: AdminDep) -> SyncOut:
 
 
 @router.get("/radius/diff")
+@slow
 def radius_diff(session: SessionDep, ctx: CtxDep, _admin: AdminDep) -> PlansOut:
     """What differs between the registry and the RADIUS tables."""
     return plans.plans([radius_store.plan(session, options(ctx.settings))])
 
 
 @router.post("/radius/sync")
+@slow
 def radius_sync(session: SessionDep, ctx: CtxDep, _admin: AdminDep) -> RadiusSyncOut:
     """Repair the RADIUS tables (only rows this daemon owns), in this request's transaction."""
     plan = radius_store.plan(session, options(ctx.settings))

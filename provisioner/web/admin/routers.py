@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from provisioner import sync
 from provisioner.auth import Principal
+from provisioner.http_threads import slow
 from provisioner.read import plans, routers
 from provisioner.web.common import (
     AdminUser,
@@ -67,12 +68,14 @@ def _plan(request: Request, me: Principal, router_id: int, *, bootstrap: bool) -
 
 
 @router.get("/{router_id}/plan")
+@slow
 def dry_run(request: Request, me: AdminUser, router_id: int) -> Response:
     """What a sync would change on the router; nothing is written."""
     return _plan(request, me, router_id, bootstrap=False)
 
 
 @router.get("/{router_id}/bootstrap")
+@slow
 def bootstrap_plan(request: Request, me: AdminUser, router_id: int) -> Response:
     """What ``provisioner bootstrap`` would configure (/radius, /radius/incoming,
     /ppp/aaa); applying it stays with the CLI."""
@@ -80,6 +83,7 @@ def bootstrap_plan(request: Request, me: AdminUser, router_id: int) -> Response:
 
 
 @router.post("/{router_id}/sync")
+@slow
 def sync_router(request: Request, me: AdminUser, router_id: int) -> Response:
     """Apply the registry to the router now (the run is recorded)."""
     ctx = ctx_of(request)
