@@ -18,6 +18,7 @@ from provisioner.activation import ActivationRequest
 from provisioner.api import shortcut
 from provisioner.api.deps import AdminDep, CtxDep, PagingDep, PrincipalDep, SessionDep
 from provisioner.errors import Forbidden, ValidationError
+from provisioner.http_threads import slow
 from provisioner.read import activations, balances, packages
 from provisioner.read.models import (
     ActivationOut,
@@ -137,6 +138,7 @@ def topup(body: TopUp, session: SessionDep, admin: AdminDep) -> TopUpOut:
 
 
 @router.post("/cards", status_code=201)
+@slow  # up to 10,000 cards in one transaction
 def generate_cards(body: CardBatch, session: SessionDep, _admin: AdminDep) -> CardBatchOut:
     """A batch of recharge cards; the PINs are shown this once."""
     made = cards.generate(session, body.count, body.value, body.days, body.batch)

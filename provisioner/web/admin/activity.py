@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from provisioner import cards
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import slow
 from provisioner.read import activations, audit
 from provisioner.read import cards as card_batches
 from provisioner.read.models import CardOut
@@ -59,6 +60,7 @@ def card_page(request: Request, me: AdminUser) -> Response:
 
 
 @router.post("/cards")
+@slow  # up to 10,000 cards in one transaction
 def generate_cards(request: Request, me: AdminUser, form: Form) -> Response:
     """A batch of cards, shown once as a sheet to print: only the PINs' hashes are kept."""
     try:
