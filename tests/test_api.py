@@ -978,7 +978,8 @@ def test_a_customer_never_sees_its_resellers_operator_price(world: World) -> Non
         r = world.call("GET", path, "customer")
         assert r.status_code == 200, r.text
         # The operator price is the reseller's business (the package listing hides it too).
-        assert "350" not in r.text and "reseller:" not in r.text, r.text
+        # Quoted: a bare "350" matched a timestamp's microseconds (".693509") once.
+        assert '"350.00"' not in r.text and "reseller:" not in r.text, r.text
     assert world.call("GET", f"/activations/{made['id']}", "admin").json()["price"] == "350.00"
 
 
