@@ -58,9 +58,6 @@ class TokenCache:
         self.seconds = seconds
         self._entries: dict[str, _Entry] = {}
 
-    def get(self, token: str, now: datetime) -> Principal | None:
-        return self.lookup(token, now)[0]
-
     def lookup(self, token: str, now: datetime) -> tuple[Principal | None, bool]:
         """(the cached principal or None, whether this caller is to renew the entry:
         true for the first caller past the middle of its life)."""

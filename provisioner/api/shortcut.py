@@ -103,6 +103,9 @@ class ActivationShortcut:
         if cached is None:
             return None
         principal, token, renew = cached
+        if renew:  # beside this request, which its cached entry still covers; started
+            # before any refusal below, or the claim would be lost and the entry lapse
+            asyncio.get_running_loop().run_in_executor(None, self._renew, scope["app"], token)
         if principal.role != "reseller" or principal.read_only:
             return None
         try:
@@ -112,9 +115,6 @@ class ActivationShortcut:
         if not asked.idempotency_key or asked.payer != "auto" or asked.card_serial:
             return None
         req = ActivationRequest(asked.customer, asked.package, asked.idempotency_key)
-
-        if renew:  # beside this request, which its cached entry still covers
-            asyncio.get_running_loop().run_in_executor(None, self._renew, scope["app"], token)
 
         def run() -> tuple[ActivationOut, bool] | None:
             return activation.express_and_view(
