@@ -19,17 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import access, billing, cards, effects, express, invoices, ledger, metrics
+from provisioner import access, billing, cards, effects, invoices, ledger, metrics, sale
 from provisioner.auth import Principal
 from provisioner.db import transaction
-from provisioner.errors import (
-    Conflict,
-    Forbidden,
-    NotFound,
-    PaymentRequired,
-    ProvisionerError,
-    ValidationError,
-)
+from provisioner.errors import Conflict, Forbidden, NotFound, ProvisionerError, ValidationError
 from provisioner.models import (
     Activation,
     Customer,
@@ -40,7 +33,7 @@ from provisioner.models import (
     utcnow,
 )
 from provisioner.refs import refers_to
-from provisioner.registry import allocate_address, assign_prefix, reseller_price, uses_prefixes
+from provisioner.registry import allocate_address, assign_prefix, uses_prefixes
 
 T = TypeVar("T")
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
@@ -95,80 +88,23 @@ def _package_for(
         raise
 
 
-def _price_and_payer(
-    session: Session,
-    principal: Principal,
-    req: ActivationRequest,
-    customer: Customer,
-    package: Package,
-    assigned: ResellerPackage | None,
-) -> tuple[Decimal, str | None]:
-    """Price the purchase: (price, account to debit, or None for an admin's grant)."""
+def _payer(principal: Principal, req: ActivationRequest, customer: Customer) -> str:
+    """Who pays this purchase (``sale.charge`` decides each price): a reseller itself, a
+    customer from its balance, or for an admin whoever it names (no one: a grant)."""
     if principal.role == "reseller":
-        assert assigned is not None
-        return reseller_price(assigned), ledger.account_of("reseller", principal.reseller_id or 0)
+        return ledger.account_of("reseller", principal.reseller_id or 0)
     if principal.role == "customer":
         if customer.status == CustomerStatus.suspended:
             # A suspension is the operator's decision; buying must not lift it.
             raise Forbidden("this account is suspended; contact your provider")
-        return package.customer_price, ledger.account_of("customer", customer.id)
-    # An admin grants for free, or charges a named payer.
+        return ledger.account_of("customer", customer.id)
     if req.payer in ("customer", "card"):
-        return package.customer_price, ledger.account_of("customer", customer.id)
+        return ledger.account_of("customer", customer.id)
     if req.payer == "reseller":
         if customer.reseller_id is None:
             raise ValidationError("this customer has no reseller to charge", field="payer")
-        a = session.scalar(
-            select(ResellerPackage).where(
-                ResellerPackage.reseller_id == customer.reseller_id,
-                ResellerPackage.package_id == package.id,
-            )
-        )
-        price = reseller_price(a) if a else package.operator_price
-        return price, ledger.account_of("reseller", customer.reseller_id)
-    return Decimal("0.00"), None
-
-
-def _parents_pay(
-    session: Session,
-    payer_id: int,
-    paid: Decimal,
-    package: Package,
-    customer: Customer,
-    act: Activation,
-) -> None:
-    """Every operator above the payer pays its own parent's price for the package, in
-    this transaction; each ledger row shows what the one below paid and the margin kept.
-    A parent that cannot pay (its balance, or its credit limit) refuses the whole
-    activation: the caller's transaction rolls back, nothing is charged anywhere."""
-    currency = effects.settings_of(session).currency
-    ops = access.chain(session, payer_id)
-    for below, op in zip(ops, ops[1:], strict=False):
-        a = session.scalar(
-            select(ResellerPackage).where(
-                ResellerPackage.reseller_id == op.id, ResellerPackage.package_id == package.id
-            )
-        )
-        if a is None:
-            raise Conflict(
-                f"package {package.name!r} is no longer given to reseller {op.name!r}, so "
-                f"{below.name!r} cannot sell it",
-                field="package",
-            )
-        price = reseller_price(a)
-        done = ledger.debit(
-            session, ledger.account_of("reseller", op.id), price, "activation",
-            reference=f"{package.name} for {customer.username} via {below.name} "
-            f"(paid {paid}, margin {paid - price})",
-            activation_id=act.id, actor=f"reseller:{payer_id}",
-        )  # fmt: skip
-        if done is None:
-            raise PaymentRequired(
-                f"refused up the chain: reseller {op.name!r} has not enough balance or "
-                f"credit left to pay its {price} {currency} for it",
-                field="balance",
-            )
-        paid = price
+        return ledger.account_of("reseller", customer.reseller_id)
+    return sale.ADMIN
 
 
 def _replay(session: Session, principal: Principal, key: str) -> Activation | None:
@@ -221,7 +157,6 @@ def activate(
 
     Returns (activation, created). A key seen before returns the first activation.
     """
-    settings = effects.settings_of(session)
     key = _key(req)
     prior = _replay(session, principal, key)
     if prior is not None:
@@ -235,7 +170,7 @@ def activate(
         # Two purchases for one customer at once (two keys) must not both extend from the
         # expiry they both read: the second waits here for the first's commit, then reads
         # what it set (SQLite's BEGIN IMMEDIATE already runs them one after the other).
-        # The customer's row before any account's, as the express lane takes them.
+        # The customer's row before any account's.
         session.refresh(customer, with_for_update=True)
     package, assigned = _package_for(session, principal, req.package)
     master = package.master_package
@@ -245,7 +180,7 @@ def activate(
             f"{customer.username} is a {customer.customer_type} customer",
             field="package",
         )
-    price, account = _price_and_payer(session, principal, req, customer, package, assigned)
+    payer = _payer(principal, req, customer)
     now = utcnow()
     if req.payer == "card" or req.card_serial:
         if principal.role == "reseller":
@@ -259,27 +194,20 @@ def activate(
     start, end, billing_day = period(customer, package, now)
     act = Activation(
         idempotency_key=key, customer_id=customer.id, package_id=package.id,
-        payer=account or "admin", price=price, requested_by=principal.actor,
+        payer=payer, price=Decimal("0.00"), requested_by=principal.actor,
         starts_at=start, expires_at=end, status="pending",
     )  # fmt: skip
     session.add(act)
     session.flush()
-    if account is not None and price > 0:
-        paid = ledger.debit(
-            session, account, price, "activation",
-            reference=package.name, activation_id=act.id, actor=principal.actor,
-        )  # fmt: skip
-        if paid is None:
-            have = ledger.balance(session, account) - ledger.floor_of(session, account)
-            raise PaymentRequired(
-                f"insufficient balance: {account} has {have} {settings.currency}, "
-                f"the package costs {price} {settings.currency}",
-                field="balance",
-            )
-        if account.startswith("reseller:"):
-            _parents_pay(session, int(account.split(":")[1]), price, package, customer, act)
+    charged = sale.charge(
+        session, customer, package, payer, actor=principal.actor, kind="activation",
+        activation_id=act.id,
+    )  # fmt: skip
+    act.price = charged.paid
     if str(master.billing) == "monthly":
-        invoices.activation_paid(session, customer, act, package, start, end, now)
+        invoices.activation_paid(
+            session, customer, act, package, start, end, now, charged.customer_price
+        )
     old_master = customer.package.master_package if customer.package is not None else None
     customer.package = package
     customer.status = CustomerStatus.active
@@ -327,89 +255,8 @@ def run_activation(
     return act_id, created
 
 
-View = Callable[[Session, Activation, "express.Made | None"], T]
-
-
-def _attempt(
-    session: Session,
-    principal: Principal,
-    req: ActivationRequest,
-    view: View[T] | None,
-    lane: bool,
-) -> tuple[Activation, bool, T | None]:
-    """The express lane when it takes the case (and ``lane`` allows it), else ``activate``."""
-    made = None
-    if lane and effects.settings_of(session).activation_express and not req.card_serial:
-        made = express.activate(session, principal, _key(req), req.customer, req.package, req.payer)
-    if made is not None:
-        act, created = made.activation, True
-    else:
-        act, created = activate(session, principal, req)
-    return act, created, (view(session, act, made) if view is not None else None)
-
-
+View = Callable[[Session, Activation], T]
 RETRY_STATES = ("40P01", "40001")  # deadlock detected, serialization failure
-
-
-class _Declined(Exception):
-    """The express lane does not take this case: roll back its read."""
-
-
-def express_and_view(
-    factory: sessionmaker[Session], principal: Principal, req: ActivationRequest, view: View[T]
-) -> tuple[T, bool] | None:
-    """The express lane alone, in a transaction of its own: (the view, True) of the
-    activation it made and committed, (the view, False) of the first activation when the
-    caller sends its key again for the same customer and package, or None, having kept
-    nothing, whenever ``run_and_view`` must do it instead (a case the lane does not take,
-    a customer changed under it, a payer that cannot pay, a deadlock, a row lock held
-    elsewhere for long, a concurrent request with the same key, a refusal). The API's
-    shortcut (``api.shortcut``) answers with it, else hands the request to the route."""
-    if req.card_serial:
-        return None
-    started = time.perf_counter()
-    try:
-        with transaction(factory) as s:
-            if not effects.settings_of(s).activation_express:
-                return None  # the lane is off: nothing to count
-            made = express.activate(
-                s, principal, _key(req), req.customer, req.package, req.payer,
-                commit=True, replays=True,
-            )  # fmt: skip
-            if made is None:
-                raise _Declined
-            created = made.work is not None  # else the first activation, replayed
-            shown = view(s, made.activation, made)
-    except (_Declined, express.Redo, IntegrityError, ProvisionerError) as exc:
-        metrics.ACTIVATION_LANE.labels(_handed_over(exc)).inc()
-        return None  # the route's answer, refusals included, is ``run_and_view``'s
-    except OperationalError as exc:
-        # A connection found dead too: the lane's pool does not ping (``Context.lane``).
-        state = _sqlstate(exc)
-        if exc.connection_invalidated:
-            outcome = "connection_lost"
-        elif state == express.LOCK_WAITED:
-            outcome = "lock_timeout"
-        elif state in RETRY_STATES:
-            outcome = "retry"
-        else:
-            raise
-        metrics.ACTIVATION_LANE.labels(outcome).inc()
-        return None
-    outcome = "created" if created else "replayed"
-    metrics.ACTIVATION_LANE.labels(outcome).inc()
-    metrics.record_activation(outcome, time.perf_counter() - started)
-    return shown, created
-
-
-def _handed_over(exc: Exception) -> str:
-    if isinstance(exc, _Declined):
-        return "declined"
-    if isinstance(exc, express.Redo):
-        return "redo"
-    if isinstance(exc, IntegrityError):
-        return "key_race"  # another request with this key committed first
-    return "refused"
 
 
 def _sqlstate(exc: OperationalError) -> str | None:
@@ -421,26 +268,25 @@ def run_and_view(
     principal: Principal,
     req: ActivationRequest,
     view: View[T] | None,
-    lane: bool = True,
 ) -> tuple[tuple[int, bool], T | None]:
-    """``run_activation``, and ``view(session, activation, made)`` made in the same
-    transaction (the API's answer costs no second session and no re-reads; ``made`` is what
-    the express lane already knows, None after the general path). Counted in ``metrics``
-    with its time, by outcome: created, replayed, or the error's class. ``lane=False``:
-    the express lane has already declined this request (``express_and_view``)."""
+    """``run_activation``, and ``view(session, activation)`` made in the same transaction
+    (the API's answer costs no second session). Counted in ``metrics`` with its time, by
+    outcome: created, replayed, or the error's class."""
     started = time.perf_counter()
+
+    def attempt() -> tuple[Activation, bool, T | None]:
+        with transaction(factory) as s:
+            act, created = activate(s, principal, req)
+            return act, created, (view(s, act) if view is not None else None)
+
     try:
         try:
-            with transaction(factory) as s:
-                act, created, shown = _attempt(s, principal, req, view, lane)
-        except (express.Redo, OperationalError) as exc:
-            # The express lane could not finish it, or PostgreSQL chose this transaction
-            # to end a deadlock (the lane takes the customer's row before the account's,
-            # the general path the other way round): the general path does it afresh.
-            if isinstance(exc, OperationalError) and _sqlstate(exc) not in RETRY_STATES:
+            act, created, shown = attempt()
+        except OperationalError as exc:
+            # PostgreSQL chose this transaction to end a deadlock: do it afresh, once.
+            if _sqlstate(exc) not in RETRY_STATES:
                 raise
-            with transaction(factory) as s:
-                act, created, shown = _attempt(s, principal, req, view, False)
+            act, created, shown = attempt()
         metrics.record_activation(
             "created" if created else "replayed", time.perf_counter() - started
         )
@@ -449,9 +295,9 @@ def run_and_view(
         metrics.record_activation(type(exc).__name__, time.perf_counter() - started)
         raise
     except IntegrityError:
-        with transaction(factory) as s:
+        with transaction(factory) as s:  # a concurrent request with this key came first
             prior = _replay(s, principal, _key(req))
             if prior is None:
                 raise
             _same_request(s, prior, req)
-            return (prior.id, False), (view(s, prior, None) if view is not None else None)
+            return (prior.id, False), (view(s, prior) if view is not None else None)

@@ -36,5 +36,20 @@ def period(
     start = current_expiry if extend and current_expiry else now
     if billing == "daily":
         return start, start + timedelta(days=duration_days), billing_day
-    day = (billing_day or start.day) if extend else now.day
-    return start, add_month(start, day), day
+    end, day = month_from(start, billing_day if extend else None)
+    return start, end, day
+
+
+def days_in_month(d: datetime) -> int:
+    return calendar.monthrange(d.year, d.month)[1]
+
+
+def month_from(start: datetime, billing_day: int | None) -> tuple[datetime, int]:
+    """(end, billing day) of a monthly period from ``start``. A start off the billing day
+    (an expiry an operator moved, a grace that ended) moves the billing day to the
+    start's: every period is a whole month at the whole price, never a short one charged
+    in full (README, "Invoices")."""
+    day = billing_day or start.day
+    if start.day != min(day, days_in_month(start)):
+        day = start.day
+    return add_month(start, day), day

@@ -61,12 +61,6 @@ class Settings(BaseSettings):
     # core. With several, every process counts into shared files, so /metrics of any of
     # them adds up all of them (the scheduler's parent process included).
     api_workers: int | None = Field(default=None, ge=0)
-    # A reseller's plain purchase takes the express lane (``provisioner/express.py``): the
-    # same rows in a handful of statements. Off: every activation takes the general path.
-    activation_express: bool = True
-    # Threads of an API worker that run the express lane for ``POST /activations``
-    # (``api.shortcut``); more requests wait their turn in order.
-    activation_lane_threads: int = Field(default=2, ge=1, le=64)
     # Threads of each API worker for the other routes (``http_threads``): the quick ones,
     # and apart from them those that wait on routers or run long.
     api_threads: int = Field(default=4, ge=1, le=1000)

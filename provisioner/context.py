@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,17 +17,9 @@ class Context:
     settings: Settings
     engine: Engine
     factory: sessionmaker[Session]
-    # The express lane's own sessions (``activation.express_and_view``); None: ``factory``.
-    lane: sessionmaker[Session] | None = field(default=None, repr=False)
-
-    @property
-    def lane_factory(self) -> sessionmaker[Session]:
-        return self.lane or self.factory
 
     def close(self) -> None:
         self.engine.dispose()
-        if self.lane is not None:
-            self.lane.kw["bind"].dispose()
 
 
 def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> Context:
@@ -38,23 +30,9 @@ def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> C
     if upgrade:
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
-    ctx = Context(settings, engine, make_sessionmaker(engine, settings), _lane(settings))
+    ctx = Context(settings, engine, make_sessionmaker(engine, settings))
     _expired_group(ctx)
     return ctx
-
-
-def _lane(settings: Settings) -> sessionmaker[Session] | None:
-    """PostgreSQL: a small pool for the express lane alone. Its connections stay warm with
-    the lane's prepared statements (reads of the panels and the API do not rotate them
-    out), and take no pre-ping round trip at checkout: a connection found dead makes the
-    lane give up, and the general path, whose pool pings, makes the activation."""
-    if not settings.database_url.startswith("postgresql"):
-        return None
-    threads = settings.activation_lane_threads
-    engine = make_engine(
-        settings.database_url, pool_pre_ping=False, pool_size=threads, max_overflow=2 * threads
-    )
-    return make_sessionmaker(engine, settings)
 
 
 def _expired_group(ctx: Context) -> None:

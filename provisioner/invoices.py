@@ -20,33 +20,34 @@ The clock is an argument (``now``) everywhere, so tests drive months in seconds.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import access, billing, effects, ledger
+from provisioner import access, audit, billing, cards, effects, ledger, sale
 from provisioner.auth import Principal
 from provisioner.db import transaction
-from provisioner.errors import Conflict, NotFound, PaymentRequired
+from provisioner.errors import Conflict, Forbidden, NotFound, PaymentRequired
 from provisioner.models import (
     Activation,
+    AuditLog,
     Billing,
     Customer,
     CustomerStatus,
     Invoice,
     MasterPackage,
     Package,
-    Payment,
-    ResellerPackage,
     utcnow,
 )
+from provisioner.sale import OPEN, PAID, UNPAID, VOID
 
-OPEN, PAID, VOID = "open", "paid", "void"
+log = logging.getLogger(__name__)
 STATUSES = (OPEN, PAID, VOID)
-UNPAID = "unpaid"  # customers.suspended_reason
 SYSTEM = "system:invoices"
 
 
@@ -66,21 +67,6 @@ def _open_invoice(session: Session, customer_id: int) -> Invoice | None:
         .order_by(Invoice.period_start)
         .limit(1)
     )
-
-
-def price_for(session: Session, customer: Customer, package: Package) -> Decimal:
-    """What the customer pays a period: the price its reseller's parent recommends for
-    the package, if any, else the package's customer's price."""
-    if customer.reseller_id is not None:
-        recommended = session.scalar(
-            select(ResellerPackage.customer_price).where(
-                ResellerPackage.reseller_id == customer.reseller_id,
-                ResellerPackage.package_id == package.id,
-            )
-        )
-        if recommended is not None:
-            return recommended
-    return package.customer_price
 
 
 # ---- activations -----------------------------------------------------------------------
@@ -103,10 +89,13 @@ def activation_paid(
     start: datetime,
     end: datetime,
     now: datetime,
+    amount: Decimal,
 ) -> None:
     """An activation paid the period ``start``–``end``: its invoice is that period's
     (``paid``; an open one issued for it is marked paid by the activation). Any other
-    open invoice of the customer is void: the activation replaced that billing."""
+    open invoice of the customer is void: the activation replaced that billing. ``amount``
+    is the customer's price of the period, whoever paid it (an operator's own price is
+    never on a customer's invoice)."""
     customer.suspended_reason = None  # the activation sets it active
     for inv in session.scalars(
         select(Invoice).where(Invoice.customer_id == customer.id, Invoice.status == OPEN)
@@ -119,12 +108,12 @@ def activation_paid(
     if same is not None:
         if same.status != PAID:
             same.status, same.paid_at, same.activation_id = PAID, now, act.id
-            same.amount, same.package_id, same.period_end = act.price, package.id, end
+            same.amount, same.package_id, same.period_end = amount, package.id, end
         return
     session.add(
         Invoice(
             customer_id=customer.id, activation_id=act.id, package_id=package.id,
-            amount=act.price, period_start=start, period_end=end, due_at=start,
+            amount=amount, period_start=start, period_end=end, due_at=start,
             status=PAID, paid_at=now,
         )
     )  # fmt: skip
@@ -160,21 +149,27 @@ def issue_due(session: Session, now: datetime) -> list[Invoice]:
         .order_by(Customer.id)
     ).all()
     issued = []
+    insert = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
     for c in due:
         assert c.expires_at is not None and c.package is not None
         start = c.expires_at
-        taken = session.scalar(
-            select(Invoice.id).where(Invoice.customer_id == c.id, Invoice.period_start == start)
-        )
-        if taken is not None:
-            continue
-        inv = Invoice(
-            customer_id=c.id, package_id=c.package_id, amount=price_for(session, c, c.package),
-            period_start=start, period_end=billing.add_month(start, c.billing_day),
-            due_at=start, status=OPEN, created_at=now,
+        end, _day = billing.month_from(start, c.billing_day)
+        # One per customer and period, whoever issues it: a second run at once (the
+        # scheduler's beside a CLI run) finds the unique key taken and issues nothing.
+        new_id = session.scalar(
+            insert(Invoice)
+            .values(
+                customer_id=c.id, package_id=c.package_id,
+                amount=sale.customer_price(session, c, c.package), period_start=start,
+                period_end=end, due_at=start, status=OPEN, created_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(Invoice.id)
         )  # fmt: skip
-        session.add(inv)
-        session.flush()
+        if new_id is None:
+            continue
+        inv = session.get(Invoice, new_id)
+        assert inv is not None
         issued.append(inv)
         if not _pay_from_balance(session, inv, now) and grace:
             before = effects.customer_state(c)
@@ -250,79 +245,100 @@ def pay(
     invoice_id: int,
     *,
     reference: str = "",
+    card_serial: str | None = None,
+    card_pin: str | None = None,
     now: datetime | None = None,
 ) -> Invoice:
-    """Pay an open invoice in full, in the caller's transaction.
+    """Pay an open invoice in full, in the caller's transaction, as one sale (``sale``).
 
-    admin: records money received (method ``admin``; no ledger row). The customer's
-    reseller (or one above it): pays from its own balance (method ``reseller``, a ledger
-    debit within its floor). The customer: from its balance (method ``balance``). A
-    payment restores service at once (see the module's docstring).
+    admin: records money it received (method ``admin``; no ledger row). An operator of
+    the customer (its reseller, or one above it): cash it collected, so it and every
+    operator above it pay their own price for the package (method ``reseller``). The
+    customer: from its balance, topped up first by a recharge card if it gives one
+    (method ``balance``), even while suspended as unpaid. A payment restores service at
+    once; a second payment of the same invoice is refused (409), never a second debit.
     """
     now = now or utcnow()
     inv = invoice(session, principal, invoice_id)
-    if inv.status != OPEN:
+    if inv.status != OPEN:  # the common refusal, early; the guarded update is the rule
         raise Conflict(f"invoice {inv.id} is {inv.status}, not open", field="invoice")
-    currency = effects.settings_of(session).currency
-    if principal.role == "admin":
-        method = "admin"
+    if principal.role == "customer":
+        me = access.own_customer(session, principal)
+        if me.status == CustomerStatus.suspended and me.suspended_reason != UNPAID:
+            # An operator's suspension is its decision; paying must not look like a way back.
+            raise Forbidden("this account is suspended; contact your provider")
+    if card_serial or card_pin:
+        if principal.role == "reseller":
+            raise Forbidden("resellers pay from their balance, not with recharge cards")
+        customer = session.get(Customer, inv.customer_id)
+        assert customer is not None
+        cards.redeem(session, principal, customer.username, card_serial or "", card_pin or "")
+        payer, method = ledger.account_of("customer", inv.customer_id), "balance"
+    elif principal.role == "admin":
+        payer, method = sale.ADMIN, "admin"
+    elif principal.role == "reseller":
+        payer, method = access.own_account(principal), "reseller"
     else:
-        method = "reseller" if principal.role == "reseller" else "balance"
-        account = access.own_account(principal)
-        done = ledger.debit(
-            session, account, inv.amount, "invoice",
-            reference=f"invoice {inv.id}" + (f" ({reference})" if reference else ""),
-            actor=principal.actor,
+        payer, method = access.own_account(principal), "balance"
+    with session.begin_nested():  # a refusal leaves nothing of it, whatever the caller does
+        sale.pay_invoice(
+            session, inv, payer, method=method, actor=principal.actor, reference=reference,
+            now=now,
         )  # fmt: skip
-        if done is None:
-            have = ledger.balance(session, account) - ledger.floor_of(session, account)
-            raise PaymentRequired(
-                f"insufficient balance: {account} has {have} {currency}, the invoice is "
-                f"{inv.amount} {currency}",
-                field="balance",
-            )
-    _settle(session, inv, method, principal.actor, reference, now)
     return inv
 
 
 def _pay_from_balance(session: Session, inv: Invoice, now: datetime) -> bool:
+    """The job's payment from the customer's balance, when it covers the invoice. A sale
+    refused (the balance spent meanwhile, an operator above out of credit, another run
+    paid it first) is undone alone and leaves the invoice open."""
     account = ledger.account_of("customer", inv.customer_id)
     if ledger.balance(session, account) < inv.amount:
         return False
-    if inv.amount > 0:
-        done = ledger.debit(
-            session, account, inv.amount, "invoice", reference=f"invoice {inv.id}", actor=SYSTEM
-        )
-        if done is None:
-            return False
-    _settle(session, inv, "balance", SYSTEM, "", now)
+    try:
+        with session.begin_nested():
+            sale.pay_invoice(
+                session, inv, account, method="balance", actor=SYSTEM, reference="", now=now
+            )
+    except (Conflict, PaymentRequired) as exc:
+        log.warning("invoice %s not paid from the balance: %s", inv.id, exc)
+        session.refresh(inv)
+        return False
     return True
 
 
-def _settle(
-    session: Session, inv: Invoice, method: str, actor: str, reference: str, now: datetime
-) -> None:
-    inv.status, inv.paid_at = PAID, now
-    session.add(
-        Payment(
-            invoice_id=inv.id, amount=inv.amount, method=method, actor=actor,
-            reference=reference, at=now,
-        )
-    )  # fmt: skip
+def void(session: Session, actor: str, invoice_id: int, reason: str = "") -> Invoice:
+    """Cancel an open invoice (admin; audited). Nothing was paid on it, so nothing is
+    lost: the customer keeps only what it paid for (an expiry the grace moved goes back
+    to the period's start), and a suspension for not paying it becomes an expiry."""
+    inv = session.get(Invoice, invoice_id) if 0 < invoice_id < 2**31 else None
+    if inv is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    before = audit.snapshot(inv)
+    marked = session.execute(
+        update(Invoice)
+        .where(Invoice.id == inv.id, Invoice.status == OPEN)
+        .values(status=VOID)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(inv)
+    if marked.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"invoice {inv.id} is {inv.status}, not open", field="invoice")
     c = session.get(Customer, inv.customer_id)
     assert c is not None
-    before = effects.customer_state(c)
-    if c.status == CustomerStatus.active:
-        if c.expires_at is None or c.expires_at < inv.period_end:
-            c.expires_at = inv.period_end
-    elif c.package_id == inv.package_id and (
-        (c.status == CustomerStatus.suspended and c.suspended_reason == UNPAID)
-        or c.status == CustomerStatus.expired
-    ):
-        c.expires_at = inv.period_end
-        c.status = CustomerStatus.active if inv.period_end > now else CustomerStatus.expired
-        c.suspended_reason = None
+    was = effects.customer_state(c)
+    if c.expires_at is not None and c.expires_at > inv.period_start:
+        c.expires_at = inv.period_start
+    suspended_for_it = c.status == CustomerStatus.suspended and c.suspended_reason == UNPAID
+    if suspended_for_it and _open_invoice(session, c.id) is None:
+        c.status, c.suspended_reason = CustomerStatus.expired, None
     session.flush()
-    after = effects.customer_state(c)
-    if after != before:
-        effects.customers_changed(session, [(before, after)])
+    after = audit.snapshot(inv) | ({"reason": reason} if reason else {})
+    session.add(
+        AuditLog(actor=actor, action="void", entity="invoices", entity_id=inv.id,
+                 before=before, after=after)
+    )  # fmt: skip
+    now_state = effects.customer_state(c)
+    if now_state != was:
+        effects.customers_changed(session, [(was, now_state)])
+    return inv

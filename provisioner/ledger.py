@@ -85,11 +85,12 @@ def _entry(
     reference: str,
     activation_id: int | None,
     actor: str,
+    invoice_id: int | None = None,
 ) -> None:
     session.execute(
         insert(LedgerEntry).values(
             account=account, amount=amount, kind=kind, reference=reference,
-            activation_id=activation_id, created_by=actor,
+            activation_id=activation_id, invoice_id=invoice_id, created_by=actor,
         )
     )  # fmt: skip
 
@@ -102,6 +103,7 @@ def credit(
     *,
     reference: str = "",
     activation_id: int | None = None,
+    invoice_id: int | None = None,
     actor: str = "",
 ) -> Decimal:
     """Add ``amount`` (> 0): a ledger row and the balance, together. Returns the balance."""
@@ -112,7 +114,7 @@ def credit(
         .values(balance=Account.balance + amount)
         .returning(Account.balance)
     )
-    _entry(session, account, amount, kind, reference, activation_id, actor)
+    _entry(session, account, amount, kind, reference, activation_id, actor, invoice_id)
     assert new is not None
     return new
 
@@ -125,6 +127,7 @@ def debit(
     *,
     reference: str = "",
     activation_id: int | None = None,
+    invoice_id: int | None = None,
     actor: str = "",
 ) -> Decimal | None:
     """Take ``amount`` (> 0) if the balance stays at or above the account's floor (0, or
@@ -138,7 +141,7 @@ def debit(
     )
     if new is None:
         return None
-    _entry(session, account, -amount, kind, reference, activation_id, actor)
+    _entry(session, account, -amount, kind, reference, activation_id, actor, invoice_id)
     return new
 
 

@@ -31,14 +31,13 @@ SYNC_CHANGES: Counter
 RADIUS_REQUESTS: Counter
 ACTIVATIONS: Counter
 ACTIVATION_SECONDS: Histogram
-ACTIVATION_LANE: Counter
 REGISTRY: CollectorRegistry
 
 
 def _define() -> None:
     """Make the metrics (again, after ``share_across_processes``: values in files)."""
     global REGISTRY, SYNC_RUNS, ROUTER_WRITES, SYNC_SECONDS, SYNC_CHANGES
-    global RADIUS_REQUESTS, ACTIVATIONS, ACTIVATION_SECONDS, ACTIVATION_LANE
+    global RADIUS_REQUESTS, ACTIVATIONS, ACTIVATION_SECONDS
     REGISTRY = CollectorRegistry()
     SYNC_RUNS = Counter(
         "provisioner_sync_runs", "Router syncs by router and outcome", ["router", "status"],
@@ -75,18 +74,6 @@ def _define() -> None:
         "Time to run one activation (its whole transaction), by outcome",
         ["result"],
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        registry=REGISTRY,
-    )
-    # Why an API activation left the fast path tells where its time went: a lock_timeout
-    # is a row held elsewhere (an open admin transaction), many redos a customer bought
-    # twice at once or resellers out of balance.
-    ACTIVATION_LANE = Counter(
-        "provisioner_activation_lane",
-        "API activations by the express lane's outcome: created or replayed there, or handed "
-        "to the general path because it declined the case, a guard failed (redo), a row "
-        "lock was held elsewhere (lock_timeout), PostgreSQL chose it to end a deadlock "
-        "(retry), its connection was gone (connection_lost), or it was refused",
-        ["outcome"],
         registry=REGISTRY,
     )
 

@@ -372,9 +372,10 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account: Mapped[str] = mapped_column(String(64), index=True)  # "reseller:3", "customer:9"
     amount: Mapped[Decimal] = mapped_column(Money())  # signed: credit > 0, debit < 0
-    kind: Mapped[str] = mapped_column(String(32))  # topup | activation | refund | card
+    kind: Mapped[str] = mapped_column(String(32))  # topup|refund|card|activation|invoice|sale
     reference: Mapped[str] = mapped_column(String(255), default="")
     activation_id: Mapped[int | None] = mapped_column(ForeignKey("activations.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))  # a payment's
     created_by: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
@@ -451,7 +452,8 @@ class Payment(Base):
     __tablename__ = "payments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    # One per invoice: the second payment of a paid invoice fails here too (``sale``).
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, unique=True)
     amount: Mapped[Decimal] = mapped_column(Money())
     method: Mapped[str] = mapped_column(String(16))  # balance | admin | reseller
     actor: Mapped[str] = mapped_column(String(128))

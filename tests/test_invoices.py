@@ -174,7 +174,9 @@ def test_reseller_pays_from_its_balance_and_sees_only_its_subtree(any_ctx: Conte
         ledger.credit(s, f"reseller:{rid}", Decimal(500), "topup")
     with transaction(ctx.factory) as s:
         invoices.pay(s, me, inv.id)
-        assert ledger.balance(s, f"reseller:{rid}") == Decimal("0.00")
+        # Cash it collected: it pays its own price (the operator price, 400), not the
+        # customer's 500 on the invoice (README, "Who pays for a period").
+        assert ledger.balance(s, f"reseller:{rid}") == Decimal("100.00")
         page = read.html(s, me, inv.id)
     assert "Invoice" in page and "alice" in page and "reseller" in page
     assert customer_row(ctx, user)["expires_at"] == add_month(e0)

@@ -28,7 +28,7 @@ from provisioner.api import create_app
 from provisioner.auth import create_token
 from provisioner.context import Context, open_context
 from provisioner.db import alembic_config, transaction
-from provisioner.models import ApiToken, AuditLog, RechargeCard, Reseller, utcnow
+from provisioner.models import ApiToken, AuditLog, RechargeCard, utcnow
 from tests.conftest import PG_URL, _pg_admin, drop_pg_database, make_settings
 from tests.support.factories import Factory
 from tests.support.require import require
@@ -510,38 +510,3 @@ def test_past_the_middle_one_request_checks_the_token_again(ctx_factory: Any) ->
                 assert api.call("GET", "/resellers", token).status_code == 200
 
         assert _token_queries(api, five) == 1
-
-
-def test_the_express_lane_renews_a_token_beside_the_request(ctx_factory: Any, backend: str) -> None:
-    """``POST /activations`` answered by the lane (``api.shortcut``): the request past the
-    middle of the entry goes on, its token is checked again beside it, and a token
-    revoked elsewhere is refused from then on, well before the entry would have ended."""
-    from tests.test_activation import buyers_for_150
-    from tests.test_express import lane_counts
-
-    ctx = ctx_factory(backend, token_cache_seconds=4.0)
-    who, pkg = buyers_for_150(ctx)
-    with transaction(ctx.factory) as s:
-        name = s.scalar(select(Reseller.name).where(Reseller.id == who.reseller_id))
-    with TestClient(create_app(ctx)) as client:
-        api = Api(ctx, client, Factory(ctx))
-        token = api.token(role="reseller", reseller=name)
-
-        def buy(i: int) -> int:
-            body = {"customer": f"c{i}", "package": pkg, "idempotency_key": f"k{i}"}
-            return api.call("POST", "/activations", token, body).status_code
-
-        assert api.call("GET", "/balance", token).status_code == 200  # cached
-        cached_at = time.monotonic()
-        assert buy(0) == 201
-        api.set(token, revoked_at=utcnow())  # as another process would
-        time.sleep(2.1)
-        made = lane_counts()["created"]
-        assert buy(1) == 201  # covered by the entry; its renewal starts
-        assert lane_counts()["created"] == made + 1  # answered by the lane
-        cache = client.app.state.tokens  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 1.0
-        while cache.lookup(token, utcnow())[0] is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert buy(2) == 401
-        assert time.monotonic() - cached_at < 4.0  # refused before the entry's end

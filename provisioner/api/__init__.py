@@ -19,7 +19,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from provisioner import http_threads, metrics, web
-from provisioner.api import errors, shortcut
+from provisioner.api import errors
 from provisioner.api.routes import api_router
 from provisioner.context import Context
 
@@ -55,9 +55,6 @@ def create_app(ctx: Context) -> FastAPI:
     errors.install(app)
     app.include_router(api_router, prefix=PREFIX)
     web.install(app)
-    # Outermost but for Starlette's error middleware: it answers the common activation
-    # before any routing (``api.shortcut``).
-    app.add_middleware(shortcut.ActivationShortcut, ctx=ctx, path=f"{PREFIX}/activations")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint() -> Response:

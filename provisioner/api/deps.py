@@ -103,19 +103,6 @@ def _cache(app: Any, ctx: Context) -> TokenCache:
     return cache
 
 
-def bearer_principal(
-    app: Any, ctx: Context, authorization: str
-) -> tuple[Principal, str, bool] | None:
-    """The caller of an ``Authorization`` header if its token is in the app's cache, with
-    the token and whether this request is to renew its entry (``check_token``), else None
-    (``get_principal`` checks it; ``api.shortcut`` leaves the request to the route)."""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    principal, renew = _cache(app, ctx).lookup(token, utcnow())
-    return None if principal is None else (principal, token, renew)
-
-
 def check_token(app: Any, ctx: Context, token: str, now: datetime | None = None) -> Principal:
     """Verify ``token`` in its own short read and cache the caller; Unauthorized (and the
     token forgotten by the cache) when it is refused."""
@@ -142,6 +129,20 @@ def get_principal(
     """The caller behind the bearer token: 401 when the token is missing, unknown, revoked
     or expired, or its owner was removed; 403 for anything but a read when its customer is
     suspended (it may look at its account, not buy)."""
+    principal = get_payer(ctx, request, credentials)
+    if principal.read_only and request.method not in READ_METHODS:
+        raise Forbidden("this account is suspended; contact your provider")
+    return principal
+
+
+def get_payer(
+    ctx: CtxDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """``get_principal`` that lets a suspended customer through: paying what it owes is
+    how a customer suspended as unpaid gets back online (``invoices.pay`` refuses the
+    other suspensions)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     now = utcnow()
@@ -149,12 +150,11 @@ def get_principal(
     principal, renew = _cache(request.app, ctx).lookup(token, now)
     if principal is None or renew:
         principal = check_token(request.app, ctx, token, now)
-    if principal.read_only and request.method not in READ_METHODS:
-        raise Forbidden("this account is suspended; contact your provider")
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PayerDep = Annotated[Principal, Depends(get_payer)]
 
 
 def require(*roles: str) -> Callable[[Principal], Principal]:

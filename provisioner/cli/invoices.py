@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from provisioner import invoices
-from provisioner.cli.common import JSON, ctx, emit, fail, handled, session
+from provisioner import invoices, validation
+from provisioner.cli.common import ACTOR, JSON, ctx, emit, fail, handled, session
 from provisioner.read import ADMIN
 from provisioner.read import invoices as read
 
@@ -55,6 +55,19 @@ def pay(
         emit(read.get(s, ADMIN, invoice_id), as_json)
 
 
+@app.command("void")
+@handled
+def void(
+    invoice_id: int,
+    reason: Annotated[str, Opt(help="why (kept in the audit log)")] = "",
+    as_json: JSON = False,
+) -> None:
+    """Cancel an open invoice; the customer keeps only what it paid for."""
+    with session() as s:
+        invoices.void(s, ACTOR, invoice_id, reason)
+        emit(read.get(s, ADMIN, invoice_id), as_json)
+
+
 @app.command("print")
 @handled
 def print_(
@@ -77,8 +90,14 @@ def print_(
 
 @app.command("run")
 @handled
-def run() -> None:
+def run(
+    at: Annotated[
+        str | None,
+        Opt("--at", help="run as of this ISO time (UTC if no zone): replay a missed day"),
+    ] = None,
+) -> None:
     """Issue the invoices due, pay what balances cover, suspend what is past its grace
-    (the scheduler does this every ``invoice_interval_seconds``)."""
-    r = invoices.run(ctx().factory)
+    (the scheduler does this every ``invoice_interval_seconds``). Safe beside another
+    run: each invoice is issued once and paid once."""
+    r = invoices.run(ctx().factory, validation.moment("at", at) if at else None)
     typer.echo(f"{r.issued} issued, {r.paid} paid from balances, {r.suspended} suspended")

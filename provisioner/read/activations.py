@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from provisioner import access
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
-from provisioner.express import Made
 from provisioner.models import Activation, Customer, Outbox, Package
 from provisioner.read import paging
 from provisioner.read.models import ActivationOut, ActivationRow, Page, QuoteOut, WorkOut
@@ -23,24 +22,16 @@ from provisioner.read.models import ActivationOut, ActivationRow, Page, QuoteOut
 STATUSES = ("pending", "applied", "failed")
 
 
-def _view(
-    session: Session, principal: Principal, a: Activation, made: Made | None = None
-) -> ActivationOut:
-    if made is not None:  # the express lane knows the names: no re-read
-        customer, package = made.customer, made.package
-    else:
-        c = session.get(Customer, a.customer_id)
-        p = session.get(Package, a.package_id)
-        customer, package = (c.username if c else None), (p.name if p else None)
-    if made is not None and made.work is not None:  # just made: its work all pending
-        work = [WorkOut(kind=k, status="pending", attempts=0, error=None) for k in made.work]
-    else:
-        work = [
-            WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
-            for w in session.scalars(
-                select(Outbox).where(Outbox.activation_id == a.id).order_by(Outbox.id)
-            )
-        ]
+def _view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
+    c = session.get(Customer, a.customer_id)
+    p = session.get(Package, a.package_id)
+    customer, package = (c.username if c else None), (p.name if p else None)
+    work = [
+        WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
+        for w in session.scalars(
+            select(Outbox).where(Outbox.activation_id == a.id).order_by(Outbox.id)
+        )
+    ]
     payer, price = a.payer, str(a.price)
     if principal.role == "customer" and payer != f"customer:{principal.customer_id}":
         payer, price = payer.split(":")[0], None
@@ -59,11 +50,9 @@ def _view(
     )
 
 
-def view(
-    session: Session, principal: Principal, a: Activation, made: Made | None = None
-) -> ActivationOut:
+def view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
     """An activation the caller has just made (or replayed): it may see it already."""
-    return _view(session, principal, a, made)
+    return _view(session, principal, a)
 
 
 def get(session: Session, principal: Principal, act_id: int) -> ActivationOut:

@@ -11,19 +11,28 @@ from html import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioner import access, effects, invoices, validation
+from provisioner import access, effects, invoices, sale, validation
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
-from provisioner.models import Customer, Invoice, Package, Payment, Reseller
+from provisioner.models import Customer, Invoice, Package, Payment, Reseller, ResellerPackage
 from provisioner.read.models import InvoiceOut, PaymentOut
 from provisioner.refs import refers_to
 
 
-def _view(session: Session, inv: Invoice) -> InvoiceOut:
+def _view(session: Session, inv: Invoice, principal: Principal) -> InvoiceOut:
     c = session.get(Customer, inv.customer_id)
     assert c is not None
     p = session.get(Package, inv.package_id) if inv.package_id else None
     r = session.get(Reseller, c.reseller_id) if c.reseller_id else None
+    yours = None  # an operator sees what it pays for the period and its margin
+    if principal.role == "reseller" and p is not None:
+        given = session.scalar(
+            select(ResellerPackage).where(
+                ResellerPackage.reseller_id == principal.reseller_id,
+                ResellerPackage.package_id == p.id,
+            )
+        )
+        yours = sale.operator_price(given, p)
     pays = session.scalars(select(Payment).where(Payment.invoice_id == inv.id).order_by(Payment.id))
     return InvoiceOut(
         id=inv.id,
@@ -39,6 +48,8 @@ def _view(session: Session, inv: Invoice) -> InvoiceOut:
         paid_at=inv.paid_at.isoformat() if inv.paid_at else None,
         issued_at=inv.created_at.isoformat(timespec="seconds"),
         activation_id=inv.activation_id,
+        your_price=None if yours is None else str(yours),
+        margin=None if yours is None else str(inv.amount - yours),
         payments=[
             PaymentOut(
                 amount=str(x.amount), method=x.method, actor=x.actor, reference=x.reference,
@@ -51,7 +62,7 @@ def _view(session: Session, inv: Invoice) -> InvoiceOut:
 
 def get(session: Session, principal: Principal, invoice_id: int) -> InvoiceOut:
     """One invoice with its payments."""
-    return _view(session, invoices.invoice(session, principal, invoice_id))
+    return _view(session, invoices.invoice(session, principal, invoice_id), principal)
 
 
 def list_(
@@ -90,7 +101,7 @@ def list_(
         if status not in invoices.STATUSES:
             raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
         q = q.where(Invoice.status == status)
-    return [_view(session, inv) for inv in session.scalars(q)]
+    return [_view(session, inv, principal) for inv in session.scalars(q)]
 
 
 def html(session: Session, principal: Principal, invoice_id: int) -> str:

@@ -415,4 +415,7 @@ class InvoiceOut(Out):
     paid_at: str | None
     issued_at: str
     activation_id: int | None
+    # An operator's own (never a customer's): what it pays for the period, and its margin.
+    your_price: str | None = None
+    margin: str | None = None
     payments: list[PaymentOut]

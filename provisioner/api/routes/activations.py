@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from provisioner import access, activation, cards, ledger
 from provisioner.activation import ActivationRequest
-from provisioner.api import shortcut
 from provisioner.api.deps import AdminDep, CtxDep, PagingDep, PrincipalDep, SessionDep
 from provisioner.errors import Forbidden, ValidationError
 from provisioner.http_threads import slow
@@ -53,7 +52,6 @@ def create_activation(
     ctx: CtxDep,
     principal: PrincipalDep,
     response: Response,
-    request: Request,
     idempotency_key: Annotated[Key | None, Header()] = None,
 ) -> ActivationOut:
     """Activate in one transaction; the router/CoA work runs after it (see ``status``)."""
@@ -71,8 +69,7 @@ def create_activation(
         ctx.factory,
         principal,
         req,
-        lambda s, a, made: activations.view(s, principal, a, made),
-        lane=not getattr(request.state, shortcut.DECLINED, False),
+        lambda s, a: activations.view(s, principal, a),
     )
     if not created:
         response.status_code = 200

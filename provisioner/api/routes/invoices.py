@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse
 
 from provisioner import invoices
-from provisioner.api.deps import PrincipalDep, SessionDep
+from provisioner.api.deps import AdminDep, PayerDep, PrincipalDep, SessionDep
 from provisioner.read import invoices as read
 from provisioner.read.models import InvoiceOut
 from provisioner.schemas import Body, Key, Ref, Word
@@ -23,9 +23,19 @@ InvoiceId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 class PaymentCreate(Body):
-    """A payment of an invoice in full; ``reference``: a receipt number, say."""
+    """A payment of an invoice in full; ``reference``: a receipt number, say. A customer
+    may pay with a recharge card (``card_serial`` and ``card_pin``): the card tops up its
+    balance, which then pays the invoice."""
 
     reference: Key | None = None
+    card_serial: Key | None = None
+    card_pin: Key | None = None
+
+
+class InvoiceVoid(Body):
+    """Why the invoice is cancelled (kept in the audit log)."""
+
+    reason: Key | None = None
 
 
 @router.get("/invoices")
@@ -75,9 +85,25 @@ def print_invoice(
 
 @router.post("/invoices/{invoice_id}/payments", status_code=201)
 def pay_invoice(
-    invoice_id: InvoiceId, body: PaymentCreate, session: SessionDep, principal: PrincipalDep
+    invoice_id: InvoiceId, body: PaymentCreate, session: SessionDep, principal: PayerDep
 ) -> InvoiceOut:
-    """Pay an open invoice in full: an admin records money received; a reseller pays from
-    its balance, a customer from its own. Service is restored at once."""
-    inv = invoices.pay(session, principal, invoice_id, reference=body.reference or "")
+    """Pay an open invoice in full, as one sale (README, "Who pays for a period"): an admin
+    records money it received; an operator records cash it collected and pays its own
+    price for the package (every operator above it too); a customer pays from its balance
+    or with a card, even while suspended as unpaid. Service is restored at once. A paid
+    or voided invoice is a 409: never a second payment."""
+    inv = invoices.pay(
+        session, principal, invoice_id, reference=body.reference or "",
+        card_serial=body.card_serial, card_pin=body.card_pin,
+    )  # fmt: skip
     return read.get(session, principal, inv.id)
+
+
+@router.post("/invoices/{invoice_id}/void")
+def void_invoice(
+    invoice_id: InvoiceId, body: InvoiceVoid, session: SessionDep, admin: AdminDep
+) -> InvoiceOut:
+    """Cancel an open invoice (admin; audited). Nothing paid is lost: the customer keeps
+    only what it paid for, and a suspension for not paying it becomes an expiry."""
+    inv = invoices.void(session, admin.actor, invoice_id, body.reason or "")
+    return read.get(session, admin, inv.id)
