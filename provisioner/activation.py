@@ -199,14 +199,11 @@ def activate(
     )  # fmt: skip
     session.add(act)
     session.flush()
-    charged = sale.charge(
-        session, customer, package, payer, actor=principal.actor, kind="activation",
-        activation_id=act.id,
-    )  # fmt: skip
-    act.price = charged.paid
+    priced = sale.price(session, customer, package, payer, kind="activation")
+    act.price = priced.charged.paid
     if str(master.billing) == "monthly":
         invoices.activation_paid(
-            session, customer, act, package, start, end, now, charged.customer_price
+            session, customer, act, package, start, end, now, priced.charged.customer_price
         )
     old_master = customer.package.master_package if customer.package is not None else None
     customer.package = package
@@ -225,6 +222,8 @@ def activate(
     )
     if not queued:
         act.status = "applied"  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
+    # The money last: the payers' account rows are held from here to the commit only.
+    sale.pay(session, priced, actor=principal.actor, activation_id=act.id)
     return act, True
 
 

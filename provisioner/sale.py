@@ -29,21 +29,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from provisioner import access, effects, ledger
+from provisioner.batch import Batch
 from provisioner.errors import Conflict, PaymentRequired
 from provisioner.models import (
+    Account,
     Customer,
     CustomerStatus,
     Invoice,
+    LedgerEntry,
     Package,
     Payment,
     Reseller,
     ResellerPackage,
+    utcnow,
 )
 
+ZERO = Decimal("0.00")
 ADMIN = "admin"  # the payer of a grant, or of cash the admin received
 OPEN, PAID, VOID = "open", "paid", "void"  # invoices.status
 UNPAID = "unpaid"  # customers.suspended_reason set by the invoice job
@@ -59,20 +65,26 @@ class Charged:
 
 
 @dataclass(frozen=True)
-class Links:
-    """What every ledger row of one sale names: the activation or the invoice, and who."""
+class Leg:
+    """One account's part in a sale: a debit (``amount`` > 0, never below the account's
+    floor) or a credit (< 0: a customer's payment to its reseller), its ledger row's
+    ``kind`` and ``reference``, and what to tell the caller when it cannot pay."""
 
-    activation_id: int | None
-    invoice_id: int | None
-    actor: str
+    account: str
+    amount: Decimal
+    kind: str
+    reference: str
+    refusal: str = ""
 
-    def debit(
-        self, session: Session, account: str, amount: Decimal, kind: str, reference: str
-    ) -> Decimal | None:
-        return ledger.debit(
-            session, account, amount, kind, reference=reference,
-            activation_id=self.activation_id, invoice_id=self.invoice_id, actor=self.actor,
-        )  # fmt: skip
+
+@dataclass(frozen=True)
+class Priced:
+    """A sale priced (reads only): its legs in order, child before parent, and what it
+    charged (``Charged``). A leg's ``refusal`` is empty for the payer itself (its
+    balance is named when it cannot pay)."""
+
+    legs: tuple[Leg, ...]
+    charged: Charged
 
 
 def customer_price(session: Session, customer: Customer, package: Package) -> Decimal:
@@ -104,6 +116,145 @@ def operator_price(a: ResellerPackage | None, package: Package) -> Decimal:
     return a.price if a is not None and a.price is not None else package.operator_price
 
 
+def price(
+    session: Session,
+    customer: Customer,
+    package: Package,
+    payer: str,
+    *,
+    kind: str,
+    price_to_customer: Decimal | None = None,
+) -> Priced:
+    """Price one sale of ``package`` to ``customer``, paid by ``payer`` (``admin``,
+    ``reseller:N`` or ``customer:N``): every leg, by the rule in the module's docstring.
+    Reads only; a parent without the package refuses it (409).
+
+    ``kind`` names the ledger rows (``activation``, ``invoice``); ``price_to_customer``:
+    the customer's price already fixed (an invoice's amount), else today's."""
+    cp = price_to_customer if price_to_customer is not None else (
+        customer_price(session, customer, package)
+    )  # fmt: skip
+    if payer == ADMIN:
+        return Priced((), Charged(Decimal("0.00"), cp))
+    who, _, number = payer.partition(":")
+    if who == "customer":
+        legs: list[Leg] = []
+        if cp > 0:
+            legs.append(Leg(payer, cp, kind, package.name))
+        seller_id = customer.reseller_id
+        if seller_id is not None and _assignment(session, seller_id, package) is None:
+            seller_id = None  # a public package its reseller does not sell: the admin's sale
+        if seller_id is not None:
+            if cp > 0:
+                legs.append(Leg(
+                    ledger.account_of("reseller", seller_id), -cp, "sale",
+                    f"{package.name} for {customer.username}, paid by the customer",
+                ))  # fmt: skip
+            legs += _operators(session, seller_id, package, customer, kind, cp)
+        return Priced(tuple(legs), Charged(cp, cp))
+    if who != "reseller" or not number.isdigit():
+        raise ValueError(f"no such payer {payer!r}")
+    ops = _operators(session, int(number), package, customer, kind, None)
+    return Priced(tuple(ops), Charged(ops[0].amount if ops else Decimal("0.00"), cp))
+
+
+def _operators(
+    session: Session,
+    seller_id: int,
+    package: Package,
+    customer: Customer,
+    kind: str,
+    collected: Decimal | None,
+) -> list[Leg]:
+    """The seller and every operator above it, each at its own price, child before
+    parent. ``collected``: what the customer paid the seller (None: cash the seller
+    collected itself, at the customer's price it chose)."""
+    currency = effects.settings_of(session).currency
+    legs: list[Leg] = []
+    below: Reseller | None = None
+    paid_below = collected
+    for op in access.chain(session, seller_id):
+        a = _assignment(session, op.id, package)
+        if a is None and below is not None:
+            raise Conflict(
+                f"package {package.name!r} is no longer given to reseller {op.name!r}, so "
+                f"{below.name!r} cannot sell it",
+                field="package",
+            )
+        cost = operator_price(a, package)
+        account = ledger.account_of("reseller", op.id)
+        if below is None:
+            reference = package.name if collected is None else (
+                f"{package.name} for {customer.username} (customer paid {collected}, "
+                f"margin {collected - cost})"
+            )  # fmt: skip
+        else:
+            reference = (
+                f"{package.name} for {customer.username} via {below.name} "
+                f"(paid {paid_below}, margin {(paid_below or 0) - cost})"
+            )
+        refusal = "" if below is None and collected is None else (
+            f"refused up the chain: reseller {op.name!r} has not enough balance or "
+            f"credit left to pay its {cost} {currency} for it"
+        )  # fmt: skip
+        legs.append(Leg(account, cost, kind, reference, refusal))
+        below, paid_below = op, cost
+    return legs
+
+
+def pay(
+    session: Session,
+    priced: Priced,
+    *,
+    actor: str,
+    activation_id: int | None = None,
+    invoice_id: int | None = None,
+) -> None:
+    """Write a priced sale's legs: each debit a guarded update, each with its ledger row,
+    all in one round trip on PostgreSQL (``batch``). The caller writes the rest of its
+    transaction first: an operator's account row, shared by all its sales, is then held
+    only from these debits to the commit. Raises PaymentRequired (the first leg that
+    could not pay) and the caller's rollback undoes every leg."""
+    if not priced.legs:
+        return
+    session.flush()
+    now = utcnow()
+    conn = session.connection()
+    w = Batch(conn)
+    ensure = _ENSURE[conn.dialect.name]
+    checked: list[tuple[int, Leg]] = []
+    for leg in priced.legs:
+        if leg.amount == 0:
+            continue
+        if leg.amount < 0:  # a credit: the account's row may not exist yet
+            w.add(ensure, {"account": leg.account, "balance": ZERO, "floor": ZERO})
+            w.add(_CREDIT, {"payer": leg.account, "price": -leg.amount})
+        else:
+            checked.append((w.add(_DEBIT, {"payer": leg.account, "price": leg.amount}), leg))
+        w.add(
+            _ENTRY,
+            dict(
+                account=leg.account, amount=-leg.amount, kind=leg.kind, reference=leg.reference,
+                activation_id=activation_id, invoice_id=invoice_id, created_by=actor,
+                created_at=now,
+            ),
+        )  # fmt: skip
+    done = w.run()
+    for i, leg in checked:
+        if not done[i][1]:
+            raise PaymentRequired(leg.refusal or _insufficient(session, leg), field="balance")
+
+
+def _insufficient(session: Session, leg: Leg) -> str:
+    """The payer's own refusal: what it has (above its floor) against the price."""
+    currency = effects.settings_of(session).currency
+    have = ledger.balance(session, leg.account) - ledger.floor_of(session, leg.account)
+    return (
+        f"insufficient balance: {leg.account} has {have} {currency}, "
+        f"the package costs {leg.amount} {currency}"
+    )
+
+
 def charge(
     session: Session,
     customer: Customer,
@@ -116,100 +267,36 @@ def charge(
     invoice_id: int | None = None,
     price_to_customer: Decimal | None = None,
 ) -> Charged:
-    """Move the money of one sale of ``package`` to ``customer``, paid by ``payer``
-    (``admin``, ``reseller:N`` or ``customer:N``), in the caller's transaction.
-
-    ``kind`` names the ledger rows (``activation``, ``invoice``); ``price_to_customer``:
-    the customer's price already fixed (an invoice's amount), else today's."""
-    settings = effects.settings_of(session)
-    cp = price_to_customer if price_to_customer is not None else (
-        customer_price(session, customer, package)
-    )  # fmt: skip
-    links = Links(activation_id, invoice_id, actor)
-    if payer == ADMIN:
-        return Charged(Decimal("0.00"), cp)
-    who, _, number = payer.partition(":")
-    if who == "customer":
-        paid = links.debit(session, payer, cp, kind, package.name) if cp else 0
-        if paid is None:
-            have = ledger.balance(session, payer) - ledger.floor_of(session, payer)
-            raise PaymentRequired(
-                f"insufficient balance: {payer} has {have} {settings.currency}, "
-                f"the package costs {cp} {settings.currency}",
-                field="balance",
-            )
-        seller_id = customer.reseller_id
-        if seller_id is not None and _assignment(session, seller_id, package) is None:
-            seller_id = None  # a public package its reseller does not sell: the admin's sale
-        if seller_id is not None:
-            seller = ledger.account_of("reseller", seller_id)
-            if cp > 0:
-                ledger.credit(
-                    session, seller, cp, "sale",
-                    reference=f"{package.name} for {customer.username}, paid by the customer",
-                    activation_id=activation_id, invoice_id=invoice_id, actor=actor,
-                )  # fmt: skip
-            _operators_pay(session, seller_id, package, customer, kind, cp, links)
-        return Charged(cp, cp)
-    if who != "reseller" or not number.isdigit():
-        raise ValueError(f"no such payer {payer!r}")
-    paid = _operators_pay(session, int(number), package, customer, kind, None, links)
-    return Charged(paid, cp)
+    """``price`` and ``pay`` at once, in the caller's transaction."""
+    priced = price(
+        session, customer, package, payer, kind=kind, price_to_customer=price_to_customer
+    )
+    pay(session, priced, actor=actor, activation_id=activation_id, invoice_id=invoice_id)
+    return priced.charged
 
 
-def _operators_pay(
-    session: Session,
-    seller_id: int,
-    package: Package,
-    customer: Customer,
-    kind: str,
-    collected: Decimal | None,
-    links: Links,
-) -> Decimal:
-    """The seller and every operator above it pay their own price, child before parent;
-    returns the seller's. ``collected``: what the customer paid the seller (None: cash
-    the seller collected itself, at the customer's price it chose)."""
-    currency = effects.settings_of(session).currency
-    ops = access.chain(session, seller_id)
-    below: Reseller | None = None
-    paid_below = collected
-    first_price = Decimal("0.00")
-    for op in ops:
-        a = _assignment(session, op.id, package)
-        if a is None and below is not None:
-            raise Conflict(
-                f"package {package.name!r} is no longer given to reseller {op.name!r}, so "
-                f"{below.name!r} cannot sell it",
-                field="package",
-            )
-        price = operator_price(a, package)
-        if below is None:
-            first_price = price
-            reference = package.name if collected is None else (
-                f"{package.name} for {customer.username} (customer paid {collected}, "
-                f"margin {collected - price})"
-            )  # fmt: skip
-        else:
-            reference = (
-                f"{package.name} for {customer.username} via {below.name} "
-                f"(paid {paid_below}, margin {(paid_below or 0) - price})"
-            )
-        account = ledger.account_of("reseller", op.id)
-        if price > 0 and links.debit(session, account, price, kind, reference) is None:
-            if below is None and collected is None:
-                have = ledger.balance(session, account) - ledger.floor_of(session, account)
-                raise PaymentRequired(
-                    f"insufficient balance: {account} has {have} {currency}, "
-                    f"the package costs {price} {currency}",
-                    field="balance",
-                )
-            raise PaymentRequired(
-                f"refused up the chain: reseller {op.name!r} has not enough balance or "
-                f"credit left to pay its {price} {currency} for it",
-                field="balance",
-            )
-        below, paid_below = op, price
-    return first_price
+_acc = Account.__table__
+_MONEY = _acc.c.balance.type
+_DEBIT = (
+    update(_acc)
+    .where(
+        _acc.c.account == bindparam("payer"),
+        _acc.c.balance - bindparam("price", type_=_MONEY) >= _acc.c.floor,
+    )
+    .values(balance=_acc.c.balance - bindparam("price", type_=_MONEY))
+    .returning(_acc.c.balance)
+)
+_CREDIT = (
+    update(_acc)
+    .where(_acc.c.account == bindparam("payer"))
+    .values(balance=_acc.c.balance + bindparam("price", type_=_MONEY))
+    .returning(_acc.c.balance)
+)
+_ENSURE = {
+    d.__name__.rsplit(".", 1)[-1]: d.insert(_acc).on_conflict_do_nothing()
+    for d in (postgresql, sqlite)
+}
+_ENTRY = insert(LedgerEntry.__table__)
 
 
 # ---- invoices ----------------------------------------------------------------------------
@@ -253,8 +340,10 @@ def pay_invoice(
             session, customer, package, payer, actor=actor, kind="invoice",
             invoice_id=inv.id, price_to_customer=inv.amount,
         )  # fmt: skip
-    elif payer != ADMIN:
-        raise Conflict(f"invoice {inv.id} names no package to pay for", field="invoice")
+    elif payer != ADMIN and inv.amount > 0:  # no package to price: its amount, as billed
+        leg = Leg(payer, inv.amount, "invoice", f"invoice {inv.id}")
+        pay(session, Priced((leg,), Charged(inv.amount, inv.amount)), actor=actor,
+            invoice_id=inv.id)  # fmt: skip
     settle(session, customer, inv, now)
 
 
