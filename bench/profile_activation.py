@@ -3,7 +3,6 @@
     .venv/bin/python -m bench.profile_activation              # 300 activations, PostgreSQL
     .venv/bin/python -m bench.profile_activation --cprofile   # and the top of a cProfile
     .venv/bin/python -m bench.profile_activation --http       # through the app (TestClient)
-    .venv/bin/python -m bench.profile_activation --shortcut   # the API shortcut's call
 
 A fresh PostgreSQL database seeded as ``bench.activations`` seeds it (RADIUS-mode routers,
 a monthly PPPoE package, resellers with tokens), then one reseller activates N customers
@@ -32,7 +31,7 @@ from sqlalchemy import event
 
 from bench.activations import PACKAGE, Options, open_database, seed
 from provisioner import batch, ledger
-from provisioner.activation import ActivationRequest, express_and_view, run_and_view
+from provisioner.activation import ActivationRequest, run_and_view
 from provisioner.auth import authenticate
 from provisioner.config import Settings
 from provisioner.context import open_context
@@ -46,14 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--db", default=None, help="as bench.activations --db")
     p.add_argument("--cprofile", action="store_true", help="print the top of a cProfile")
     p.add_argument("--http", action="store_true", help="through the HTTP app (TestClient)")
-    p.add_argument(
-        "--general", action="store_true", help="no express lane (activation_express off)"
-    )
-    p.add_argument(
-        "--shortcut",
-        action="store_true",
-        help="activation.express_and_view, as api.shortcut calls it (token verified once)",
-    )
     a = p.parse_args(argv)
     opts = Options(
         a.db, a.n, 1, 1, 1, False, 1, True, 0, False, 0, 1, None, "customer"
@@ -64,7 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = Settings(
                 database_url=db.url,
                 key_file=Path(tmp) / "key",
-                activation_express=not a.general,
             )
             ctx = open_context(settings)
             world = seed(ctx, opts)
@@ -84,14 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 return count
 
-            for engine in {ctx.engine, ctx.lane_factory.kw["bind"]}:
-                event.listen(engine, "before_cursor_execute", _count)
-                # The lane's own pool (``Context.lane``) commits in its write batch: psycopg
-                # sends its BEGIN with the first batch and finds nothing left to COMMIT.
-                lane = engine is not ctx.engine
-                for name, free in (("BEGIN", lane), ("COMMIT", lane), ("ROLLBACK", False)):
-                    label = f"{name} (no round trip)" if free else name
-                    event.listen(engine, name.lower(), _event(label))
+            event.listen(ctx.engine, "before_cursor_execute", _count)
+            for name in ("BEGIN", "COMMIT", "ROLLBACK"):
+                event.listen(ctx.engine, name.lower(), _event(name))
 
             real_run = batch.Batch.run
 
@@ -128,18 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )  # fmt: skip
                     if r.status_code != 201:
                         raise SystemExit(f"activation {i}: {r.status_code} {r.text}")
-            elif a.shortcut:
-                with reading(ctx.factory) as s:
-                    cached, _ = authenticate(s, token)
-
-                def one(i: int, username: str) -> None:
-                    shown = express_and_view(
-                        ctx.lane_factory, cached,
-                        ActivationRequest(username, PACKAGE, f"prof-{i}"),
-                        lambda s, act, made: activations.view(s, cached, act, made),
-                    )  # fmt: skip
-                    if shown is None:
-                        raise SystemExit(f"activation {i}: the lane declined")
             else:
 
                 def one(i: int, username: str) -> None:
@@ -148,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run_and_view(
                         ctx.factory, principal,
                         ActivationRequest(username, PACKAGE, f"prof-{i}"),
-                        lambda s, act, made: activations.view(s, principal, act, made),
+                        lambda s, act: activations.view(s, principal, act),
                     )  # fmt: skip
 
             warm = min(20, len(customers) // 4)
@@ -166,9 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prof.disable()
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             n = len(measured)
-            lane = "general path" if a.general else "express lane"
-            how = "HTTP app" if a.http else "shortcut" if a.shortcut else "service"
-            print(f"{n} activations, one at a time ({how}, {lane})")
+            how = "HTTP app" if a.http else "service"
+            print(f"{n} activations, one at a time ({how})")
             print(f"  wall {wall / n * 1000:.2f} ms, this process's CPU {cpu / n * 1000:.2f} ms"
                   " per activation")  # fmt: skip
             saved = -counts.pop("round trips saved", 0)

@@ -84,6 +84,8 @@ def may_see(session: Session, principal: Principal, c: Customer) -> bool:
     if principal.role == "admin":
         return True
     if principal.role == "reseller":
+        if c.reseller_id is not None and c.reseller_id == principal.reseller_id:
+            return True  # its own customer: no lookup (its token was checked just now)
         me = own_reseller(session, principal).id
         return c.reseller_id == me or (
             c.reseller_id is not None and in_subtree(session, me, c.reseller_id)
@@ -160,13 +162,14 @@ def assignments(session: Session, reseller_id: int) -> list[ResellerPackage]:
 def assignment(session: Session, principal: Principal, ref: str) -> ResellerPackage:
     """The calling reseller's package ``ref`` (a name, or ``id:N``, among its own), with
     its package and master loaded in the same query; 404 otherwise."""
-    me = own_reseller(session, principal)
+    if principal.role != "reseller" or not principal.reseller_id:
+        own_reseller(session, principal)  # refuses
     wanted = id_of(ref)
     q = (
         select(ResellerPackage)
         .join(Package, ResellerPackage.package_id == Package.id)
         .where(
-            ResellerPackage.reseller_id == me.id,
+            ResellerPackage.reseller_id == principal.reseller_id,
             Package.id == wanted if wanted is not None else Package.name == str(ref),
         )
         .options(joinedload(ResellerPackage.package).joinedload(Package.master_package))

@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, false, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from provisioner import access, billing, cards, effects, invoices, ledger, metrics, sale
 from provisioner.auth import Principal
@@ -32,8 +32,10 @@ from provisioner.models import (
     ResellerPackage,
     utcnow,
 )
-from provisioner.refs import refers_to
+from provisioner.radius_tables import radacct
+from provisioner.refs import MAX_NAME, id_of, refers_to
 from provisioner.registry import allocate_address, assign_prefix, uses_prefixes
+from provisioner.state import master_spec, spec_of
 
 T = TypeVar("T")
 PAYERS = ("auto", "admin", "reseller", "customer", "card")
@@ -143,6 +145,50 @@ def _same_request(session: Session, prior: Activation, req: ActivationRequest) -
         )
 
 
+def _resolve(
+    session: Session, principal: Principal, ref: str, key: str
+) -> tuple[Customer, Activation | None, bool]:
+    """The customer ``ref`` as this caller may see it, with its router, package and
+    master, the activation an earlier request with ``key`` made (if any), and whether it
+    has a live session (``radacct``), in one query. PostgreSQL: the customer's row is
+    locked by it, so two purchases for one customer at once (two keys) never both extend
+    from the expiry they both read (SQLite's BEGIN IMMEDIATE already runs them one after
+    the other). The customer's row comes before any account's, in every path."""
+    wanted = id_of(ref)
+    if wanted is not None:
+        which = Customer.id == wanted if wanted < 2**31 else false()
+    elif "\0" in ref or len(ref) > MAX_NAME:
+        which = false()  # no username has NUL (PostgreSQL refuses it) or is that long
+    else:
+        which = Customer.username == ref
+    online = (
+        exists()
+        .where(radacct.c.username == Customer.username, radacct.c.acctstoptime.is_(None))
+        .label("online")
+    )
+    q = (
+        select(Customer, Activation, online)
+        .outerjoin(Activation, Activation.idempotency_key == key)
+        .where(which)
+        .options(
+            joinedload(Customer.router),
+            joinedload(Customer.package).joinedload(Package.master_package),
+        )
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(of=Customer.__table__)
+    row = session.execute(q).unique().first()
+    customer, prior, live = (row[0], row[1], bool(row[2])) if row else (None, None, False)
+    if prior is None and customer is None:
+        prior = _replay(session, principal, key)  # a key whose customer is gone since
+    elif prior is not None and prior.requested_by != principal.actor:
+        _replay(session, principal, key)  # refused: another caller's key
+    if prior is None and (customer is None or not access.may_see(session, principal, customer)):
+        raise NotFound(f"no customer named {ref!r}")
+    assert customer is not None or prior is not None
+    return customer, prior, live  # type: ignore[return-value]
+
+
 def _key(req: ActivationRequest) -> str:
     key = (req.idempotency_key or "").strip()
     if not key or len(key) > 128:
@@ -158,21 +204,14 @@ def activate(
     Returns (activation, created). A key seen before returns the first activation.
     """
     key = _key(req)
-    prior = _replay(session, principal, key)
+    customer, prior, online = _resolve(session, principal, req.customer, key)
     if prior is not None:
         _same_request(session, prior, req)
         return prior, False
     if req.payer not in PAYERS:
         # Anything unrecognised would otherwise fall through to an admin's free grant.
         raise ValidationError(f"must be one of {', '.join(PAYERS)}", field="payer")
-    customer = access.customer(session, principal, req.customer)
-    if session.get_bind().dialect.name == "postgresql":
-        # Two purchases for one customer at once (two keys) must not both extend from the
-        # expiry they both read: the second waits here for the first's commit, then reads
-        # what it set (SQLite's BEGIN IMMEDIATE already runs them one after the other).
-        # The customer's row before any account's.
-        session.refresh(customer, with_for_update=True)
-    package, assigned = _package_for(session, principal, req.package)
+    package, _assigned = _package_for(session, principal, req.package)
     master = package.master_package
     if str(master.customer_type) != str(customer.customer_type):
         raise ValidationError(
@@ -190,21 +229,24 @@ def activate(
             session, principal, customer.username, req.card_serial or "", req.card_pin or ""
         )
     before = effects.customer_state(customer)
-    invoices.paid_through(session, customer)
+    open_invoices = invoices.paid_through(session, customer)
     start, end, billing_day = period(customer, package, now)
+    priced = sale.price(session, customer, package, payer, kind="activation")
     act = Activation(
         idempotency_key=key, customer_id=customer.id, package_id=package.id,
-        payer=payer, price=Decimal("0.00"), requested_by=principal.actor,
+        payer=payer, price=priced.charged.paid, requested_by=principal.actor,
         starts_at=start, expires_at=end, status="pending",
     )  # fmt: skip
     session.add(act)
     session.flush()
-    priced = sale.price(session, customer, package, payer, kind="activation")
-    act.price = priced.charged.paid
+    set_committed_value(act, "customer", customer)  # what its view shows, kept: no re-read
+    set_committed_value(act, "package", package)
+    last: list[tuple[Any, dict[str, Any]]] = []  # sent with the money (``sale.pay``)
     if str(master.billing) == "monthly":
-        invoices.activation_paid(
-            session, customer, act, package, start, end, now, priced.charged.customer_price
-        )
+        last += invoices.activation_paid(
+            session, customer, act, package, start, end, now, priced.charged.customer_price,
+            open_invoices,
+        )  # fmt: skip
     old_master = customer.package.master_package if customer.package is not None else None
     customer.package = package
     customer.status = CustomerStatus.active
@@ -215,16 +257,31 @@ def activate(
     if customer.customer_type == CustomerType.static and not customer.static_ip:
         customer.static_ip = allocate_address(session, customer, master)
     session.flush()
-    if uses_prefixes(old_master, master):  # else none to take or free: no lookup
+    prefixes = uses_prefixes(old_master, master)
+    if prefixes:  # else none to take or free: no lookup
         assign_prefix(session, customer)
+    known = None
+    if not prefixes:  # its RADIUS rows from what is in hand (a prefix is read with them)
+        known = {customer.username: (spec_of(customer), master_spec(master))}
     queued = effects.customers_changed(
-        session, [(before, effects.customer_state(customer))], activation_id=act.id
-    )
-    if not queued:
-        act.status = "applied"  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
+        session, [(before, effects.customer_state(customer))], activation_id=act.id,
+        known=known, offline=frozenset() if online else frozenset({customer.username}),
+        later=last,
+    )  # fmt: skip
+    if not queued:  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
+        last.append((_APPLIED, {"act_id": act.id}))
     # The money last: the payers' account rows are held from here to the commit only.
-    sale.pay(session, priced, actor=principal.actor, activation_id=act.id)
+    sale.pay(session, priced, actor=principal.actor, activation_id=act.id, also=last)
+    if not queued:
+        set_committed_value(act, "status", "applied")
     return act, True
+
+
+_APPLIED = (
+    update(Activation.__table__)
+    .where(Activation.__table__.c.id == bindparam("act_id"))
+    .values(status="applied")
+)
 
 
 def expire_due(factory: sessionmaker[Session], now: datetime | None = None) -> int:

@@ -116,9 +116,16 @@ def customers_changed(
     changes: Iterable[tuple[CustomerState | None, CustomerState | None]],
     *,
     activation_id: int | None = None,
+    known: radius_store.Known | None = None,
+    offline: frozenset[str] = frozenset(),
+    later: list[tuple[Any, dict[str, Any]]] | None = None,
 ) -> int:
     """Everything that follows a change of these customers; returns how many NAS work rows
-    were queued (an activation with none is already applied)."""
+    were queued (an activation with none is already applied).
+
+    What an activation already knows is not read again: ``known`` specs, users known to
+    be ``offline`` (no live session to tell), and ``later`` takes the RADIUS writes to
+    send with its own (``radius_store.sync_users``)."""
     changes = list(changes)
     if not changes:
         return 0
@@ -130,7 +137,7 @@ def customers_changed(
         auth.principals_changed()  # a customer's token may now be read-only, or gone
     settings = settings_of(session)
     names = {s.username for pair in changes for s in pair if s is not None}
-    radius_store.sync_users(session, options(settings), names)
+    radius_store.sync_users(session, options(settings), names, known=known, later=later)
     routers = {
         s.router_id
         for pair in changes
@@ -152,9 +159,10 @@ def customers_changed(
         n += len(routers)
     n += sessions.queue(
         session,
-        [(b.terms, a.terms if a else None) for b, a in changes if b is not None],
+        [(b.terms, a.terms if a else None) for b, a in changes
+         if b is not None and b.username not in offline],
         activation_id=activation_id,
-    )
+    )  # fmt: skip
     session.flush()
     return n
 

@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -72,13 +73,21 @@ def _open_invoice(session: Session, customer_id: int) -> Invoice | None:
 # ---- activations -----------------------------------------------------------------------
 
 
-def paid_through(session: Session, customer: Customer) -> None:
+def paid_through(session: Session, customer: Customer) -> list[Invoice]:
     """Before an activation prices a period: an expiry moved by an open invoice's grace
     is not paid time, so the customer's expiry goes back to that invoice's period start
-    (the activation then pays that very period)."""
-    inv = _open_invoice(session, customer.id)
+    (the activation then pays that very period). Returns the customer's open invoices."""
+    found = list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.customer_id == customer.id, Invoice.status == OPEN)
+            .order_by(Invoice.period_start)
+        )
+    )
+    inv = found[0] if found else None
     if inv is not None and customer.expires_at and customer.expires_at > inv.period_start:
         customer.expires_at = inv.period_start
+    return found
 
 
 def activation_paid(
@@ -90,33 +99,41 @@ def activation_paid(
     end: datetime,
     now: datetime,
     amount: Decimal,
-) -> None:
+    open_invoices: list[Invoice],
+) -> list[tuple[Any, dict[str, Any]]]:
     """An activation paid the period ``start``–``end``: its invoice is that period's
     (``paid``; an open one issued for it is marked paid by the activation). Any other
     open invoice of the customer is void: the activation replaced that billing. ``amount``
     is the customer's price of the period, whoever paid it (an operator's own price is
-    never on a customer's invoice)."""
+    never on a customer's invoice).
+
+    Returns the statement that writes the period's invoice, for the caller to send with
+    the rest of its writes (one per customer and period: an invoice the job issued and
+    paid for it already stays as it is)."""
     customer.suspended_reason = None  # the activation sets it active
-    for inv in session.scalars(
-        select(Invoice).where(Invoice.customer_id == customer.id, Invoice.status == OPEN)
-    ):
+    for inv in open_invoices:
         if inv.period_start != start:
             inv.status = VOID
-    same = session.scalar(
-        select(Invoice).where(Invoice.customer_id == customer.id, Invoice.period_start == start)
-    )
-    if same is not None:
-        if same.status != PAID:
-            same.status, same.paid_at, same.activation_id = PAID, now, act.id
-            same.amount, same.package_id, same.period_end = amount, package.id, end
-        return
-    session.add(
-        Invoice(
-            customer_id=customer.id, activation_id=act.id, package_id=package.id,
-            amount=amount, period_start=start, period_end=end, due_at=start,
-            status=PAID, paid_at=now,
-        )
+    values = dict(
+        customer_id=customer.id, activation_id=act.id, package_id=package.id, amount=amount,
+        period_start=start, period_end=end, due_at=start, status=PAID, paid_at=now,
+        created_at=now,
     )  # fmt: skip
+    return [(_PAID_INVOICE[session.get_bind().dialect.name], values)]
+
+
+def _paid_invoice(dialect: Any) -> Any:
+    """INSERT the period's paid invoice, or mark the one issued for it paid."""
+    stmt = dialect.insert(Invoice.__table__)
+    keep = ("activation_id", "package_id", "amount", "period_end", "status", "paid_at")
+    return stmt.on_conflict_do_update(
+        index_elements=["customer_id", "period_start"],
+        set_={k: stmt.excluded[k] for k in keep},
+        where=Invoice.__table__.c.status != PAID,
+    )
+
+
+_PAID_INVOICE = {"postgresql": _paid_invoice(postgresql), "sqlite": _paid_invoice(sqlite)}
 
 
 # ---- the job ---------------------------------------------------------------------------

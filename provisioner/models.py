@@ -421,6 +421,9 @@ class Activation(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|applied|failed
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    # Read-only: an activation just made holds its customer and package (no re-read).
+    customer: Mapped[Customer] = relationship(viewonly=True)
+    package: Mapped[Package] = relationship(viewonly=True)
 
 
 class Invoice(Base):

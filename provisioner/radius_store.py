@@ -55,7 +55,7 @@ from provisioner.radius_tables import (
     radreply,
     radusergroup,
 )
-from provisioner.snapshots import MappingOptions
+from provisioner.snapshots import CustomerSpec, MappingOptions, MasterSpec
 from provisioner.state import customer_specs, master_spec, router_spec
 
 TABLES = {
@@ -72,10 +72,22 @@ CHUNK = 5000  # names per IN list
 # ---- desired ---------------------------------------------------------------------------
 
 
+# Specs the caller holds already (an activation's customer and master): no re-read.
+Known = dict[str, tuple[CustomerSpec, MasterSpec | None]]
+
+
 def _desired_users(
-    session: Session, usernames: Iterable[str] | None, opts: MappingOptions
+    session: Session, usernames: Iterable[str] | None, opts: MappingOptions,
+    known: Known | None = None,
 ) -> tuple[list[RadiusRow], set[str]]:
     """The users' rows, and the groups known to be ours among the masters loaded."""
+    if usernames is not None and known and set(usernames) <= set(known):
+        rows: list[RadiusRow] = []
+        held = [known[u] for u in dict.fromkeys(usernames)]
+        for spec, master in held:
+            rows += customer_rows(spec, master, opts)
+        ours = {m.profile_name for _, m in held if m is not None}
+        return rows, ours | {opts.expired_group}
     if usernames is None:
         specs = customer_specs(session)
     else:
@@ -89,7 +101,7 @@ def _desired_users(
     if usernames is not None:
         mq = mq.where(MasterPackage.id.in_(wanted))
     masters = {m.id: master_spec(m) for m in session.scalars(mq)} if wanted else {}
-    rows: list[RadiusRow] = []
+    rows = []
     for spec in specs:
         rows += customer_rows(spec, masters.get(spec.master_id) if spec.master_id else None, opts)
     return rows, {m.profile_name for m in masters.values()} | {opts.expired_group}
@@ -230,6 +242,7 @@ def plan(
     groups: Iterable[str] | None = None,
     hosts: Iterable[str] | None = None,
     scope_all: bool = True,
+    known: Known | None = None,
 ) -> Plan:
     """What differs between the registry and the RADIUS tables (all, or the named owners)."""
     changes: list[Change] = []
@@ -239,7 +252,9 @@ def plan(
             if usernames is not None
             else list(session.scalars(select(Customer.username)))
         )
-        desired, owned_groups = _desired_users(session, None if usernames is None else users, opts)
+        desired, owned_groups = _desired_users(
+            session, None if usernames is None else users, opts, known
+        )
         observed = _observed_users(session, users)
         unknown = {
             r.row.attribute for r in observed if r.row.table == "radusergroup"
@@ -326,10 +341,26 @@ def apply(session: Session | Connection, p: Plan) -> int:
     return n
 
 
-def sync_users(session: Session, opts: MappingOptions, usernames: Iterable[str]) -> int:
-    p = plan(session, opts, usernames=list(usernames), scope_all=False)
+def sync_users(
+    session: Session,
+    opts: MappingOptions,
+    usernames: Iterable[str],
+    *,
+    known: Known | None = None,
+    later: list[tuple[Any, dict[str, Any]]] | None = None,
+) -> int:
+    """Bring these users' rows to what the registry says. ``known``: specs the caller
+    holds (not read again); ``later``: the writes are appended there for the caller to
+    send with its own (``sale.pay``), instead of now."""
+    p = plan(session, opts, usernames=list(usernames), scope_all=False, known=known)
+    cut = any(
+        c.action is Action.add and c.key.endswith(f"|{opts.expired_group}") for c in p.changes
+    )
+    if later is not None and not cut:
+        later += [(stmt, row) for stmt, rows in statements(p) for row in rows]
+        return len(p.changes)
     n = apply(session, p)
-    if any(c.action is Action.add and c.key.endswith(f"|{opts.expired_group}") for c in p.changes):
+    if cut:
         # A user is being cut off: its Reject must be in place (the group is made at
         # start-up and repaired by ``radius sync``; this keeps a hand-deleted one safe).
         # Its rows are the group's alone: planned apart, not with every user again.

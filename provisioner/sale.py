@@ -25,15 +25,17 @@ the package) raises, and the caller's rollback leaves nothing charged anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from provisioner import access, effects, ledger
+from provisioner import effects, ledger
 from provisioner.batch import Batch
 from provisioner.errors import Conflict, PaymentRequired
 from provisioner.models import (
@@ -102,18 +104,43 @@ def customer_price(session: Session, customer: Customer, package: Package) -> De
     return package.customer_price
 
 
-def _assignment(session: Session, reseller_id: int, package: Package) -> ResellerPackage | None:
-    return session.scalar(
-        select(ResellerPackage).where(
-            ResellerPackage.reseller_id == reseller_id, ResellerPackage.package_id == package.id
-        )
-    )
-
-
 def operator_price(a: ResellerPackage | None, package: Package) -> Decimal:
     """What an operator pays for the package: its parent's price for it, else the
     package's operator price."""
     return a.price if a is not None and a.price is not None else package.operator_price
+
+
+@dataclass(frozen=True)
+class Link:
+    """One operator of a chain, with its assignment of the package (None: not given)."""
+
+    id: int
+    name: str
+    given: bool
+    price: Decimal | None
+    customer_price: Decimal | None
+
+
+def chain(session: Session, seller_id: int, package_id: int) -> list[Link]:
+    """The seller and every operator above it, child first, each with its assignment of
+    the package: one recursive query."""
+    r, rp = Reseller.__table__, ResellerPackage.__table__
+    up = (
+        select(r.c.id, r.c.name, r.c.parent_id, literal(0).label("depth"))
+        .where(r.c.id == seller_id)
+        .cte("chain", recursive=True)
+    )
+    up = up.union_all(
+        select(r.c.id, r.c.name, r.c.parent_id, up.c.depth + 1).where(
+            r.c.id == up.c.parent_id, up.c.depth < 64  # a cycle is refused when parents are set
+        )
+    )
+    rows = session.execute(
+        select(up.c.id, up.c.name, rp.c.id.label("given"), rp.c.price, rp.c.customer_price)
+        .outerjoin(rp, and_(rp.c.reseller_id == up.c.id, rp.c.package_id == package_id))
+        .order_by(up.c.depth)
+    )
+    return [Link(x.id, x.name, x.given is not None, x.price, x.customer_price) for x in rows]
 
 
 def price(
@@ -131,36 +158,39 @@ def price(
 
     ``kind`` names the ledger rows (``activation``, ``invoice``); ``price_to_customer``:
     the customer's price already fixed (an invoice's amount), else today's."""
-    cp = price_to_customer if price_to_customer is not None else (
-        customer_price(session, customer, package)
-    )  # fmt: skip
-    if payer == ADMIN:
-        return Priced((), Charged(Decimal("0.00"), cp))
     who, _, number = payer.partition(":")
-    if who == "customer":
-        legs: list[Leg] = []
-        if cp > 0:
-            legs.append(Leg(payer, cp, kind, package.name))
-        seller_id = customer.reseller_id
-        if seller_id is not None and _assignment(session, seller_id, package) is None:
-            seller_id = None  # a public package its reseller does not sell: the admin's sale
-        if seller_id is not None:
-            if cp > 0:
-                legs.append(Leg(
-                    ledger.account_of("reseller", seller_id), -cp, "sale",
-                    f"{package.name} for {customer.username}, paid by the customer",
-                ))  # fmt: skip
-            legs += _operators(session, seller_id, package, customer, kind, cp)
-        return Priced(tuple(legs), Charged(cp, cp))
-    if who != "reseller" or not number.isdigit():
+    if who not in ("customer", "reseller", ADMIN) or (who != ADMIN and not number.isdigit()):
         raise ValueError(f"no such payer {payer!r}")
-    ops = _operators(session, int(number), package, customer, kind, None)
-    return Priced(tuple(ops), Charged(ops[0].amount if ops else Decimal("0.00"), cp))
+    seller_id = int(number) if who == "reseller" else customer.reseller_id
+    links = chain(session, seller_id, package.id) if seller_id is not None else []
+    cp = price_to_customer
+    if cp is None:
+        if links and links[0].id == customer.reseller_id:  # known already: no lookup
+            cp = links[0].customer_price if links[0].given else None
+            cp = cp if cp is not None else package.customer_price
+        else:
+            cp = customer_price(session, customer, package)
+    if who == ADMIN:
+        return Priced((), Charged(Decimal("0.00"), cp))
+    if who == "reseller":
+        ops = _operators(session, links, package, customer, kind, None)
+        return Priced(tuple(ops), Charged(ops[0].amount if ops else Decimal("0.00"), cp))
+    legs: list[Leg] = []
+    if cp > 0:
+        legs.append(Leg(payer, cp, kind, package.name))
+    if links and links[0].given:  # else a public package its reseller does not sell:
+        if cp > 0:  # the admin's sale
+            legs.append(Leg(
+                ledger.account_of("reseller", links[0].id), -cp, "sale",
+                f"{package.name} for {customer.username}, paid by the customer",
+            ))  # fmt: skip
+        legs += _operators(session, links, package, customer, kind, cp)
+    return Priced(tuple(legs), Charged(cp, cp))
 
 
 def _operators(
     session: Session,
-    seller_id: int,
+    links: list[Link],
     package: Package,
     customer: Customer,
     kind: str,
@@ -171,17 +201,16 @@ def _operators(
     collected itself, at the customer's price it chose)."""
     currency = effects.settings_of(session).currency
     legs: list[Leg] = []
-    below: Reseller | None = None
+    below: Link | None = None
     paid_below = collected
-    for op in access.chain(session, seller_id):
-        a = _assignment(session, op.id, package)
-        if a is None and below is not None:
+    for op in links:
+        if not op.given and below is not None:
             raise Conflict(
                 f"package {package.name!r} is no longer given to reseller {op.name!r}, so "
                 f"{below.name!r} cannot sell it",
                 field="package",
             )
-        cost = operator_price(a, package)
+        cost = op.price if op.given and op.price is not None else package.operator_price
         account = ledger.account_of("reseller", op.id)
         if below is None:
             reference = package.name if collected is None else (
@@ -209,18 +238,22 @@ def pay(
     actor: str,
     activation_id: int | None = None,
     invoice_id: int | None = None,
+    also: Sequence[tuple[Any, dict[str, Any]]] = (),
 ) -> None:
     """Write a priced sale's legs: each debit a guarded update, each with its ledger row,
-    all in one round trip on PostgreSQL (``batch``). The caller writes the rest of its
-    transaction first: an operator's account row, shared by all its sales, is then held
-    only from these debits to the commit. Raises PaymentRequired (the first leg that
-    could not pay) and the caller's rollback undoes every leg."""
-    if not priced.legs:
+    all in one round trip on PostgreSQL (``batch``), with the caller's ``also``
+    statements first. The caller writes the rest of its transaction first: an operator's
+    account row, shared by all its sales, is then held only from these debits to the
+    commit. Raises PaymentRequired (the first leg that could not pay) and the caller's
+    rollback undoes every leg."""
+    if not priced.legs and not also:
         return
     session.flush()
     now = utcnow()
     conn = session.connection()
     w = Batch(conn)
+    for stmt, params in also:
+        w.add(stmt, params)
     ensure = _ENSURE[conn.dialect.name]
     checked: list[tuple[int, Leg]] = []
     for leg in priced.legs:

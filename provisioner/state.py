@@ -78,6 +78,18 @@ def all_masters(session: Session) -> list[MasterSpec]:
     ]
 
 
+def spec_of(c: Customer) -> CustomerSpec:
+    """A customer held in hand as ``customer_specs`` reads it (no delegated prefix: a
+    customer with one is read, with its prefix)."""
+    return CustomerSpec(
+        id=c.id, username=c.username, password=c.password,
+        customer_type=str(c.customer_type), status=str(c.status),
+        master_id=c.package.master_package_id if c.package is not None else None,
+        router_id=c.router_id, static_ip=c.static_ip, mac_address=c.mac_address,
+        expires_at=c.expires_at, throttled=c.throttled_until is not None,
+    )  # fmt: skip
+
+
 def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[CustomerSpec]:
     """Customers (all, or those matching ``where``) as snapshots, in id order.
 

@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, event, select
 
-from provisioner import config, registry, secrets
+from provisioner import config, invoices, registry, secrets
 from provisioner.api import create_app
 from provisioner.auth import create_token
 from provisioner.config import Settings
@@ -38,6 +38,7 @@ from provisioner.models import (
     MasterPackage,
     Package,
     Reseller,
+    ResellerPackage,
     Router,
 )
 from provisioner.radius_tables import radcheck
@@ -1052,3 +1053,56 @@ def test_invoices_scoped_printed_and_paid(world: World) -> None:
     assert paid["status"] == "paid" and paid["payments"][0]["method"] == "admin"
     assert paid["payments"][0]["reference"] == "cash 1"
     assert world.call("POST", f"/invoices/{a}/payments", "admin", {}).status_code == 409
+
+
+def test_no_operator_price_reaches_a_customer(world: World) -> None:
+    """Every operator price in the database (the packages' and each reseller's own) is
+    collected, and none appears in anything a customer can reach: every API read as the
+    customer, its activation and invoices (and their print), and every portal page."""
+    import re
+
+    topup = {"account": f"reseller:{_reseller_id(world, 'resA')}", "amount": "5000"}
+    assert world.call("POST", "/topups", "admin", topup).status_code == 201
+    buy = {"customer": "cust-a", "package": "pkg-a", "idempotency_key": "k1"}
+    made = world.call("POST", "/activations", "reseller", buy).json()
+    with transaction(world.ctx.factory) as s:
+        c = registry.get_by_name(s, Customer, "cust-a", "username")
+        assert c.expires_at is not None
+        due = c.expires_at - timedelta(days=1)
+        operator = set(s.scalars(select(Package.operator_price))) | set(
+            s.scalars(select(ResellerPackage.price).where(ResellerPackage.price.is_not(None)))
+        )
+        shown = set(s.scalars(select(Package.customer_price))) | set(
+            s.scalars(select(ResellerPackage.customer_price).where(
+                ResellerPackage.customer_price.is_not(None)))
+        )  # fmt: skip
+    invoices.run(world.ctx.factory, due)  # an open invoice beside the activation's paid one
+    secret = {f"{p:.2f}" for p in operator - shown}
+    assert "350.00" in secret and "450.00" in secret
+    reached: dict[str, str] = {}
+    for path, item in world.client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
+        if "get" in item and "{" not in path:
+            r = world.call("GET", path.removeprefix("/api/v1"), "customer")
+            if r.status_code == 200:
+                reached[path] = r.text
+    invoice_ids = [i["id"] for i in world.call("GET", "/invoices", "customer").json()]
+    assert len(invoice_ids) == 2
+    for path in (f"/activations/{made['id']}", *(f"/invoices/{i}" for i in invoice_ids),
+                 *(f"/invoices/{i}/print" for i in invoice_ids)):  # fmt: skip
+        r = world.call("GET", path, "customer")
+        assert r.status_code == 200, (path, r.text)
+        reached[path] = r.text
+    portal = TestClient(world.client.app)
+    form = portal.get("/portal/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    r = portal.post("/portal/login", data={"csrf": csrf.group(1), "username": "cust-a",
+                                           "password": "cust-a-pw"})  # fmt: skip
+    assert r.status_code == 200 and "/portal/login" not in str(r.url), r.text
+    for path in ("/portal/", "/portal/packages", f"/portal/activations/{made['id']}"):
+        r = portal.get(path)
+        assert r.status_code == 200, (path, r.text)
+        reached[path] = r.text
+    assert len(reached) > 10, sorted(reached)
+    leaks = {path: p for path, text in reached.items() for p in secret if p in text}
+    assert not leaks, leaks

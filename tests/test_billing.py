@@ -3,6 +3,7 @@ brought the day in keeps existing data (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,12 +119,21 @@ def test_an_activation_records_the_billing_day_and_an_extension_keeps_it(
     make.customer(None, router, username="alice", status="new")
     admin = Principal("admin", name="test")
     run_activation(any_ctx.factory, admin, ActivationRequest("alice", pkg, "k1"))
+    # As if it had started on a 31st: its paid time ends on a short month's last day.
+    year = next(y for y in range(utcnow().year + 1, 3000) if not calendar.isleap(y))
+    feb = datetime(year, 2, 28, 10, tzinfo=UTC)
     with transaction(any_ctx.factory) as s:
         c = s.query(Customer).one()
-        c.billing_day = 31  # as if it had started on a 31st
-        first_end = c.expires_at
+        c.billing_day, c.expires_at = 31, feb
     run_activation(any_ctx.factory, admin, ActivationRequest("alice", pkg, "k2"))
     with transaction(any_ctx.factory) as s:
         c = s.query(Customer).one()
-        assert c.billing_day == 31
-        assert c.expires_at == add_month(first_end, 31) and c.expires_at > utcnow()
+        assert c.billing_day == 31  # Feb 28 is its billing day's place that month
+        assert c.expires_at == feb.replace(month=3, day=31)
+        # An expiry moved off the billing day (an operator's edit): the next period is a
+        # whole month from it, and the billing day follows (README, "Invoices").
+        c.expires_at = feb.replace(month=4, day=10)
+    run_activation(any_ctx.factory, admin, ActivationRequest("alice", pkg, "k3"))
+    with transaction(any_ctx.factory) as s:
+        c = s.query(Customer).one()
+        assert (c.billing_day, c.expires_at) == (10, feb.replace(month=5, day=10))

@@ -20,7 +20,7 @@ from provisioner.auth import Principal
 from provisioner.context import Context
 from provisioner.db import reading, transaction
 from provisioner.errors import Conflict, PaymentRequired
-from provisioner.models import Customer, Invoice, LedgerEntry, Payment, Reseller, utcnow
+from provisioner.models import Account, Customer, Invoice, LedgerEntry, Payment, Reseller, utcnow
 from provisioner.read import ADMIN
 from tests.support.factories import Factory
 
@@ -305,3 +305,119 @@ def test_invoice_run_at_a_given_time(any_ctx: Context, monkeypatch: pytest.Monke
     assert r.output.startswith("1 issued, 0 paid from balances"), r.output
     r = runner.invoke(app, ["invoice", "run", "--at", "yesterday"], env=env)
     assert r.exit_code != 0 and "at" in r.output
+
+
+def test_200_concurrent_sales_of_every_kind_against_balances_that_cover_150(
+    ctx_factory: Any, backend: str
+) -> None:
+    """Every kind of sale at once, all of them charging north 300 (each is a sale of a
+    customer under north): far's, east's and north's own activations, portal purchases
+    from the balance, purchases with a card, invoices recorded by far and invoices paid
+    from the balance by two ``invoice run``s started together. north covers 150 of the
+    200: exactly 150 go through, every balance on every level is exact, none is below
+    its floor, each invoice is paid at most once, and the ledger check is clean."""
+    from provisioner import cards
+    from provisioner.models import Activation
+
+    ctx = ctx_factory(backend)
+    kinds = {"far": 40, "east": 40, "north": 30, "portal": 30, "card": 20, "recorded": 20,
+             "job": 20}  # fmt: skip
+    t = chain(ctx, customers=0)
+    make = t["make"]
+    router = make.router(None, mode="radius")
+    owner = {"far": "far", "east": "east", "north": "north", "portal": "far", "card": "far",
+             "recorded": "far", "job": "far"}  # fmt: skip
+    names = {k: [f"{k}{i}" for i in range(n)] for k, n in kinds.items()}
+    for k, users in names.items():
+        for u in users:
+            make.customer(None, router, username=u, reseller=owner[k], status="new")
+    for name in ("north", "east", "far"):  # the setup's own sales: 40 invoiced customers
+        topup(ctx, f"reseller:{t['ids'][name]}", "100000" if name != "north" else "12000")
+    for i, u in enumerate(names["recorded"] + names["job"]):
+        run_activation(ctx.factory, t["who"]["far"], ActivationRequest(u, t["pkg"], f"s{i}"))
+    with reading(ctx.factory) as s:
+        ends = s.scalars(select(Customer.expires_at).where(Customer.expires_at.is_not(None)))
+        due = max(ends) - timedelta(days=1)
+        assert ledger.balance(s, f"reseller:{t['ids']['north']}") == D("0.00")
+        cid = {c.username: c.id for c in s.scalars(select(Customer))}
+    invoices.run(ctx.factory, due)  # 40 open invoices
+    with transaction(ctx.factory) as s:
+        made = cards.generate(s, kinds["card"], "600", 30, "b1")
+        for u in names["portal"] + names["job"]:
+            ledger.topup(s, "t", f"customer:{cid[u]}", "600")
+        ledger.topup(s, "t", f"reseller:{t['ids']['north']}", str(150 * 300))
+        inv_of = {
+            c: i for i, c in s.execute(
+                select(Invoice.id, Invoice.customer_id).where(Invoice.status == "open"))
+        }  # fmt: skip
+    start = balances(ctx, t)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def sale(kind: str, i: int) -> None:
+        u = names[kind][i]
+        try:
+            if kind in ("far", "east", "north"):
+                req = ActivationRequest(u, t["pkg"], f"{kind}-{i}")
+                run_activation(ctx.factory, t["who"][kind], req)
+            elif kind == "portal":
+                me = Principal("customer", customer_id=cid[u])
+                run_activation(ctx.factory, me, ActivationRequest(u, t["pkg"], f"p-{i}"))
+            elif kind == "card":
+                me = Principal("customer", customer_id=cid[u])
+                serial, pin = made[i]
+                req = ActivationRequest(u, t["pkg"], f"c-{i}", "card", serial, pin)
+                run_activation(ctx.factory, me, req)
+            elif kind == "recorded":
+                with transaction(ctx.factory) as s:
+                    invoices.pay(s, t["who"]["far"], inv_of[cid[u]])
+            r = "ok"
+        except PaymentRequired:
+            r = "refused"
+        except Exception as exc:  # noqa: BLE001 - shown by the assertion
+            r = f"{kind}: {type(exc).__name__}: {exc}"
+        with lock:
+            outcomes.append(r)
+
+    def job() -> None:
+        try:
+            invoices.run(ctx.factory, due + timedelta(hours=1))  # type: ignore[operator]
+        except Exception as exc:  # noqa: BLE001 - shown by the assertion
+            with lock:
+                outcomes.append(f"job: {type(exc).__name__}: {exc}")
+
+    threads = [
+        threading.Thread(target=sale, args=(k, i))
+        for k in ("far", "east", "north", "portal", "card", "recorded")
+        for i in range(kinds[k])
+    ] + [threading.Thread(target=job) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(180)
+    assert set(outcomes) <= {"ok", "refused"}, [o for o in outcomes if o not in ("ok", "refused")]
+    with reading(ctx.factory) as s:
+        acts = s.execute(
+            select(Activation.payer, Activation.idempotency_key).where(
+                ~Activation.idempotency_key.like("s%"))
+        ).all()  # fmt: skip
+        pays = s.execute(select(Payment.method, Payment.invoice_id)).all()
+        assert len({i for _, i in pays}) == len(pays)  # one payment per invoice
+        job_paid = sum(1 for m, _ in pays if m == "balance")
+        recorded = sum(1 for m, _ in pays if m == "reseller")
+        assert len(acts) + len(pays) == 150, (len(acts), len(pays))
+        assert ledger.check(s) == []
+        floors = s.execute(select(func.count()).select_from(Account).where(
+            Account.balance < Account.floor))  # fmt: skip
+        assert floors.scalar() == 0
+    by = {k: sum(1 for _, key in acts if key.startswith(p)) for k, p in
+          (("far", "far-"), ("east", "east-"), ("north", "north-"), ("portal", "p-"),
+           ("card", "c-"))}  # fmt: skip
+    customer_paid = by["portal"] + by["card"] + job_paid
+    far_sold = by["far"] + recorded
+    got = balances(ctx, t)
+    margin = CUSTOMER_PRICE - PRICES["far"]
+    assert got["far"] == start["far"] - far_sold * PRICES["far"] + customer_paid * margin
+    assert got["east"] == start["east"] - (far_sold + customer_paid + by["east"]) * PRICES["east"]
+    assert got["north"] == D("0.00")
+    assert sum(by.values()) + job_paid + recorded == 150

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from provisioner import access
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
-from provisioner.models import Activation, Customer, Outbox, Package
+from provisioner.models import Activation, Customer, Outbox
 from provisioner.read import paging
 from provisioner.read.models import ActivationOut, ActivationRow, Page, QuoteOut, WorkOut
 
@@ -23,8 +23,7 @@ STATUSES = ("pending", "applied", "failed")
 
 
 def _view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
-    c = session.get(Customer, a.customer_id)
-    p = session.get(Package, a.package_id)
+    c, p = a.customer, a.package
     customer, package = (c.username if c else None), (p.name if p else None)
     work = [
         WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)

@@ -40,9 +40,15 @@ from provisioner.schemas import CUSTOMER_FIELDS
 
 
 def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
-    """The lowest free address of the package's pool; the unique row makes it exclusive."""
+    """The lowest free address of the package's pool; the unique row makes it exclusive.
+
+    PostgreSQL: first activations of a pool's customers at once would all read the same
+    lowest free address, and all but one fail on the unique column (409): each waits for
+    the one before it to commit (a lock per pool, held to the end of the transaction)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"pool:{m.pool_name}"))))
     used = set(session.scalars(select(StaticAddress.address)))
-    used |= {ip for ip in session.scalars(select(Customer.static_ip)) if ip}
+    used |= set(session.scalars(select(Customer.static_ip).where(Customer.static_ip.is_not(None))))
     for a, b in validation.ranges("pool_ranges", m.pool_ranges):
         for n in range(a, b + 1):
             ip = str(ipaddress.IPv4Address(n))
