@@ -6,6 +6,11 @@ COPY provisioner ./provisioner
 COPY nas_adapters ./nas_adapters
 COPY config ./config
 RUN pip install --no-cache-dir .
-ENV PROVISIONER_API_HOST=0.0.0.0
+# Not root: the daemon needs no privilege (port 8000, RADIUS over the network). Its home
+# (var/: the generated key and a SQLite file, when no PostgreSQL URL is given) is its own.
+RUN useradd --system --uid 10001 --home-dir /var/lib/provisioner --create-home provisioner
+ENV PROVISIONER_HOME=/var/lib/provisioner \
+    PROVISIONER_API_HOST=0.0.0.0
+USER provisioner
 EXPOSE 8000
 CMD ["provisioner", "serve"]

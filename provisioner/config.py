@@ -33,8 +33,8 @@ def home() -> Path:
 
 
 HOME = home()
-# The packaged default (a checkout's config/, or site-packages/config/ when installed).
-DEFAULT_CONFIG_FILE = ROOT / "config" / "provisioner.toml"
+# The packaged default: config/provisioner.toml, linked into the package (pyproject.toml).
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "defaults" / "provisioner.toml"
 
 
 def _config_file() -> Path:

@@ -94,3 +94,20 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Bring the database (registry and stock RADIUS tables) to the newest schema."""
     command.upgrade(alembic_config(url), "heads")  # every branch, when features land side by side
+
+
+def revision(url: str) -> str | None:
+    """The schema revision the database is at (None: an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine, make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and not Path(u.database).exists():
+        return None  # not made yet (nor its folder): nothing to read, nothing to create
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+    return ", ".join(sorted(heads)) or None

@@ -202,7 +202,9 @@ class DatabaseCollector(Collector):
         q = (
             select(Router.name, func.max(SyncRun.finished_at))
             .join(SyncRun, SyncRun.router_id == Router.id)
-            .where(Router.enabled.is_(True), SyncRun.status == "ok")
+            # A run that left conflicts applied all else: the router syncs (the conflicts
+            # are ``provisioner_router_sync_failing``'s to report).
+            .where(Router.enabled.is_(True), SyncRun.status.in_(("ok", "conflicts")))
             .group_by(Router.name)
         )
         for name, at in s.execute(q):
@@ -211,7 +213,8 @@ class DatabaseCollector(Collector):
         yield last_ok
         failing = GaugeMetricFamily(
             "provisioner_router_sync_failing",
-            "1 when the router's latest finished sync did not succeed, else 0",
+            "1 when the router's latest finished sync did not succeed (or left conflicts: "
+            "customers held back from a profile not ours), else 0",
             labels=["router"],
         )
         latest = (

@@ -211,7 +211,7 @@ def _sync_router(factory: sessionmaker[Session], settings: Settings, row: Outbox
     result = sync_router(factory, settings, row.router_id, trigger="change")
     if result.status == "busy":
         raise Retry("another sync of this router is running")
-    if result.status != "ok":
+    if result.status not in ("ok", "conflicts"):  # conflicts: the run and /metrics say so
         raise Retry(result.error or result.status)
 
 

@@ -59,7 +59,7 @@ class RouterResult:
     router: str
     plan: Plan
     applied: int = 0
-    status: str = "ok"  # ok | unreachable | failed | busy | dry-run
+    status: str = "ok"  # ok | conflicts | unreachable | failed | busy | dry-run
     error: str | None = None
     applied_changes: list[dict[str, object]] = field(default_factory=list)
 
@@ -369,6 +369,11 @@ def _apply(
                 parts.append(f"{len(skipped)} skipped: {_listed(skipped)}")
             text = "; ".join(parts)
             result.error = f"{result.error}; {text}" if result.error else text
+        if plan.conflicts and result.status == "ok":
+            # Applied all it could; what it could not is the admin's to settle.
+            result.status = "conflicts"
+            left = [f"{c.menu} {c.key}: {c.reason}" for c in plan.conflicts]
+            result.error = f"{len(left)} conflicts left unsynced: {_listed(left)}"
         flush()
         with transaction(factory) as s:
             run = s.get(SyncRun, run_id)

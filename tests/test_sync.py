@@ -354,3 +354,47 @@ def test_a_session_a_failed_sync_left_up_is_ended_by_the_next(
     assert again.status == "ok", again.error
     assert sim.items("/ppp/active") == []
     assert [x["disabled"] for x in sim.items("/ppp/secret")] == ["true"]
+
+
+def test_a_name_clash_holds_back_the_customers_it_would_bind_to_a_foreign_profile(
+    ctx: Context, make: Factory, sim: SimulatedRouter
+) -> None:
+    """A hand-made PPP profile and hotspot user profile, and a hand-made pool, hold names
+    our master packages want. Each is a conflict and left alone, and so is every object
+    that would point at it: alice's secret (3M/3M and the foreign pool's addresses), bob's
+    hotspot user, the profile whose pool is foreign and carol's secret that uses it. The
+    run says so ("conflicts"); after adopting, everything is made."""
+    sim.add_item("/ip/pool", name="their-pool", ranges="192.168.77.2-192.168.77.254")
+    sim.add_item("/ppp/profile", name="hand-made", rate_limit="3M/3M")
+    sim.add_item("/ip/hotspot/user/profile", name="vip", rate_limit="50M/50M", shared_users="3")
+    router = make.router(sim)
+    clash = make.package(make.master(name="hand-made"))
+    vip = make.package(
+        make.master(name="vip", customer_type="hotspot", billing="daily", duration_days=1)
+    )
+    pooled = make.package(make.master(name="home", pool_name="their-pool"))
+    make.customer(clash, router, username="alice")
+    make.customer(vip, router, username="bob", customer_type="hotspot")
+    make.customer(pooled, router, username="carol")
+    before = snapshot(sim)
+    [r] = run(ctx)
+    assert r.status == "conflicts", r.error
+    reasons = {(c.menu, c.key): c.reason for c in r.plan.conflicts}
+    assert set(reasons) == {
+        ("/ip/pool", "their-pool"), ("/ppp/profile", "hand-made"),
+        ("/ip/hotspot/user/profile", "vip"), ("/ppp/profile", "home"),
+        ("/ppp/secret", "alice"), ("/ip/hotspot/user", "bob"), ("/ppp/secret", "carol"),
+    }  # fmt: skip
+    assert "its profile 'hand-made' is not provisioner's" in reasons[("/ppp/secret", "alice")]
+    assert "its pool 'their-pool' is not provisioner's" in reasons[("/ppp/profile", "home")]
+    after = snapshot(sim)  # nothing sent that would bind a customer to them; the other
+    for menu in MANAGED[1:]:  # masters' own pools are made (nothing points at them yet)
+        assert after[menu] == before[menu], menu
+    assert [p for p in after["/ip/pool"] if p["name"] == "their-pool"] == before["/ip/pool"]
+    assert r.error is not None and "7 conflicts left unsynced" in r.error
+    with transaction(ctx.factory) as s:
+        assert s.query(SyncRun).one().status == "conflicts"
+    [adopted] = run(ctx, adopt=True)
+    assert adopted.status == "ok" and not adopted.plan.conflicts
+    assert {x["name"] for x in sim.items("/ppp/secret")} == {"alice", "carol"}
+    assert [u["name"] for u in sim.items("/ip/hotspot/user")] == ["bob"]

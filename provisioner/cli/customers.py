@@ -65,7 +65,8 @@ def add(
                 expires_at=expires_at,
             ),
         )
-        emit(customers.view(c), False, title=f"customer {c.username} added")
+        shown = customers.view(c)
+    emit(shown, False, title=f"customer {shown.username} added")  # once it is committed
 
 
 @app.command("edit")

@@ -53,7 +53,8 @@ def add(name: str, data: dict[str, Any]) -> None:
     """Add a master package (its RADIUS group is written; routers serving its type sync)."""
     with session() as s:
         m = registry.create_master_package(s, ACTOR, {"name": name, **data})
-        emit(masters.view(m), False, title=f"master package {m.name} added")
+        shown = masters.view(m)
+    emit(shown, False, title=f"master package {shown.name} added")  # once it is committed
 
 
 def edit(ref: str, data: dict[str, Any]) -> None:

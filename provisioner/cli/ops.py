@@ -29,8 +29,17 @@ app = typer.Typer()
 @handled
 def migrate_cmd() -> None:
     """Bring the database to the newest schema."""
-    ctx()
-    typer.echo("database is up to date")
+    from provisioner import db
+    from provisioner.cli import common
+    from provisioner.config import get_settings
+
+    url = (common._ctx.settings if common._ctx is not None else get_settings()).database_url
+    was = db.revision(url)
+    now = db.revision(ctx().settings.database_url)  # opening the context migrates
+    if was == now:
+        typer.echo(f"database is up to date (schema {now})")
+    else:
+        typer.echo(f"database migrated from {was or 'an empty database'} to schema {now}")
 
 
 token_app = typer.Typer(no_args_is_help=True)

@@ -57,7 +57,8 @@ def add(
                 "visibility": visibility,
             },
         )
-        emit(packages.view(p), False, title=f"package {p.name} added")
+        shown = packages.view(p)
+    emit(shown, False, title=f"package {shown.name} added")  # once it is committed
     warn(warnings)
 
 

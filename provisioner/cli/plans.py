@@ -85,7 +85,7 @@ def sync_cmd(
             highlight=False,
             markup=True,
         )
-    if any(r.status not in ("ok",) for r in results):
+    if any(r.status not in ("ok", "conflicts") for r in results):
         raise typer.Exit(1)
     if left:
         raise typer.Exit(2)

@@ -49,8 +49,8 @@ def add(
         credit_limit=credit_limit,
     )  # fmt: skip
     with session() as s:
-        r = registry.create_reseller(s, ACTOR, data)
-        typer.echo(f"reseller {r.name} added")
+        added = registry.create_reseller(s, ACTOR, data).name
+    typer.echo(f"reseller {added} added")  # once it is committed
 
 
 @app.command("edit")

@@ -93,8 +93,9 @@ def add(
                 "coa_port": coa_port,
             },
         )
-        typer.echo(f"router {r.name} added")
-        warn([RELOAD.format(host=r.host)])
+        added, host = r.name, r.host
+    typer.echo(f"router {added} added")  # once it is committed
+    warn([RELOAD.format(host=host)])
 
 
 @app.command("edit")

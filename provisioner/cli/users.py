@@ -45,7 +45,8 @@ def add(
     password = _password(password_stdin)
     with session() as s:
         u = users.create_user(s, ACTOR, username, role=role, password=password, reseller=reseller)
-        typer.echo(f"web user {u.username} added ({u.role})")
+        added = f"web user {u.username} added ({u.role})"
+    typer.echo(added)  # once it is committed
 
 
 @app.command("list")

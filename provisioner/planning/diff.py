@@ -17,6 +17,7 @@ from provisioner.mapping.menus import (
     FIRST_AMONG,
     MENU_ORDER,
     NO_COMMENT,
+    NOUN,
     REFERENCES,
     SESSIONS,
     SINGLETONS,
@@ -174,7 +175,36 @@ def diff(
 
     for menu in menu_set & SESSIONS.keys():
         changes += _session_ends(menu, observed, ours, changes)
-    return Plan(target=target, changes=tuple(sorted(_with_needs(changes), key=_order)))
+    changes = _held_back(_with_needs(changes))
+    return Plan(target=target, changes=tuple(sorted(changes, key=_order)))
+
+
+def _held_back(changes: list[Change]) -> list[Change]:
+    """An add or set that would point at an object not ours (a conflict: a hand-made
+    profile with the name we want) is held back as a conflict of its own: sent, it would
+    bind a customer to someone else's profile, speed and pool. Transitively: the users of
+    a profile held back because its pool is foreign are held back too."""
+    foreign = {(c.menu, c.key) for c in changes if c.action is Action.conflict}
+    while True:
+        held = False
+        out = []
+        for c in changes:
+            if c.action in (Action.add, Action.set) and not c.adopt:
+                sent = c.new_values()
+                for src, prop, dst in REFERENCES:
+                    if src == c.menu and prop in sent and (dst, sent[prop]) in foreign:
+                        c = replace(
+                            c, action=Action.conflict, needs=(),
+                            reason=f"held back: its {NOUN.get(dst, 'object')} "
+                            f"'{sent[prop]}' is not provisioner's (see that conflict)",
+                        )  # fmt: skip
+                        foreign.add((c.menu, c.key))
+                        held = True
+                        break
+            out.append(c)
+        changes = out
+        if not held:
+            return changes
 
 
 def _with_needs(changes: list[Change]) -> list[Change]:
