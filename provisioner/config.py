@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     radius_auth_port: int = 1812
     radius_acct_port: int = 1813
     radius_timeout: str = "2s"
+    # Interim accounting: the router's interim update and every session's
+    # Acct-Interim-Interval (0: usage only at logout; fair usage cannot act on a live one).
+    acct_interim_interval_seconds: int = Field(default=300, ge=0, le=86_400)
     # The RADIUS group expired or suspended customers are moved to (Auth-Type := Reject).
     expired_group: str = "provisioner-expired"
     # Address list an expired customer's address joins, for a captive redirect ("" = none).

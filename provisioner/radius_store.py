@@ -115,7 +115,7 @@ def _desired_groups(
         q = q.where(MasterPackage.profile_name.in_(list(groups)))
     rows: list[RadiusRow] = []
     for m in session.scalars(q):
-        rows += group_rows(master_spec(m))
+        rows += group_rows(master_spec(m), opts)
     if groups is None or opts.expired_group in groups:
         rows += expired_group_rows(opts)
     return rows

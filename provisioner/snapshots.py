@@ -76,3 +76,4 @@ class CustomerSpec:
 class MappingOptions:
     expired_group: str = "provisioner-expired"
     expired_address_list: str = "provisioner-expired"
+    interim_interval: int = 300  # seconds; 0: none (usage only at logout)

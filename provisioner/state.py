@@ -69,6 +69,7 @@ def options(settings: Settings) -> MappingOptions:
     return MappingOptions(
         expired_group=settings.expired_group,
         expired_address_list=settings.expired_address_list,
+        interim_interval=settings.acct_interim_interval_seconds,
     )
 
 

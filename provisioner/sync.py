@@ -95,6 +95,7 @@ def load_work(
             auth_port=settings.radius_auth_port,
             acct_port=settings.radius_acct_port,
             timeout=settings.radius_timeout,
+            interim=settings.acct_interim_interval_seconds,
         )
         menus = [RADIUS, RADIUS_INCOMING, PPP_AAA]
         where: dict[str, dict[str, str]] = {}

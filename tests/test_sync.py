@@ -277,6 +277,8 @@ def test_bootstrap_configures_radius_side_as_a_plan(
     assert entry["secret"] == "s3cret" and entry["service"] == "ppp,hotspot"
     assert sim.items("/radius/incoming")[0]["accept"] == "true"
     assert sim.items("/ppp/aaa")[0]["use-radius"] == "true"
+    # Usage of live sessions every 300 s (the setting): fair usage acts before logout.
+    assert sim.items("/ppp/aaa")[0]["interim-update"] == "5m"
     assert (
         sync.sync_router(ctx.factory, ctx.settings, rid, dry_run=True, bootstrap=True).plan.changes
         == ()

@@ -69,7 +69,7 @@ MANAGED_PROPS: dict[str, list[str]] = {
     ADDRESS_LIST: ["list", "address"],
     RADIUS: ["address", "secret", "service", "authentication-port", "accounting-port", "timeout"],
     RADIUS_INCOMING: ["accept", "port"],
-    PPP_AAA: ["use-radius", "accounting"],
+    PPP_AAA: ["use-radius", "accounting", "interim-update"],
 }
 # Read on every menu besides the managed properties: identity and ownership evidence.
 ALWAYS_READ = (".id", "name", "comment", "dynamic", "default")

@@ -24,6 +24,7 @@ MANAGED: dict[str, frozenset[str]] = {
             "Mikrotik-Group",
             "Mikrotik-Total-Limit",
             "Mikrotik-Total-Limit-Gigawords",
+            "Acct-Interim-Interval",
         }
     ),
     "radgroupcheck": frozenset({"Simultaneous-Use", "Auth-Type"}),
@@ -65,7 +66,7 @@ def expiration(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%b %d %Y %H:%M:%S")
 
 
-def group_rows(m: MasterSpec) -> list[RadiusRow]:
+def group_rows(m: MasterSpec, options: MappingOptions = MappingOptions()) -> list[RadiusRow]:
     """A master package's RADIUS group (``profile_name``); its Mikrotik-Group names the
     router profile, which several master packages may share (``MasterSpec.profile``).
 
@@ -81,6 +82,12 @@ def group_rows(m: MasterSpec) -> list[RadiusRow]:
             rows.append(RadiusRow("radgroupreply", g, "Framed-Pool", ":=", m.pool_name))
         rows.append(RadiusRow("radgroupreply", g, "Mikrotik-Group", ":=", m.profile))
         rows.append(RadiusRow("radgroupcheck", g, "Simultaneous-Use", ":=", str(m.shared_users)))
+        if options.interim_interval:  # usage of a live session, not only at logout
+            rows.append(
+                RadiusRow(
+                    "radgroupreply", g, "Acct-Interim-Interval", ":=", str(options.interim_interval)
+                )
+            )
     if m.volume_cap:
         rows.append(
             RadiusRow(

@@ -243,8 +243,10 @@ def bootstrap_objects(
     auth_port: int,
     acct_port: int,
     timeout: str,
+    interim: int = 0,
 ) -> list[DesiredObject]:
-    """The router's side of RADIUS: a /radius entry, CoA listener, PPP AAA via RADIUS."""
+    """The router's side of RADIUS: a /radius entry, CoA listener, PPP AAA via RADIUS with
+    accounting and (``interim`` seconds) interim updates of live sessions."""
     services = [s for s, t in (("ppp", "pppoe"), ("hotspot", "hotspot")) if router.serves(t)]
     return [
         DesiredObject(
@@ -261,5 +263,9 @@ def bootstrap_objects(
             },
         ),
         DesiredObject(RADIUS_INCOMING, "", {"accept": "yes", "port": str(router.coa_port)}),
-        DesiredObject(PPP_AAA, "", {"use-radius": "yes", "accounting": "yes"}),
+        DesiredObject(
+            PPP_AAA, "",
+            {"use-radius": "yes", "accounting": "yes"}
+            | ({"interim-update": f"{interim}s"} if interim else {}),
+        ),  # fmt: skip
     ]

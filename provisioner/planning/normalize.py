@@ -71,6 +71,7 @@ _NORMALISERS: dict[str, Callable[[str], str]] = {
     "authentication-port": _int,
     "accounting-port": _int,
     "timeout": _time,
+    "interim-update": _time,
     "service": lambda v: ",".join(sorted(p.strip() for p in v.split(",") if p.strip())),
     "mac-address": lambda v: v.upper(),
 }

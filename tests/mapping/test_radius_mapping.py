@@ -93,7 +93,17 @@ def m(
     ],
 )  # fmt: skip
 def test_group_rows(master: MasterSpec, rows: list[RadiusRow]) -> None:
-    assert group_rows(master) == sorted(rows)
+    assert group_rows(master, MappingOptions(interim_interval=0)) == sorted(rows)
+
+
+@pytest.mark.parametrize("ctype", ["pppoe", "hotspot"])
+def test_every_session_is_told_to_send_interim_updates(ctype: str) -> None:
+    """A router sends a live session's usage only at logout unless told an interval: fair
+    usage and stale-session repair need it (default 300 s, from the settings)."""
+    [row] = [r for r in group_rows(m(ctype=ctype)) if r.attribute == "Acct-Interim-Interval"]
+    assert row == R("radgroupreply", "home", "Acct-Interim-Interval", ":=", "300")
+    assert not [r for r in group_rows(m(ctype=ctype), MappingOptions(interim_interval=0))
+                if r.attribute == "Acct-Interim-Interval"]  # fmt: skip
 
 
 def test_customer_rows_active_with_expiry_and_pinned_ip() -> None:
