@@ -150,6 +150,11 @@ def _when(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
+def radacct_time(value: object) -> datetime | None:
+    """A ``radacct`` time read raw (``type_coerce(col, NullType())``), in UTC."""
+    return _utc(_when(value))
+
+
 def _accounted(
     session: Session, usernames: list[str], since: datetime
 ) -> dict[str, list[Accounted]]:

@@ -31,13 +31,14 @@ SYNC_CHANGES: Counter
 RADIUS_REQUESTS: Counter
 ACTIVATIONS: Counter
 ACTIVATION_SECONDS: Histogram
+SESSIONS_REPAIRED: Counter
 REGISTRY: CollectorRegistry
 
 
 def _define() -> None:
     """Make the metrics (again, after ``share_across_processes``: values in files)."""
     global REGISTRY, SYNC_RUNS, ROUTER_WRITES, SYNC_SECONDS, SYNC_CHANGES
-    global RADIUS_REQUESTS, ACTIVATIONS, ACTIVATION_SECONDS
+    global RADIUS_REQUESTS, ACTIVATIONS, ACTIVATION_SECONDS, SESSIONS_REPAIRED
     REGISTRY = CollectorRegistry()
     SYNC_RUNS = Counter(
         "provisioner_sync_runs", "Router syncs by router and outcome", ["router", "status"],
@@ -74,6 +75,13 @@ def _define() -> None:
         "Time to run one activation (its whole transaction), by outcome",
         ["result"],
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        registry=REGISTRY,
+    )
+    SESSIONS_REPAIRED = Counter(
+        "provisioner_sessions_repaired",
+        "Open radacct sessions repaired: closed (no word from the router for three interim "
+        "intervals: a lost Stop) or disconnected (the customer has no right to it now)",
+        ["action"],
         registry=REGISTRY,
     )
 

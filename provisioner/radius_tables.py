@@ -70,4 +70,5 @@ radacct = Table(
     Column("acctoutputoctets", BigInteger),
     Column("framedipaddress", Address),
     Column("callingstationid", String),
+    Column("acctterminatecause", String),
 )

@@ -72,6 +72,14 @@ def expire(ctx: Context) -> None:
         log.info("expired %d subscriptions", n)
 
 
+def repair_sessions(ctx: Context) -> None:
+    from provisioner import sweep
+
+    done = sweep.run(ctx.factory, ctx.settings)
+    for f in done:
+        log.warning("sessions: %s %s (%s): %s", f.action, f.username, f.session_id, f.why)
+
+
 def bill(ctx: Context) -> None:
     from provisioner import invoices
 
@@ -116,6 +124,8 @@ def start(ctx: Context) -> BackgroundScheduler:
         ("expire", "expire subscriptions", s.expiry_interval_seconds, lambda: expire(ctx), True),
         ("fup", "fair usage: throttle and restore", s.fup_interval_seconds,
          lambda: throttle(ctx), True),
+        ("sessions", "close stale sessions, cut those without a right",
+         float(s.acct_interim_interval_seconds or 300), lambda: repair_sessions(ctx), True),
         ("invoices", "issue, collect and enforce invoices", s.invoice_interval_seconds,
          lambda: bill(ctx), True),
         ("ledger", "prove balances equal their ledger", s.ledger_check_interval_seconds,

@@ -21,6 +21,7 @@ from provisioner.cli import (
     plans,
     resellers,
     routers,
+    sessions,
     users,
 )
 
@@ -40,6 +41,7 @@ app.add_typer(routers.app, name="router")
 app.add_typer(customers.app, name="customer")
 app.add_typer(users.app, name="user")
 app.add_typer(invoices.app, name="invoice")
+app.add_typer(sessions.app, name="sessions")
 for module in (plans, activations, ops):
     app.add_typer(module.app)
 
