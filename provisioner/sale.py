@@ -121,13 +121,11 @@ class Link:
     customer_price: Decimal | None
 
 
-def chain(session: Session, seller_id: int, package_id: int) -> list[Link]:
-    """The seller and every operator above it, child first, each with its assignment of
-    the package: one recursive query."""
+def _chain_statement() -> Any:
     r, rp = Reseller.__table__, ResellerPackage.__table__
     up = (
         select(r.c.id, r.c.name, r.c.parent_id, literal(0).label("depth"))
-        .where(r.c.id == seller_id)
+        .where(r.c.id == bindparam("seller"))
         .cte("chain", recursive=True)
     )
     up = up.union_all(
@@ -135,11 +133,20 @@ def chain(session: Session, seller_id: int, package_id: int) -> list[Link]:
             r.c.id == up.c.parent_id, up.c.depth < 64  # a cycle is refused when parents are set
         )
     )
-    rows = session.execute(
+    return (
         select(up.c.id, up.c.name, rp.c.id.label("given"), rp.c.price, rp.c.customer_price)
-        .outerjoin(rp, and_(rp.c.reseller_id == up.c.id, rp.c.package_id == package_id))
+        .outerjoin(rp, and_(rp.c.reseller_id == up.c.id, rp.c.package_id == bindparam("package")))
         .order_by(up.c.depth)
     )
+
+
+_CHAIN = _chain_statement()  # built once: every sale of a reseller's customer reads it
+
+
+def chain(session: Session, seller_id: int, package_id: int) -> list[Link]:
+    """The seller and every operator above it, child first, each with its assignment of
+    the package: one recursive query."""
+    rows = session.execute(_CHAIN, {"seller": seller_id, "package": package_id})
     return [Link(x.id, x.name, x.given is not None, x.price, x.customer_price) for x in rows]
 
 
