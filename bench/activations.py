@@ -5,6 +5,7 @@
     python -m bench.activations --history 0 --no-mixed --pgbench-seconds 0   # the empty run only
     python -m bench.activations --db sqlite     # on a temporary SQLite file (no pgbench)
     python -m bench.activations --subresellers  # also the "sub" run: two levels, two debits
+    python -m bench.activations --cases         # then chain3, ipv6, static (1,000 each)
 
 Scenario (see bench/README.md): a fresh database is seeded through the service layer
 (RADIUS-mode routers, one master package and one package, resellers with it assigned,
@@ -38,13 +39,27 @@ client, reported but not compared), in one invocation:
 4. **mixed**: one reseller (the "hot" one) sends half of all activation requests, the
    others share the rest; p50/p99 are printed per reseller. **mixed_paced** (with a
    ``--rate``): the same split offered at that rate, every reseller's p99 held to the goal.
+5. **cases** (``--cases``, off by default; ``--cases chain3,ipv6`` picks some): the
+   activations that used to leave the express lane for the general path, each as its
+   own closed-loop run like the empty one (same clients and workers, baseline, replays),
+   on its own ``--case-customers`` customers (default 1000; ``--quick`` 200), seeded
+   with the rest: **chain3**, every reseller has a sub (the package at PRICE + MARGIN)
+   with a sub-sub under it (+ MARGIN again) whose token activates its own customers,
+   each activation debiting all three; **ipv6**, a PPPoE master package with an IPv6
+   pool (a /56 per customer from a /40), the activation delegating the prefix;
+   **static**, static-IP customers (on RADIUS-mode routers of their own) without an
+   address, a static master package with a /16 pool, the first activation allocating
+   the address. Each prints activations/s, p50, p99 and server (and PostgreSQL) CPU per
+   activation with its ratio to the empty run's; beside the invariants below, chain3's
+   debits on each level (one per activation at that level's price), and each static
+   (IPv6) customer's distinct address in the pool (prefix of the pool) and its RADIUS row.
 
 The invariants are checked after every run, after its timing and never inside it:
-balances exact to the cent (every operator, both levels), ``accounts.balance`` = ledger
+balances exact to the cent (every operator, every level), ``accounts.balance`` = ledger
 sum for every account (``ledger.check``), one activation per key and one debit per
 operator on its path at that operator's price, no balance below its floor, replays free,
 RADIUS rows in place. A failure prints ``INVARIANT FAILED ...``, stops the runs and
-exits 1. The last line is one JSON object with every figure.
+exits 1. The last line is one JSON object with every figure (the cases under ``cases``).
 
 PostgreSQL (default): a database ``bench_act_<pid>`` is made on 127.0.0.1:5432 (through
 the ``postgres`` database) and dropped at the end; ``--db postgresql+psycopg://...`` names
@@ -56,6 +71,7 @@ yet.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import random
@@ -76,6 +92,7 @@ from typing import Any
 import httpx
 from sqlalchemy import BigInteger, cast, create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from bench import load
 from bench.pgbench import Pgbench, describe, find_pgbench, percentile
@@ -84,8 +101,15 @@ from provisioner.auth import create_token
 from provisioner.config import Settings
 from provisioner.context import Context, open_context
 from provisioner.db import transaction
-from provisioner.models import Account, Activation, Customer, CustomerStatus, LedgerEntry
-from provisioner.radius_tables import radcheck, radusergroup
+from provisioner.models import (
+    Account,
+    Activation,
+    Customer,
+    CustomerStatus,
+    Ipv6Prefix,
+    LedgerEntry,
+)
+from provisioner.radius_tables import radcheck, radreply, radusergroup
 
 ACTOR = "bench"
 API = "/api/v1"
@@ -96,6 +120,21 @@ PRICE = Decimal("399.99")
 # --subresellers: what each sub-reseller pays its parent (the parent keeps MARGIN).
 MARGIN = Decimal("25.00")
 SUB_PRICE = PRICE + MARGIN
+# --cases chain3: the sub-sub-reseller pays the sub its price + MARGIN again.
+SUB_SUB_PRICE = SUB_PRICE + MARGIN
+# --cases static: a static master package whose pool the first activation allocates from
+# (a /16, far more addresses than customers, as a real pool is).
+STATIC_MASTER, STATIC_PACKAGE, STATIC_PROFILE = "bench-static", "bench-static-20m", "bench-static"
+STATIC_POOL = ipaddress.IPv4Network("10.64.0.0/16")
+# --cases ipv6: a PPPoE master package delegating a /56 per customer from a /40.
+V6_MASTER, V6_PACKAGE, V6_PROFILE = "bench-v6", "bench-v6-20m", "bench-v6"
+V6_POOL, V6_PREFIX, V6_LENGTH = "bench-v6", ipaddress.IPv6Network("2001:db8:100::/40"), 56
+# The cases, in the order they run, after every other run (static last: a failed run stops
+# the runs, and concurrent first activations can race for one free address, a 409 on the
+# unique customers.static_ip), and the package each buys with its RADIUS group; every
+# other run buys PACKAGE (group PROFILE).
+CASES = ("chain3", "ipv6", "static")
+CASE_PACKAGE = {"static": (STATIC_PACKAGE, STATIC_PROFILE), "ipv6": (V6_PACKAGE, V6_PROFILE)}
 SPARE = 3  # activations' worth of balance left on each reseller after each run
 ROUTERS = 4
 REPLAY_FRACTION = 0.10
@@ -115,7 +154,16 @@ RUNS = {
     "history": ("bh", "with {n:,} prior ledger rows"),
     "mixed": ("bm", "one hot reseller sends half"),
     "mixed_paced": ("bx", "one hot reseller sends half, {rate:g}/s offered"),
+    # --cases: each on its own customers, after every run above.
+    "chain3": ("b3", "three levels: each activation debits the sub-sub-reseller, sub and reseller"),
+    "static": ("bt", "static IP: the first activation allocates the address from the pool"),
+    "ipv6": ("b6", "IPv6: the activation delegates a /56 from the master's pool"),
 }
+
+
+def package_of(run: str) -> tuple[str, str]:
+    """The package a run's activations buy, and its RADIUS group."""
+    return CASE_PACKAGE.get(run, (PACKAGE, PROFILE))
 
 
 def say(msg: str) -> None:
@@ -144,6 +192,8 @@ class Options:
     subresellers: bool = False  # a sub-reseller under every reseller, and the "sub" run
     rate: float = GOAL_PER_S  # the paced run's offered activations/s; 0: no paced run
     paced_runs: int = 1  # how many paced runs (the machine's speed varies between them)
+    cases: tuple[str, ...] = ()  # --cases: the case runs, after every other run
+    case_customers: int = 1000  # activations per case run
 
     def runs(self) -> list[str]:
         out = ["warmup", "empty"]
@@ -158,7 +208,13 @@ class Options:
             out.append("mixed")
             if self.rate > 0:
                 out.append("mixed_paced")
-        return out
+        return out + list(self.cases)
+
+    def size(self, run: str) -> int:
+        """A run's activations."""
+        if run == "warmup":
+            return warmup_size(self)
+        return self.case_customers if run in CASES else self.customers
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -241,6 +297,23 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="paced runs one after another, each on new customers (1-9, default 1): on a "
         "machine whose speed varies, how often the goal is met is the figure",
     )
+    p.add_argument(
+        "--cases",
+        nargs="?",
+        const=",".join(CASES),
+        default=None,
+        help="after the other runs, one closed-loop run per case, each on its own customers: "
+        "chain3 (a sub-sub-reseller's activations, three debits each), static (static-IP "
+        "customers, the address allocated by the first activation), ipv6 (a prefix "
+        f"delegated by the activation); a comma list picks some (default: none; bare: "
+        f"{','.join(CASES)})",
+    )
+    p.add_argument(
+        "--case-customers",
+        type=int,
+        default=None,
+        help="activations per case run (default 1000; --quick 200)",
+    )
     p.add_argument("--quick", action="store_true", help="200 customers per run, 8 clients")
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     p.add_argument("--seed", type=int, default=1, help="seed of the order and the replays")
@@ -251,12 +324,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     history = a.history if a.history is not None else (10_000 if a.quick else 1_000_000)
     pgb_s = a.pgbench_seconds if a.pgbench_seconds is not None else (5 if a.quick else 30)
     scale = a.pgbench_scale if a.pgbench_scale is not None else a.resellers
+    cases = tuple(c.strip() for c in (a.cases or "").split(",") if c.strip())
+    if unknown := [c for c in cases if c not in CASES]:
+        p.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
+    cases = tuple(c for c in CASES if c in cases)  # their fixed order, each once
+    case_n = a.case_customers if a.case_customers is not None else (200 if a.quick else 1000)
     for name, v in (
         ("customers", customers),
         ("clients", clients),
         ("resellers", a.resellers),
         ("workers", workers),
         ("pgbench-scale", scale),
+        ("case-customers", case_n),
     ):
         if v < 1:
             p.error(f"--{name} must be at least 1")
@@ -265,10 +344,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
             p.error(f"--{name} must not be negative")
     if not 1 <= a.paced_runs <= 9:
         p.error("--paced-runs must be 1 to 9")
+    if case_n > min(STATIC_POOL.num_addresses - 2, 2 ** (V6_LENGTH - V6_PREFIX.prefixlen)):
+        p.error("--case-customers is larger than the static or IPv6 pool")
     return Options(
         a.db, customers, clients, a.resellers, workers, a.keep_db, a.seed, a.quick,
         history, a.mixed, pgb_s, scale, a.pgbench, a.baseline, a.subresellers, a.rate,
-        a.paced_runs,
+        a.paced_runs, cases, case_n,
     )  # fmt: skip
 
 
@@ -335,6 +416,7 @@ class World:
     activated: int = 0  # activations made so far, all runs
     history: int = 0  # prior ledger rows inserted
     subs: list[int] = field(default_factory=list)  # --subresellers: the sub-resellers' ids
+    sub_subs: list[int] = field(default_factory=list)  # --cases chain3: the third level's ids
     parent: dict[int, int | None] = field(default_factory=dict)  # operator id -> parent id
     price: dict[int, Decimal] = field(default_factory=dict)  # what each operator pays
     debit_rows: int = 0  # ledger rows naming an activation, all runs (sub: two each)
@@ -355,12 +437,13 @@ def warmup_size(opts: Options) -> int:
     return min(opts.customers, 2 * opts.clients)
 
 
-def assign(run: str, n: int, rids: list[int], subs: list[int]) -> list[int]:
-    """The reseller of each of a run's ``n`` customers: round-robin (the sub run: over the
-    sub-resellers), or for the mixed run half to the first ("hot") reseller and the rest
-    round-robin over the others."""
-    if run == "sub":
-        return [subs[i % len(subs)] for i in range(n)]
+def assign(run: str, n: int, rids: list[int], sellers: dict[str, list[int]]) -> list[int]:
+    """The reseller of each of a run's ``n`` customers: round-robin (the sub and chain3
+    runs: over their own ``sellers``, the sub-resellers and sub-sub-resellers), or for the
+    mixed run half to the first ("hot") reseller and the rest round-robin over the others."""
+    if run in sellers:
+        own = sellers[run]
+        return [own[i % len(own)] for i in range(n)]
     if not run.startswith("mixed"):
         return [rids[i % len(rids)] for i in range(n)]
     hot, others = rids[0], rids[1:]
@@ -444,32 +527,142 @@ def seed(ctx: Context, opts: Options) -> World:
                 tokens[sub.id] = create_token(s, role="reseller", reseller=sub.name)
                 parent[sub.id] = rid
                 price[sub.id] = SUB_PRICE
+        sub_subs = seed_cases(s, opts, rids, names, tokens, parent, price)
         admin_token = create_token(s, role="admin", name=ACTOR)
     runs: dict[str, list[tuple[str, int]]] = {}
+    sellers = {"sub": subs, "chain3": sub_subs}
     for run in opts.runs():
         prefix = RUNS[run][0]
-        n = warmup_size(opts) if run == "warmup" else opts.customers
-        owners = assign(run, n, rids, subs)
+        owners = assign(run, opts.size(run), rids, sellers)
         runs[run] = [(f"{prefix}{i:06d}", rid) for i, rid in enumerate(owners)]
-    everyone = [c for run in runs.values() for c in run]
+    # (username, reseller id, run); every customer without a package (the static ones
+    # without an address), so an activation is what gives each its package, and the
+    # static and IPv6 ones their address or prefix.
+    everyone = [(u, rid, run) for run, cs in runs.items() for u, rid in cs]
     for start in range(0, len(everyone), 250):
         with transaction(ctx.factory) as s:
-            for i, (username, rid) in enumerate(everyone[start : start + 250], start):
+            for i, (username, rid, run) in enumerate(everyone[start : start + 250], start):
+                static = run == "static"
                 registry.create_customer(
                     s,
                     ACTOR,
                     {
                         "username": username,
                         "password": f"pw-{username}",
-                        "customer_type": "pppoe",
-                        "router": f"bench-r{i % ROUTERS + 1}",
+                        "customer_type": "static" if static else "pppoe",
+                        "router": f"bench-{'st' if static else 'r'}{i % ROUTERS + 1}",
                         "reseller": names[rid],
                     },
                 )
     return World(
         admin_token, rids, names, tokens, runs, {rid: Decimal("0.00") for rid in parent},
-        subs=subs, parent=parent, price=price,
+        subs=subs, sub_subs=sub_subs, parent=parent, price=price,
     )  # fmt: skip
+
+
+def seed_cases(
+    s: Session,
+    opts: Options,
+    rids: list[int],
+    names: dict[int, str],
+    tokens: dict[int, str],
+    parent: dict[int, int | None],
+    price: dict[int, Decimal],
+) -> list[int]:
+    """--cases, in the seed's transaction: what each case run needs besides its customers
+    (``names``, ``tokens``, ``parent`` and ``price`` gain the new operators). Returns the
+    sub-sub-resellers' ids (chain3's sellers)."""
+    if "static" in opts.cases:
+        # RADIUS-mode routers of their own: the common runs' routers stay as they were.
+        for i in range(ROUTERS):
+            registry.create_router(
+                s,
+                ACTOR,
+                {
+                    "name": f"bench-st{i + 1}",
+                    "host": f"127.2.1.{i + 1}",
+                    "api_port": 1,
+                    "username": "admin",
+                    "password": "bench-router-pass",
+                    "radius_secret": "bench-radius-secret",
+                    "customer_types": "static",
+                    "mode": "radius",
+                },
+            )
+        registry.create_master_package(
+            s,
+            ACTOR,
+            {
+                "name": STATIC_MASTER,
+                "profile_name": STATIC_PROFILE,
+                "customer_type": "static",
+                "billing": "monthly",
+                "rate_down": "20M",
+                "rate_up": "10M",
+                "pool_name": STATIC_MASTER,
+                "pool_ranges": str(STATIC_POOL),
+            },
+        )
+    if "ipv6" in opts.cases:
+        registry.create_master_package(
+            s,
+            ACTOR,
+            {
+                "name": V6_MASTER,
+                "profile_name": V6_PROFILE,
+                "customer_type": "pppoe",
+                "billing": "monthly",
+                "rate_down": "20M",
+                "rate_up": "10M",
+                "ipv6_pool_name": V6_POOL,
+                "ipv6_prefix": str(V6_PREFIX),
+                "ipv6_prefix_length": V6_LENGTH,
+            },
+        )
+    for run, master in (("static", STATIC_MASTER), ("ipv6", V6_MASTER)):
+        if run in opts.cases:
+            # The common package's prices, so the ratio to the empty run is the
+            # allocation's cost, not another price's.
+            package = package_of(run)[0]
+            registry.create_package(
+                s,
+                ACTOR,
+                {
+                    "name": package,
+                    "master_package": master,
+                    "customer_price": "500",
+                    "operator_price": str(PRICE),
+                    "visibility": "private",
+                },
+            )
+            for rid in rids:
+                registry.assign_package(s, ACTOR, names[rid], package)
+    sub_subs: list[int] = []
+    if "chain3" in opts.cases:
+        # Under every reseller a prepaid sub (the package at PRICE + MARGIN) and under it
+        # a prepaid sub-sub (+ MARGIN again), whose token activates the case's customers.
+        for rid in rids:
+            up = rid
+            for level, (suffix, at) in enumerate((("l2", SUB_PRICE), ("l3", SUB_SUB_PRICE))):
+                r = registry.create_reseller(
+                    s,
+                    ACTOR,
+                    {
+                        "name": f"{names[rid]}-{suffix}",
+                        "parent": names[up],
+                        "may_have_subresellers": level == 0,
+                        "billing": "prepaid",
+                        "credit_limit": "0",
+                    },
+                )
+                registry.assign_package(s, ACTOR, r.name, PACKAGE, str(at))
+                names[r.id] = r.name
+                tokens[r.id] = create_token(s, role="reseller", reseller=r.name)
+                parent[r.id] = up
+                price[r.id] = at
+                up = r.id
+            sub_subs.append(up)
+    return sub_subs
 
 
 # ---- prior ledger rows --------------------------------------------------------------------
@@ -586,6 +779,13 @@ class Server:
         self._log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
 
+    def frequent(self, k: int = 5) -> list[tuple[str, int]]:
+        """The log's ``k`` most frequent top-level lines (a traceback's indented body
+        left out), with their counts: what the server said about a failed run."""
+        self._log.flush()
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return Counter(ln for ln in lines if ln.strip() and not ln[0].isspace()).most_common(k)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -679,6 +879,7 @@ class Job:
     customer: str
     reseller_id: int
     key: str
+    package: str = PACKAGE
 
 
 @dataclass
@@ -686,13 +887,14 @@ class Result:
     status: str
     ms: float
     activation_id: int | None = None
+    error: str | None = None  # a refusal's message, so a failed invariant can name it
 
 
 Make = Callable[[Job, str], load.Request]  # a job and its reseller's token -> the request
 
 
 def activate(job: Job, token: str) -> load.Request:
-    body = {"customer": job.customer, "package": PACKAGE, "idempotency_key": job.key}
+    body = {"customer": job.customer, "package": job.package, "idempotency_key": job.key}
     return load.Request("POST", f"{API}/activations", token, body)
 
 
@@ -730,8 +932,10 @@ def fire(
     replies, wall = load.run(base, requests, clients, rate)
     results = []
     for r in replies:
-        act_id = r.json().get("id") if r.status in ("200", "201") else None
-        results.append(Result(r.status, r.ms, act_id))
+        ok = r.status in ("200", "201")
+        act_id = r.json().get("id") if ok else None
+        error = None if ok else r.body.decode(errors="replace")[:300]
+        results.append(Result(r.status, r.ms, act_id, error))
     return results, wall
 
 
@@ -833,8 +1037,14 @@ def check(ctx: Context, world: World, run: RunState) -> list[str]:
     n = len(run.customers)
     total = world.activated
     prefix = RUNS[run.name][0]
+    profile = package_of(run.name)[1]
     bad = Counter(r.status for r in run.first if r.status != "201")
-    expect(not bad, f"first activations not all 201: {dict(bad)}")
+    said = Counter((r.status, r.error) for r in run.first if r.status != "201")
+    expect(
+        not bad,
+        f"first activations not all 201: {dict(bad)}; answers (status, body, times): "
+        + "; ".join(f"{st} {body} x{k}" for (st, body), k in said.most_common(3)),
+    )
     bad_replays = [
         (j.key, r.status, r.activation_id, run.firsts.get(j.key))
         for j, r in run.replays
@@ -956,15 +1166,138 @@ def check(ctx: Context, world: World, run: RunState) -> list[str]:
         groups = s.scalar(
             select(func.count())
             .select_from(radusergroup)
-            .where(radusergroup.c.groupname == PROFILE, radusergroup.c.username.like(f"{prefix}%"))
+            .where(radusergroup.c.groupname == profile, radusergroup.c.username.like(f"{prefix}%"))
         )
-        expect(groups == n, f"radusergroup rows in {PROFILE!r} = {groups}, want {n}")
+        expect(groups == n, f"radusergroup rows in {profile!r} = {groups}, want {n}")
         expiries = s.scalar(
             select(func.count())
             .select_from(radcheck)
             .where(radcheck.c.attribute == "Expiration", radcheck.c.username.like(f"{prefix}%"))
         )
         expect(expiries == n, f"radcheck Expiration rows = {expiries}, want {n}")
+    return failed
+
+
+CASE_CHECKS = {
+    "chain3": "each activation debited once on each of the three levels at that level's price",
+    "static": "each customer a distinct address inside the pool, as its Framed-IP-Address",
+    "ipv6": f"each customer a distinct /{V6_LENGTH} of the pool, as its Delegated-IPv6-Prefix",
+}
+
+
+def check_case(ctx: Context, world: World, run: str, customers: list[tuple[str, int]]) -> list[str]:
+    """A case run's own invariants, beside ``check``'s (which already holds every
+    operator's balance, on every level, to the cent). Returns what failed."""
+    failed: list[str] = []
+
+    def expect(ok: bool, what: str) -> None:
+        if not ok:
+            failed.append(what)
+
+    n = len(customers)
+    prefix = RUNS[run][0]
+    mine = Customer.username.like(f"{prefix}%")
+    with transaction(ctx.factory) as s:
+        if run == "chain3":
+            depths = Counter(len(world.chain(rid)) for _, rid in customers)
+            expect(set(depths) == {3}, f"sellers' chain lengths {dict(depths)}, want all 3")
+            # Each level's debits in this run, over all its operators: one per activation
+            # at that level's price (level 0 the seller, 2 the reseller under the admin).
+            level: dict[str, int] = {}
+            for rid in world.sub_subs:
+                for depth, op in enumerate(world.chain(rid)):
+                    level[ledger.account_of("reseller", op)] = depth
+            prices = (SUB_SUB_PRICE, SUB_PRICE, PRICE)
+            got: dict[int, tuple[int, int]] = {}
+            for account, rows, summed in s.execute(
+                select(
+                    LedgerEntry.account,
+                    func.count(),
+                    func.coalesce(func.sum(cast(LedgerEntry.amount, BigInteger)), 0),
+                )
+                .join(Activation, LedgerEntry.activation_id == Activation.id)
+                .join(Customer, Customer.id == Activation.customer_id)
+                .where(mine)
+                .group_by(LedgerEntry.account)
+            ):
+                if account not in level:
+                    failed.append(f"{account} (not on a chain) debited {rows} times")
+                    continue
+                r0, s0 = got.get(level[account], (0, 0))
+                got[level[account]] = (r0 + rows, s0 + int(summed))
+            for depth, at in enumerate(prices):
+                want = (n, -n * int(at * 100))
+                expect(
+                    got.get(depth) == want,
+                    f"level {depth} debits (rows, minor units) = {got.get(depth)}, want {want}",
+                )
+        elif run == "static":
+            ips = dict(s.execute(select(Customer.username, Customer.static_ip).where(mine)).all())
+            have = [ip for ip in ips.values() if ip]
+            expect(len(ips) == n, f"static customers = {len(ips)}, want {n}")
+            expect(len(have) == n, f"static customers with an address = {len(have)}, want {n}")
+            expect(
+                len(set(have)) == len(have), f"{len(have) - len(set(have))} addresses given twice"
+            )
+            hosts = (STATIC_POOL.network_address, STATIC_POOL.broadcast_address)
+            outside = [
+                ip
+                for ip in have
+                if ipaddress.IPv4Address(ip) not in STATIC_POOL
+                or ipaddress.IPv4Address(ip) in hosts
+            ]
+            expect(
+                not outside, f"{len(outside)} addresses outside {STATIC_POOL}, e.g. {outside[:3]}"
+            )
+            framed = dict(
+                s.execute(
+                    select(radreply.c.username, radreply.c.value).where(
+                        radreply.c.attribute == "Framed-IP-Address",
+                        radreply.c.username.like(f"{prefix}%"),
+                    )
+                ).all()
+            )
+            wrong = [(u, ip, framed.get(u)) for u, ip in ips.items() if framed.get(u) != ip]
+            expect(
+                not wrong and len(framed) == n,
+                f"Framed-IP-Address rows = {len(framed)}, {len(wrong)} not the customer's "
+                f"address, e.g. (user, address, row) {wrong[:3]}",
+            )
+        elif run == "ipv6":
+            rows = s.execute(
+                select(Customer.username, Ipv6Prefix.prefix, Ipv6Prefix.pool_name)
+                .join(Ipv6Prefix, Ipv6Prefix.customer_id == Customer.id)
+                .where(mine)
+            ).all()
+            nets = {u: ipaddress.IPv6Network(p) for u, p, _ in rows}
+            expect(len(nets) == n, f"customers with a prefix = {len(nets)}, want {n}")
+            expect(
+                len(set(nets.values())) == len(nets),
+                f"{len(nets) - len(set(nets.values()))} prefixes given twice",
+            )
+            bad = [
+                (u, str(net), pool)
+                for (u, _, pool), net in zip(rows, nets.values(), strict=True)
+                if pool != V6_POOL or net.prefixlen != V6_LENGTH or not net.subnet_of(V6_PREFIX)
+            ]
+            expect(
+                not bad,
+                f"{len(bad)} prefixes not a /{V6_LENGTH} of {V6_POOL} ({V6_PREFIX}), e.g. {bad[:3]}",
+            )
+            delegated = {
+                u: ipaddress.IPv6Network(v)
+                for u, v in s.execute(
+                    select(radreply.c.username, radreply.c.value).where(
+                        radreply.c.attribute == "Delegated-IPv6-Prefix",
+                        radreply.c.username.like(f"{prefix}%"),
+                    )
+                )
+            }
+            expect(
+                delegated == nets,
+                f"Delegated-IPv6-Prefix rows = {len(delegated)}, "
+                f"{sum(delegated.get(u) != p for u, p in nets.items())} not the customer's prefix",
+            )
     return failed
 
 
@@ -1019,7 +1352,8 @@ def activation_run(
     settle(ctx)
     rng = random.Random(f"{opts.seed}-{run}")
     key_prefix = f"bench-{opts.seed}-{run}-"
-    jobs = [Job(u, rid, f"{key_prefix}{u}") for u, rid in customers]
+    package = package_of(run)[0]
+    jobs = [Job(u, rid, f"{key_prefix}{u}", package) for u, rid in customers]
     rng.shuffle(jobs)
     base_fig: dict[str, Any] | None = None
     if not paced:  # a baseline read at full speed, against activations at a set pace: no
@@ -1128,17 +1462,23 @@ def activation_run(
             api_balances, key_prefix,
         ),
     )  # fmt: skip
+    if run in CASES:
+        failed += check_case(ctx, world, run, customers)
     if base_fig is not None and set(base_fig["status"]) != {"200"}:
         failed.append(f"baseline reads not all 200: {base_fig['status']}")
     failed = [f"[{run}] {what}" for what in failed]
     for what in failed:
         say(f"INVARIANT FAILED {what}")
+    if failed:
+        for line, k in server.frequent():
+            say(f"  server log, x{k}: {line[:400]}")
     if not failed:
         say(
             f"invariants after {run}: ok (balances exact, accounts.balance = ledger sum for "
             "every account, one activation per key and one debit per operator on its path "
             "at its price, no balance below its floor, "
-            "replays 200 and free, RADIUS rows in place)"
+            "replays 200 and free, RADIUS rows in place"
+            + (f"; {CASE_CHECKS[run]})" if run in CASES else ")")
         )
     out["invariants"] = failed if failed else "ok"
     return out, failed
@@ -1182,6 +1522,63 @@ def pgbench_run(db: Database, opts: Options) -> dict[str, Any] | None:
 # ---- main -------------------------------------------------------------------------------
 
 
+def cpu_ms(r: dict[str, Any], who: str) -> float | None:
+    """A run's CPU per activation of ``who`` (server, postgres), as ``report`` prints it."""
+    a = r["activations"]
+    v = a["cpu_s"].get(who)
+    return round(v / a["requests"] * 1000, 2) if v is not None and a["requests"] else None
+
+
+def case_figures(
+    opts: Options, results: dict[str, Any], ratios: dict[str, Any]
+) -> dict[str, Any] | None:
+    """--cases: each case run's figures beside the empty run's (printed, and adds its
+    ``<case>_over_empty`` to ``ratios``); None without --cases."""
+    if not opts.cases:
+        return None
+    empty = results.get("empty")
+    e_srv = cpu_ms(empty, "server") if empty else None
+    e_pg = cpu_ms(empty, "postgres") if empty else None
+    e_pg_says = f", {e_pg} ms PostgreSQL CPU" if e_pg is not None else ""
+    say(f"cases beside the empty run ({e_srv} ms server CPU{e_pg_says} per activation):")
+    out: dict[str, Any] = {}
+    for name in opts.cases:
+        r = results.get(name)
+        if r is None:  # a run before it failed: the runs stopped
+            out[name] = None
+            say(f"  {name}: not run")
+            continue
+        a = r["activations"]
+        srv, pg = cpu_ms(r, "server"), cpu_ms(r, "postgres")
+
+        def over(x: float | None, y: float | None) -> float | None:
+            return round(x / y, 3) if x is not None and y else None
+
+        ratios[f"{name}_over_empty"] = ratio(a, empty and empty["activations"])
+        out[name] = {
+            "title": r["title"],
+            "activations": a["requests"],
+            "per_s": a["per_s"],
+            "p50_ms": a["p50_ms"],
+            "p99_ms": a["p99_ms"],
+            "server_cpu_ms": srv,
+            "postgres_cpu_ms": pg,
+            "server_cpu_over_empty": over(srv, e_srv),
+            "postgres_cpu_over_empty": over(pg, e_pg),
+            "invariants": r["invariants"],
+            "run": r,
+        }
+        # A failed run's figures count its refused requests too: say so beside them.
+        failed = "" if r["invariants"] == "ok" else f"; INVARIANTS FAILED, answers {a['status']}"
+        pg_says = f", PostgreSQL {pg} ms ({over(pg, e_pg)}x)" if pg is not None else ""
+        say(
+            f"  {name}: {a['per_s']} activations/s, p50 {a['p50_ms']} ms, p99 {a['p99_ms']} "
+            f"ms; server CPU {srv} ms per activation ({over(srv, e_srv)}x the empty run's)"
+            f"{pg_says}{failed}"
+        )
+    return out
+
+
 def run(opts: Options, workdir: Path) -> int:
     db = open_database(opts, workdir)
     ctx: Context | None = None
@@ -1202,6 +1599,11 @@ def run(opts: Options, workdir: Path) -> int:
             f"{opts.customers} activations each (after a warm-up of {warmup_size(opts)}) over "
             f"{opts.resellers} resellers"
             + (f" (+ {len(world.subs)} sub-resellers at {SUB_PRICE})" if world.subs else "")
+            + (
+                f"; cases {', '.join(opts.cases)} of {opts.case_customers} activations each"
+                if opts.cases
+                else ""
+            )
             + f", {opts.clients} clients, {opts.workers} worker(s), "
             f"{os.cpu_count()} CPUs; seeded "
             f"{sum(len(c) for c in world.runs.values())} customers in {seed_s:.1f} s"
@@ -1315,6 +1717,7 @@ def run(opts: Options, workdir: Path) -> int:
                 f"reseller's p99 at most {worst} ms: "
                 f"{'met' if goal['met_mixed_paced'] else 'not met'}"
             )
+        cases = case_figures(opts, results, ratios)
         h_over_e = ratios["history_over_empty"]
         if h_over_e and h_over_e["throughput"] is not None:
             goal["history_within_10pct"] = h_over_e["throughput"] >= 0.9
@@ -1329,6 +1732,7 @@ def run(opts: Options, workdir: Path) -> int:
             "bench": "activations",
             "db": db.kind,
             "customers_per_run": opts.customers,
+            "customers_per_case": opts.case_customers if opts.cases else None,
             "clients": opts.clients,
             "resellers": opts.resellers,
             "subresellers": len(world.subs),
@@ -1347,6 +1751,7 @@ def run(opts: Options, workdir: Path) -> int:
             "history": history,
             "mixed": mixed,
             "mixed_paced": results.get("mixed_paced"),
+            "cases": cases,
             "pgbench": pgb,
             "ratios": ratios,
             "goal": goal,
