@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     # and apart from them those that wait on routers or run long.
     api_threads: int = Field(default=4, ge=1, le=1000)
     api_slow_threads: int = Field(default=16, ge=1, le=1000)
+    # Database connections of each process: db_pool_size kept open, up to db_max_overflow
+    # more at a peak; a request beyond them waits up to db_pool_timeout_seconds. The
+    # process that runs the scheduler (and syncs) has 2 x sync_concurrency more: a sync
+    # holds two. ``serve`` prints the instance's budget (README, "Connections").
+    db_pool_size: int = Field(default=4, ge=1, le=1000)
+    db_max_overflow: int = Field(default=4, ge=0, le=1000)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     reconcile_interval_seconds: float = 300.0
     sync_debounce_seconds: float = 1.0
@@ -72,7 +79,7 @@ class Settings(BaseSettings):
     expiry_interval_seconds: float = 60.0
     # Fair usage: how often usage is summed from radacct (throttle past the threshold).
     fup_interval_seconds: float = Field(default=60.0, gt=0)
-    sync_concurrency: int = 16
+    sync_concurrency: int = Field(default=8, ge=1, le=256)
     router_timeout_seconds: float = 10.0
 
     # Several daemons on one PostgreSQL. An instance is named by ``instance_name`` (empty:

@@ -22,14 +22,21 @@ class Context:
         self.engine.dispose()
 
 
-def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> Context:
-    """Ready-to-use context; migrates the database to the newest schema unless told not to."""
+def open_context(
+    settings: Settings | None = None, *, upgrade: bool = True, api_only: bool = False
+) -> Context:
+    """Ready-to-use context; migrates the database to the newest schema unless told not to.
+    ``api_only``: a ``serve`` worker process, which runs no scheduler: a smaller pool."""
     settings = settings or get_settings()
     config.use(settings)
     secrets.configure(settings.secret_key, settings.key_file)
     if upgrade:
         migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
+    extra = 0 if api_only else 2 * settings.sync_concurrency  # a sync holds two (``sync``)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size + extra,
+        max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout_seconds,
+    )  # fmt: skip
     ctx = Context(settings, engine, make_sessionmaker(engine, settings))
     _expired_group(ctx)
     return ctx

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from provisioner import instances, metrics, scheduler, sync
 from provisioner.api import workers as api_workers
+from provisioner.config import Settings
 from provisioner.context import Context
 from provisioner.planning.diff import redact
 from provisioner.planning.render import render
@@ -31,6 +32,15 @@ def worker_count(ctx: Context, given: int | None) -> int:
     if n is None:
         n = 1 if ctx.engine.dialect.name == "sqlite" else 0
     return n or os.cpu_count() or 1
+
+
+def connection_budget(settings: Settings, workers: int) -> int:
+    """The most database connections one instance opens: each API worker process's pool
+    and overflow, and the process running the scheduler, whose pool has two more per
+    concurrent sync (one process does both when there is one worker)."""
+    per_worker = settings.db_pool_size + settings.db_max_overflow
+    scheduler = per_worker + 2 * settings.sync_concurrency
+    return scheduler + (workers * per_worker if workers > 1 else 0)
 
 
 def run(
@@ -62,6 +72,15 @@ def run(
     name = instances.default_name(ctx.settings, sock.getsockname()[1])
     claims, runs = instances.start(ctx.factory, name)
     log.info("instance %s (took back %d outbox claims, %d sync runs)", name, claims, runs)
+    s = ctx.settings
+    log.info(
+        "database connections: at most %d for this instance (%d API worker process%s x "
+        "(db_pool_size %d + db_max_overflow %d), the scheduler's %d + 2 x sync_concurrency "
+        "%d); run more instances and PostgreSQL's max_connections must hold them all",
+        connection_budget(s, workers), workers if workers > 1 else 0,
+        "" if workers == 1 else "es", s.db_pool_size, s.db_max_overflow,
+        s.db_pool_size + s.db_max_overflow, s.sync_concurrency,
+    )  # fmt: skip
     shared = None
     if workers > 1 and not metrics.shared():
         shared = tempfile.mkdtemp(prefix="provisioner-metrics-")

@@ -191,15 +191,39 @@ def sync_router(
     An applied (not dry) sync is counted in ``metrics``: its outcome, its time, and each
     applied change by menu under this ``trigger``."""
     started = time.perf_counter()
-    r = _sync_router(
-        factory, settings, router_id, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
-        trigger=trigger, adapter_factory=adapter_factory,
-    )  # fmt: skip
+    with _slots(factory):
+        r = _sync_router(
+            factory, settings, router_id, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
+            trigger=trigger, adapter_factory=adapter_factory,
+        )  # fmt: skip
     if not dry_run:
         seconds = None if r.status == "busy" else time.perf_counter() - started
         menus = (str(c["menu"]) for c in r.applied_changes)
         metrics.record_sync(r.router, r.status, trigger, menus, seconds)
     return r
+
+
+_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slots(factory: sessionmaker[Session]) -> threading.BoundedSemaphore:
+    """Syncs at once in this process, whoever starts them (the scheduler's reconcile, the
+    outbox, the API): each holds up to two of the process's database connections (its
+    router lock's and one transaction at a time), so more syncs than the pool can serve
+    would each hold one and wait for a second, all of them, until the pool's timeout.
+    Two connections are kept for everything else."""
+    engine = factory.kw["bind"]
+    with _SLOTS_LOCK:
+        found = _SLOTS.get(id(engine))
+        if found is None:
+            pool = engine.pool
+            capacity = int(getattr(pool, "size", lambda: 0)()) + int(
+                getattr(pool, "_max_overflow", 0)
+            )
+            n = max(1, (capacity - 2) // 2) if capacity > 0 else 64
+            found = _SLOTS[id(engine)] = threading.BoundedSemaphore(n)
+        return found
 
 
 def _sync_router(

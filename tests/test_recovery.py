@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -401,3 +402,81 @@ def test_a_worker_whose_parent_died_before_it_started_ends_too() -> None:
         assert proc.wait(timeout=30) == -signal.SIGTERM
     finally:
         proc.kill()
+
+
+def test_two_instances_under_load_stay_within_their_documented_connection_budget(
+    ctx_factory: Any, sim: SimulatedRouter, daemons: Callable[..., Daemon]
+) -> None:
+    """Two instances with the default settings (a worker per core) on one PostgreSQL,
+    under concurrent reads, activations and syncs: the database never sees more of their
+    connections than twice the budget ``serve`` prints (README, "Connections"), which
+    fits PostgreSQL's default max_connections (100) beside FreeRADIUS."""
+    import httpx
+    from sqlalchemy import create_engine, text
+
+    from provisioner.auth import create_token
+    from provisioner.config import Settings
+    from provisioner.daemon import connection_budget
+
+    ctx = ctx_factory("postgresql")
+    make = Factory(ctx)
+    router = make.router(sim, mode="local")
+    pkg = make.package(make.master(name="home"), name="Home")
+    for i in range(40):
+        make.customer(None, router, username=f"c{i}", status="new")
+    with transaction(ctx.factory) as s:
+        token = create_token(s, role="admin", name="t")
+    pair = [daemons(ctx, name) for name in ("a", "b")]
+    workers = os.cpu_count() or 1
+    budget = connection_budget(Settings(), workers)
+    assert budget <= 45  # two of them and FreeRADIUS's pool within PostgreSQL's default 100
+    db = ctx.settings.database_url.rsplit("/", 1)[1]
+    admin = create_engine(ctx.settings.database_url)
+    most = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal most
+        with admin.connect() as conn:
+            while not stop.is_set():
+                n = conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                         "AND pid <> pg_backend_pid()"), {"db": db}
+                ).scalar_one()  # fmt: skip
+                most = max(most, int(n))
+                conn.rollback()  # pg_stat_activity is read once per transaction
+                stop.wait(0.05)
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{d.port}", timeout=60) for d in pair]
+        for c in clients:
+            wait_for("the API", lambda c=c: _up(c), 60)
+
+        def work(i: int) -> None:
+            c = clients[i % 2]
+            c.post("/api/v1/activations", headers=headers,
+                   json={"customer": f"c{i}", "package": pkg, "idempotency_key": f"k{i}"})
+            for _ in range(5):
+                c.get("/api/v1/customers", headers=headers)
+            if i % 10 == 0:
+                c.post("/api/v1/sync", headers=headers, json={})
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for c in clients:
+            c.close()
+    finally:
+        stop.set()
+        watcher.join()
+        admin.dispose()
+    print(f"connections of two instances: at most {most} seen; budget {budget} each")
+    assert most > 2, most  # it did count them
+    assert most <= 2 * budget, (most, budget)
+    for d in pair:
+        assert f"database connections: at most {budget} for this instance" in d.log.read_text()

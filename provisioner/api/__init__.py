@@ -73,7 +73,7 @@ def app_from_settings() -> FastAPI:
     from provisioner.context import open_context
 
     _end_with_parent()
-    app = create_app(open_context(upgrade=False))
+    app = create_app(open_context(upgrade=False, api_only=True))
     freeze_heap()
     return app
 
