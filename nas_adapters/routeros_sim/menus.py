@@ -624,6 +624,12 @@ def _menus() -> dict[str, Menu]:
                 Prop("accounting-port", integer(1, 65535), "1813"),
                 Prop("timeout", duration(), "300ms"),
                 Prop("src-address", ipv4),
+                # RouterOS 7.15+: drop replies without a Message-Authenticator (REFERENCE §5).
+                Prop(
+                    "require-message-auth",
+                    enum("no", "yes-for-request-resp"),
+                    "yes-for-request-resp",
+                ),
                 Prop("disabled", boolean, FALSE),
                 Prop("comment"),
             ),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from .menus import Reply, RouterState, Trap, split_command
+from .nas import SimulatedNas
 from .wire import SentenceDecoder, WireError, encode_word
 
 __all__ = ["SimStats", "SimulatedFleet", "SimulatedRouter"]
@@ -165,6 +166,8 @@ class SimulatedRouter:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = 0
+        self._nas: SimulatedNas | None = None
+        self._stopped = False  # after stop(), reading `nas` must not start its thread again
 
     def __repr__(self) -> str:
         return f"<SimulatedRouter {self.host}:{self.port}>"
@@ -173,6 +176,9 @@ class SimulatedRouter:
 
     def start(self) -> SimulatedRouter:
         """Bind and serve in a background thread; `port` is the bound port afterwards."""
+        self._stopped = False
+        if self._nas is not None:
+            self._nas.start()
         if self._loop is None:
             loop = _LoopThread(f"routeros-sim-{self.port}")
             try:
@@ -184,7 +190,11 @@ class SimulatedRouter:
         return self
 
     def stop(self) -> None:
-        """Close the listener and every client connection. Idempotent."""
+        """Close the listener and every client connection, and stop the RADIUS side's
+        thread (`nas`). Idempotent."""
+        self._stopped = True
+        if self._nas is not None:
+            self._nas.stop()
         loop, self._loop = self._loop, None
         if loop is None:
             return
@@ -227,6 +237,17 @@ class SimulatedRouter:
         await self._unlisten()
         for task in list(self._tasks):
             task.cancel()
+
+    @property
+    def nas(self) -> SimulatedNas:
+        """The router's RADIUS side (subscriber logins, accounting, CoA/Disconnect),
+        made and started on first use; `stop()` stops it with the router (and it stays
+        readable, not restarted, until the next `start()`)."""
+        with self._lock:
+            if self._nas is None:
+                self._nas = SimulatedNas(self)
+            nas = self._nas
+        return nas if self._stopped else nas.start()
 
     # -- fault switches needing the loop --------------------------------------------
 
