@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from provisioner.errors import ValidationError
@@ -143,7 +143,7 @@ class MasterPackageUpdate(Body):
     ipv6_prefix_length: int | None = Field(
         None, ge=1, le=64, description="each customer's prefix length, e.g. 56", examples=[56]
     )
-    framed_ipv6_prefix: bool | None = Field(
+    framed_ipv6_prefix: StrictBool | None = Field(
         None, description="also send the prefix as Framed-IPv6-Prefix"
     )
 
@@ -174,7 +174,7 @@ class ResellerUpdate(Body):
     name: Name | None = None
     contact: Contact | None = None
     parent: Ref | None = Field(None, description="the reseller it is under; none: the admin")
-    may_have_subresellers: bool | None = None
+    may_have_subresellers: StrictBool | None = None
     billing: Word | None = Field(None, description="prepaid | postpaid")
     credit_limit: Amount | None = Field(None, description="how much a postpaid one may owe")
 
@@ -206,7 +206,7 @@ class RouterUpdate(Body):
     name: Name | None = None
     host: Host | None = Field(None, description="IP address (the nas table and CoA need it)")
     api_port: int | None = Field(None, ge=1, le=65535)
-    api_tls: bool | None = None
+    api_tls: StrictBool | None = None
     username: Name | None = None
     password: Secret | None = Field(None, description="write-only; stored encrypted")
     radius_secret: Secret | None = Field(None, description="write-only; stored encrypted")
@@ -215,7 +215,7 @@ class RouterUpdate(Body):
     )
     mode: Word | None = Field(None, description="radius | local")
     coa_port: int | None = Field(None, ge=1, le=65535)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class RouterCreate(RouterUpdate):
@@ -250,7 +250,7 @@ class SyncRequest(BaseModel):
     routers: list[Ref] = Field(
         default_factory=list, max_length=1000, description="router names; empty: all"
     )
-    adopt: bool = Field(False, description="take over unmarked objects with names we want")
+    adopt: StrictBool = Field(False, description="take over unmarked objects with names we want")
 
 
 class ActivationCreate(BaseModel):
@@ -269,7 +269,7 @@ class TopUp(BaseModel):
         description="reseller:NAME, customer:USERNAME, reseller:ID or customer:ID"
     )
     amount: Amount
-    refund: bool = False
+    refund: StrictBool = False
 
 
 class CardBatch(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,6 +38,7 @@ def text(field: str, value: Any, max_length: int | None) -> None:
             raise ValidationError(f"must be at most {max_length} characters", field=field)
 
 
+_REFERENCE = re.compile(r"id:.*", re.IGNORECASE)  # ``refs.id_of``'s syntax, any tail
 # Path words of the API (``/customers/me``): a name equal to one could not be addressed.
 RESERVED = {"me"}
 
@@ -56,13 +58,21 @@ def name(field: str, value: Any) -> str:
     return text
 
 
-def display_name(field: str, value: Any) -> str:
-    """A name people read (packages, resellers); never written to a router."""
-    text = " ".join(str(value or "").split())
+def display_name(field: str, value: Any, *, digits: bool = True) -> str:
+    """A name people read (packages, resellers); never written to a router. NFKC: the
+    fullwidth "Ｎｏｒｔｈ", the ligature "ﬁ" and "e" + a combining accent are stored as the
+    letters they show, so one name is one spelling."""
+    text = " ".join(unicodedata.normalize("NFKC", str(value or "")).split())
     if not text:
         raise ValidationError("must not be empty", field=field)
     if text.lower() in RESERVED:
         raise ValidationError(f"{text!r} is reserved", field=field)
+    if _REFERENCE.fullmatch(text) or (not digits and text.isdigit()):
+        raise ValidationError(
+            f"{text!r} reads as a reference (id:N, or the id in reseller:N): choose a name "
+            "with a letter in it",
+            field=field,
+        )
     if len(text) > 64 or not text.isprintable():
         raise ValidationError("must be at most 64 printable characters", field=field)
     return text
@@ -224,9 +234,20 @@ def mac(field: str, value: Any) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
+# Money as people write it on an invoice, ASCII only: "500", "500.5", "500.00". Not
+# "1_000", "1E2", ".5", "+5", fullwidth or Arabic-Indic digits (Python's Decimal takes
+# them all, and an operator would not see what was stored).
+_MONEY = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def price(field: str, value: Any) -> Decimal:
     if isinstance(value, float):
         value = repr(value)
+    if isinstance(value, str) and not _MONEY.fullmatch(value.strip()):
+        raise ValidationError(
+            f"{value!r} is not an amount: plain digits, with a point before the decimals",
+            field=field,
+        )
     try:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
@@ -235,6 +256,7 @@ def price(field: str, value: Any) -> Decimal:
         raise ValidationError("must be a finite number", field=field)
     if d < 0:
         raise ValidationError("must not be negative", field=field)
+    d = abs(d)  # "-0" is 0.00, never shown as -0.00
     # Before quantizing: cents of a huge number exceed decimal's precision (InvalidOperation).
     if d >= Decimal("10000000000"):
         raise ValidationError("is too large", field=field)

@@ -32,6 +32,7 @@ from tests.test_api import World, activate, seed
 BIG = 3_000_000_000  # past PostgreSQL's integer
 HUGE = 2**63 + 5  # past SQLite's (and BigInteger)
 MB10 = "x" * 10_000_000
+KB500 = "x" * 500_000  # long, and within the API's 1 MiB body limit (``api.limits``)
 
 
 def api_world(backend: str, tmp: Path) -> Iterator[World]:
@@ -219,16 +220,16 @@ def test_an_empty_customer_type_is_refused_before_any_lookup(api: World) -> None
 @pytest.mark.parametrize(
     ("method", "path", "body", "field"),
     [
-        ("POST", "/resellers", {"name": "r-long", "contact": MB10}, "contact"),
+        ("POST", "/resellers", {"name": "r-long", "contact": KB500}, "contact"),
         ("PATCH", "/resellers/resA", {"contact": "x" * 201}, "contact"),
         (
             "POST",
             "/customers",
-            {"username": "u-long", "password": MB10, "customer_type": "other"},
+            {"username": "u-long", "password": KB500, "customer_type": "other"},
             "password",
         ),
         ("PATCH", "/routers/r1", {"password": "p" * 129}, "password"),
-        ("PATCH", "/routers/r1", {"radius_secret": MB10}, "radius_secret"),
+        ("PATCH", "/routers/r1", {"radius_secret": KB500}, "radius_secret"),
         (
             "POST",
             "/master-packages",
@@ -439,3 +440,70 @@ def test_every_string_a_client_sends_refuses_nul() -> None:
             elif _takes_nul(model, body.field_info.metadata):
                 out.append(f"{label} body")
     assert sorted(set(out) - NUL_CHECKED_DOWNSTREAM) == []
+
+
+def test_a_body_past_its_limit_is_413_and_one_without_a_token_is_not_read(api: World) -> None:
+    """1 MiB for JSON (the CSV import has its own, ``api.limits.MAX_CSV``): 413 from the
+    Content-Length, or counted while a chunked body is read; nothing stored. Without a
+    token the answer is 401 before the body is read, whatever its size."""
+    big = {"customer": "cust-a", "package": "pkg-a", "idempotency_key": "k-big", "x": MB10}
+    r = api.call("POST", "/activations", "admin", big)
+    assert r.status_code == 413 and "larger than 1048576 bytes" in r.json()["reason"], r.text
+    r = api.client.post("/api/v1/activations", json=big)  # no token
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+    def chunks() -> Any:
+        yield b'{"customer": "cust-a", "package": "pkg-a", "idempotency_key": "k-big", "x": "'
+        for _ in range(20):
+            yield b"x" * 100_000
+        yield b'"}'
+
+    r = api.client.post(
+        "/api/v1/activations", content=chunks(),
+        headers={**api.as_("admin"), "content-type": "application/json"},
+    )  # fmt: skip
+    assert r.status_code == 413, r.text
+    r = api.call("GET", "/activations", "admin")
+    assert r.json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "amount", ["1_000", "\u0661\u0660\u0660", "\uff15", ".5", "+5", "1E2", " 5 0", "5.", "0x10"]
+)
+def test_money_is_plain_ascii_decimals(api: World, amount: str) -> None:
+    """Python's Decimal reads all of these; an operator would not see what was stored."""
+    r = api.call("POST", "/topups", "admin", {"account": "reseller:resA", "amount": amount})
+    refused(r, "amount")
+
+
+def test_minus_zero_is_stored_and_shown_as_zero(api: World) -> None:
+    r = api.call("PATCH", "/packages/pkg-a", "admin", {"customer_price": "-0"})
+    assert r.status_code == 200, r.text
+    assert r.json()["package"]["customer_price"] == "0.00"
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "yes", None.__class__.__name__])
+def test_booleans_are_booleans(api: World, value: Any) -> None:
+    r = api.call("POST", "/resellers", "admin", {"name": "r-bool", "may_have_subresellers": value})
+    refused(r, "may_have_subresellers")
+
+
+@pytest.mark.parametrize("name", ["id:1", "ID:7", "12345", "\uff11\uff12"])
+def test_a_reseller_named_like_a_reference_is_refused(api: World, name: str) -> None:
+    refused(api.call("POST", "/resellers", "admin", {"name": name}), "name")
+
+
+def test_names_are_stored_in_one_spelling(api: World) -> None:
+    """Fullwidth letters and a ligature are the letters they show (NFKC)."""
+    r = api.call("POST", "/resellers", "admin", {"name": "\uff2e\uff4f\uff52\uff54h \ufb01ber"})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "North fiber"
+    assert api.call("POST", "/resellers", "admin", {"name": "North fiber"}).status_code == 409
+
+
+def test_a_reseller_learns_nothing_of_routers_from_the_customer_filter(api: World) -> None:
+    known = api.call("GET", "/customers?router=r1", "reseller")
+    unknown = api.call("GET", "/customers?router=no-such-router", "reseller")
+    assert known.status_code == unknown.status_code == 200
+    assert unknown.json()["total"] == 0
+    assert api.call("GET", "/customers?router=no-such-router", "admin").status_code == 404

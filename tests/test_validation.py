@@ -118,7 +118,7 @@ def test_master_package_refusals(
             "more than 2 decimal places",
             id="inexact",
         ),
-        pytest.param({"customer_price": "abc"}, "customer_price", "is not a number", id="nan"),
+        pytest.param({"customer_price": "abc"}, "customer_price", "is not an amount", id="nan"),
         pytest.param(
             {"master_package": "nope"}, None, "no master package named 'nope'", id="unknown-master"
         ),

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from provisioner import http_threads, metrics, web
-from provisioner.api import errors
+from provisioner.api import errors, limits
 from provisioner.api.routes import api_router
 from provisioner.context import Context
 
@@ -54,6 +54,10 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.include_router(api_router, prefix=PREFIX)
+    # Outermost but for Starlette's error middleware: no body is read before these checks.
+    app.add_middleware(
+        limits.BodyLimit, prefix=PREFIX, limits={f"{PREFIX}/customers/import": limits.MAX_CSV}
+    )
     web.install(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -104,7 +104,11 @@ def search(
         where.append(Customer.package_id == access.package(session, principal, package).id)
     if router:
         principal.require("admin", "reseller")
-        where.append(Customer.router_id == get_by_name(session, Router, router).id)
+        if principal.role == "admin":
+            where.append(Customer.router_id == get_by_name(session, Router, router).id)
+        else:  # no 404 for a router name that does not exist: nothing to learn from it
+            named = select(Router.id).where(Router.name == str(router))
+            where.append(Customer.router_id.in_(named))
     if expiring_within_days is not None:
         days = validation.positive_int(
             "expiring_within_days", expiring_within_days, minimum=0, maximum=MAX_DAYS

@@ -41,7 +41,8 @@ OPERATOR_FIELDS = ["parent", "may_have_subresellers", "billing", "credit_limit"]
 
 def _apply_fields(session: Session, r: Reseller, data: dict[str, Any]) -> None:
     if "name" in data or r.name is None:
-        r.name = validation.display_name("name", data.get("name"))
+        # All digits would read as its id in an account key (``reseller:12``).
+        r.name = validation.display_name("name", data.get("name"), digits=False)
         _check_name(session, r)
     if "contact" in data:
         r.contact = str(data["contact"] or "")

@@ -72,7 +72,7 @@ def test_new_package_shows_the_error_beside_its_field_and_keeps_the_input(
     page.select_option("#f-visibility", "private")
     page.click("button:has-text('Create package')")
     error = page.locator("#e-customer_price")
-    expect(error).to_contain_text("is not a number")
+    expect(error).to_contain_text("is not an amount")
     expect(page.locator("#f-customer_price")).to_have_attribute("aria-invalid", "true")
     # What was typed is kept, the choice of master package too.
     expect(page.locator("#f-name")).to_have_value("Day Pass")
