@@ -32,6 +32,7 @@ from provisioner.models import Outbox, Router, utcnow
 from provisioner.radius_tables import radacct
 from tests.support.coa_server import CoaServer
 from tests.support.factories import Factory
+from tests.support.require import require
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -252,8 +253,8 @@ def test_alert_rules_are_well_formed_and_use_exposed_metrics(mctx: Context) -> N
     assert config["scrape_configs"][0]["metrics_path"] == "/metrics"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_rules() -> None:
+    require(shutil.which("promtool") is not None, "promtool is not installed")
     out = subprocess.run(
         ["promtool", "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
         capture_output=True,
