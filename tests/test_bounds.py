@@ -507,3 +507,11 @@ def test_a_reseller_learns_nothing_of_routers_from_the_customer_filter(api: Worl
     assert known.status_code == unknown.status_code == 200
     assert unknown.json()["total"] == 0
     assert api.call("GET", "/customers?router=no-such-router", "admin").status_code == 404
+
+
+def test_options_answers_the_methods_of_its_path(api: World) -> None:
+    r = api.client.options("/api/v1/customers/cust-a")
+    assert r.status_code == 204, r.text
+    assert r.headers["allow"] == "DELETE, GET, OPTIONS, PATCH"
+    assert api.client.options("/api/v1/customers").headers["allow"] == "GET, OPTIONS, POST"
+    assert api.client.options("/api/v1/no-such-thing").status_code == 404

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from provisioner import http_threads, metrics, web
-from provisioner.api import errors, limits
+from provisioner.api import errors, limits, options
 from provisioner.api.routes import api_router
 from provisioner.context import Context
 
@@ -58,6 +58,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(
         limits.BodyLimit, prefix=PREFIX, limits={f"{PREFIX}/customers/import": limits.MAX_CSV}
     )
+    app.add_middleware(options.Options, prefix=PREFIX)
     web.install(app)
 
     @app.get("/metrics", include_in_schema=False)

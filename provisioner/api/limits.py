@@ -38,13 +38,13 @@ class BodyLimit:
         headers = dict(scope["headers"])
         scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            await _answer(send, 401, "a bearer token is required (Authorization: Bearer <token>)",
+            await answer(send, 401, "a bearer token is required (Authorization: Bearer <token>)",
                           {"www-authenticate": "Bearer"})  # fmt: skip
             return
         limit = self.limits.get(path, MAX_JSON)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _answer(send, 413, f"the body is larger than {limit} bytes")
+            await answer(send, 413, f"the body is larger than {limit} bytes")
             return
         seen = 0
 
@@ -60,7 +60,7 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-async def _answer(
+async def answer(
     send: Send, status: int, reason: str, extra: dict[str, str] | None = None
 ) -> None:
     body = json.dumps(error_body(None, reason)).encode()

@@ -16,6 +16,27 @@ class Out(BaseModel):
 T = TypeVar("T")
 
 
+class ErrorOut(Out):
+    """Every refusal (``api.errors``): ``error`` is "field: reason", or the reason alone."""
+
+    error: str
+    field: str | None
+    reason: str
+
+
+class ValidationErrorDetail(Out):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(ErrorOut):
+    """A request that does not fit the schema: the first field at fault, and every error
+    (``detail``) when the request's shape was checked (a service-layer refusal has none)."""
+
+    detail: list[ValidationErrorDetail] | None = None
+
+
 class Page(Out, Generic[T]):
     """One page of a list: ``items`` from ``offset`` (at most ``limit`` of them) of the
     ``total`` that match. Every list the API answers with has this shape."""

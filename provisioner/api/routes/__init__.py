@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from provisioner.api.routes import (
@@ -16,10 +18,22 @@ from provisioner.api.routes import (
     routers,
     tokens,
 )
+from provisioner.read.models import ErrorOut, ValidationErrorOut
+
+# What every operation behind a token may answer besides its own, in the one error shape
+# (``api.errors``): documented, so a client knows them from the schema.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no token, or one unknown, revoked or expired"},
+    403: {"model": ErrorOut, "description": "this role may not do this"},
+    404: {"model": ErrorOut, "description": "not found, or not this caller's to see"},
+    409: {"model": ErrorOut, "description": "conflicts with what is stored (a name, a state)"},
+    413: {"model": ErrorOut, "description": "the body is larger than its limit"},
+    422: {"model": ValidationErrorOut, "description": "a field is invalid (named in `field`)"},
+}
 
 api_router = APIRouter()
+api_router.include_router(health.router)
 for module in (
-    health,
     masters,
     packages,
     resellers,
@@ -29,7 +43,7 @@ for module in (
     activations,
     invoices,
 ):
-    api_router.include_router(module.router)
-api_router.include_router(tokens.router)
+    api_router.include_router(module.router, responses=ERRORS)
+api_router.include_router(tokens.router, responses=ERRORS)
 
 __all__ = ["api_router"]

@@ -25,6 +25,7 @@ from provisioner.read.models import (
     BalanceOut,
     CardBatchOut,
     CardOut,
+    ErrorOut,
     Page,
     PublicPackageOut,
     RedeemOut,
@@ -46,7 +47,16 @@ from provisioner.validation import MAX_INT
 router = APIRouter(tags=["activations"])
 
 
-@router.post("/activations", status_code=201)
+@router.post(
+    "/activations",
+    status_code=201,
+    responses={
+        200: {"model": ActivationOut, "description": "this caller's key used before for the "
+              "same request: the first activation, and nothing charged"},
+        402: {"model": ErrorOut, "description": "the payer (or an operator above it) "
+              "cannot pay: nothing charged anywhere"},
+    },
+)  # fmt: skip
 def create_activation(
     body: ActivationCreate,
     ctx: CtxDep,

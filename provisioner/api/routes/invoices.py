@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from provisioner import invoices
 from provisioner.api.deps import AdminDep, PayerDep, PrincipalDep, SessionDep
 from provisioner.read import invoices as read
-from provisioner.read.models import InvoiceOut
+from provisioner.read.models import ErrorOut, InvoiceOut
 from provisioner.schemas import Body, Key, Ref, Word
 from provisioner.validation import MAX_INT
 
@@ -83,7 +83,12 @@ def print_invoice(
     return HTMLResponse(read.html(session, principal, invoice_id))
 
 
-@router.post("/invoices/{invoice_id}/payments", status_code=201)
+@router.post(
+    "/invoices/{invoice_id}/payments",
+    status_code=201,
+    responses={402: {"model": ErrorOut, "description": "the payer (or an operator above it) "
+                     "cannot pay: nothing charged, the invoice stays open"}},
+)  # fmt: skip
 def pay_invoice(
     invoice_id: InvoiceId, body: PaymentCreate, session: SessionDep, principal: PayerDep
 ) -> InvoiceOut:
