@@ -58,6 +58,23 @@ def name(field: str, value: Any) -> str:
     return text
 
 
+def skeleton(text: str) -> str:
+    """What ``text`` looks like (UTS #39's skeleton, for the Latin script these names are
+    written in): NFKC, each letter that Unicode lists as confusable with a Latin one
+    replaced by it (Cyrillic "о" by "o", Greek "Α" by "A"), case folded. Two names with
+    one skeleton are one name to a person reading them."""
+    from confusable_homoglyphs import confusables  # its tables load on first use
+
+    out = []
+    for c in unicodedata.normalize("NFKC", text):
+        if not c.isascii():
+            found = confusables.is_confusable(c, greedy=False, preferred_aliases=["latin"])
+            glyphs = [h["c"] for h in found[0]["homoglyphs"]] if found else []
+            c = next((g for g in glyphs if g.isascii()), c)
+        out.append(c)
+    return unicodedata.normalize("NFKC", "".join(out)).casefold()
+
+
 def display_name(field: str, value: Any, *, digits: bool = True) -> str:
     """A name people read (packages, resellers); never written to a router. NFKC: the
     fullwidth "Ｎｏｒｔｈ", the ligature "ﬁ" and "e" + a combining accent are stored as the

@@ -515,3 +515,21 @@ def test_options_answers_the_methods_of_its_path(api: World) -> None:
     assert r.headers["allow"] == "DELETE, GET, OPTIONS, PATCH"
     assert api.client.options("/api/v1/customers").headers["allow"] == "GET, OPTIONS, POST"
     assert api.client.options("/api/v1/no-such-thing").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "name", ["res\u0410", "RES\u0430", "r\u0435sA", "\uff52\uff45\uff53\uff21"]
+)  # Cyrillic А, а, е; fullwidth letters
+def test_a_lookalike_of_an_existing_name_is_refused(api: World, name: str) -> None:
+    """resA exists: a name that reads the same (Unicode's confusables, UTS #39) would be
+    topped up and sold in its place. Refused for resellers and packages alike."""
+    r = api.call("POST", "/resellers", "admin", {"name": name})
+    assert r.status_code == 409 and r.json()["field"] == "name", r.text
+    reason = r.json()["reason"]  # fullwidth letters: NFKC makes them "resA" itself
+    assert "looks like the reseller 'resA'" in reason or "'resA' exists" in reason, reason
+    body = {"name": "pkg-\u0430", "master_package": "m-home", "customer_price": "1",
+            "operator_price": "1"}  # pkg-a with a Cyrillic а  # fmt: skip
+    r = api.call("POST", "/packages", "admin", body)
+    assert r.status_code == 409 and "looks like the package 'pkg-a'" in r.json()["reason"]
+    fine = {"name": f"res-{ord(name[-1])}"}  # a name people can tell apart is taken
+    assert api.call("POST", "/resellers", "admin", fine).status_code == 201

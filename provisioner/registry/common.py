@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from provisioner import validation
 from provisioner.audit import SECRET_FIELDS, audit, secrets_of, snapshot
-from provisioner.errors import ValidationError
+from provisioner.errors import Conflict, ValidationError
 from provisioner.models import LedgerEntry
 from provisioner.refs import get_by_name
 from provisioner.schemas import MAX_LENGTH
@@ -53,3 +53,17 @@ __all__ = [
     "SECRET_FIELDS", "audit", "count", "get_by_name", "money_history", "reject_unknown",
     "secrets_of", "snapshot",
 ]  # fmt: skip
+
+
+def refuse_lookalike(session: Session, model: Any, obj: Any, noun: str) -> None:
+    """409 when ``obj``'s name looks like (``validation.skeleton``) another ``model``'s:
+    "Nоrth" (a Cyrillic о) beside "North" would be topped up, assigned and sold in its
+    place by anyone reading the name."""
+    mine = validation.skeleton(obj.name)
+    for other_id, other in session.execute(select(model.id, model.name).where(model.id != obj.id)):
+        if other != obj.name and validation.skeleton(other) == mine:
+            raise Conflict(
+                f"{obj.name!r} looks like the {noun} {other!r} (id:{other_id}): choose a "
+                "name people can tell apart",
+                field="name",
+            )

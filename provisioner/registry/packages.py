@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 from provisioner import effects, validation
 from provisioner.errors import Conflict, ValidationError
 from provisioner.models import Customer, MasterPackage, Package, ResellerPackage, Visibility
-from provisioner.registry.common import audit, get_by_name, reject_unknown, snapshot
+from provisioner.registry.common import (
+    audit,
+    get_by_name,
+    refuse_lookalike,
+    reject_unknown,
+    snapshot,
+)
 from provisioner.registry.customers import reassign_prefixes
 from provisioner.schemas import PACKAGE_FIELDS
 
@@ -18,6 +24,7 @@ from provisioner.schemas import PACKAGE_FIELDS
 def _apply_fields(session: Session, p: Package, data: dict[str, Any]) -> list[str]:
     if "name" in data or p.name is None:
         p.name = validation.display_name("name", data.get("name"))
+        refuse_lookalike(session, Package, p, "package")
     if "master_package" in data:
         p.master_package = get_by_name(session, MasterPackage, data["master_package"])
     elif p.master_package_id is None:

@@ -25,6 +25,7 @@ from provisioner.registry.common import (
     audit,
     get_by_name,
     money_history,
+    refuse_lookalike,
     reject_unknown,
     snapshot,
 )
@@ -44,6 +45,7 @@ def _apply_fields(session: Session, r: Reseller, data: dict[str, Any]) -> None:
         # All digits would read as its id in an account key (``reseller:12``).
         r.name = validation.display_name("name", data.get("name"), digits=False)
         _check_name(session, r)
+        refuse_lookalike(session, Reseller, r, "reseller")
     if "contact" in data:
         r.contact = str(data["contact"] or "")
     if "parent" in data:
