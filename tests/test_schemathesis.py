@@ -15,10 +15,12 @@ failures reproduce: a failure prints the request as a curl command and hypothesi
 of a run shape its database) fails the same way again.
 ``PROVISIONER_SCHEMATHESIS_EXAMPLES`` changes the count.
 
-Checks: ``not_a_server_error`` and ``response_schema_conformance``. Not
-``status_code_conformance`` (401/403/404/409 are answered and not declared per operation)
-nor ``positive_data_acceptance`` (a schema cannot say that a name must exist, or that a
-rate looks like "10M").
+Checks: all of schemathesis's checks that look at one operation: no 5xx, every status,
+content type, header and body as documented (401/403/404/409/413/422 are declared on
+every operation behind a token, in the one error model), invalid data refused, methods
+not declared refused, a request without valid credentials refused, a removed resource
+gone. Not ``positive_data_acceptance`` (a schema cannot say that a name must exist, or
+that a rate looks like "10M"). The stateful phase (links between operations) is not run.
 
 schemathesis's own pytest integration (``schemathesis.pytest.from_fixture``) does not run
 under pytest 9.2 (it sets a node's ``_nodeid``, which pytest 9.2 no longer has), so this
@@ -43,7 +45,17 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ensure_resource_availability,
+    ignored_auth,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+    use_after_free,
+)
 from sqlalchemy import select
 
 from provisioner.api import create_app
@@ -59,7 +71,11 @@ SEED = 20_111  # issue 11, item 1
 # No example database at all (``database=None`` below); hypothesis's other caches (unicode
 # tables, constants) go to the temporary directory, not into the checkout.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "provisioner-hypothesis")
-CHECKS = [not_a_server_error, response_schema_conformance]
+CHECKS = [
+    not_a_server_error, response_schema_conformance, status_code_conformance,
+    content_type_conformance, response_headers_conformance, negative_data_rejection,
+    unsupported_method, ignored_auth, use_after_free, ensure_resource_availability,
+]  # fmt: skip
 RUNS = [(b, r) for b in ("sqlite", "postgresql") for r in ("admin", "reseller", "customer")]
 
 

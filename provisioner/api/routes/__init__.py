@@ -23,6 +23,7 @@ from provisioner.read.models import ErrorOut, ValidationErrorOut
 # What every operation behind a token may answer besides its own, in the one error shape
 # (``api.errors``): documented, so a client knows them from the schema.
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the body is not what its content type says"},
     401: {"model": ErrorOut, "description": "no token, or one unknown, revoked or expired"},
     403: {"model": ErrorOut, "description": "this role may not do this"},
     404: {"model": ErrorOut, "description": "not found, or not this caller's to see"},

@@ -60,7 +60,8 @@ def get_invoice(invoice_id: InvoiceId, session: SessionDep, principal: Principal
 
 @router.get(
     "/invoices/{invoice_id}/print",
-    response_class=HTMLResponse,
+    # Its refusals are JSON, as every other operation's; the page itself is HTML or PDF.
+    response_class=Response,
     responses={
         200: {
             "content": {
