@@ -533,3 +533,9 @@ def test_a_lookalike_of_an_existing_name_is_refused(api: World, name: str) -> No
     assert r.status_code == 409 and "looks like the package 'pkg-a'" in r.json()["reason"]
     fine = {"name": f"res-{ord(name[-1])}"}  # a name people can tell apart is taken
     assert api.call("POST", "/resellers", "admin", fine).status_code == 201
+
+
+def test_a_query_parameter_given_twice_is_refused_unless_it_is_a_list(api: World) -> None:
+    refused(api.call("GET", "/packages?q=a&q=b", "admin"), "q")
+    r = api.call("GET", "/diff?router=r1&router=r1", "admin")
+    assert r.status_code == 200, r.text  # declared a list

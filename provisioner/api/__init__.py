@@ -59,6 +59,7 @@ def create_app(ctx: Context) -> FastAPI:
         limits.BodyLimit, prefix=PREFIX, limits={f"{PREFIX}/customers/import": limits.MAX_CSV}
     )
     app.add_middleware(options.Options, prefix=PREFIX)
+    app.add_middleware(options.SingleQuery, prefix=PREFIX)
     web.install(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -60,10 +60,14 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-async def answer(
-    send: Send, status: int, reason: str, extra: dict[str, str] | None = None
+async def answer(send: Send, status: int, reason: str, extra: dict[str, str] | None = None) -> None:
+    await answer_json(send, status, error_body(None, reason), extra)
+
+
+async def answer_json(
+    send: Send, status: int, content: dict[str, Any], extra: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps(error_body(None, reason)).encode()
+    body = json.dumps(content).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
