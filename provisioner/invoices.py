@@ -26,23 +26,28 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy import insert as insert_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from provisioner import access, audit, billing, cards, effects, ledger, sale
 from provisioner.auth import Principal
 from provisioner.db import transaction
-from provisioner.errors import Conflict, Forbidden, NotFound, PaymentRequired
+from provisioner.errors import Conflict, Forbidden, NotFound
 from provisioner.models import (
+    Account,
     Activation,
     AuditLog,
     Billing,
     Customer,
     CustomerStatus,
     Invoice,
+    LedgerEntry,
     MasterPackage,
     Package,
+    Payment,
+    ResellerPackage,
     utcnow,
 )
 from provisioner.sale import OPEN, PAID, UNPAID, VOID
@@ -139,24 +144,26 @@ _PAID_INVOICE = {"postgresql": _paid_invoice(postgresql), "sqlite": _paid_invoic
 # ---- the job ---------------------------------------------------------------------------
 
 
-def issue_due(session: Session, now: datetime) -> list[Invoice]:
-    """Issue the next period's invoice of every active monthly customer whose paid period
-    ends within ``invoice_days_ahead`` days and who has no open invoice; each is paid from
-    the balance at once when it covers it, else the customer keeps service through the
-    grace. Never two invoices for one period (a unique constraint holds it too)."""
+CHUNK = 500  # invoices a transaction of the job issues or pays: one statement each step
+
+
+def _due(session: Session, now: datetime, after: int) -> list[Any]:
+    """The next ``CHUNK`` active monthly customers (by id, past ``after``) whose paid
+    period ends within ``invoice_days_ahead`` days and who have no open invoice."""
     settings = effects.settings_of(session)
     ahead = now + timedelta(days=settings.invoice_days_ahead)
-    grace = timedelta(days=settings.invoice_grace_days)
     has_open = (
         select(Invoice.id)
         .where(Invoice.customer_id == Customer.id, Invoice.status == OPEN)
         .exists()
     )
-    due = session.scalars(
-        select(Customer)
+    return session.execute(
+        select(Customer.id, Customer.package_id, Customer.reseller_id, Customer.expires_at,
+               Customer.billing_day)
         .join(Package, Package.id == Customer.package_id)
         .join(MasterPackage, MasterPackage.id == Package.master_package_id)
         .where(
+            Customer.id > after,
             Customer.status == CustomerStatus.active,
             MasterPackage.billing == Billing.monthly,
             Customer.expires_at.is_not(None),
@@ -164,46 +171,246 @@ def issue_due(session: Session, now: datetime) -> list[Invoice]:
             ~has_open,
         )
         .order_by(Customer.id)
-    ).all()
-    issued = []
+        .limit(CHUNK)
+    ).all()  # fmt: skip
+
+
+def issue_due(session: Session, now: datetime, rows: list[Any], prices: dict[Any, Decimal]
+              ) -> tuple[list[Any], int]:  # fmt: skip
+    """Issue the next period's invoice of each of these due customers (``_due``): one
+    statement, one per customer and period whoever issues it (a second run at once finds
+    the unique key taken and issues nothing). Each is paid from the balance at once when
+    it covers it (``pay_from_balances``), else the customer keeps service through the
+    grace. Returns (the invoices issued, how many were paid)."""
+    grace = timedelta(days=effects.settings_of(session).invoice_grace_days)
+    values = []
+    for r in rows:
+        end, _day = billing.month_from(r.expires_at, r.billing_day)
+        key = (r.reseller_id, r.package_id)
+        if key not in prices:
+            prices[key] = _customer_price(session, r.reseller_id, r.package_id)
+        values.append(dict(
+            customer_id=r.id, package_id=r.package_id, amount=prices[key],
+            period_start=r.expires_at, period_end=end, due_at=r.expires_at, status=OPEN,
+            created_at=now,
+        ))  # fmt: skip
+    if not values:
+        return [], 0
     insert = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
-    for c in due:
-        assert c.expires_at is not None and c.package is not None
-        start = c.expires_at
-        end, _day = billing.month_from(start, c.billing_day)
-        # One per customer and period, whoever issues it: a second run at once (the
-        # scheduler's beside a CLI run) finds the unique key taken and issues nothing.
-        new_id = session.scalar(
-            insert(Invoice)
-            .values(
-                customer_id=c.id, package_id=c.package_id,
-                amount=sale.customer_price(session, c, c.package), period_start=start,
-                period_end=end, due_at=start, status=OPEN, created_at=now,
-            )
-            .on_conflict_do_nothing()
-            .returning(Invoice.id)
-        )  # fmt: skip
-        if new_id is None:
-            continue
-        inv = session.get(Invoice, new_id)
-        assert inv is not None
-        issued.append(inv)
-        if not _pay_from_balance(session, inv, now) and grace:
+    issued = session.execute(
+        insert(Invoice).values(values).on_conflict_do_nothing().returning(*_ROW)
+    ).all()
+    paid = pay_from_balances(session, issued, now)
+    if grace:
+        waiting = [r for r in issued if r.id not in paid]
+        customers = _customers(session, [r.customer_id for r in waiting])
+        changes = []
+        for r in waiting:
+            c = customers[r.customer_id]
             before = effects.customer_state(c)
-            c.expires_at = start + grace
-            session.flush()
-            effects.customers_changed(session, [(before, effects.customer_state(c))])
-    return issued
+            c.expires_at = r.period_start + grace
+            changes.append((before, c))
+        session.flush()
+        effects.customers_changed(session, [(b, effects.customer_state(c)) for b, c in changes])
+    return issued, len(paid)
 
 
-def collect(session: Session, now: datetime) -> int:
-    """Pay every open invoice the customer's balance now covers; returns how many."""
-    n = 0
-    for inv in session.scalars(
-        select(Invoice).where(Invoice.status == OPEN).order_by(Invoice.due_at, Invoice.id)
-    ).all():
-        n += _pay_from_balance(session, inv, now)
-    return n
+_ROW = (Invoice.id, Invoice.customer_id, Invoice.package_id, Invoice.amount,
+        Invoice.period_start, Invoice.period_end)  # fmt: skip
+
+
+def _customer_price(session: Session, reseller_id: int | None, package_id: int) -> Decimal:
+    """``sale.customer_price`` by ids, once per reseller and package in a run."""
+    set_for = None
+    if reseller_id is not None:
+        set_for = session.scalar(
+            select(ResellerPackage.customer_price).where(
+                ResellerPackage.reseller_id == reseller_id,
+                ResellerPackage.package_id == package_id,
+            )
+        )
+    if set_for is not None:
+        return set_for
+    price = session.scalar(select(Package.customer_price).where(Package.id == package_id))
+    assert price is not None
+    return price
+
+
+def _customers(session: Session, ids: list[int], *, lock: bool = False) -> dict[int, Customer]:
+    """These customers with what ``effects.customer_state`` reads, in one query;
+    ``lock``: their rows locked, in id order (PostgreSQL)."""
+    if not ids:
+        return {}
+    q = (
+        select(Customer)
+        .where(Customer.id.in_(ids))
+        .options(
+            joinedload(Customer.router),
+            joinedload(Customer.package).joinedload(Package.master_package),
+        )
+        .order_by(Customer.id)
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(of=Customer.__table__)
+    return {c.id: c for c in session.scalars(q).unique()}
+
+
+def pay_from_balances(session: Session, invoices: list[Any], now: datetime) -> set[int]:
+    """Pay from the customers' balances every one of these open invoices (rows of
+    ``_ROW``) that its customer's balance covers, as one sale each (``sale.legs_of``: the
+    customer pays the invoice's amount, its reseller is credited it and every operator
+    up the chain pays its own price), in set statements: the accounts involved are
+    locked, each sale is checked against their floors in order (a sale an operator above
+    cannot pay is left open, as ``sale.pay`` refuses it), the invoices are marked paid by
+    the guarded update (another run that paid one first keeps it), and only those get
+    their payment, ledger rows and period. Returns the ids paid."""
+    if not invoices:
+        return set()
+    settings = effects.settings_of(session)
+    accounts = _accounts(session, {f"customer:{r.customer_id}" for r in invoices}, lock=False)
+    covered = [r for r in invoices
+               if accounts.get(f"customer:{r.customer_id}", (0, 0))[0] >= r.amount]  # fmt: skip
+    if not covered:
+        return set()
+    # Locks in the order every sale takes them: the customer's row, its invoice, then the
+    # accounts, customers' before operators' and each operator before its parent.
+    customers = _customers(session, [r.customer_id for r in covered], lock=True)
+    packages = {p.id: p for p in session.scalars(
+        select(Package).where(Package.id.in_({r.package_id for r in covered})))}  # fmt: skip
+    chains: dict[tuple[int, int], list[sale.Link]] = {}
+    priced: list[tuple[Any, sale.Priced]] = []
+    for r in covered:
+        c, p = customers.get(r.customer_id), packages.get(r.package_id)
+        if c is None or p is None:
+            continue
+        links: list[sale.Link] = []
+        if c.reseller_id is not None:
+            key = (c.reseller_id, p.id)
+            if key not in chains:
+                chains[key] = sale.chain(session, c.reseller_id, p.id)
+            links = chains[key]
+        sold = sale.Sold(p.name, p.operator_price, c.username, "invoice")
+        try:
+            legs = sale.legs_of(sold, f"customer:{c.id}", r.amount, links, settings.currency)
+        except Conflict as exc:
+            log.warning("invoice %s not paid from the balance: %s", r.id, exc)
+            continue
+        priced.append((r, legs))
+    opened = set(session.scalars(  # another run, or a payment, may have paid some by now
+        update(Invoice)
+        .where(Invoice.id.in_([r.id for r, _ in priced]), Invoice.status == OPEN)
+        .values(status=PAID, paid_at=now)
+        .returning(Invoice.id)
+        .execution_options(synchronize_session=False)
+    ))  # fmt: skip
+    priced = [(r, legs) for r, legs in priced if r.id in opened]
+    # Every account these sales move, locked, then each sale checked against the floors
+    # with the balances it leaves.
+    height: dict[str, int] = {}
+    for links in chains.values():
+        for i, link in enumerate(links):
+            height[ledger.account_of("reseller", link.id)] = len(links) - i
+    touched = {leg.account for _, legs in priced for leg in legs.legs}
+    held = _accounts(session, {a for a in touched if a.startswith("customer:")}, lock=True)
+    for a in sorted(touched - set(held), key=lambda a: (-height.get(a, 0), a)):
+        held.update(_accounts(session, {a}, lock=True))  # child before parent, as a sale
+    running = {a: bal for a, (bal, _floor) in held.items()}
+    payable = []
+    for r, legs in priced:
+        after = dict(running)
+        ok = True
+        for leg in legs.legs:
+            bal = after.get(leg.account, Decimal("0.00")) - leg.amount
+            if leg.amount > 0 and (leg.account not in held or bal < held[leg.account][1]):
+                ok = False  # this payer (or one above it) cannot pay: left open
+                break
+            after[leg.account] = bal
+        if ok:
+            running = after
+            payable.append((r, legs))
+    paid = {r.id for r, _ in payable}
+    unpaid = opened - paid
+    if unpaid:  # marked above, cannot be paid: open again
+        session.execute(
+            update(Invoice).where(Invoice.id.in_(sorted(unpaid)))
+            .values(status=OPEN, paid_at=None).execution_options(synchronize_session=False)
+        )  # fmt: skip
+    if not payable:
+        return set()
+    session.execute(insert_(Payment), [
+        dict(invoice_id=r.id, amount=r.amount, method="balance", actor=SYSTEM, reference="",
+             at=now) for r, _ in payable
+    ])  # fmt: skip
+    delta: dict[str, Decimal] = {}
+    entries = []
+    for r, legs in payable:
+        for leg in legs.legs:
+            delta[leg.account] = delta.get(leg.account, Decimal("0.00")) - leg.amount
+            entries.append(dict(
+                account=leg.account, amount=-leg.amount, kind=leg.kind,
+                reference=leg.reference, activation_id=None, invoice_id=r.id,
+                created_by=SYSTEM, created_at=now,
+            ))  # fmt: skip
+    missing = [a for a in delta if a not in held]  # credited, never funded: made now
+    for a in missing:
+        ledger.ensure(session, a)
+    moved = session.execute(_MOVE, [{"acc": a, "delta": d} for a, d in delta.items()])
+    if moved.rowcount != len(delta):  # type: ignore[attr-defined]  # the locks make it so
+        raise RuntimeError("invoice job: an account moved below its floor under its lock")
+    session.execute(insert_(LedgerEntry), entries)
+    changes = []
+    for r, _legs in payable:
+        c = customers[r.customer_id]
+        before = effects.customer_state(c)
+        sale.settled(c, r.period_end, r.package_id, now)
+        changes.append((before, c))
+    session.flush()
+    effects.customers_changed(
+        session, [(b, a) for b, c in changes if (a := effects.customer_state(c)) != b]
+    )
+    return paid
+
+
+_acc = Account.__table__
+_MOVE = (
+    update(_acc)
+    .where(_acc.c.account == bindparam("acc"),
+           _acc.c.balance + bindparam("delta", type_=_acc.c.balance.type) >= _acc.c.floor)
+    .values(balance=_acc.c.balance + bindparam("delta", type_=_acc.c.balance.type))
+)  # fmt: skip
+
+
+Balances = dict[str, tuple[Decimal, Decimal]]  # account -> (balance, floor)
+
+
+def _accounts(session: Session, names: set[str], *, lock: bool) -> Balances:
+    """account → (balance, floor) of these accounts that exist. ``lock``: FOR UPDATE, in
+    account order (PostgreSQL locks the rows as the sorted scan returns them; SQLite's
+    BEGIN IMMEDIATE already holds its one writer's lock)."""
+    out: Balances = {}
+    ordered = sorted(names)
+    for i in range(0, len(ordered), CHUNK):
+        q = (
+            select(Account.account, Account.balance, Account.floor)
+            .where(Account.account.in_(ordered[i : i + CHUNK]))
+            .order_by(Account.account)
+        )
+        if lock and session.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update()
+        out.update({a: (b, f) for a, b, f in session.execute(q)})
+    return out
+
+
+def collect(session: Session, now: datetime, after: int) -> tuple[int, int]:
+    """Pay the next ``CHUNK`` open invoices (by id, past ``after``) that the customers'
+    balances now cover. Returns (the last id looked at, or 0 when none are left; paid)."""
+    rows = session.execute(
+        select(*_ROW).where(Invoice.status == OPEN, Invoice.id > after)
+        .order_by(Invoice.id).limit(CHUNK)
+    ).all()  # fmt: skip
+    if not rows:
+        return 0, 0
+    return rows[-1].id, len(pay_from_balances(session, rows, now))
 
 
 def enforce_grace(session: Session, now: datetime) -> list[str]:
@@ -233,15 +440,31 @@ def enforce_grace(session: Session, now: datetime) -> list[str]:
 
 
 def run(factory: sessionmaker[Session], now: datetime | None = None) -> RunResult:
-    """One run of the invoice job, in one transaction: pay what balances cover, issue
-    what is due, then suspend what is past its grace."""
+    """One run of the invoice job: pay what balances cover, issue what is due, then
+    suspend what is past its grace. ``CHUNK`` invoices a transaction: a run over 100,000
+    customers holds no lock for long, and one interrupted keeps what it committed (each
+    invoice is issued once and paid once, so the next run goes on from there)."""
     now = now or utcnow()
+    paid = issued = 0
+    after = 0
+    while True:
+        with transaction(factory) as s:
+            after, n = collect(s, now, after)
+        paid += n
+        if not after:
+            break
+    prices: dict[Any, Decimal] = {}  # the customer's price, by reseller and package
+    while True:
+        with transaction(factory) as s:
+            rows = _due(s, now, after)
+            made, n = issue_due(s, now, rows, prices)
+        issued, paid = issued + len(made), paid + n
+        if not rows:
+            break
+        after = rows[-1].id
     with transaction(factory) as s:
-        paid = collect(s, now)
-        issued = issue_due(s, now)
-        paid += sum(1 for inv in issued if inv.status == PAID)
         suspended = enforce_grace(s, now)
-    return RunResult(issued=len(issued), paid=paid, suspended=len(suspended))
+    return RunResult(issued=issued, paid=paid, suspended=len(suspended))
 
 
 # ---- payments --------------------------------------------------------------------------
@@ -303,25 +526,6 @@ def pay(
             now=now,
         )  # fmt: skip
     return inv
-
-
-def _pay_from_balance(session: Session, inv: Invoice, now: datetime) -> bool:
-    """The job's payment from the customer's balance, when it covers the invoice. A sale
-    refused (the balance spent meanwhile, an operator above out of credit, another run
-    paid it first) is undone alone and leaves the invoice open."""
-    account = ledger.account_of("customer", inv.customer_id)
-    if ledger.balance(session, account) < inv.amount:
-        return False
-    try:
-        with session.begin_nested():
-            sale.pay_invoice(
-                session, inv, account, method="balance", actor=SYSTEM, reference="", now=now
-            )
-    except (Conflict, PaymentRequired) as exc:
-        log.warning("invoice %s not paid from the balance: %s", inv.id, exc)
-        session.refresh(inv)
-        return False
-    return True
 
 
 def void(session: Session, actor: str, invoice_id: int, reason: str = "") -> Invoice:

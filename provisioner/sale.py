@@ -177,63 +177,75 @@ def price(
             cp = cp if cp is not None else package.customer_price
         else:
             cp = customer_price(session, customer, package)
+    sold = Sold(package.name, package.operator_price, customer.username, kind)
+    return legs_of(sold, payer, cp, links, effects.settings_of(session).currency)
+
+
+@dataclass(frozen=True)
+class Sold:
+    """What a sale's ledger rows name and its operators' default price."""
+
+    package: str
+    operator_price: Decimal
+    username: str
+    kind: str  # activation | invoice
+
+
+def legs_of(sold: Sold, payer: str, cp: Decimal, links: list[Link], currency: str) -> Priced:
+    """The legs of one sale (pure): ``cp`` the customer's price, ``links`` the chain from
+    the seller up (``chain``). Raises Conflict when a parent no longer has the package."""
+    who = payer.partition(":")[0]
     if who == ADMIN:
         return Priced((), Charged(Decimal("0.00"), cp))
     if who == "reseller":
-        ops = _operators(session, links, package, customer, kind, None)
+        ops = _operators(sold, links, None, currency)
         return Priced(tuple(ops), Charged(ops[0].amount if ops else Decimal("0.00"), cp))
     legs: list[Leg] = []
     if cp > 0:
-        legs.append(Leg(payer, cp, kind, package.name))
+        legs.append(Leg(payer, cp, sold.kind, sold.package))
     if links and links[0].given:  # else a public package its reseller does not sell:
         if cp > 0:  # the admin's sale
             legs.append(Leg(
                 ledger.account_of("reseller", links[0].id), -cp, "sale",
-                f"{package.name} for {customer.username}, paid by the customer",
+                f"{sold.package} for {sold.username}, paid by the customer",
             ))  # fmt: skip
-        legs += _operators(session, links, package, customer, kind, cp)
+        legs += _operators(sold, links, cp, currency)
     return Priced(tuple(legs), Charged(cp, cp))
 
 
 def _operators(
-    session: Session,
-    links: list[Link],
-    package: Package,
-    customer: Customer,
-    kind: str,
-    collected: Decimal | None,
+    sold: Sold, links: list[Link], collected: Decimal | None, currency: str
 ) -> list[Leg]:
     """The seller and every operator above it, each at its own price, child before
     parent. ``collected``: what the customer paid the seller (None: cash the seller
     collected itself, at the customer's price it chose)."""
-    currency = effects.settings_of(session).currency
     legs: list[Leg] = []
     below: Link | None = None
     paid_below = collected
     for op in links:
         if not op.given and below is not None:
             raise Conflict(
-                f"package {package.name!r} is no longer given to reseller {op.name!r}, so "
+                f"package {sold.package!r} is no longer given to reseller {op.name!r}, so "
                 f"{below.name!r} cannot sell it",
                 field="package",
             )
-        cost = op.price if op.given and op.price is not None else package.operator_price
+        cost = op.price if op.given and op.price is not None else sold.operator_price
         account = ledger.account_of("reseller", op.id)
         if below is None:
-            reference = package.name if collected is None else (
-                f"{package.name} for {customer.username} (customer paid {collected}, "
+            reference = sold.package if collected is None else (
+                f"{sold.package} for {sold.username} (customer paid {collected}, "
                 f"margin {collected - cost})"
             )  # fmt: skip
         else:
             reference = (
-                f"{package.name} for {customer.username} via {below.name} "
+                f"{sold.package} for {sold.username} via {below.name} "
                 f"(paid {paid_below}, margin {(paid_below or 0) - cost})"
             )
         refusal = "" if below is None and collected is None else (
             f"refused up the chain: reseller {op.name!r} has not enough balance or "
             f"credit left to pay its {cost} {currency} for it"
         )  # fmt: skip
-        legs.append(Leg(account, cost, kind, reference, refusal))
+        legs.append(Leg(account, cost, sold.kind, reference, refusal))
         below, paid_below = op, cost
     return legs
 
@@ -355,7 +367,11 @@ def pay_invoice(
     """Pay an open invoice in full as one sale, in the caller's transaction: the guarded
     update marks it paid (or refuses: paid or voided already, by anyone, at any time),
     the payment row is written, the money moves (``charge``), and the customer's period
-    follows (``settle``)."""
+    follows (``settle``). The customer's row is locked first, as every sale takes it."""
+    customer = session.get(
+        Customer, inv.customer_id,
+        with_for_update=session.get_bind().dialect.name == "postgresql",
+    )  # fmt: skip
     marked = session.execute(
         update(Invoice)
         .where(Invoice.id == inv.id, Invoice.status == OPEN)
@@ -372,7 +388,6 @@ def pay_invoice(
             reference=reference, at=now,
         )
     )  # fmt: skip
-    customer = session.get(Customer, inv.customer_id)
     package = session.get(Package, inv.package_id) if inv.package_id is not None else None
     assert customer is not None
     if package is not None:
@@ -391,18 +406,22 @@ def settle(session: Session, c: Customer, inv: Invoice, now: datetime) -> None:
     """A paid invoice's period: the expiry moves to its end, and a suspension the invoice
     job made (never an operator's) or an expiry is lifted, at once."""
     before = effects.customer_state(c)
-    if c.status == CustomerStatus.active:
-        if c.expires_at is None or c.expires_at < inv.period_end:
-            c.expires_at = inv.period_end
-    elif c.package_id == inv.package_id and (
-        (c.status == CustomerStatus.suspended and c.suspended_reason == UNPAID)
-        or c.status == CustomerStatus.expired
-    ):
-        c.expires_at = inv.period_end
-        c.status = CustomerStatus.active if inv.period_end > now else CustomerStatus.expired
-        c.suspended_reason = None
+    settled(c, inv.period_end, inv.package_id, now)
     session.flush()
     after = effects.customer_state(c)
     if after != before:
         effects.customers_changed(session, [(before, after)])
 
+
+def settled(c: Customer, period_end: datetime, package_id: int | None, now: datetime) -> None:
+    """``settle``'s change of the customer (pure; the caller tells ``effects``)."""
+    if c.status == CustomerStatus.active:
+        if c.expires_at is None or c.expires_at < period_end:
+            c.expires_at = period_end
+    elif c.package_id == package_id and (
+        (c.status == CustomerStatus.suspended and c.suspended_reason == UNPAID)
+        or c.status == CustomerStatus.expired
+    ):
+        c.expires_at = period_end
+        c.status = CustomerStatus.active if period_end > now else CustomerStatus.expired
+        c.suspended_reason = None
