@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     # more at a peak; a request beyond them waits up to db_pool_timeout_seconds. The
     # process that runs the scheduler (and syncs) has 2 x sync_concurrency more: a sync
     # holds two. ``serve`` prints the instance's budget (README, "Connections").
-    db_pool_size: int = Field(default=4, ge=1, le=1000)
-    db_max_overflow: int = Field(default=4, ge=0, le=1000)
+    db_pool_size: int = Field(default=20, ge=1, le=1000)
+    db_max_overflow: int = Field(default=20, ge=0, le=1000)
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     reconcile_interval_seconds: float = 300.0

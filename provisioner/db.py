@@ -52,8 +52,8 @@ def make_engine(url: str, **kw: Any) -> Engine:
         return engine
     kw.setdefault("pool_pre_ping", True)
     if "poolclass" not in kw:
-        kw.setdefault("pool_size", 6)  # the settings' db_pool_size and db_max_overflow
-        kw.setdefault("max_overflow", 4)
+        kw.setdefault("pool_size", 20)  # the settings' db_pool_size and db_max_overflow
+        kw.setdefault("max_overflow", 20)
         # The connection used last is handed out next: a few connections stay busy, their
         # prepared statements (psycopg prepares a query on its fifth use per connection)
         # warm, instead of every request landing on the pool's coldest connection.
