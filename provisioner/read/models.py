@@ -4,7 +4,7 @@ rates are MikroTik strings ("10M"); no model carries a credential."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
@@ -55,8 +55,8 @@ class Page(Out, Generic[T]):
 class MasterOut(Out):
     id: int
     name: str
-    customer_type: str
-    billing: str
+    customer_type: Literal["pppoe", "hotspot", "static", "other"]
+    billing: Literal["daily", "monthly"]
     duration_days: int
     rate_down: str
     rate_up: str
@@ -93,9 +93,9 @@ class PackageOut(Out):
     master_package: str
     customer_price: str
     operator_price: str
-    type: str
-    billing: str
-    visibility: str
+    type: Literal["pppoe", "hotspot", "static", "other"]
+    billing: Literal["daily", "monthly"]
+    visibility: Literal["public", "private"]
     duration_days: int | None
     rate_limit: str
 
@@ -106,8 +106,8 @@ class PublicPackageOut(Out):
     id: int
     name: str
     price: str
-    type: str
-    billing: str
+    type: Literal["pppoe", "hotspot", "static", "other"]
+    billing: Literal["daily", "monthly"]
     duration_days: int | None
     download: str
     upload: str
@@ -134,7 +134,7 @@ class ResellerOut(Out):
     packages: list[AssignmentOut]
     parent: str | None = None  # None: under the admin
     may_have_subresellers: bool = False
-    billing: str = "prepaid"
+    billing: Literal["prepaid", "postpaid"] = "prepaid"
     credit_limit: str = "0.00"
     balance: str = "0.00"
 
@@ -174,13 +174,13 @@ class SyncRunOut(Out):
 class CustomerOut(Out):
     id: int
     username: str
-    customer_type: str
+    customer_type: Literal["pppoe", "hotspot", "static", "other"]
     router: str | None
     package: str | None
     reseller: str | None
     static_ip: str | None
     mac_address: str | None
-    status: str
+    status: Literal["new", "active", "expired", "suspended"]
     expires_at: str | None
     billing_day: int | None
 
@@ -214,7 +214,7 @@ class ActivationOut(Out):
     price: str | None  # None: an operator price, hidden from the customer
     starts_at: str
     expires_at: str
-    status: str
+    status: Literal["pending", "applied", "failed"]
     error: str | None
     work: list[WorkOut]
 
@@ -335,7 +335,7 @@ class TokenOut(Out):
     revoked (of the token itself; a suspended customer's token is active but read-only)."""
 
     id: int
-    role: str
+    role: Literal["admin", "reseller", "customer"]
     owner: str | None  # the reseller's name or the customer's username; None for admins
     name: str
     created_at: str
@@ -413,7 +413,7 @@ class ImportOut(Out):
 
 class PaymentOut(Out):
     amount: str
-    method: str  # balance | admin | reseller
+    method: Literal["balance", "admin", "reseller"]
     actor: str
     reference: str
     at: str
@@ -432,7 +432,7 @@ class InvoiceOut(Out):
     period_start: str
     period_end: str
     due_at: str
-    status: str
+    status: Literal["open", "paid", "void"]
     paid_at: str | None
     issued_at: str
     activation_id: int | None
