@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, exists, false, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,7 +33,7 @@ from provisioner.models import (
     utcnow,
 )
 from provisioner.radius_tables import radacct
-from provisioner.refs import MAX_NAME, id_of, refers_to
+from provisioner.refs import matching, refers_to
 from provisioner.registry import allocate_address, assign_prefix, uses_prefixes
 from provisioner.state import master_spec, spec_of
 
@@ -154,13 +154,7 @@ def _resolve(
     locked by it, so two purchases for one customer at once (two keys) never both extend
     from the expiry they both read (SQLite's BEGIN IMMEDIATE already runs them one after
     the other). The customer's row comes before any account's, in every path."""
-    wanted = id_of(ref)
-    if wanted is not None:
-        which = Customer.id == wanted if wanted < 2**31 else false()
-    elif "\0" in ref or len(ref) > MAX_NAME:
-        which = false()  # no username has NUL (PostgreSQL refuses it) or is that long
-    else:
-        which = Customer.username == ref
+    which = matching(Customer, ref, "username")
     online = (
         exists()
         .where(radacct.c.username == Customer.username, radacct.c.acctstoptime.is_(None))

@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy import insert as insert_
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
@@ -43,11 +43,9 @@ from provisioner.models import (
     Customer,
     CustomerStatus,
     Invoice,
-    LedgerEntry,
     MasterPackage,
     Package,
     Payment,
-    ResellerPackage,
     utcnow,
 )
 from provisioner.sale import OPEN, PAID, UNPAID, VOID
@@ -188,7 +186,7 @@ def issue_due(session: Session, now: datetime, rows: list[Any], prices: dict[Any
         end, _day = billing.month_from(r.expires_at, r.billing_day)
         key = (r.reseller_id, r.package_id)
         if key not in prices:
-            prices[key] = _customer_price(session, r.reseller_id, r.package_id)
+            prices[key] = sale.customer_price_of(session, r.reseller_id, r.package_id)
         values.append(dict(
             customer_id=r.id, package_id=r.package_id, amount=prices[key],
             period_start=r.expires_at, period_end=end, due_at=r.expires_at, status=OPEN,
@@ -217,23 +215,6 @@ def issue_due(session: Session, now: datetime, rows: list[Any], prices: dict[Any
 
 _ROW = (Invoice.id, Invoice.customer_id, Invoice.package_id, Invoice.amount,
         Invoice.period_start, Invoice.period_end)  # fmt: skip
-
-
-def _customer_price(session: Session, reseller_id: int | None, package_id: int) -> Decimal:
-    """``sale.customer_price`` by ids, once per reseller and package in a run."""
-    set_for = None
-    if reseller_id is not None:
-        set_for = session.scalar(
-            select(ResellerPackage.customer_price).where(
-                ResellerPackage.reseller_id == reseller_id,
-                ResellerPackage.package_id == package_id,
-            )
-        )
-    if set_for is not None:
-        return set_for
-    price = session.scalar(select(Package.customer_price).where(Package.id == package_id))
-    assert price is not None
-    return price
 
 
 def _customers(session: Session, ids: list[int], *, lock: bool = False) -> dict[int, Customer]:
@@ -341,23 +322,7 @@ def pay_from_balances(session: Session, invoices: list[Any], now: datetime) -> s
         dict(invoice_id=r.id, amount=r.amount, method="balance", actor=SYSTEM, reference="",
              at=now) for r, _ in payable
     ])  # fmt: skip
-    delta: dict[str, Decimal] = {}
-    entries = []
-    for r, legs in payable:
-        for leg in legs.legs:
-            delta[leg.account] = delta.get(leg.account, Decimal("0.00")) - leg.amount
-            entries.append(dict(
-                account=leg.account, amount=-leg.amount, kind=leg.kind,
-                reference=leg.reference, activation_id=None, invoice_id=r.id,
-                created_by=SYSTEM, created_at=now,
-            ))  # fmt: skip
-    missing = [a for a in delta if a not in held]  # credited, never funded: made now
-    for a in missing:
-        ledger.ensure(session, a)
-    moved = session.execute(_MOVE, [{"acc": a, "delta": d} for a, d in delta.items()])
-    if moved.rowcount != len(delta):  # type: ignore[attr-defined]  # the locks make it so
-        raise RuntimeError("invoice job: an account moved below its floor under its lock")
-    session.execute(insert_(LedgerEntry), entries)
+    sale.pay_checked(session, [(r.id, legs) for r, legs in payable], actor=SYSTEM, now=now)
     changes = []
     for r, _legs in payable:
         c = customers[r.customer_id]
@@ -369,15 +334,6 @@ def pay_from_balances(session: Session, invoices: list[Any], now: datetime) -> s
         session, [(b, a) for b, c in changes if (a := effects.customer_state(c)) != b]
     )
     return paid
-
-
-_acc = Account.__table__
-_MOVE = (
-    update(_acc)
-    .where(_acc.c.account == bindparam("acc"),
-           _acc.c.balance + bindparam("delta", type_=_acc.c.balance.type) >= _acc.c.floor)
-    .values(balance=_acc.c.balance + bindparam("delta", type_=_acc.c.balance.type))
-)  # fmt: skip
 
 
 Balances = dict[str, tuple[Decimal, Decimal]]  # account -> (balance, floor)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
 from provisioner.errors import NotFound
@@ -47,13 +47,22 @@ def refers_to(ref: str, name: str, id_: int) -> bool:
 def lookup(session: Session, model: Any, ref: str, field: str = "name") -> Any:
     """The row ``ref`` names (see ``refers_to``), or None."""
     wanted = id_of(ref)
+    if wanted is not None and wanted < 2**31:
+        return session.get(model, wanted)  # the identity map first
+    return session.scalar(select(model).where(matching(model, ref, field)))
+
+
+def matching(model: Any, ref: str, field: str = "name") -> ColumnElement[bool]:
+    """``ref`` as a WHERE clause on ``model`` (see ``refers_to``), for a query that reads
+    more than the row (``activation._resolve``)."""
+    wanted = id_of(ref)
     if wanted is not None:
         # Larger than any database integer: nothing has that id (and no overflow error).
-        return session.get(model, wanted) if wanted < 2**31 else None
+        return model.id == wanted if wanted < 2**31 else false()
     ref = str(ref)
     if "\0" in ref or len(ref) > MAX_NAME:
-        return None  # no name has NUL (PostgreSQL would refuse to compare it) or is so long
-    return session.scalar(select(model).where(getattr(model, field) == ref))
+        return false()  # no name has NUL (PostgreSQL would refuse to compare it) or is so long
+    return getattr(model, field) == ref  # type: ignore[no-any-return]
 
 
 def get_by_name(session: Session, model: Any, name: str, field: str = "name") -> Any:

@@ -89,6 +89,23 @@ def action(before: Terms, after: Terms | None) -> str | None:
     return None
 
 
+def work(
+    what: str,
+    s: LiveSession,
+    router_id: int,
+    *,
+    activation_id: int | None = None,
+    rate: str | None = None,
+) -> Outbox:
+    """The outbox row that sends ``what`` (CoA or Disconnect) to this live session."""
+    payload: dict[str, str] = {"User-Name": s.username, "Acct-Session-Id": s.session_id}
+    if s.ip:
+        payload["Framed-IP-Address"] = s.ip
+    if rate is not None:
+        payload["Mikrotik-Rate-Limit"] = rate
+    return Outbox(kind=what, router_id=router_id, activation_id=activation_id, payload=payload)
+
+
 def open_sessions(session: Session, usernames: Iterable[str]) -> dict[str, list[LiveSession]]:
     """Every open ``radacct`` session of each of these users, oldest first (one query per
     500 users); users with none are left out."""
@@ -136,14 +153,8 @@ def queue(
             router_id = by_host.get(s.nas, before.router_id)
             if router_id is None:
                 continue
-            payload: dict[str, str] = {"User-Name": s.username, "Acct-Session-Id": s.session_id}
-            if s.ip:
-                payload["Framed-IP-Address"] = s.ip
-            if what == COA and after is not None and after.rate is not None:
-                payload["Mikrotik-Rate-Limit"] = after.rate
-            session.add(
-                Outbox(kind=what, router_id=router_id, activation_id=activation_id, payload=payload)
-            )
+            rate = after.rate if what == COA and after is not None else None
+            session.add(work(what, s, router_id, activation_id=activation_id, rate=rate))
             n += 1
     if n:
         session.flush()

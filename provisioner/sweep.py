@@ -24,7 +24,7 @@ from sqlalchemy import func, select, type_coerce, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import NullType
 
-from provisioner import metrics
+from provisioner import metrics, sessions
 from provisioner.config import Settings
 from provisioner.db import transaction
 from provisioner.fup import radacct_time
@@ -39,7 +39,7 @@ from provisioner.models import (
     utcnow,
 )
 from provisioner.radius_tables import radacct
-from provisioner.sessions import DISCONNECT
+from provisioner.sessions import DISCONNECT, LiveSession
 
 STALE_INTERVALS = 3
 STALE_CAUSE = "Provisioner-Stale"  # acctterminatecause (at most 32 characters)
@@ -173,10 +173,8 @@ def _disconnect(s: Session, cuts: list[Finding]) -> list[Finding]:
         router_id = by_host.get(f.nas, homes.get(f.username))
         if f.session_id in queued or router_id is None:
             continue
-        payload = {"User-Name": f.username, "Acct-Session-Id": f.session_id}
-        if f.ip:
-            payload["Framed-IP-Address"] = f.ip
-        s.add(Outbox(kind=DISCONNECT, router_id=router_id, payload=payload))
+        live = LiveSession(f.username, f.session_id, f.ip, f.nas)
+        s.add(sessions.work(DISCONNECT, live, router_id))
         s.add(
             AuditLog(
                 actor=ACTOR, action="disconnect", entity="radacct", entity_id=f.radacct_id,
