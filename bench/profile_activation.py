@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--db", default=None, help="as bench.activations --db")
     p.add_argument("--cprofile", action="store_true", help="print the top of a cProfile")
     p.add_argument("--http", action="store_true", help="through the HTTP app (TestClient)")
+    p.add_argument("--show", action="store_true", help="print the last activation's SQL")
     a = p.parse_args(argv)
     opts = Options(
         a.db, a.n, 1, 1, 1, False, 1, True, 0, False, 0, 1, None, "customer"
@@ -65,8 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             customers = [u for u, _ in world.runs["empty"]]
             counts: Counter[str] = Counter()
 
+            shown: list[str] = []
+
             def _count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
                 counts[statement.split(None, 1)[0].upper()] += 1
+                shown.append(" ".join(statement.split())[:160])
 
             def _event(name: str) -> Any:
                 def count(_c: Any) -> None:
@@ -84,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # Statements sent together (one round trip on PostgreSQL), by kind.
                 for _stmt, _params, compiled, _values in self._items:
                     counts[f"{compiled.sql.split(None, 1)[0].upper()} (batch)"] += 1
+                    shown.append("  batch: " + " ".join(compiled.sql.split())[:150])
                 counts["round trips saved"] -= max(len(self._items) - 1, 0)
                 return real_run(self)
 
@@ -129,14 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 one(i, u)
             counts.clear()
             measured = customers[warm:]
-            prof = cProfile.Profile() if a.cprofile else None
+            prof = cProfile.Profile(time.process_time) if a.cprofile else None  # CPU, not waits
             cpu0, wall0 = time.process_time(), time.perf_counter()
             if prof:
                 prof.enable()
             for i, u in enumerate(measured, warm):
+                shown.clear()
                 one(i, u)
             if prof:
                 prof.disable()
+                if os.environ.get("PROF_DUMP"):
+                    prof.dump_stats(os.environ["PROF_DUMP"])
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             n = len(measured)
             how = "HTTP app" if a.http else "service"
@@ -149,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   " round trips")  # fmt: skip
             for k, v in counts.most_common():
                 print(f"    {k:<10} {v / n:.2f}")
+            if a.show:
+                print("  the last activation's statements, in order:")
+                for line in shown:
+                    print(f"    {line}")
             if prof:
                 out = io.StringIO()
                 pstats.Stats(prof, stream=out).sort_stats(

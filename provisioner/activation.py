@@ -28,6 +28,7 @@ from provisioner.models import (
     Customer,
     CustomerStatus,
     CustomerType,
+    Invoice,
     Package,
     ResellerPackage,
     utcnow,
@@ -145,23 +146,35 @@ def _same_request(session: Session, prior: Activation, req: ActivationRequest) -
         )
 
 
-def _resolve(
-    session: Session, principal: Principal, ref: str, key: str
-) -> tuple[Customer, Activation | None, bool]:
+@dataclass(frozen=True)
+class Resolved:
+    customer: Customer
+    prior: Activation | None  # what an earlier request with this key made
+    online: bool  # a live session in ``radacct``
+    billed: bool  # an open invoice
+
+
+def _resolve(session: Session, principal: Principal, ref: str, key: str) -> Resolved:
     """The customer ``ref`` as this caller may see it, with its router, package and
-    master, the activation an earlier request with ``key`` made (if any), and whether it
-    has a live session (``radacct``), in one query. PostgreSQL: the customer's row is
-    locked by it, so two purchases for one customer at once (two keys) never both extend
-    from the expiry they both read (SQLite's BEGIN IMMEDIATE already runs them one after
-    the other). The customer's row comes before any account's, in every path."""
+    master, the activation an earlier request with ``key`` made (if any), whether it
+    has a live session (``radacct``) and whether it has an open invoice, in one query.
+    PostgreSQL: the customer's row is locked by it, so two purchases for one customer at
+    once (two keys) never both extend from the expiry they both read (SQLite's BEGIN
+    IMMEDIATE already runs them one after the other). The customer's row comes before
+    any account's, in every path."""
     which = matching(Customer, ref, "username")
     online = (
         exists()
         .where(radacct.c.username == Customer.username, radacct.c.acctstoptime.is_(None))
         .label("online")
     )
+    billed = (
+        exists()
+        .where(Invoice.customer_id == Customer.id, Invoice.status == invoices.OPEN)
+        .label("billed")
+    )
     q = (
-        select(Customer, Activation, online)
+        select(Customer, Activation, online, billed)
         .outerjoin(Activation, Activation.idempotency_key == key)
         .where(which)
         .options(
@@ -172,7 +185,7 @@ def _resolve(
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(of=Customer.__table__)
     row = session.execute(q).unique().first()
-    customer, prior, live = (row[0], row[1], bool(row[2])) if row else (None, None, False)
+    customer, prior = (row[0], row[1]) if row else (None, None)
     if prior is None and customer is None:
         prior = _replay(session, principal, key)  # a key whose customer is gone since
     elif prior is not None and prior.requested_by != principal.actor:
@@ -180,7 +193,7 @@ def _resolve(
     if prior is None and (customer is None or not access.may_see(session, principal, customer)):
         raise NotFound(f"no customer named {ref!r}")
     assert customer is not None or prior is not None
-    return customer, prior, live  # type: ignore[return-value]
+    return Resolved(customer, prior, bool(row and row[2]), bool(row and row[3]))  # type: ignore[arg-type]
 
 
 def _key(req: ActivationRequest) -> str:
@@ -198,7 +211,8 @@ def activate(
     Returns (activation, created). A key seen before returns the first activation.
     """
     key = _key(req)
-    customer, prior, online = _resolve(session, principal, req.customer, key)
+    found = _resolve(session, principal, req.customer, key)
+    customer, prior, online = found.customer, found.prior, found.online
     if prior is not None:
         _same_request(session, prior, req)
         return prior, False
@@ -223,7 +237,7 @@ def activate(
             session, principal, customer.username, req.card_serial or "", req.card_pin or ""
         )
     before = effects.customer_state(customer)
-    open_invoices = invoices.paid_through(session, customer)
+    open_invoices = invoices.paid_through(session, customer) if found.billed else []
     start, end, billing_day = period(customer, package, now)
     priced = sale.price(session, customer, package, payer, kind="activation")
     act = Activation(
@@ -268,6 +282,7 @@ def activate(
     sale.pay(session, priced, actor=principal.actor, activation_id=act.id, also=last)
     if not queued:
         set_committed_value(act, "status", "applied")
+        act.work_known = []  # type: ignore[attr-defined]  # its view reads no outbox rows
     return act, True
 
 

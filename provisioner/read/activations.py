@@ -25,12 +25,15 @@ STATUSES = ("pending", "applied", "failed")
 def _view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
     c, p = a.customer, a.package
     customer, package = (c.username if c else None), (p.name if p else None)
-    work = [
-        WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
-        for w in session.scalars(
-            select(Outbox).where(Outbox.activation_id == a.id).order_by(Outbox.id)
-        )
-    ]
+    # An activation that has just queued nothing says so (``activation.activate``).
+    work: list[WorkOut] | None = getattr(a, "work_known", None)
+    if work is None:
+        work = [
+            WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)
+            for w in session.scalars(
+                select(Outbox).where(Outbox.activation_id == a.id).order_by(Outbox.id)
+            )
+        ]
     payer, price = a.payer, str(a.price)
     if principal.role == "customer" and payer != f"customer:{principal.customer_id}":
         payer, price = payer.split(":")[0], None
