@@ -246,7 +246,17 @@ def activate(
         starts_at=start, expires_at=end, status="pending",
     )  # fmt: skip
     session.add(act)
-    session.flush()
+    old_master = customer.package.master_package if customer.package is not None else None
+    customer.package = package
+    customer.status = CustomerStatus.active
+    customer.suspended_reason = None
+    customer.expires_at = end
+    customer.billing_day = billing_day
+    if start <= now:  # a new cycle starts now: its fair usage starts from zero
+        customer.throttled_until = None
+    if customer.customer_type == CustomerType.static and not customer.static_ip:
+        customer.static_ip = allocate_address(session, customer, master)
+    session.flush()  # the activation and the customer in one unit of work
     set_committed_value(act, "customer", customer)  # what its view shows, kept: no re-read
     set_committed_value(act, "package", package)
     last: list[tuple[Any, dict[str, Any]]] = []  # sent with the money (``sale.pay``)
@@ -255,16 +265,6 @@ def activate(
             session, customer, act, package, start, end, now, priced.charged.customer_price,
             open_invoices,
         )  # fmt: skip
-    old_master = customer.package.master_package if customer.package is not None else None
-    customer.package = package
-    customer.status = CustomerStatus.active
-    customer.expires_at = end
-    customer.billing_day = billing_day
-    if start <= now:  # a new cycle starts now: its fair usage starts from zero
-        customer.throttled_until = None
-    if customer.customer_type == CustomerType.static and not customer.static_ip:
-        customer.static_ip = allocate_address(session, customer, master)
-    session.flush()
     prefixes = uses_prefixes(old_master, master)
     if prefixes:  # else none to take or free: no lookup
         assign_prefix(session, customer)
