@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -501,6 +502,11 @@ class Ipv6Prefix(Base):
         ForeignKey("customers.id", ondelete="CASCADE"), unique=True
     )
     pool_name: Mapped[str] = mapped_column(String(64))
+    # Its index among the pool's prefixes of the package's length: the lowest free one is
+    # found by this index (``registry.assign_prefix``). None: of a pool since changed.
+    slot: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (Index("ix_ipv6_prefixes_pool_slot", "pool_name", "slot"),)
 
 
 class Outbox(Base):

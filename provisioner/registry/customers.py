@@ -6,9 +6,9 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from provisioner import access, effects, validation
 from provisioner.auth import Principal
@@ -98,15 +98,11 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
         return None
     length, base = m.ipv6_prefix_length, int(pool.network_address)
     step, count = 1 << (128 - length), 1 << (length - pool.prefixlen)
-    taken = {
-        (int(ipaddress.IPv6Network(p).network_address) - base) // step
-        for p in session.scalars(select(Ipv6Prefix.prefix))
-        if ipaddress.IPv6Network(p).subnet_of(pool)
-    }
-    i = 0
+    skip: set[int] = set()
     while True:
-        while i in taken:
-            i += 1
+        i = session.scalar(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
+        if i is None or i in skip:  # a row of the pool before it changed holds it
+            i = _lowest_free_by_reading(session, pool, base, step, skip)
         if i >= count:
             raise Conflict(
                 f"IPv6 pool {m.ipv6_pool_name!r} of master package {m.name!r} has no free "
@@ -116,10 +112,49 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
         prefix = str(ipaddress.IPv6Network((base + i * step, length)))
         try:
             with session.begin_nested():
-                session.add(Ipv6Prefix(prefix=prefix, customer_id=c.id, pool_name=m.ipv6_pool_name))
+                session.add(
+                    Ipv6Prefix(prefix=prefix, customer_id=c.id, pool_name=m.ipv6_pool_name, slot=i)
+                )
             return prefix
         except IntegrityError:
-            taken.add(i)  # another customer's, committed meanwhile
+            skip.add(i)  # another customer's, committed meanwhile
+
+
+def _lowest_free_statement() -> Any:
+    """The pool's lowest free slot: 0, or the first slot after a taken one whose next is
+    free (an anti-join on the (pool, slot) index, in the database)."""
+    a, b = aliased(Ipv6Prefix), aliased(Ipv6Prefix)
+    pool = bindparam("pool")
+    after_taken = (
+        select(func.min(a.slot + 1))
+        .where(
+            a.pool_name == pool,
+            a.slot.is_not(None),
+            ~exists().where(b.pool_name == pool, b.slot == a.slot + 1),
+        )
+        .scalar_subquery()
+    )
+    zero_taken = exists().where(a.pool_name == pool, a.slot == 0)
+    return select(case((zero_taken, after_taken), else_=0))
+
+
+_LOWEST_FREE = _lowest_free_statement()
+
+
+def _lowest_free_by_reading(
+    session: Session, pool: ipaddress.IPv6Network, base: int, step: int, skip: set[int]
+) -> int:
+    """The slow way, when slots do not tell (rows of a pool whose prefix changed, or a
+    concurrent insert): every prefix of the table read."""
+    taken = skip | {
+        (int(ipaddress.IPv6Network(p).network_address) - base) // step
+        for p in session.scalars(select(Ipv6Prefix.prefix))
+        if ipaddress.IPv6Network(p).subnet_of(pool)
+    }
+    i = 0
+    while i in taken:
+        i += 1
+    return i
 
 
 def reassign_prefixes(session: Session, customers: list[Customer]) -> list[str]:
