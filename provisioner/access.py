@@ -13,7 +13,9 @@ reference is a name, or explicitly ``id:N`` (``registry.common.refers_to``): nev
 
 from __future__ import annotations
 
-from sqlalchemy import CTE, ColumnElement, Select, select
+from typing import Any
+
+from sqlalchemy import CTE, ColumnElement, Select, bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from provisioner.auth import Principal
@@ -26,7 +28,7 @@ from provisioner.models import (
     ResellerPackage,
     Visibility,
 )
-from provisioner.refs import id_of, lookup
+from provisioner.refs import as_param, lookup
 
 # ---- the caller itself -----------------------------------------------------------------
 
@@ -164,20 +166,29 @@ def assignment(session: Session, principal: Principal, ref: str) -> ResellerPack
     its package and master loaded in the same query; 404 otherwise."""
     if principal.role != "reseller" or not principal.reseller_id:
         own_reseller(session, principal)  # refuses
-    wanted = id_of(ref)
-    q = (
-        select(ResellerPackage)
-        .join(Package, ResellerPackage.package_id == Package.id)
-        .where(
-            ResellerPackage.reseller_id == principal.reseller_id,
-            Package.id == wanted if wanted is not None else Package.name == str(ref),
-        )
-        .options(joinedload(ResellerPackage.package).joinedload(Package.master_package))
-    )
-    a = session.scalar(q)
+    by_id, value = as_param(ref)
+    a = None
+    if value is not None:
+        a = session.scalar(_ASSIGNMENT[by_id], {"reseller": principal.reseller_id, "ref": value})
     if a is None:
         raise NotFound(f"no package named {ref!r}")
     return a
+
+
+def _assignment_statement(by_id: bool) -> Any:
+    """``assignment``'s query, built once per form of reference (an activation's path)."""
+    return (
+        select(ResellerPackage)
+        .join(Package, ResellerPackage.package_id == Package.id)
+        .where(
+            ResellerPackage.reseller_id == bindparam("reseller"),
+            (Package.id if by_id else Package.name) == bindparam("ref"),
+        )
+        .options(joinedload(ResellerPackage.package).joinedload(Package.master_package))
+    )
+
+
+_ASSIGNMENT = {by_id: _assignment_statement(by_id) for by_id in (True, False)}
 
 
 def packages_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:

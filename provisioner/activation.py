@@ -34,7 +34,7 @@ from provisioner.models import (
     utcnow,
 )
 from provisioner.radius_tables import radacct
-from provisioner.refs import matching, refers_to
+from provisioner.refs import as_param, refers_to
 from provisioner.registry import allocate_address, assign_prefix, uses_prefixes
 from provisioner.state import master_spec, spec_of
 
@@ -162,7 +162,24 @@ def _resolve(session: Session, principal: Principal, ref: str, key: str) -> Reso
     once (two keys) never both extend from the expiry they both read (SQLite's BEGIN
     IMMEDIATE already runs them one after the other). The customer's row comes before
     any account's, in every path."""
-    which = matching(Customer, ref, "username")
+    by_id, value = as_param(ref)
+    if value is None:
+        by_id, value = True, -1  # names no row
+    postgres = session.get_bind().dialect.name == "postgresql"
+    row = session.execute(_RESOLVE[by_id, postgres], {"ref": value, "key": key}).unique().first()
+    customer, prior = (row[0], row[1]) if row else (None, None)
+    if prior is None and customer is None:
+        prior = _replay(session, principal, key)  # a key whose customer is gone since
+    elif prior is not None and prior.requested_by != principal.actor:
+        _replay(session, principal, key)  # refused: another caller's key
+    if prior is None and (customer is None or not access.may_see(session, principal, customer)):
+        raise NotFound(f"no customer named {ref!r}")
+    assert customer is not None or prior is not None
+    return Resolved(customer, prior, bool(row and row[2]), bool(row and row[3]))  # type: ignore[arg-type]
+
+
+def _resolve_statement(by_id: bool, lock: bool) -> Any:
+    """``_resolve``'s query, built once per form (by id or name; locking on PostgreSQL)."""
     online = (
         exists()
         .where(radacct.c.username == Customer.username, radacct.c.acctstoptime.is_(None))
@@ -175,25 +192,17 @@ def _resolve(session: Session, principal: Principal, ref: str, key: str) -> Reso
     )
     q = (
         select(Customer, Activation, online, billed)
-        .outerjoin(Activation, Activation.idempotency_key == key)
-        .where(which)
+        .outerjoin(Activation, Activation.idempotency_key == bindparam("key"))
+        .where((Customer.id if by_id else Customer.username) == bindparam("ref"))
         .options(
             joinedload(Customer.router),
             joinedload(Customer.package).joinedload(Package.master_package),
         )
     )
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(of=Customer.__table__)
-    row = session.execute(q).unique().first()
-    customer, prior = (row[0], row[1]) if row else (None, None)
-    if prior is None and customer is None:
-        prior = _replay(session, principal, key)  # a key whose customer is gone since
-    elif prior is not None and prior.requested_by != principal.actor:
-        _replay(session, principal, key)  # refused: another caller's key
-    if prior is None and (customer is None or not access.may_see(session, principal, customer)):
-        raise NotFound(f"no customer named {ref!r}")
-    assert customer is not None or prior is not None
-    return Resolved(customer, prior, bool(row and row[2]), bool(row and row[3]))  # type: ignore[arg-type]
+    return q.with_for_update(of=Customer.__table__) if lock else q
+
+
+_RESOLVE = {(i, lock): _resolve_statement(i, lock) for i in (True, False) for lock in (True, False)}
 
 
 def _key(req: ActivationRequest) -> str:

@@ -53,16 +53,24 @@ def lookup(session: Session, model: Any, ref: str, field: str = "name") -> Any:
 
 
 def matching(model: Any, ref: str, field: str = "name") -> ColumnElement[bool]:
-    """``ref`` as a WHERE clause on ``model`` (see ``refers_to``), for a query that reads
-    more than the row (``activation._resolve``)."""
+    """``ref`` as a WHERE clause on ``model`` (see ``refers_to``)."""
+    by_id, value = as_param(ref)
+    if value is None:
+        return false()
+    return model.id == value if by_id else getattr(model, field) == value  # type: ignore[no-any-return]
+
+
+def as_param(ref: str) -> tuple[bool, Any]:
+    """(by id, value) of ``ref`` (see ``refers_to``), for a statement built once with a
+    bound parameter (``activation._resolve``); value None when it can name no row."""
     wanted = id_of(ref)
     if wanted is not None:
         # Larger than any database integer: nothing has that id (and no overflow error).
-        return model.id == wanted if wanted < 2**31 else false()
+        return True, (wanted if wanted < 2**31 else None)
     ref = str(ref)
     if "\0" in ref or len(ref) > MAX_NAME:
-        return false()  # no name has NUL (PostgreSQL would refuse to compare it) or is so long
-    return getattr(model, field) == ref  # type: ignore[no-any-return]
+        return False, None  # no name has NUL (PostgreSQL would refuse to compare it) or is so long
+    return False, ref
 
 
 def get_by_name(session: Session, model: Any, name: str, field: str = "name") -> Any:
