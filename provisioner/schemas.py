@@ -47,7 +47,6 @@ NAME = 64  # a name, or a reference to a row: its name or id:N
 ACCOUNT = 80  # reseller:NAME / customer:USERNAME
 SECRET = 128  # passwords and secrets: stored encrypted in a String(1024)
 CONTACT = 200
-WORD = 16  # a choice: pppoe, monthly, suspended …
 AMOUNT = 32  # a rate, a volume, a time, a price: "10M", "50G", "1m30s", "500.00"
 ADDRESS = 45  # an IP address
 PREFIX = 49  # an IPv6 prefix: 2001:db8:100::/40
@@ -123,7 +122,6 @@ RosName = Annotated[
     ),
 ]
 Ref = text(NAME)
-Word = text(WORD)
 Amount = text(AMOUNT)
 Secret = text(SECRET)
 Contact = text(CONTACT)
