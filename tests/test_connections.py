@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from provisioner import config
 from provisioner.api import create_app
 from provisioner.config import Settings
-from provisioner.context import open_context
+from provisioner.context import open_context, worker_pool
+from provisioner.daemon import connection_budget
 from tests.conftest import drop_pg_database, pg_database
 from tests.test_api import API, seed
 
@@ -57,3 +58,17 @@ def test_many_clients_on_a_small_pool_are_answered_without_waiting_for_the_pool(
         ctx.close()
         config.use(None)
         drop_pg_database(name)
+
+
+def test_an_instances_connections_do_not_grow_with_its_cores() -> None:
+    """The default budget of one instance, by its API worker count: at most 40 up to 8
+    workers (two instances fit PostgreSQL's default max_connections of 100 with room),
+    the workers sharing db_api_connections; each worker's pool is never below 2."""
+    s = Settings()
+    assert connection_budget(s, 1) == 4 + 4 + 2 * 8
+    for workers in range(2, 9):
+        size, overflow = worker_pool(s, workers)
+        assert size >= 1 and size + overflow >= 2
+        assert connection_budget(s, workers) <= 40, workers
+    assert sum(worker_pool(s, 2)) == 8
+    assert worker_pool(s, 64) == (1, 1)

@@ -444,7 +444,7 @@ def test_two_instances_under_load_stay_within_their_documented_connection_budget
     workers = os.cpu_count() or 1
     budget = connection_budget(Settings(), workers)
     # Two instances with the defaults fit PostgreSQL's default max_connections (100),
-    # with room for FreeRADIUS, psql and the rest, whatever the core count.
+    # with room for FreeRADIUS, psql and the rest (test_connections: up to 8 cores).
     assert budget <= 40, budget
     db = ctx.settings.database_url.rsplit("/", 1)[1]
     admin = create_engine(ctx.settings.database_url)
