@@ -65,12 +65,15 @@ class Settings(BaseSettings):
     # and apart from them those that wait on routers or run long.
     api_threads: int = Field(default=4, ge=1, le=1000)
     api_slow_threads: int = Field(default=16, ge=1, le=1000)
-    # Database connections of each process: db_pool_size kept open, up to db_max_overflow
-    # more at a peak; a request beyond them waits up to db_pool_timeout_seconds. The
-    # process that runs the scheduler (and syncs) has 2 x sync_concurrency more: a sync
-    # holds two. ``serve`` prints the instance's budget (README, "Connections").
-    db_pool_size: int = Field(default=20, ge=1, le=1000)
-    db_max_overflow: int = Field(default=20, ge=0, le=1000)
+    # Database connections (README, "Connections"; ``serve`` prints the instance's budget).
+    # A process keeps db_pool_size open and opens up to db_max_overflow more at a peak; the
+    # one that runs the scheduler has 2 x sync_concurrency more (a sync holds two). Several
+    # API worker processes share db_api_connections, an equal part each (at least 2). A
+    # request waits for a connection in the event loop, holding nothing; a connection
+    # itself is waited for at most db_pool_timeout_seconds.
+    db_pool_size: int = Field(default=4, ge=1, le=1000)
+    db_max_overflow: int = Field(default=4, ge=0, le=1000)
+    db_api_connections: int = Field(default=16, ge=1, le=10_000)
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     reconcile_interval_seconds: float = 300.0

@@ -17,27 +17,51 @@ class Context:
     settings: Settings
     engine: Engine
     factory: sessionmaker[Session]
+    # Connections of this process's pool that the API's requests may use at once (the
+    # rest, a scheduler's, are for its syncs): ``api.deps.connection_slots``.
+    api_connections: int = 1
 
     def close(self) -> None:
         self.engine.dispose()
 
 
+def worker_pool(settings: Settings, workers: int) -> tuple[int, int]:
+    """(pool size, overflow) of each of ``workers`` API worker processes: an equal part
+    of ``db_api_connections``, at least 2 each, so an instance's connections do not grow
+    with its core count."""
+    each = max(2, settings.db_api_connections // max(1, workers))
+    return (each + 1) // 2, each // 2
+
+
 def open_context(
-    settings: Settings | None = None, *, upgrade: bool = True, api_only: bool = False
+    settings: Settings | None = None,
+    *,
+    upgrade: bool = True,
+    api_only: bool = False,
+    workers: int = 1,
 ) -> Context:
     """Ready-to-use context; migrates the database to the newest schema unless told not to.
-    ``api_only``: a ``serve`` worker process, which runs no scheduler: a smaller pool."""
+    ``api_only``: one of ``workers`` ``serve`` worker processes, which run no scheduler:
+    its part of the API's connections (``worker_pool``). Any other process: ``db_pool_size``
+    + ``db_max_overflow``, and 2 x ``sync_concurrency`` more for syncs (a sync holds two)."""
     settings = settings or get_settings()
     config.use(settings)
     secrets.configure(settings.secret_key, settings.key_file)
     if upgrade:
         migrate(settings.database_url)
-    extra = 0 if api_only else 2 * settings.sync_concurrency  # a sync holds two (``sync``)
+    if api_only:
+        size, overflow = worker_pool(settings, workers) if workers > 1 else (
+            settings.db_pool_size, settings.db_max_overflow
+        )
+        extra = 0
+    else:
+        size, overflow = settings.db_pool_size, settings.db_max_overflow
+        extra = 2 * settings.sync_concurrency
     engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size + extra,
-        max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout_seconds,
+        settings.database_url, pool_size=size + extra, max_overflow=overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
     )  # fmt: skip
-    ctx = Context(settings, engine, make_sessionmaker(engine, settings))
+    ctx = Context(settings, engine, make_sessionmaker(engine, settings), size + overflow)
     _expired_group(ctx)
     return ctx
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from provisioner import instances, metrics, scheduler, sync
 from provisioner.api import workers as api_workers
 from provisioner.config import Settings
-from provisioner.context import Context
+from provisioner.context import Context, worker_pool
 from provisioner.planning.diff import redact
 from provisioner.planning.render import render
 
@@ -35,12 +35,14 @@ def worker_count(ctx: Context, given: int | None) -> int:
 
 
 def connection_budget(settings: Settings, workers: int) -> int:
-    """The most database connections one instance opens: each API worker process's pool
-    and overflow, and the process running the scheduler, whose pool has two more per
-    concurrent sync (one process does both when there is one worker)."""
-    per_worker = settings.db_pool_size + settings.db_max_overflow
-    scheduler = per_worker + 2 * settings.sync_concurrency
-    return scheduler + (workers * per_worker if workers > 1 else 0)
+    """The most database connections one instance opens: the process running the
+    scheduler (``db_pool_size`` + ``db_max_overflow``, and two per concurrent sync), and
+    with several API worker processes each one's part of ``db_api_connections``; one
+    process does both when there is one worker."""
+    scheduler = settings.db_pool_size + settings.db_max_overflow + 2 * settings.sync_concurrency
+    if workers <= 1:
+        return scheduler
+    return scheduler + workers * sum(worker_pool(settings, workers))
 
 
 def run(
@@ -49,7 +51,7 @@ def run(
     """Serve the API from ``workers`` processes (default: ``api_workers``; see
     ``worker_count``) and run the scheduler in this one. With several, every process
     counts its metrics into one temporary directory, which /metrics adds up."""
-    from provisioner.api import SERVE_PID, create_app
+    from provisioner.api import SERVE_PID, SERVE_WORKERS, create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -62,6 +64,7 @@ def run(
         # Each worker is a fresh process (spawned) that opens its own context, and ends
         # when this process is gone (``api._end_with_parent``).
         os.environ[SERVE_PID] = str(os.getpid())
+        os.environ[SERVE_WORKERS] = str(workers)  # each opens its part of the connections
         config = uvicorn.Config(
             "provisioner.api:app_from_settings", factory=True, workers=workers,
             log_level="info", **where,
@@ -73,13 +76,14 @@ def run(
     claims, runs = instances.start(ctx.factory, name)
     log.info("instance %s (took back %d outbox claims, %d sync runs)", name, claims, runs)
     s = ctx.settings
+    s = ctx.settings
+    size, overflow = worker_pool(s, workers)
     log.info(
-        "database connections: at most %d for this instance (%d API worker process%s x "
-        "(db_pool_size %d + db_max_overflow %d), the scheduler's %d + 2 x sync_concurrency "
-        "%d); run more instances and PostgreSQL's max_connections must hold them all",
-        connection_budget(s, workers), workers if workers > 1 else 0,
-        "" if workers == 1 else "es", s.db_pool_size, s.db_max_overflow,
-        s.db_pool_size + s.db_max_overflow, s.sync_concurrency,
+        "database connections: at most %d for this instance (the scheduler's process "
+        "db_pool_size %d + db_max_overflow %d + 2 x sync_concurrency %d%s); run more "
+        "instances and PostgreSQL's max_connections must hold them all",
+        connection_budget(s, workers), s.db_pool_size, s.db_max_overflow, s.sync_concurrency,
+        f", {workers} API worker processes x ({size} + {overflow})" if workers > 1 else "",
     )  # fmt: skip
     shared = None
     if workers > 1 and not metrics.shared():

@@ -16,9 +16,19 @@ the CLI and the web panels are held to them too.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
+)
 from pydantic_core import PydanticCustomError
 
 from provisioner.errors import ValidationError
@@ -28,6 +38,7 @@ from provisioner.validation import (
     MAX_DAYS,
     MAX_SECONDS,
     NUL_REASON,
+    ROUTEROS_NAME,
     moment,
 )
 
@@ -36,7 +47,6 @@ NAME = 64  # a name, or a reference to a row: its name or id:N
 ACCOUNT = 80  # reseller:NAME / customer:USERNAME
 SECRET = 128  # passwords and secrets: stored encrypted in a String(1024)
 CONTACT = 200
-WORD = 16  # a choice: pppoe, monthly, suspended …
 AMOUNT = 32  # a rate, a volume, a time, a price: "10M", "50G", "1m30s", "500.00"
 ADDRESS = 45  # an IP address
 PREFIX = 49  # an IPv6 prefix: 2001:db8:100::/40
@@ -65,15 +75,53 @@ def _moment(value: str) -> str:
     return value
 
 
-def text(max_length: int) -> Any:
+def text(max_length: int, min_length: int | None = None) -> Any:
     """A string of at most ``max_length`` characters without NUL: every string a client
     sends (bodies, paths, query strings, headers) is one of these."""
-    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(_no_nul)]
+    bounds = StringConstraints(max_length=max_length, min_length=min_length)
+    return Annotated[str, bounds, AfterValidator(_no_nul)]
+
+
+def choice(*values: str) -> Any:
+    """One of ``values``, exactly: documented as an enum in the OpenAPI schema, and
+    refused in the registry's own words ("must be one of a, b"), so the API, the panels
+    and the CSV import say what the CLI says."""
+    reason = f"must be one of {', '.join(values)}"
+
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValueError:  # pydantic's ValidationError: not one of them
+            raise PydanticCustomError("enum", reason) from None
+
+    return Annotated[Literal[values], WrapValidator(check)]  # type: ignore[valid-type]
+
+
+# The choices, as the registry's enums (``models``) spell them.
+CustomerTypeIn = choice("pppoe", "hotspot", "static", "other")
+RouterCustomerType = choice("pppoe", "hotspot", "static")
+BillingIn = choice("daily", "monthly")
+VisibilityIn = choice("public", "private")
+OperatorBillingIn = choice("prepaid", "postpaid")
+RouterModeIn = choice("radius", "local")
+CustomerStatusIn = choice("new", "active", "expired", "suspended")
+ActivationStatus = choice("pending", "applied", "failed")
+InvoiceStatus = choice("open", "paid", "void")
+Role = choice("admin", "reseller", "customer")
+Payer = choice("auto", "admin", "reseller", "customer", "card")
 
 
 Name = text(NAME)
+# The name of a router, a master package (its profile's) or a customer (its login), as
+# RouterOS takes it (``validation.name``; spaces around it are dropped): documented here,
+# refused by the registry in its own words.
+RosName = Annotated[
+    text(NAME),
+    WithJsonSchema(
+        {"type": "string", "maxLength": NAME, "pattern": rf"^\s*{ROUTEROS_NAME.pattern}\s*$"}
+    ),
+]
 Ref = text(NAME)
-Word = text(WORD)
 Amount = text(AMOUNT)
 Secret = text(SECRET)
 Contact = text(CONTACT)
@@ -91,7 +139,10 @@ Bytes = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A registry write's body: a field it does not have is refused (by the registry, in
+    its words), as the schema says (``additionalProperties: false``)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
 
     def given(self) -> dict[str, object]:
         """The fields the client sent, and nothing else (``null`` clears a field)."""
@@ -102,9 +153,9 @@ class MasterPackageUpdate(Body):
     """A master package's fields, declared once: the API's body, the registry's field list
     and the CLI's options (``cli.masters``) all come from here."""
 
-    name: Name | None = None
-    customer_type: Word | None = Field(None, description="pppoe | hotspot | static | other")
-    billing: Word | None = Field(None, description="daily | monthly")
+    name: RosName | None = None
+    customer_type: CustomerTypeIn | None = None
+    billing: BillingIn | None = None
     duration_days: int | None = Field(
         None, ge=1, le=MAX_DAYS, description="days a daily package lasts"
     )
@@ -149,8 +200,8 @@ class MasterPackageUpdate(Body):
 
 
 class MasterPackageCreate(MasterPackageUpdate):
-    name: Name
-    customer_type: Word = Field(description="pppoe | hotspot | static | other")
+    name: RosName
+    customer_type: CustomerTypeIn
     rate_down: Amount = Field(examples=["10M"])
     rate_up: Amount = Field(examples=["5M"])
 
@@ -160,7 +211,7 @@ class PackageUpdate(Body):
     master_package: Ref | None = None
     customer_price: Amount | None = Field(None, examples=["500.00"])
     operator_price: Amount | None = Field(None, examples=["400.00"])
-    visibility: Word | None = Field(None, description="public | private")
+    visibility: VisibilityIn | None = None
 
 
 class PackageCreate(PackageUpdate):
@@ -175,7 +226,7 @@ class ResellerUpdate(Body):
     contact: Contact | None = None
     parent: Ref | None = Field(None, description="the reseller it is under; none: the admin")
     may_have_subresellers: StrictBool | None = None
-    billing: Word | None = Field(None, description="prepaid | postpaid")
+    billing: OperatorBillingIn | None = None
     credit_limit: Amount | None = Field(None, description="how much a postpaid one may owe")
 
 
@@ -203,45 +254,45 @@ class Settlement(BaseModel):
 
 
 class RouterUpdate(Body):
-    name: Name | None = None
+    name: RosName | None = None
     host: Host | None = Field(None, description="IP address (the nas table and CoA need it)")
     api_port: int | None = Field(None, ge=1, le=65535)
     api_tls: StrictBool | None = None
     username: Name | None = None
     password: Secret | None = Field(None, description="write-only; stored encrypted")
     radius_secret: Secret | None = Field(None, description="write-only; stored encrypted")
-    customer_types: Name | Annotated[list[Word], Field(max_length=8)] | None = Field(
+    customer_types: Name | Annotated[list[RouterCustomerType], Field(max_length=8)] | None = Field(
         None, examples=["pppoe,hotspot,static"]
     )
-    mode: Word | None = Field(None, description="radius | local")
+    mode: RouterModeIn | None = None
     coa_port: int | None = Field(None, ge=1, le=65535)
     enabled: StrictBool | None = None
 
 
 class RouterCreate(RouterUpdate):
-    name: Name
+    name: RosName
     host: Host
     username: Name
     radius_secret: Secret
 
 
 class CustomerUpdate(Body):
-    username: Name | None = None
+    username: RosName | None = None
     password: Secret | None = Field(None, description="write-only")
-    customer_type: Word | None = Field(None, description="pppoe | hotspot | static | other")
+    customer_type: CustomerTypeIn | None = None
     router: Ref | None = None
     package: Ref | None = None
     reseller: Ref | None = Field(None, description="admins only; a reseller's own customers")
     static_ip: Address | None = None
     mac_address: Mac | None = None
-    status: Word | None = Field(None, description="new | active | expired | suspended")
+    status: CustomerStatusIn | None = None
     expires_at: DateTime | None = Field(None, description="ISO date/time")
 
 
 class CustomerCreate(CustomerUpdate):
-    username: Name
+    username: RosName
     password: Secret
-    customer_type: Word = Field(description="pppoe | hotspot | static | other")
+    customer_type: CustomerTypeIn
 
 
 class SyncRequest(BaseModel):
@@ -254,12 +305,15 @@ class SyncRequest(BaseModel):
 
 
 class ActivationCreate(BaseModel):
-    """Activate, extend or upgrade. The key may also come as an ``Idempotency-Key`` header."""
+    """Activate, extend or upgrade. The same key again returns the first activation."""
 
     customer: Ref
     package: Ref
-    idempotency_key: Key | None = None
-    payer: Word = Field("auto", description="admin only: admin | reseller | customer | card")
+    idempotency_key: text(KEY, min_length=1) = Field(  # type: ignore[valid-type]
+        description="the client's name for this request: a retry with the same key "
+        "returns the first activation and charges nothing"
+    )
+    payer: Payer = Field("auto", description="admin only: who pays (card: a recharge card)")
     card_serial: Card | None = None
     card_pin: Card | None = None
 
@@ -283,6 +337,16 @@ class CardRedeem(BaseModel):
     serial: Card
     pin: Card
     customer: Ref | None = Field(None, description="admin only: whose balance to credit")
+
+
+def choices_of(annotation: Any) -> list[str]:
+    """The values a ``choice`` field takes (none for any other field): the CLI's help."""
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    for arg in get_args(annotation):
+        if found := choices_of(arg):
+            return found
+    return []
 
 
 def fields(model: type[BaseModel]) -> list[str]:

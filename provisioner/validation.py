@@ -14,7 +14,8 @@ from provisioner.errors import ValidationError
 from provisioner.rates import RateError, RateLimit, parse_rate, parse_seconds
 
 # Names the daemon writes to RouterOS (profiles, pools, users, queues) and to RADIUS.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+# A RouterOS object's name (the API's schema documents it as its pattern).
+ROUTEROS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 Range = tuple[int, int]
 
 # The largest numbers the columns hold: BigInteger (rates, caps) and Integer (days, seconds,
@@ -49,7 +50,7 @@ def name(field: str, value: Any) -> str:
         raise ValidationError("must not be empty", field=field)
     if text.lower() in RESERVED:
         raise ValidationError(f"{text!r} is reserved", field=field)
-    if not _NAME.match(text):
+    if not ROUTEROS_NAME.fullmatch(text):
         raise ValidationError(
             f"{text!r} is not a valid RouterOS name: use 1-64 letters, digits and . _ @ + - "
             "(starting with a letter or digit)",

@@ -867,6 +867,69 @@ def test_every_operation_declares_its_success_schema(matrix: World) -> None:
     assert len(spec["paths"]) >= 20
 
 
+def _enum_of(schema: dict[str, Any]) -> list[str] | None:
+    for s in [schema, *schema.get("anyOf", [])]:
+        if "enum" in s:
+            return list(s["enum"])
+    return None
+
+
+def test_requests_document_their_choices_as_enums_and_what_is_required(world: World) -> None:
+    """The request side of /openapi.json says what the code takes: a field or query
+    parameter with a fixed set of values is an enum of exactly those, a field the code
+    cannot do without is required; a value outside the enum is still a 422 naming the
+    field, in the registry's words."""
+    spec = world.client.get("/openapi.json").json()
+    bodies = spec["components"]["schemas"]
+
+    def field(model: str, name: str) -> dict[str, Any]:
+        return dict(bodies[model]["properties"][name])
+
+    types = ["pppoe", "hotspot", "static", "other"]
+    for model, name, values in [
+        ("MasterPackageCreate", "customer_type", types),
+        ("MasterPackageUpdate", "billing", ["daily", "monthly"]),
+        ("PackageUpdate", "visibility", ["public", "private"]),
+        ("ResellerUpdate", "billing", ["prepaid", "postpaid"]),
+        ("RouterUpdate", "mode", ["radius", "local"]),
+        ("CustomerCreate", "customer_type", types),
+        ("CustomerUpdate", "status", ["new", "active", "expired", "suspended"]),
+        ("ActivationCreate", "payer", ["auto", "admin", "reseller", "customer", "card"]),
+        ("TokenCreate", "role", ["admin", "reseller", "customer"]),
+    ]:
+        assert _enum_of(field(model, name)) == values, (model, name)
+    listed = field("RouterUpdate", "customer_types")["anyOf"]
+    assert {"type": "string", "enum": ["pppoe", "hotspot", "static"]} in [
+        s.get("items") for s in listed
+    ]
+    for path, values in [
+        ("/customers", ["new", "active", "expired", "suspended"]),
+        ("/activations", ["pending", "applied", "failed"]),
+        ("/invoices", ["open", "paid", "void"]),
+    ]:
+        params = {p["name"]: p for p in spec["paths"][f"{API}{path}"]["get"]["parameters"]}
+        assert _enum_of(params["status"]["schema"]) == values, path
+    assert set(bodies["ActivationCreate"]["required"]) == {"customer", "package", "idempotency_key"}
+    assert bodies["ActivationCreate"]["properties"]["idempotency_key"]["minLength"] == 1
+
+    bad = [
+        ("POST", "/master-packages", {"name": "x", "customer_type": "PPPoE", "rate_down": "1M",
+                                      "rate_up": "1M"}, "customer_type"),
+        ("PATCH", "/customers/cust-a", {"status": "gone"}, "status"),
+        ("POST", "/activations", {"customer": "cust-a", "package": "pkg-a"}, "idempotency_key"),
+        ("POST", "/activations", {"customer": "cust-a", "package": "pkg-a",
+                                  "idempotency_key": ""}, "idempotency_key"),
+        ("POST", "/activations", {"customer": "cust-a", "package": "pkg-a",
+                                  "idempotency_key": "k", "payer": "bank"}, "payer"),
+        ("GET", "/customers?status=gone", None, "status"),
+    ]  # fmt: skip
+    for method, path, body, name in bad:
+        r = world.call(method, path, "admin", body)
+        assert r.status_code == 422 and r.json()["field"] == name, (path, r.text)
+    r = world.call("PATCH", "/customers/cust-a", "admin", {"status": "gone"})
+    assert r.json()["reason"] == "must be one of new, active, expired, suspended"
+
+
 # ---- found in review ----------------------------------------------------------
 
 

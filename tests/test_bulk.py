@@ -61,7 +61,7 @@ def test_a_bad_file_stores_nothing_and_names_every_line_and_field(ctx: Context) 
             f"ok1,pw,pppoe,{w['r1']},{w['pkg']},,,",  # line 2: fine
             f"taken,pw,pppoe,{w['r1']},{w['pkg']},,,",  # 3: exists already
             f"bad1,pw,pppoe,nowhere,{w['pkg']},,,",  # 4: no such router
-            f"bad2,,wifi,{w['r1']},,,,",  # 5: no password, no such type
+            f"bad2,,wifi,{w['r1']},,,,",  # 5: no such type (and no password)
             f"bad3,pw,pppoe,{w['r1']},,,AA:BB:CC:00:00:01,",  # 6: MAC of 'taken'
             f"ok1,pw,pppoe,{w['r2']},{w['pkg']},,,",  # 7: ok1 twice in the file
             f"bad4,pw,pppoe,{w['r1']},,,,sleeping",  # 8: no such status
@@ -76,7 +76,7 @@ def test_a_bad_file_stores_nothing_and_names_every_line_and_field(ctx: Context) 
         assert got == {
             (3, "username"),
             (4, "router"),
-            (5, "password"),
+            (5, "customer_type"),  # the body's choices are checked before the registry's rules
             (6, "mac_address"),
             (7, "username"),
             (8, "status"),
@@ -84,6 +84,7 @@ def test_a_bad_file_stores_nothing_and_names_every_line_and_field(ctx: Context) 
         }
         by_line = {e.line: e.error for e in out.errors}
         assert "nowhere" in by_line[4]
+        assert by_line[5] == "must be one of pppoe, hotspot, static, other"
         assert "'taken'" in by_line[6]
         assert by_line[3] == "a customer named 'taken' exists"
         assert by_line[7] == "a customer named 'ok1' exists"  # its line 2 was first

@@ -311,29 +311,44 @@ def test_serve_on_postgresql_runs_a_worker_per_core_and_metrics_add_up_every_pro
     make = Factory(ctx)
     router = make.router(sim, mode="local")
     pkg = make.package(make.master(name="home"), name="Home")
-    for i in range(6):
+    n = 12
+    for i in range(n):
         make.customer(None, router, username=f"m{i}", status="new")
     with transaction(ctx.factory) as s:
         token = create_token(s, role="admin", name="t")
     d = daemons(ctx, "multi")
     base = f"http://127.0.0.1:{d.port}"
-    # No keep-alive: each request is a new connection, taken by whichever worker accepts.
-    fresh = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(base_url=base, timeout=30, limits=fresh) as c:
-        wait_for("the API", lambda: _up(c), 60)
-        for i in range(6):
-            r = c.post(
+    cores = os.cpu_count() or 1
+    auth = {"Authorization": f"Bearer {token}"}
+    # One keep-alive client per worker, all connected before any activation: the parent
+    # deals each new connection to the worker holding the fewest, so each client is
+    # served by its own worker, and every worker makes some of the activations.
+    one = httpx.Limits(max_connections=1)
+    pinned = [httpx.Client(base_url=base, timeout=30, limits=one) for _ in range(cores)]
+    # No keep-alive: each request is a new connection, taken by whichever worker is dealt it.
+    fresh = httpx.Client(
+        base_url=base, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)
+    )
+    try:
+        for c in [fresh, *pinned]:
+            wait_for("the API", lambda c=c: _up(c), 60)
+        for i in range(n):
+            r = pinned[i % cores].post(
                 "/api/v1/activations",
                 json={"customer": f"m{i}", "package": pkg, "idempotency_key": f"k{i}"},
-                headers={"Authorization": f"Bearer {token}"},
+                headers=auth,
             )
             assert r.status_code == 201, r.text
         wait_for("the router synced", lambda: _synced(ctx), 60)
-        for _ in range(12):  # several scrapes: each worker answers some
-            text = c.get("/metrics").text
-            assert _metric(text, "provisioner_activations_total", result="created") == 6
+        scrapes = [c.get("/metrics").text for c in pinned for _ in range(2)]
+        scrapes += [fresh.get("/metrics").text for _ in range(6)]
+        for text in scrapes:  # every worker's answer: the same sums
+            assert _metric(text, "provisioner_activations_total", result="created") == n
             assert _metric(text, "provisioner_sync_runs_total", router=router, status="ok") >= 1
-    assert "serving from 2 worker processes" in d.log.read_text() or (os.cpu_count() or 1) < 2
+    finally:
+        for c in [fresh, *pinned]:
+            c.close()
+    assert f"serving from {cores} worker processes" in d.log.read_text() or cores < 2
 
 
 def _up(c: Any) -> bool:
@@ -428,6 +443,9 @@ def test_two_instances_under_load_stay_within_their_documented_connection_budget
     pair = [daemons(ctx, name) for name in ("a", "b")]
     workers = os.cpu_count() or 1
     budget = connection_budget(Settings(), workers)
+    # Two instances with the defaults fit PostgreSQL's default max_connections (100),
+    # with room for FreeRADIUS, psql and the rest (test_connections: up to 8 cores).
+    assert budget <= 40, budget
     db = ctx.settings.database_url.rsplit("/", 1)[1]
     admin = create_engine(ctx.settings.database_url)
     most = 0
@@ -455,8 +473,11 @@ def test_two_instances_under_load_stay_within_their_documented_connection_budget
 
         def work(i: int) -> None:
             c = clients[i % 2]
-            c.post("/api/v1/activations", headers=headers,
-                   json={"customer": f"c{i}", "package": pkg, "idempotency_key": f"k{i}"})
+            c.post(
+                "/api/v1/activations",
+                headers=headers,
+                json={"customer": f"c{i}", "package": pkg, "idempotency_key": f"k{i}"},
+            )
             for _ in range(5):
                 c.get("/api/v1/customers", headers=headers)
             if i % 10 == 0:

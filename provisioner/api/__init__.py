@@ -20,11 +20,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from provisioner import http_threads, metrics, web
 from provisioner.api import errors, limits, options
+from provisioner.api.deps import CtxDep
 from provisioner.api.routes import api_router
 from provisioner.context import Context
 
 PREFIX = "/api/v1"
 SERVE_PID = "PROVISIONER_SERVE_PID"  # set by ``serve`` for the workers it starts
+SERVE_WORKERS = "PROVISIONER_SERVE_WORKERS"  # how many: each opens its part of the pool
 
 
 def _version() -> str:
@@ -63,7 +65,7 @@ def create_app(ctx: Context) -> FastAPI:
     web.install(app)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics_endpoint() -> Response:
+    def metrics_endpoint(ctx: CtxDep) -> Response:
         """Prometheus scrape: counts by router, menu and outcome; no customer names or
         credentials."""
         text = metrics.render(ctx.factory, ctx.settings)
@@ -79,7 +81,8 @@ def app_from_settings() -> FastAPI:
     from provisioner.context import open_context
 
     _end_with_parent()
-    app = create_app(open_context(upgrade=False, api_only=True))
+    workers = int(os.environ.get(SERVE_WORKERS) or 1)
+    app = create_app(open_context(upgrade=False, api_only=True, workers=workers))
     freeze_heap()
     return app
 

@@ -5,6 +5,14 @@ returns, rolled back when it raises, and always *before* the response is sent (s
 ``function``), so a client never sees success for a write that did not commit. Routes and
 the service layer never commit.
 
+Every dependency and route that touches the database goes through ``CtxDep``, which first
+takes one of the process's connection slots (``connection_slots``: as many as its pool
+serves) and keeps it until the answer is sent. The wait for a slot is in the event loop,
+holding nothing. Without it, a request's connection stayed checked out after its route
+returned, while FastAPI waited for a thread to validate the answer; with more clients than
+connections, every thread could be waiting for the pool while every connection waited for
+a thread, until the pool gave up (``db_pool_timeout_seconds``, 30 s, then a 500).
+
 ``PrincipalDep`` reads ``Authorization: Bearer <token>`` in its own short transaction, so a
 route that talks to routers for seconds (diff, sync) holds no database transaction while
 it waits on the network; a verified token is then trusted for ``token_cache_seconds``
@@ -16,12 +24,15 @@ own, so most requests write nothing for it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,8 +57,31 @@ from provisioner.validation import MAX_INT
 log = logging.getLogger(__name__)
 
 
-def get_context(request: Request) -> Context:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+def connection_slots(ctx: Context) -> int:
+    """Requests of one process that may use the database at once: what its pool serves
+    the API (``Context.api_connections``; the scheduler's extra connections are for its
+    syncs). On SQLite a read opens its connection as it begins, so a request may hold two
+    at once (its session's and the token check's): half as many."""
+    per_request = 2 if ctx.engine.dialect.name == "sqlite" else 1
+    return max(1, ctx.api_connections // per_request)
+
+
+# Per event loop, as anyio's own thread limiter (a test process runs many loops).
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def get_context(request: Request) -> AsyncIterator[Context]:
+    """The context, once this request holds a connection slot (until its answer is
+    sent: the session it may open is closed before that)."""
+    ctx: Context = request.app.state.ctx
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = anyio.Semaphore(connection_slots(ctx))
+    async with slots:
+        yield ctx
 
 
 CtxDep = Annotated[Context, Depends(get_context)]

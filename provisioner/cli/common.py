@@ -23,6 +23,7 @@ from nas_adapters.errors import NasError
 from provisioner.context import Context, open_context
 from provisioner.db import transaction
 from provisioner.errors import ProvisionerError
+from provisioner.schemas import choices_of
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one message, one line (the terminal wraps it)
@@ -156,11 +157,13 @@ def model_command(
         kinds = set(get_args(f.annotation)) or {f.annotation}
         typ: Any = int if int in kinds and str not in kinds else str
         flag = flags.get(name, "--" + name.replace("_", "-"))
+        shown = " | ".join(choices_of(f.annotation))  # the values a choice takes
+        help = f"{shown}: {f.description}" if shown and f.description else shown or f.description
         if name in required:
-            annotation: Any = Annotated[typ, typer.Option(flag, help=f.description)]
+            annotation: Any = Annotated[typ, typer.Option(flag, help=help)]
             default: Any = inspect.Parameter.empty
         else:
-            annotation = Annotated[typ | None, typer.Option(flag, help=f.description)]
+            annotation = Annotated[typ | None, typer.Option(flag, help=help)]
             default = defaults.get(name)
         params.append(
             inspect.Parameter(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from provisioner import access, activation, cards, ledger
 from provisioner.activation import ActivationRequest
@@ -34,13 +34,12 @@ from provisioner.read.models import (
 from provisioner.schemas import (
     AccountRef,
     ActivationCreate,
+    ActivationStatus,
     CardBatch,
     CardRedeem,
     DateTime,
-    Key,
     Ref,
     TopUp,
-    Word,
 )
 from provisioner.validation import MAX_INT
 
@@ -62,14 +61,9 @@ def create_activation(
     ctx: CtxDep,
     principal: PrincipalDep,
     response: Response,
-    idempotency_key: Annotated[Key | None, Header()] = None,
 ) -> ActivationOut:
     """Activate in one transaction; the router/CoA work runs after it (see ``status``)."""
-    key = body.idempotency_key or idempotency_key
-    if not key:
-        raise ValidationError(
-            "is required (body field or Idempotency-Key header)", field="idempotency_key"
-        )
+    key = body.idempotency_key
     if principal.role != "admin" and body.payer not in ("auto", "card"):
         raise Forbidden("only an admin chooses who pays")
     req = ActivationRequest(
@@ -93,7 +87,7 @@ def list_activations(
     principal: PrincipalDep,
     paging: PagingDep,
     customer: Annotated[Ref | None, Query(description="a username, or id:N")] = None,
-    status: Annotated[Word | None, Query(description="pending | applied | failed")] = None,
+    status: Annotated[ActivationStatus | None, Query()] = None,
     since: Annotated[
         DateTime | None, Query(description="made at or after: ISO date/time (UTC if no zone)")
     ] = None,

@@ -14,7 +14,7 @@ from provisioner.http_threads import slow
 from provisioner.read import customers
 from provisioner.read.models import CustomerOut, ImportOut, Page, UsageOut
 from provisioner.registry.customers import reseller_write
-from provisioner.schemas import CustomerCreate, CustomerUpdate, Ref, Word
+from provisioner.schemas import CustomerCreate, CustomerStatusIn, CustomerUpdate, Ref
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -28,7 +28,7 @@ def list_customers(
     staff: StaffDep,
     paging: PagingDep,
     q: Annotated[Ref | None, Query(description="usernames that contain this (any case)")] = None,
-    status: Annotated[Word | None, Query(description="new | active | expired | suspended")] = None,
+    status: Annotated[CustomerStatusIn | None, Query()] = None,
     reseller: Annotated[Ref | None, Query(description="one reseller's (admins only)")] = None,
     package: Annotated[Ref | None, Query(description="on this package")] = None,
     router: Annotated[Ref | None, Query(description="on this router")] = None,

@@ -10,19 +10,20 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 
 from provisioner import invoices
 from provisioner.api.deps import AdminDep, PayerDep, PrincipalDep, SessionDep
 from provisioner.read import invoices as read
 from provisioner.read.models import ErrorOut, InvoiceOut
-from provisioner.schemas import Body, Key, Ref, Word
+from provisioner.schemas import InvoiceStatus, Key, Ref
 from provisioner.validation import MAX_INT
 
 router = APIRouter(tags=["invoices"])
 InvoiceId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
-class PaymentCreate(Body):
+class PaymentCreate(BaseModel):
     """A payment of an invoice in full; ``reference``: a receipt number, say. A customer
     may pay with a recharge card (``card_serial`` and ``card_pin``): the card tops up its
     balance, which then pays the invoice."""
@@ -32,7 +33,7 @@ class PaymentCreate(Body):
     card_pin: Key | None = None
 
 
-class InvoiceVoid(Body):
+class InvoiceVoid(BaseModel):
     """Why the invoice is cancelled (kept in the audit log)."""
 
     reason: Key | None = None
@@ -44,7 +45,7 @@ def list_invoices(
     principal: PrincipalDep,
     customer: Annotated[Ref | None, Query(description="a username, or id:N")] = None,
     reseller: Annotated[Ref | None, Query(description="a reseller (its subtree's)")] = None,
-    status: Annotated[Word | None, Query(description="open | paid | void")] = None,
+    status: Annotated[InvoiceStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[InvoiceOut]:
     """Invoices, newest period first, with their payments."""

@@ -15,7 +15,7 @@ from provisioner import auth
 from provisioner.api.deps import AdminDep, PagingDep, SessionDep
 from provisioner.read import tokens
 from provisioner.read.models import Page, TokenCreatedOut, TokenOut
-from provisioner.schemas import Ref, Word, text
+from provisioner.schemas import Ref, Role, text
 from provisioner.validation import MAX_INT
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -26,7 +26,7 @@ Label = text(128)  # the api_tokens.name column
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Word = Field(description="admin | reseller | customer")
+    role: Role
     reseller: Ref | None = Field(None, description="the reseller a reseller token acts for")
     customer: Ref | None = Field(None, description="the customer a customer token acts for")
     name: Label = Field("", description="a label; admin tokens act as admin:NAME in the audit")
