@@ -76,7 +76,6 @@ def run(
     claims, runs = instances.start(ctx.factory, name)
     log.info("instance %s (took back %d outbox claims, %d sync runs)", name, claims, runs)
     s = ctx.settings
-    s = ctx.settings
     size, overflow = worker_pool(s, workers)
     log.info(
         "database connections: at most %d for this instance (the scheduler's process "
