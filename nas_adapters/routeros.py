@@ -2,12 +2,20 @@
 
 One connection per router per sync, one ``print`` per menu with ``.proplist``, one
 command per change; vendor exceptions become the project's own NAS errors here.
+
+Writes are pipelined: RouterOS runs a connection's commands in order and echoes each
+command's ``.tag`` on its replies, so up to ``pipeline`` tagged commands are in flight at
+once and each reply is matched to its command by tag. librouteros frames the words
+(``encode_sentence``, ``readSentence``, ``parse_word``); its ``Api`` reads one command's
+reply at a time and cannot parse the ``.tag`` word, so the tags are handled here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,13 +25,15 @@ from librouteros.exceptions import (
     FatalError,
     LibRouterosError,
     MultiTrapError,
+    ProtocolError,
     TrapError,
 )
+from librouteros.protocol import compose_word, encode_sentence, parse_word
 
 from nas_adapters.base import Applied
 from nas_adapters.errors import NasError, PermanentNasError, TemporaryNasError
 from provisioner.mapping.menus import ALWAYS_READ, SINGLETONS
-from provisioner.planning.plan import Action, Change, ObservedObject
+from provisioner.planning.plan import WAIT, Action, Change, ObservedObject, Sequencer
 
 
 class _ReadAhead:
@@ -67,6 +77,7 @@ class RouterOSAdapter:
         tls: bool = False,
         tls_verify: bool = False,
         timeout: float = 10.0,
+        pipeline: int = 64,
     ) -> None:
         self.name = name
         self._host = host
@@ -76,6 +87,7 @@ class RouterOSAdapter:
         self._tls = tls
         self._tls_verify = tls_verify
         self._timeout = timeout
+        self._pipeline = max(1, pipeline)
         self._api: Any = None
 
     def __repr__(self) -> str:
@@ -93,8 +105,14 @@ class RouterOSAdapter:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
             wrap = ctx.wrap_socket
+
+        def hook(sock: Any) -> _ReadAhead:
+            # A burst's tail must not wait for the ACK of its head (Nagle).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return _ReadAhead(wrap(sock) if wrap else sock)
+
         # librouteros's one hook on its socket (meant for TLS) also lets us buffer reads.
-        kw["ssl_wrapper"] = lambda sock: _ReadAhead(wrap(sock) if wrap else sock)
+        kw["ssl_wrapper"] = hook
         try:
             self._api = librouteros.connect(
                 self._host, self._username, self._password, encoding="utf-8", **kw
@@ -145,30 +163,91 @@ class RouterOSAdapter:
 
     def apply(self, changes: Sequence[Change]) -> Iterator[Applied]:
         api = self._connect()
-        for change in changes:
-            path = api.path(*change.menu.strip("/").split("/"))
-            values = change.new_values()
+        seq = Sequencer()
+        todo = deque(changes)
+        # (tag, change as sent, change as planned), oldest first: RouterOS answers in order.
+        flight: deque[tuple[str, Change, Change]] = deque()
+        tag = 0
+        low = self._pipeline // 2
+        while todo or flight:
+            # Top up once half the window is answered (bursts, not a write per reply), or
+            # when nothing is in flight at all.
+            if len(flight) <= low:
+                burst: list[bytes] = []
+                while todo and len(flight) < self._pipeline:
+                    step = seq.next_step(todo[0])
+                    if step == WAIT:
+                        break
+                    planned = todo.popleft()
+                    if isinstance(step, str):
+                        yield Applied(planned, planned.ros_id, error=step, held_back=True)
+                        continue
+                    tag += 1
+                    burst.append(self._sentence(api, step, str(tag)))
+                    flight.append((str(tag), step, planned))
+                if burst:
+                    try:
+                        api.protocol.transport.write(b"".join(burst))
+                    except (LibRouterosError, OSError) as exc:
+                        c = flight[0][1]
+                        raise self._translate(exc, c.menu, c.key, str(c.action)) from exc
+            if not flight:
+                continue
+            want, sent, planned = flight.popleft()
             try:
-                if change.action is Action.add:
-                    new_id = path.add(**values)
-                    yield Applied(change, new_id or None)
-                elif change.action is Action.set:
-                    if change.menu in SINGLETONS:
-                        path.update(**values)
-                    else:
-                        path.update(**{".id": change.ros_id, **values})
-                    yield Applied(change, change.ros_id)
-                elif change.action is Action.remove:
-                    path.remove(change.ros_id)
-                    yield Applied(change, change.ros_id)
-                elif change.action is Action.move:
-                    tuple(path("move", numbers=change.ros_id, destination=values["destination"]))
-                    yield Applied(change, change.ros_id)
-            except (TrapError, MultiTrapError) as exc:
-                refused = self._translate(exc, change.menu, change.key, str(change.action))
-                yield Applied(change, change.ros_id, error=str(refused))
+                ret, traps = self._reply(api, want)
             except (LibRouterosError, OSError) as exc:
-                raise self._translate(exc, change.menu, change.key, str(change.action)) from exc
+                raise self._translate(exc, sent.menu, sent.key, str(sent.action)) from exc
+            seq.answered(sent, ret, refused=bool(traps))
+            if traps:
+                exc = traps[0] if len(traps) == 1 else MultiTrapError(*traps)
+                refused = self._translate(exc, sent.menu, sent.key, str(sent.action))
+                yield Applied(planned, sent.ros_id, error=str(refused))
+            elif sent.action is Action.add:
+                yield Applied(planned, ret or None)
+            else:
+                yield Applied(planned, sent.ros_id)
+
+    @staticmethod
+    def _sentence(api: Any, change: Change, tag: str) -> bytes:
+        values = change.new_values()
+        verb = str(change.action)
+        words: list[str] = []
+        if change.action is Action.set and change.menu not in SINGLETONS:
+            words.append(compose_word(".id", change.ros_id or ""))
+        elif change.action is Action.remove:
+            words.append(compose_word(".id", change.ros_id or ""))
+            values = {}
+        elif change.action is Action.move:
+            words.append(compose_word("numbers", change.ros_id or ""))
+        words += [compose_word(k, v) for k, v in values.items()]
+        words.append(f".tag={tag}")
+        return encode_sentence(f"{change.menu}/{verb}", *words, encoding=api.protocol.encoding)
+
+    @staticmethod
+    def _reply(api: Any, tag: str) -> tuple[str | None, list[TrapError]]:
+        """Read the reply sentences of the command tagged ``tag`` up to its ``!done``: the
+        ``ret`` id (of an add) and its traps. A reply of another tag breaks the pairing."""
+        traps: list[TrapError] = []
+        ret: str | None = None
+        while True:
+            word, raw = api.protocol.readSentence()
+            got = next((w[5:] for w in raw if w.startswith(".tag=")), None)
+            if got != tag:
+                raise ProtocolError(f"reply tagged {got!r} while waiting for {tag!r}")
+            attrs = dict(parse_word(w) for w in raw if w.startswith("="))
+            if word == "!trap":
+                category = attrs.get("category")
+                traps.append(
+                    TrapError(
+                        str(attrs.get("message", "")),
+                        category if isinstance(category, int) else None,
+                    )
+                )
+            elif word == "!done":
+                if "ret" in attrs:
+                    ret = str(attrs["ret"])
+                return ret, traps
 
     def close(self) -> None:
         if self._api is not None:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas_adapters.base import Applied, NasAdapter
+from nas_adapters.base import NasAdapter
 from nas_adapters.errors import NasError, TemporaryNasError
 from provisioner import instances, metrics
 from provisioner.adapters import adapter_for
@@ -44,7 +44,7 @@ from provisioner.mapping.routeros import (
 from provisioner.models import NasObject, Router, RouterLock, SyncRun, utcnow
 from provisioner.planning.diff import diff, is_marked, redact
 from provisioner.planning.normalize import to_text
-from provisioner.planning.plan import Action, Change, ObservedObject, Plan
+from provisioner.planning.plan import Action, ObservedObject, Plan
 from provisioner.snapshots import RouterSpec
 from provisioner.state import all_masters, options, router_customers, router_spec
 
@@ -302,34 +302,6 @@ def _close_orphans(session: Session, router_id: int) -> None:
     )
 
 
-def _sent(
-    adapter: NasAdapter, changes: Sequence[Change], skipped: list[str], router: str
-) -> Iterator[Applied]:
-    """Send the changes one at a time, so what the router refused is known before the next:
-    a change relying on one not done (its pool or profile refused) is skipped unsent, with
-    its reason in ``skipped``; a move of what this run added is sent with the new ``.id``."""
-    undone: dict[tuple[str, str], str] = {}  # (menu, key) -> refused | skipped
-    made: dict[tuple[str, str], str] = {}  # (menu, key) -> .id, of what this run added
-    for change in changes:
-        c = change
-        why = c.held_back(undone)
-        if why is None and c.action is Action.move and c.ros_id is None:
-            if (c.menu, c.key) in made:
-                c = replace(c, ros_id=made[(c.menu, c.key)])
-            else:
-                why = "skipped: it is not on the router"
-        if why is not None:
-            undone[(c.menu, c.key)] = "skipped"
-            skipped.append(f"{router} {c.menu} {c.key}: {why}")
-            continue
-        for done in adapter.apply([c]):
-            if done.error is not None:
-                undone[(c.menu, c.key)] = "refused"
-            elif c.action is Action.add and done.ros_id:
-                made[(c.menu, c.key)] = done.ros_id
-            yield replace(done, change=change)
-
-
 def _listed(items: list[str]) -> str:
     more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
     return "; ".join(items[:5]) + more
@@ -363,8 +335,12 @@ def _apply(
     refused: list[str] = []
     skipped: list[str] = []
     try:
-        for done in _sent(adapter, plan.writes, skipped, work.router.name):
+        # The adapter sends in bursts and holds back what relies on a change not done.
+        for done in adapter.apply(plan.writes):
             c = done.change
+            if done.held_back:
+                skipped.append(f"{work.router.name} {c.menu} {c.key}: {done.error}")
+                continue
             if done.error is not None:
                 refused.append(done.error)
                 continue

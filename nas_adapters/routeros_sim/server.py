@@ -45,7 +45,10 @@ class SimStats:
     `commands` counts every sentence answered (login included); `reads` are `print`s and
     `writes` are add/set/remove/unset/enable/disable/move attempts, trapped or not; `traps`
     counts `!trap` sentences sent; `peak_connections` is the most connections open at
-    once (two syncs of one router at the same time show as 2).
+    once (two syncs of one router at the same time show as 2); `peak_in_flight` the most
+    commands of one connection run and waiting for their reply to leave (more than 1:
+    the client pipelines). `write_log` lists (menu, verb, name or .id) of every write in
+    arrival order while the router's `record_writes` is on.
     """
 
     connections: int = 0
@@ -57,11 +60,13 @@ class SimStats:
     writes_by_menu: dict[str, int] = field(default_factory=dict)
     reads_by_menu: dict[str, int] = field(default_factory=dict)
     traps: int = 0
+    peak_in_flight: int = 0
+    write_log: list[tuple[str, str, str]] = field(default_factory=list)
 
     def _zero(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, dict):
+            if isinstance(value, dict | list):
                 value.clear()
             else:
                 setattr(self, f.name, 0)
@@ -157,6 +162,7 @@ class SimulatedRouter:
         self.trap_rate: float = 0.0
         self.trap_names: set[str] = set()
         self.dead: bool = False
+        self.record_writes: bool = False
         # RouterOS 7.18+ answers an empty print with `!empty` before `!done`.
         self.send_empty: bool = True
         self._drop_after: int | None = None
@@ -352,6 +358,8 @@ class SimulatedRouter:
                         break
                     reply, close = answer
                     outbox.append((arrived + self.latency, reply, "close" if close else ""))
+                    if len(outbox) > self.stats.peak_in_flight:
+                        self.stats.peak_in_flight = len(outbox)
                     if close:
                         ending = True
                         break
@@ -435,6 +443,9 @@ class SimulatedRouter:
             try:
                 path, verb = split_command(command)
                 self._count(path, verb)
+                if self.record_writes and verb in WRITE_VERBS:
+                    what = attrs.get("name") or attrs.get(".id") or attrs.get("numbers", "")
+                    self.stats.write_log.append((path, verb, what))
                 if verb in WRITE_VERBS and (
                     attrs.get("name") in self.trap_names
                     or (self.trap_rate > 0 and self.random.random() < self.trap_rate)
