@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -311,26 +311,29 @@ def _apply(
     factory: sessionmaker[Session], adapter: NasAdapter, work: Work, plan: Plan, run_id: int
 ) -> RouterResult:
     result = RouterResult(work.router.name, plan)
-    pending: list[NasObject | tuple[str, str]] = []
+    rid = work.router.id
+    made: list[dict[str, object]] = []  # ownership records to add
+    gone: dict[str, list[str]] = {}  # menu -> .ids removed, records to drop
     redacted = dict(zip(plan.changes, redact(plan).changes, strict=True))
 
     def flush() -> None:
-        if not pending:
+        # Set-based, a batch at a time: a crash before a flush loses nothing, the next
+        # sync finds what we added by its marker.
+        if not made and not gone:
             return
         with transaction(factory) as s:
-            for item in pending:
-                if isinstance(item, NasObject):
-                    s.add(item)
-                else:
-                    menu, ros_id = item
-                    s.execute(
-                        delete(NasObject).where(
-                            NasObject.router_id == work.router.id,
-                            NasObject.menu == menu,
-                            NasObject.ros_id == ros_id,
-                        )
+            for menu, ids in gone.items():
+                s.execute(
+                    delete(NasObject).where(
+                        NasObject.router_id == rid,
+                        NasObject.menu == menu,
+                        NasObject.ros_id.in_(ids),
                     )
-        pending.clear()
+                )
+            if made:
+                s.execute(insert(NasObject), made)
+        made.clear()
+        gone.clear()
 
     refused: list[str] = []
     skipped: list[str] = []
@@ -345,14 +348,12 @@ def _apply(
                 refused.append(done.error)
                 continue
             if done.ros_id and (c.action is Action.add or (c.action is Action.set and c.adopt)):
-                pending.append(
-                    NasObject(router_id=work.router.id, menu=c.menu, ros_id=done.ros_id, key=c.key)
-                )
+                made.append({"router_id": rid, "menu": c.menu, "ros_id": done.ros_id, "key": c.key})
             elif c.action is Action.remove and done.ros_id:
-                pending.append((c.menu, done.ros_id))
+                gone.setdefault(c.menu, []).append(done.ros_id)
             result.applied += 1
             result.applied_changes.append(redacted[c].to_dict())
-            if len(pending) >= 200:
+            if len(made) + sum(map(len, gone.values())) >= 1000:
                 flush()
     except NasError as exc:
         result.status = "unreachable" if isinstance(exc, TemporaryNasError) else "failed"
