@@ -63,6 +63,12 @@ def _trap_text(exc: TrapError | MultiTrapError) -> tuple[str, int | None]:
     return exc.message, exc.category
 
 
+def _trap_of(words: Sequence[str]) -> TrapError:
+    attrs = dict(parse_word(w) for w in words if w.startswith("="))
+    category = attrs.get("category")
+    return TrapError(str(attrs.get("message", "")), category if isinstance(category, int) else None)
+
+
 class RouterOSAdapter:
     """A router reached with librouteros. Credentials are used, never logged."""
 
@@ -145,21 +151,50 @@ class RouterOSAdapter:
         where: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, list[ObservedObject]]:
         api = self._connect()
-        out: dict[str, list[ObservedObject]] = {}
-        for menu, props in menus.items():
+        # Every print at once, tagged by its menu's position; replies come back in order.
+        asked = list(menus.items())
+        burst = []
+        for n, (menu, props) in enumerate(asked):
             words = ["=.proplist=" + ",".join(dict.fromkeys([*ALWAYS_READ, *props]))]
             words += [f"?{k}={v}" for k, v in (where or {}).get(menu, {}).items()]
-            try:
-                rows = tuple(api.rawCmd(f"{menu}/print", *words))
-            except (LibRouterosError, OSError) as exc:
-                raise self._translate(exc, menu, "", "print") from exc
-            out[menu] = [
-                ObservedObject(
-                    menu, str(r.get(".id", "")), {k: v for k, v in r.items() if k != ".id"}
-                )
-                for r in rows
-            ]
+            words.append(f".tag={n}")
+            burst.append(encode_sentence(f"{menu}/print", *words, encoding=api.protocol.encoding))
+        out: dict[str, list[ObservedObject]] = {}
+        menu = asked[0][0] if asked else ""
+        try:
+            if burst:
+                api.protocol.transport.write(b"".join(burst))
+            for n, (menu, _) in enumerate(asked):
+                out[menu] = self._rows(api, menu, str(n))
+        except (LibRouterosError, OSError) as exc:
+            # Later prints' replies are still on the wire: this connection is done.
+            error = self._translate(exc, menu, "", "print")
+            self.close()
+            raise error from exc
         return out
+
+    @staticmethod
+    def _rows(api: Any, menu: str, tag: str) -> list[ObservedObject]:
+        """The rows of one tagged print, values as the router sent them (text: no casting
+        to int or bool and back)."""
+        rows: list[ObservedObject] = []
+        traps: list[TrapError] = []
+        read = api.protocol.readSentence
+        want = f".tag={tag}"
+        while True:
+            word, raw = read()
+            if want not in raw:
+                got = next((w for w in raw if w.startswith(".tag=")), None)
+                raise ProtocolError(f"reply {got!r} while waiting for {want}")
+            if word == "!re":
+                props = dict(w[1:].split("=", 1) for w in raw if w[0] == "=")
+                rows.append(ObservedObject(menu, props.pop(".id", ""), props))
+            elif word == "!trap":
+                traps.append(_trap_of(raw))
+            elif word == "!done":
+                if traps:
+                    raise traps[0] if len(traps) == 1 else MultiTrapError(*traps)
+                return rows
 
     def apply(self, changes: Sequence[Change]) -> Iterator[Applied]:
         api = self._connect()
@@ -235,16 +270,10 @@ class RouterOSAdapter:
             got = next((w[5:] for w in raw if w.startswith(".tag=")), None)
             if got != tag:
                 raise ProtocolError(f"reply tagged {got!r} while waiting for {tag!r}")
-            attrs = dict(parse_word(w) for w in raw if w.startswith("="))
             if word == "!trap":
-                category = attrs.get("category")
-                traps.append(
-                    TrapError(
-                        str(attrs.get("message", "")),
-                        category if isinstance(category, int) else None,
-                    )
-                )
+                traps.append(_trap_of(raw))
             elif word == "!done":
+                attrs = dict(parse_word(w) for w in raw if w.startswith("="))
                 if "ret" in attrs:
                     ret = str(attrs["ret"])
                 return ret, traps
