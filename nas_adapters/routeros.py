@@ -5,9 +5,11 @@ command per change; vendor exceptions become the project's own NAS errors here.
 
 Writes are pipelined: RouterOS runs a connection's commands in order and echoes each
 command's ``.tag`` on its replies, so up to ``pipeline`` tagged commands are in flight at
-once and each reply is matched to its command by tag. librouteros frames the words
-(``encode_sentence``, ``readSentence``, ``parse_word``); its ``Api`` reads one command's
-reply at a time and cannot parse the ``.tag`` word, so the tags are handled here.
+once and each reply is matched to its command by tag. librouteros encodes the words and
+sentences (``compose_word``, ``encode_sentence``) and decodes lengths and values
+(``decode_length``, ``parse_word``); its ``Api`` reads one command's reply at a time and
+cannot parse the ``.tag`` word, so replies are read here, whole sentences at a time from
+a read-ahead buffer (a print's 20,000 words without a call per byte).
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from librouteros.exceptions import (
     ProtocolError,
     TrapError,
 )
-from librouteros.protocol import compose_word, encode_sentence, parse_word
+from librouteros.protocol import (
+    compose_word,
+    decode_length,
+    determine_length,
+    encode_sentence,
+    parse_word,
+)
 
 from nas_adapters.base import Applied
 from nas_adapters.errors import NasError, PermanentNasError, TemporaryNasError
@@ -53,8 +61,51 @@ class _ReadAhead:
         self._pos += len(chunk)
         return chunk
 
+    def sentence(self, encoding: str) -> list[str]:
+        """One whole sentence's words, decoded straight from the buffer (librouteros's
+        length rules; a 2,000-row print is 20,000 words, each read here without a call
+        per length byte)."""
+        words: list[str] = []
+        while True:
+            buf, pos = self._buf, self._pos
+            if pos < len(buf) and buf[pos] < 0x80:
+                n = buf[pos]
+                self._pos = pos + 1
+            else:
+                first = self._exact(1)
+                more = determine_length(first)
+                n = decode_length(first + self._exact(more)) if more else first[0]
+            if n == 0:
+                return words
+            buf, pos = self._buf, self._pos
+            if pos + n <= len(buf):
+                word = buf[pos : pos + n]
+                self._pos = pos + n
+            else:
+                word = self._exact(n)
+            words.append(word.decode(encoding, errors="ignore"))
+
+    def _exact(self, size: int) -> bytes:
+        out = b""
+        while len(out) < size:
+            chunk = self.recv(size - len(out))
+            if not chunk:
+                raise ConnectionClosed("Connection unexpectedly closed.")
+            out += chunk
+        return out
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+def _read_sentence(api: Any) -> tuple[str, list[str]]:
+    """The next reply sentence: its reply word and its other words (``!fatal`` raises,
+    as librouteros's ``readSentence`` does)."""
+    words = api.protocol.transport.sock.sentence(api.protocol.encoding)
+    if words[0] == "!fatal":
+        api.protocol.transport.close()
+        raise FatalError(words[1] if len(words) > 1 else "")
+    return words[0], words[1:]
 
 
 def _trap_text(exc: TrapError | MultiTrapError) -> tuple[str, int | None]:
@@ -179,10 +230,9 @@ class RouterOSAdapter:
         to int or bool and back)."""
         rows: list[ObservedObject] = []
         traps: list[TrapError] = []
-        read = api.protocol.readSentence
         want = f".tag={tag}"
         while True:
-            word, raw = read()
+            word, raw = _read_sentence(api)
             if want not in raw:
                 got = next((w for w in raw if w.startswith(".tag=")), None)
                 raise ProtocolError(f"reply {got!r} while waiting for {want}")
@@ -266,7 +316,7 @@ class RouterOSAdapter:
         traps: list[TrapError] = []
         ret: str | None = None
         while True:
-            word, raw = api.protocol.readSentence()
+            word, raw = _read_sentence(api)
             got = next((w[5:] for w in raw if w.startswith(".tag=")), None)
             if got != tag:
                 raise ProtocolError(f"reply tagged {got!r} while waiting for {tag!r}")
