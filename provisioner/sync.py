@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -62,6 +62,17 @@ class RouterResult:
     status: str = "ok"  # ok | conflicts | unreachable | failed | busy | dry-run
     error: str | None = None
     applied_changes: list[dict[str, object]] = field(default_factory=list)
+    planned: int = -1  # writes in the plan (kept when the plan itself is dropped)
+
+    def __post_init__(self) -> None:
+        if self.planned < 0:
+            self.planned = len(self.plan.writes)
+
+    def lean(self) -> RouterResult:
+        """The same outcome without the plan's writes and the applied changes (both are in
+        the router's sync run): what a fleet-wide pass keeps of each router."""
+        p = self.plan
+        return replace(self, plan=Plan(p.target, p.conflicts, p.error, p.kind), applied_changes=[])
 
 
 @dataclass(frozen=True)
@@ -441,8 +452,12 @@ def sync_many(
     trigger: str = "manual",
     adapter_factory: AdapterFactory = adapter_for,
     on_done: Callable[[RouterResult], None] | None = None,
+    keep_plans: bool = True,
 ) -> list[RouterResult]:
-    """Sync routers concurrently (``settings.sync_concurrency`` at once), results in input order."""
+    """Sync routers concurrently (``settings.sync_concurrency`` at once), results in input order.
+
+    ``keep_plans=False`` keeps each router's result ``lean`` once it is done (after
+    ``on_done``): a fleet's plans are not all held at once, only those in progress."""
     ids = list(ids)
 
     def one(rid: int) -> RouterResult:
@@ -460,7 +475,7 @@ def sync_many(
                 metrics.record_sync(r.router, r.status, trigger, (), None)
         if on_done:
             on_done(r)
-        return r
+        return r if keep_plans else r.lean()
 
     if len(ids) <= 1:
         return [one(i) for i in ids]

@@ -50,8 +50,10 @@ def test_writes_go_in_bursts_in_dependency_order(
     any_ctx: Context, slow_sim: SimulatedRouter
 ) -> None:
     two_packages(any_ctx, slow_sim, home=15, biz=15)
-    r = run(any_ctx)
+    ids = sync.router_ids(any_ctx.factory)
+    [r] = sync.sync_many(any_ctx.factory, any_ctx.settings, ids, keep_plans=False)
     assert (r.status, r.applied, slow_sim.stats.traps) == ("ok", 34, 0), r.error
+    assert (r.planned, r.plan.writes, r.applied_changes) == (34, (), [])  # kept lean
     menus = [menu for menu, _, _ in slow_sim.stats.write_log]
     # Pools, then profiles, then secrets: a secret sent before its profile would trap.
     assert menus == [POOL] * 2 + [PROFILE] * 2 + [SECRET] * 30
