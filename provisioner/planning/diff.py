@@ -120,7 +120,7 @@ def diff(
         mine_ids = ours[menu] = dict(owned.get(menu, {}))
         if menu not in NO_COMMENT:
             for o in rows:
-                if is_marked(o) and o.id not in mine_ids:
+                if o.id not in mine_ids and is_marked(o):
                     mine_ids[o.id] = _key(menu, o)
         by_id = {o.id: o for o in rows}
         by_key = {_key(menu, o): o for o in rows}
