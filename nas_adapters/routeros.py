@@ -237,7 +237,7 @@ class RouterOSAdapter:
                 got = next((w for w in raw if w.startswith(".tag=")), None)
                 raise ProtocolError(f"reply {got!r} while waiting for {want}")
             if word == "!re":
-                props = dict(w[1:].split("=", 1) for w in raw if w[0] == "=")
+                props = dict([w[1:].split("=", 1) for w in raw if w[0] == "="])
                 rows.append(ObservedObject(menu, props.pop(".id", ""), props))
             elif word == "!trap":
                 traps.append(_trap_of(raw))
