@@ -15,6 +15,7 @@ converged).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -300,8 +301,14 @@ class PassFigures:
     reads_by_menu: dict[str, int]  # of the first router
     cpu_s: float = 0.0  # this process: engine, database driver and simulators together
     sim_cpu_s: float | None = None  # of which the simulators' thread
+    rss_before_mb: float = 0.0  # resident before the pass (simulators' state included)
+    rss_peak_mb: float = 0.0  # the most resident during the pass
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def engine_cpu_s(self) -> float:
+        return self.cpu_s - (self.sim_cpu_s or 0.0)
 
     def per_router(self, total: int) -> float:
         return total / self.routers if self.routers else 0.0
@@ -320,6 +327,9 @@ class PassFigures:
             "connections_min_max": list(self.connections_range),
             "cpu_s": round(self.cpu_s, 2),
             "sim_cpu_s": None if self.sim_cpu_s is None else round(self.sim_cpu_s, 2),
+            "engine_cpu_s": round(self.engine_cpu_s, 2),
+            "rss_before_mb": round(self.rss_before_mb),
+            "rss_peak_mb": round(self.rss_peak_mb),
             "failed_routers": self.failed,
         }
 
@@ -328,9 +338,29 @@ def _range(values: list[int]) -> tuple[int, int]:
     return (min(values), max(values)) if values else (0, 0)
 
 
+def _status_mb(field_name: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MB; 0 elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def reset_peak_rss() -> None:
+    """Start a new high-water mark of resident memory (Linux: clear_refs 5), so a pass's
+    peak is its own, not an earlier pass's."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def measure(name: str, fleet: SimulatedFleet, run: Callable[[], T]) -> tuple[PassFigures, T]:
     for sim in fleet.routers:
         sim.reset_stats()
+    reset_peak_rss()
+    rss_before = _status_mb("VmRSS")
     sim_cpu, cpu = sim_cpu_seconds(), process_cpu_seconds()
     start = time.perf_counter()
     out = run()
@@ -356,17 +386,30 @@ def measure(name: str, fleet: SimulatedFleet, run: Callable[[], T]) -> tuple[Pas
         reads_by_menu=dict(stats[0].reads_by_menu) if stats else {},
         cpu_s=cpu,
         sim_cpu_s=sim_cpu,
+        rss_before_mb=rss_before,
+        rss_peak_mb=_status_mb("VmHWM"),
     )
     return figures, out
 
 
-def engine_pass(name: str, ctx: Context, fleet: SimulatedFleet, ids: list[int]) -> PassFigures:
+def engine_pass(
+    name: str,
+    ctx: Context,
+    fleet: SimulatedFleet,
+    ids: list[int],
+    settings: Settings | None = None,
+) -> PassFigures:
     say(f"-- {name}: sync_many over {len(ids)} routers ...")
     figures, results = measure(
-        name, fleet, lambda: sync_many(ctx.factory, ctx.settings, ids, trigger="bench")
+        name,
+        fleet,
+        lambda: sync_many(
+            ctx.factory, settings or ctx.settings, ids, trigger="bench", keep_plans=False
+        ),
     )
+    figures.routers = len(ids)
     note_failures(figures, [(r.router, r.status, r.error) for r in results if r.status != "ok"])
-    planned = sum(len(r.plan.writes) for r in results)
+    planned = sum(r.planned for r in results)
     applied = sum(r.applied for r in results)
     say(
         f"   {figures.wall_s:.2f} s, {figures.writes} writes (engine: {planned} planned, "
@@ -539,6 +582,17 @@ def check_handmade(fleet: SimulatedFleet, drift: Drift) -> list[str]:
     return problems
 
 
+def wipe(sim: SimulatedRouter) -> int:
+    """Remove every object of ours from a router by hand (users first), leaving it as a
+    router never synced; hand-made objects stay. Returns how many were removed."""
+    n = 0
+    for menu in reversed(MANAGED_MENUS):
+        for row in _ours(sim.items(menu)):
+            sim.remove_item(menu, row[".id"])
+            n += 1
+    return n
+
+
 # ---- the naive baseline -------------------------------------------------------------
 
 
@@ -605,8 +659,9 @@ def _ratio(a: float, b: float) -> float | None:
 
 def print_table(passes: list[PassFigures]) -> None:
     head = (
-        f"{'pass':<22}{'wall s':>8}{'writes':>9}{'writes/rtr':>11}{'reads/rtr':>10}"
-        f"{'conns/rtr':>10}{'ms/rtr':>8}{'cpu s':>8}{'sim cpu':>8}{'failed':>7}"
+        f"{'pass':<30}{'routers':>8}{'wall s':>8}{'writes':>9}{'writes/rtr':>11}{'reads/rtr':>10}"
+        f"{'ms/rtr':>8}{'cpu s':>7}{'sim cpu':>8}{'engine':>7}{'RSS MB':>7}{'peak':>6}"
+        f"{'failed':>7}"
     )
     say("")
     say(head)
@@ -615,14 +670,16 @@ def print_table(passes: list[PassFigures]) -> None:
         ms = 1000 * p.wall_s / p.routers if p.routers else 0.0
         sim = "-" if p.sim_cpu_s is None else f"{p.sim_cpu_s:.1f}"
         say(
-            f"{p.name:<22}{p.wall_s:>8.2f}{p.writes:>9}{p.per_router(p.writes):>11.1f}"
-            f"{p.per_router(p.reads):>10.1f}{p.per_router(p.connections):>10.1f}"
-            f"{ms:>8.1f}{p.cpu_s:>8.1f}{sim:>8}{p.failed:>7}"
+            f"{p.name:<30}{p.routers:>8}{p.wall_s:>8.2f}{p.writes:>9}"
+            f"{p.per_router(p.writes):>11.1f}{p.per_router(p.reads):>10.1f}"
+            f"{ms:>8.1f}{p.cpu_s:>7.1f}{sim:>8}{p.engine_cpu_s:>7.1f}"
+            f"{p.rss_before_mb:>7.0f}{p.rss_peak_mb:>6.0f}{p.failed:>7}"
         )
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    say(
+        "cpu s: this process (engine, drivers, simulators); sim cpu: the simulators' thread; "
+        "engine = cpu - sim; RSS MB: resident before the pass (simulators' routers included), "
+        "peak: its high-water mark during the pass"
+    )
 
 
 def run(opts: Options) -> int:
@@ -714,18 +771,53 @@ def run(opts: Options) -> int:
                     f"re-sync after naive: {after.writes} writes, expected 0 "
                     f"({after.failed} routers not ok)"
                 )
+        # The first push of one router, one write at a time and pipelined, from empty.
+        one = ids[:1]
+        serial_settings = ctx.settings.model_copy(update={"router_pipeline": 1})
+        pushes = []
+        for name, settings in (
+            ("first push 1 rtr, 1 at a time", serial_settings),
+            ("first push 1 rtr, pipelined", ctx.settings),
+        ):
+            wipe(fleet.routers[0])
+            push = engine_pass(name, ctx, fleet, one, settings)
+            if push.failed or push.writes != per_router:
+                failures.append(f"{name}: {push.writes} writes, expected {per_router}")
+            pushes.append(push)
+            passes.append(push)
+        serial, piped = pushes
         print_table(passes)
         ratios = {
             "naive_over_repair_time": _ratio(naive.wall_s, repair.wall_s),
             "naive_over_repair_writes": _ratio(naive.writes, repair.writes),
             "naive_over_nochange_time": _ratio(naive.wall_s, steady.wall_s),
+            "first_push_serial_over_pipelined": _ratio(serial.wall_s, piped.wall_s),
         }
+        say(
+            f"\nconverged re-sync of {steady.routers} routers: {steady.wall_s:.2f} s wall, "
+            f"{steady.engine_cpu_s:.1f} s engine CPU ({steady.cpu_s:.1f} s with the "
+            f"simulators), peak RSS {steady.rss_peak_mb:.0f} MB "
+            f"({steady.rss_before_mb:.0f} MB before it)"
+        )
+        say(
+            f"first push of one router ({per_router} objects): {serial.wall_s:.2f} s one "
+            f"write at a time, {piped.wall_s:.2f} s pipelined "
+            f"({ratios['first_push_serial_over_pipelined']}x)"
+        )
+        if opts.latency_ms == 20 and (opts.profiles, opts.secrets) == (50, 2000):
+            say(
+                f"   phpnuxbill's first push of the same router at 20 ms: 446.4 s (issue 26, "
+                f"not measured in this run): {446.4 / piped.wall_s:.1f}x the pipelined push"
+            )
         say(
             f"\nnaive / drift repair: {ratios['naive_over_repair_time']}x time, "
             f"{ratios['naive_over_repair_writes']}x writes "
             f"(D = {drift.objects} drifted objects, {drift.objects / opts.routers:.1f} per router)"
         )
-        say(f"set-up {setup_s:.1f} s (not part of any pass); peak RSS {peak_rss_mb():.0f} MB")
+        say(
+            f"set-up {setup_s:.1f} s (not part of any pass); peak RSS of any pass "
+            f"{max(p.rss_peak_mb for p in passes):.0f} MB"
+        )
         for line in failures:
             say(f"INVARIANT FAILED: {line}")
         if not failures:
@@ -745,7 +837,7 @@ def run(opts: Options) -> int:
             "latency_ms": opts.latency_ms,
             "passes": {p.name: p.to_json() for p in passes},
             "ratios": ratios,
-            "peak_rss_mb": round(peak_rss_mb()),
+            "peak_rss_mb": round(max(p.rss_peak_mb for p in passes)),
             "invariants_ok": not failures,
         }
         print(json.dumps(figures, separators=(",", ":")), flush=True)

@@ -17,11 +17,13 @@ from provisioner.planning.plan import Change, ObservedObject
 @dataclass(frozen=True)
 class Applied:
     """One change done, or refused by the device (``error``: its message, with menu and
-    object); ``ros_id`` is the device's id of the object (new for an add)."""
+    object), or ``held_back`` unsent (``error``: why: a change it needs was not done);
+    ``ros_id`` is the device's id of the object (new for an add)."""
 
     change: Change
     ros_id: str | None
     error: str | None = None
+    held_back: bool = False
 
 
 class NasAdapter(Protocol):
@@ -47,8 +49,12 @@ class NasAdapter(Protocol):
 
         A change the device refuses (a RouterOS ``!trap``) is yielded with its ``error``
         and the next change is tried: one refused object must not hold up the others.
-        Losing the device stops the run by raising ``TemporaryNasError``; what was yielded
-        before it stands.
+        A change whose ``needs`` were not done (refused or held back) is never sent: it
+        is yielded ``held_back`` with the reason (``Change.held_back``). Several changes
+        may be in flight at once, but each is sent once, in order, and only after every
+        change it needs was answered. Losing the device stops the run by raising
+        ``TemporaryNasError``; what was yielded before it stands, and what was in flight
+        is unknown (the next read shows it).
         """
         ...
 

@@ -18,4 +18,5 @@ def adapter_for(router: Router, settings: Settings) -> NasAdapter:
         port=router.api_port,
         tls=router.api_tls,
         timeout=settings.router_timeout_seconds,
+        pipeline=settings.router_pipeline,
     )

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     fup_interval_seconds: float = Field(default=60.0, gt=0)
     sync_concurrency: int = Field(default=8, ge=1, le=256)
     router_timeout_seconds: float = 10.0
+    # Writes in flight at once on a router's connection (RouterOS answers in order, by
+    # tag): a burst costs one round trip, not one per write. 1 sends one at a time.
+    router_pipeline: int = Field(default=64, ge=1, le=1024)
 
     # Several daemons on one PostgreSQL. An instance is named by ``instance_name`` (empty:
     # "<hostname>:<API port>", unique while it listens and the same after a restart, so a

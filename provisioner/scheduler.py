@@ -50,9 +50,22 @@ def run_once(ctx: Context, job: str, interval: float, fn: Callable[[], object]) 
     return True
 
 
-def reconcile(ctx: Context) -> None:
-    ids = sync.router_ids(ctx.factory)
-    results = sync.sync_many(ctx.factory, ctx.settings, ids, trigger="reconcile")
+def reconcile_parts(interval: float) -> int:
+    """Shares the periodic repair is spread over: one every ``interval / parts`` (at most
+    12, none shorter than 30 s), so a large fleet never wakes at once."""
+    return max(1, min(12, int(interval // 30)))
+
+
+def share(ids: list[int], tick: int, parts: int) -> list[int]:
+    """The routers of this tick: each router falls in one share (by its id), and any
+    ``parts`` consecutive ticks cover every router once."""
+    return [i for i in ids if i % parts == tick % parts]
+
+
+def reconcile(ctx: Context, tick: int = 0, parts: int = 1) -> None:
+    """Re-check and repair the routers of this tick's share (all of them by default)."""
+    ids = share(sync.router_ids(ctx.factory), tick, parts)
+    results = sync.sync_many(ctx.factory, ctx.settings, ids, trigger="reconcile", keep_plans=False)
     for r in results:
         if r.status != "ok":
             log.warning("reconcile %s: %s %s", r.router, r.status, r.error or "")
@@ -114,12 +127,14 @@ def check_ledger(ctx: Context) -> None:
 def start(ctx: Context) -> BackgroundScheduler:
     s = ctx.settings
     sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+    parts = reconcile_parts(s.reconcile_interval_seconds)
     # (id, what it does, every, the work, once across instances?)
     jobs: list[tuple[str, str, float, Callable[[], object], bool]] = [
         ("heartbeat", "instance heartbeat", s.heartbeat_seconds,
          lambda: instances.beat(ctx.factory), False),
-        ("reconcile", "reconcile routers", s.reconcile_interval_seconds,
-         lambda: reconcile(ctx), True),
+        ("reconcile", "reconcile routers", s.reconcile_interval_seconds / parts,
+         lambda: reconcile(ctx, int(time.time() // (s.reconcile_interval_seconds / parts)),
+                           parts), True),
         ("outbox", "drain outbox", s.outbox_interval_seconds, lambda: drain(ctx), False),
         ("expire", "expire subscriptions", s.expiry_interval_seconds, lambda: expire(ctx), True),
         ("fup", "fair usage: throttle and restore", s.fup_interval_seconds,

@@ -94,7 +94,8 @@ def spec_of(c: Customer) -> CustomerSpec:
 def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[CustomerSpec]:
     """Customers (all, or those matching ``where``) as snapshots, in id order.
 
-    Reads columns, not ORM objects: a router's 2,000 customers are loaded on every sync.
+    Reads columns, not ORM objects, through Core (no ORM row machinery): a router's
+    2,000 customers are loaded on every sync.
     """
     q = (
         select(
@@ -116,6 +117,7 @@ def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[Custom
         .where(*where)
         .order_by(Customer.id)
     )
+    session.flush()  # what session.execute's autoflush would do; Core does not
     return [
         CustomerSpec(
             id=r.id,
@@ -131,7 +133,7 @@ def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[Custom
             throttled=r.throttled_until is not None,
             delegated_prefix=r.prefix,
         )
-        for r in session.execute(q)
+        for r in session.connection().execute(q)
     ]
 
 

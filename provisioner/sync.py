@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas_adapters.base import Applied, NasAdapter
+from nas_adapters.base import NasAdapter
 from nas_adapters.errors import NasError, TemporaryNasError
 from provisioner import instances, metrics
 from provisioner.adapters import adapter_for
@@ -44,7 +44,7 @@ from provisioner.mapping.routeros import (
 from provisioner.models import NasObject, Router, RouterLock, SyncRun, utcnow
 from provisioner.planning.diff import diff, is_marked, redact
 from provisioner.planning.normalize import to_text
-from provisioner.planning.plan import Action, Change, ObservedObject, Plan
+from provisioner.planning.plan import Action, ObservedObject, Plan
 from provisioner.snapshots import RouterSpec
 from provisioner.state import all_masters, options, router_customers, router_spec
 
@@ -62,6 +62,17 @@ class RouterResult:
     status: str = "ok"  # ok | conflicts | unreachable | failed | busy | dry-run
     error: str | None = None
     applied_changes: list[dict[str, object]] = field(default_factory=list)
+    planned: int = -1  # writes in the plan (kept when the plan itself is dropped)
+
+    def __post_init__(self) -> None:
+        if self.planned < 0:
+            self.planned = len(self.plan.writes)
+
+    def lean(self) -> RouterResult:
+        """The same outcome without the plan's writes and the applied changes (both are in
+        the router's sync run): what a fleet-wide pass keeps of each router."""
+        p = self.plan
+        return replace(self, plan=Plan(p.target, p.conflicts, p.error, p.kind), applied_changes=[])
 
 
 @dataclass(frozen=True)
@@ -76,9 +87,13 @@ class Work:
 
 
 def _owned(session: Session, router_id: int) -> dict[str, dict[str, str]]:
+    # Columns, not ORM objects: a router's 2,100 records are read on every sync.
     out: dict[str, dict[str, str]] = {}
-    for o in session.scalars(select(NasObject).where(NasObject.router_id == router_id)):
-        out.setdefault(o.menu, {})[o.ros_id] = o.key
+    q = select(NasObject.menu, NasObject.ros_id, NasObject.key).where(
+        NasObject.router_id == router_id
+    )
+    for menu, ros_id, key in session.execute(q):
+        out.setdefault(menu, {})[ros_id] = key
     return out
 
 
@@ -302,34 +317,6 @@ def _close_orphans(session: Session, router_id: int) -> None:
     )
 
 
-def _sent(
-    adapter: NasAdapter, changes: Sequence[Change], skipped: list[str], router: str
-) -> Iterator[Applied]:
-    """Send the changes one at a time, so what the router refused is known before the next:
-    a change relying on one not done (its pool or profile refused) is skipped unsent, with
-    its reason in ``skipped``; a move of what this run added is sent with the new ``.id``."""
-    undone: dict[tuple[str, str], str] = {}  # (menu, key) -> refused | skipped
-    made: dict[tuple[str, str], str] = {}  # (menu, key) -> .id, of what this run added
-    for change in changes:
-        c = change
-        why = c.held_back(undone)
-        if why is None and c.action is Action.move and c.ros_id is None:
-            if (c.menu, c.key) in made:
-                c = replace(c, ros_id=made[(c.menu, c.key)])
-            else:
-                why = "skipped: it is not on the router"
-        if why is not None:
-            undone[(c.menu, c.key)] = "skipped"
-            skipped.append(f"{router} {c.menu} {c.key}: {why}")
-            continue
-        for done in adapter.apply([c]):
-            if done.error is not None:
-                undone[(c.menu, c.key)] = "refused"
-            elif c.action is Action.add and done.ros_id:
-                made[(c.menu, c.key)] = done.ros_id
-            yield replace(done, change=change)
-
-
 def _listed(items: list[str]) -> str:
     more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
     return "; ".join(items[:5]) + more
@@ -339,44 +326,49 @@ def _apply(
     factory: sessionmaker[Session], adapter: NasAdapter, work: Work, plan: Plan, run_id: int
 ) -> RouterResult:
     result = RouterResult(work.router.name, plan)
-    pending: list[NasObject | tuple[str, str]] = []
+    rid = work.router.id
+    made: list[dict[str, object]] = []  # ownership records to add
+    gone: dict[str, list[str]] = {}  # menu -> .ids removed, records to drop
     redacted = dict(zip(plan.changes, redact(plan).changes, strict=True))
 
     def flush() -> None:
-        if not pending:
+        # Set-based, a batch at a time: a crash before a flush loses nothing, the next
+        # sync finds what we added by its marker.
+        if not made and not gone:
             return
         with transaction(factory) as s:
-            for item in pending:
-                if isinstance(item, NasObject):
-                    s.add(item)
-                else:
-                    menu, ros_id = item
-                    s.execute(
-                        delete(NasObject).where(
-                            NasObject.router_id == work.router.id,
-                            NasObject.menu == menu,
-                            NasObject.ros_id == ros_id,
-                        )
+            for menu, ids in gone.items():
+                s.execute(
+                    delete(NasObject).where(
+                        NasObject.router_id == rid,
+                        NasObject.menu == menu,
+                        NasObject.ros_id.in_(ids),
                     )
-        pending.clear()
+                )
+            if made:
+                s.execute(insert(NasObject), made)
+        made.clear()
+        gone.clear()
 
     refused: list[str] = []
     skipped: list[str] = []
     try:
-        for done in _sent(adapter, plan.writes, skipped, work.router.name):
+        # The adapter sends in bursts and holds back what relies on a change not done.
+        for done in adapter.apply(plan.writes):
             c = done.change
+            if done.held_back:
+                skipped.append(f"{work.router.name} {c.menu} {c.key}: {done.error}")
+                continue
             if done.error is not None:
                 refused.append(done.error)
                 continue
             if done.ros_id and (c.action is Action.add or (c.action is Action.set and c.adopt)):
-                pending.append(
-                    NasObject(router_id=work.router.id, menu=c.menu, ros_id=done.ros_id, key=c.key)
-                )
+                made.append({"router_id": rid, "menu": c.menu, "ros_id": done.ros_id, "key": c.key})
             elif c.action is Action.remove and done.ros_id:
-                pending.append((c.menu, done.ros_id))
+                gone.setdefault(c.menu, []).append(done.ros_id)
             result.applied += 1
             result.applied_changes.append(redacted[c].to_dict())
-            if len(pending) >= 200:
+            if len(made) + sum(map(len, gone.values())) >= 1000:
                 flush()
     except NasError as exc:
         result.status = "unreachable" if isinstance(exc, TemporaryNasError) else "failed"
@@ -460,8 +452,12 @@ def sync_many(
     trigger: str = "manual",
     adapter_factory: AdapterFactory = adapter_for,
     on_done: Callable[[RouterResult], None] | None = None,
+    keep_plans: bool = True,
 ) -> list[RouterResult]:
-    """Sync routers concurrently (``settings.sync_concurrency`` at once), results in input order."""
+    """Sync routers concurrently (``settings.sync_concurrency`` at once), results in input order.
+
+    ``keep_plans=False`` keeps each router's result ``lean`` once it is done (after
+    ``on_done``): a fleet's plans are not all held at once, only those in progress."""
     ids = list(ids)
 
     def one(rid: int) -> RouterResult:
@@ -479,7 +475,7 @@ def sync_many(
                 metrics.record_sync(r.router, r.status, trigger, (), None)
         if on_done:
             on_done(r)
-        return r
+        return r if keep_plans else r.lean()
 
     if len(ids) <= 1:
         return [one(i) for i in ids]

@@ -68,6 +68,9 @@ class Daemon:
             "reconcile_interval_seconds": 3600,
             "expiry_interval_seconds": 3600,
             "sync_debounce_seconds": 0,
+            # Two writes in flight per round trip (pipelined, but slow enough to be
+            # killed in the middle of an apply).
+            "router_pipeline": 2,
             **settings,
         }
         env.update({f"PROVISIONER_{k.upper()}": str(v) for k, v in conf.items()})

@@ -6,6 +6,10 @@ import random
 import socket
 import threading
 
+import pytest
+from librouteros.exceptions import ConnectionClosed
+from librouteros.protocol import encode_sentence
+
 from nas_adapters.routeros import _ReadAhead
 
 
@@ -24,3 +28,23 @@ def test_read_ahead_hands_out_exactly_the_bytes_sent_in_any_sizes() -> None:
     reader.settimeout(1.0)  # anything else is the socket's own
     assert reader.gettimeout() == 1.0
     reader.close()
+
+
+def test_sentences_read_from_the_buffer_come_out_as_librouteros_encoded_them() -> None:
+    """Words of every length form (1 to 3 length bytes), cut across the 64 KiB reads,
+    come out whole; a close mid-sentence is librouteros's ConnectionClosed."""
+    rng = random.Random(9)
+    lengths = [0, 1, 100, 127, 128, 300, 20_000]
+    sentences = [
+        ["!re", *(f"=k{i}=" + "v" * rng.choice(lengths) for i in range(5))] for _ in range(40)
+    ] + [["!done", "=ret=*1A", ".tag=7"], ["!re", "=comment=Zürich – café"]]
+    data = b"".join(encode_sentence(*s, encoding="utf-8") for s in sentences)
+    a, b = socket.socketpair()
+    sender = threading.Thread(target=lambda: (a.sendall(data + b"\x05!don"), a.close()))
+    sender.start()
+    ahead = _ReadAhead(b)
+    assert [ahead.sentence("utf-8") for _ in sentences] == sentences
+    with pytest.raises(ConnectionClosed):
+        ahead.sentence("utf-8")
+    sender.join(timeout=10)
+    b.close()

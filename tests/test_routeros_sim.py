@@ -536,6 +536,44 @@ def test_latency_delays_every_reply(api: librouteros.api.Api, router: SimulatedR
     assert time.monotonic() - started >= 0.15
 
 
+def test_latency_is_a_round_trip_so_pipelined_commands_overlap(router: SimulatedRouter) -> None:
+    """Ten commands sent at once come back after about one round trip, not ten, in
+    order, each with its tag; each reply still waits its full round trip."""
+    raw = Raw(router)
+    raw.login()
+    router.latency = 0.5
+    started = time.monotonic()
+    raw.sock.sendall(
+        b"".join(
+            encode_sentence(["/ip/pool/add", f"=name=p{i}", "=ranges=10.0.0.1", f".tag={i}"])
+            for i in range(10)
+        )
+    )
+    tags = [raw.reply()[-1] for _ in range(10)]
+    took = time.monotonic() - started
+    assert tags == [["!done", f"=ret=*{i + 1:X}", f".tag={i}"] for i in range(10)]
+    assert 0.5 <= took < 2.5  # one-at-a-time would take 5 s
+    raw.close()
+
+
+def test_drop_after_still_delivers_what_was_answered_before_it(router: SimulatedRouter) -> None:
+    raw = Raw(router)
+    raw.login()
+    router.latency = 0.05
+    router.drop_after = 2
+    raw.sock.sendall(
+        b"".join(
+            encode_sentence(["/ip/pool/add", f"=name=p{i}", "=ranges=10.0.0.1", f".tag={i}"])
+            for i in range(4)
+        )
+    )
+    assert [raw.reply()[-1][-1] for _ in range(2)] == [".tag=0", ".tag=1"]
+    with pytest.raises(ConnectionError):
+        raw.reply()
+    assert [p["name"] for p in router.items("/ip/pool")] == ["p0", "p1"]  # the rest never ran
+    raw.close()
+
+
 def test_drop_after_closes_without_answering(
     api: librouteros.api.Api, router: SimulatedRouter
 ) -> None:

@@ -135,3 +135,14 @@ def test_an_idle_scheduler_is_quiet(ctx: Context, caplog: pytest.LogCaptureFixtu
         logging.getLogger("apscheduler.scheduler").warning("something else")
     from_scheduler = [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")]
     assert from_scheduler == ["something else"]
+
+
+@pytest.mark.parametrize(("interval", "parts"), [(5, 1), (60, 2), (300, 10), (3600, 12)])
+def test_periodic_repair_is_spread_over_its_interval(interval: float, parts: int) -> None:
+    """Every router is re-checked once per interval, a share of them per tick."""
+    assert scheduler.reconcile_parts(interval) == parts
+    ids = list(range(1, 2001))
+    for start in (0, 7):
+        shares = [scheduler.share(ids, t, parts) for t in range(start, start + parts)]
+        assert sorted(i for sh in shares for i in sh) == ids
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1

@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--password", default="")
     parser.add_argument("--identity", default="MikroTik")
     parser.add_argument("--count", type=int, default=1, help="routers to run (one thread)")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="round trip: seconds from a command to its reply"
+    )
     args = parser.parse_args(argv)
 
     fleet = SimulatedFleet(

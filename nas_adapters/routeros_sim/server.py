@@ -1,8 +1,9 @@
 """The simulator's TCP side: accept API connections, log in, dispatch, inject faults.
 
 One asyncio event loop in one daemon thread serves a router, or every router of a
-`SimulatedFleet`, so 200 routers cost one thread, not hundreds. Each command's reply is
-built in memory and written with a single `write`. Router state lives in
+`SimulatedFleet`, so 200 routers cost one thread, not hundreds. Each command runs when it
+arrives; its reply is built in memory and leaves `latency` later (replies due together
+go in one `write`). Router state lives in
 `menus.RouterState`; this module only frames it and decides when (or whether) to answer.
 """
 
@@ -16,6 +17,7 @@ import random
 import socket
 import ssl
 import threading
+from collections import deque
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -43,7 +45,10 @@ class SimStats:
     `commands` counts every sentence answered (login included); `reads` are `print`s and
     `writes` are add/set/remove/unset/enable/disable/move attempts, trapped or not; `traps`
     counts `!trap` sentences sent; `peak_connections` is the most connections open at
-    once (two syncs of one router at the same time show as 2).
+    once (two syncs of one router at the same time show as 2); `peak_in_flight` the most
+    commands of one connection run and waiting for their reply to leave (more than 1:
+    the client pipelines). `write_log` lists (menu, verb, name or .id) of every write in
+    arrival order while the router's `record_writes` is on.
     """
 
     connections: int = 0
@@ -55,11 +60,13 @@ class SimStats:
     writes_by_menu: dict[str, int] = field(default_factory=dict)
     reads_by_menu: dict[str, int] = field(default_factory=dict)
     traps: int = 0
+    peak_in_flight: int = 0
+    write_log: list[tuple[str, str, str]] = field(default_factory=list)
 
     def _zero(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, dict):
+            if isinstance(value, dict | list):
                 value.clear()
             else:
                 setattr(self, f.name, 0)
@@ -116,7 +123,8 @@ class SimulatedRouter:
     test setup and assertions; those methods are thread-safe. Fault switches (`latency`,
     `drop_after`, `trap_rate`, `refuse`, `dead`) may be flipped at any time:
 
-    - `latency`: seconds slept before each command's reply.
+    - `latency`: the round trip: each reply leaves this long after its command
+      arrived, so pipelined commands overlap as on a network.
     - `drop_after`: answer this many more commands, then close abruptly on the next.
     - `trap_rate`: chance that a write traps `failure: simulated fault` (category 4)
       instead of running; drawn from `random` (seeded with `seed`).
@@ -154,6 +162,7 @@ class SimulatedRouter:
         self.trap_rate: float = 0.0
         self.trap_names: set[str] = set()
         self.dead: bool = False
+        self.record_writes: bool = False
         # RouterOS 7.18+ answers an empty print with `!empty` before `!done`.
         self.send_empty: bool = True
         self._drop_after: int | None = None
@@ -328,23 +337,37 @@ class SimulatedRouter:
             self.stats.peak_connections = max(self.stats.peak_connections, self._open)
         session = _Session()
         decoder = SentenceDecoder()
+        # Replies wait here for their time to leave: (due, bytes, then) with `then` one of
+        # "", "close" (after /quit) or "abort" (drop_after fired). Commands keep being read
+        # while earlier replies wait, so a pipelined burst overlaps its round trips.
+        outbox: deque[tuple[float, bytes, str]] = deque()
+        wake = asyncio.Event()
+        sender = asyncio.create_task(self._send(writer, outbox, wake))
+        loop = asyncio.get_running_loop()
         try:
-            while data := await reader.read(65536):
+            ending = False
+            while not ending and (data := await reader.read(65536)):
+                arrived = loop.time()
                 for words in decoder.feed(data):
                     if not words or self.dead:
                         continue  # RouterOS ignores empty sentences; a dead router everything
                     answer = self._answer(session, words)
-                    if answer is None:  # drop_after fired
-                        writer.transport.abort()
-                        return
+                    if answer is None:  # drop_after fired: what was answered still leaves
+                        outbox.append((arrived + self.latency, b"", "abort"))
+                        ending = True
+                        break
                     reply, close = answer
-                    if self.latency > 0:
-                        await asyncio.sleep(self.latency)
-                    writer.write(reply)
-                    await writer.drain()
+                    outbox.append((arrived + self.latency, reply, "close" if close else ""))
+                    if len(outbox) > self.stats.peak_in_flight:
+                        self.stats.peak_in_flight = len(outbox)
                     if close:
-                        writer.close()
-                        return
+                        ending = True
+                        break
+                wake.set()
+                if sender.done():
+                    break
+            if ending:
+                await sender
         except (ConnectionError, WireError):
             writer.transport.abort()
         except asyncio.CancelledError:
@@ -352,12 +375,51 @@ class SimulatedRouter:
             # cancellation as an error; nothing awaits this task's result.
             writer.transport.abort()
         finally:
+            if not sender.done():
+                sender.cancel()
+                with contextlib.suppress(BaseException):
+                    await sender
             with self._lock:
                 self._open -= 1
             self._writers.discard(writer)
             self._tasks.discard(task)
             if not writer.is_closing():
                 writer.close()
+
+    @staticmethod
+    async def _send(
+        writer: asyncio.StreamWriter, outbox: deque[tuple[float, bytes, str]], wake: asyncio.Event
+    ) -> None:
+        """Write each reply once its time has come (its command's arrival + `latency`),
+        in order, several at once when several are due: the network's round trip, not a
+        pause between commands."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not outbox:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                wait = outbox[0][0] - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                chunks: list[bytes] = []
+                then = ""
+                now = loop.time()
+                while outbox and outbox[0][0] <= now and not then:
+                    _, data, then = outbox.popleft()
+                    chunks.append(data)
+                writer.write(b"".join(chunks))
+                if then == "abort":
+                    writer.transport.abort()
+                    return
+                await writer.drain()
+                if then == "close":
+                    writer.close()
+                    return
+        except ConnectionError:
+            writer.transport.abort()
 
     def _answer(self, session: _Session, words: list[str]) -> tuple[bytes, bool] | None:
         """The encoded reply to one sentence and whether to close afterwards;
@@ -381,6 +443,9 @@ class SimulatedRouter:
             try:
                 path, verb = split_command(command)
                 self._count(path, verb)
+                if self.record_writes and verb in WRITE_VERBS:
+                    what = attrs.get("name") or attrs.get(".id") or attrs.get("numbers", "")
+                    self.stats.write_log.append((path, verb, what))
                 if verb in WRITE_VERBS and (
                     attrs.get("name") in self.trap_names
                     or (self.trap_rate > 0 and self.random.random() < self.trap_rate)

@@ -233,7 +233,8 @@ def desired_objects(
                 },
             )
             put(obj)
-    return sorted(out.values(), key=lambda o: (MENU_ORDER.index(o.menu), o.key))
+    rank = {m: i for i, m in enumerate(MENU_ORDER)}
+    return sorted(out.values(), key=lambda o: (rank[o.menu], o.key))
 
 
 def bootstrap_objects(

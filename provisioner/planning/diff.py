@@ -38,6 +38,15 @@ def _is_secret(change: Change, prop: str) -> bool:
     return prop == "value" and change.key.endswith(SECRET_ATTRIBUTES)
 
 
+_RANK = {m: i for i, m in enumerate(MENU_ORDER)}
+_KEY_PROPS = ("name", "list", "address", "user")  # all key_of reads
+
+
+def _key(menu: str, obj: ObservedObject) -> str:
+    p = obj.props
+    return key_of(menu, {k: to_text(p[k]) for k in _KEY_PROPS if k in p})
+
+
 def is_marked(obj: ObservedObject) -> bool:
     return parse_marker(to_text(obj.props.get("comment", ""))) is not None
 
@@ -74,7 +83,7 @@ def _prop_changes(
 
 
 def _order(c: Change) -> tuple[int, int, str, int]:
-    idx = MENU_ORDER.index(c.menu) if c.menu in MENU_ORDER else len(MENU_ORDER)
+    idx = _RANK.get(c.menu, len(MENU_ORDER))
     if c.action is Action.remove:
         # Removes after every add/set, users before the profiles and pools they used.
         return (1, -idx, c.key, 0)
@@ -111,10 +120,10 @@ def diff(
         mine_ids = ours[menu] = dict(owned.get(menu, {}))
         if menu not in NO_COMMENT:
             for o in rows:
-                if is_marked(o) and o.id not in mine_ids:
-                    mine_ids[o.id] = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
+                if o.id not in mine_ids and is_marked(o):
+                    mine_ids[o.id] = _key(menu, o)
         by_id = {o.id: o for o in rows}
-        by_key = {key_of(menu, {k: to_text(v) for k, v in o.props.items()}): o for o in rows}
+        by_key = {_key(menu, o): o for o in rows}
         ours_by_key: dict[str, list[str]] = {}  # recorded key -> our ids still on the router
         for i, k in mine_ids.items():
             if i in by_id:
@@ -131,7 +140,11 @@ def diff(
                     changes.append(Change(menu, d.key, Action.set, None, props))
                 continue
             # Ours first, by the recorded key (survives a rename by hand), then by name.
-            obj = next((by_id[i] for i in ours_by_key.get(d.key, ()) if i not in matched), None)
+            obj = None
+            for i in ours_by_key.get(d.key, ()):
+                if i not in matched:
+                    obj = by_id[i]
+                    break
             if obj is None:
                 obj = by_key.get(d.key)
             if obj is None:
@@ -170,7 +183,7 @@ def diff(
         for ros_id in mine_ids:
             if ros_id in by_id and ros_id not in matched:
                 o = by_id[ros_id]
-                key = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
+                key = _key(menu, o)
                 changes.append(Change(menu, key, Action.remove, ros_id))
 
     for menu in menu_set & SESSIONS.keys():
@@ -255,7 +268,7 @@ def _moves_first(
             shared = [v for v in values if v in theirs]
             if o.id in ours or not shared:
                 continue
-            where = key_of(menu, {k: to_text(v) for k, v in o.props.items()})
+            where = _key(menu, o)
             out.append(
                 Change(
                     menu,

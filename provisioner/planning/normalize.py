@@ -91,4 +91,5 @@ def essence(prop: str, value: object) -> str:
 
 
 def same(prop: str, a: object, b: object) -> bool:
-    return essence(prop, a) == essence(prop, b)
+    # Equal as given is equal in essence (the usual case on a converged router).
+    return (a == b and type(a) is type(b)) or essence(prop, a) == essence(prop, b)

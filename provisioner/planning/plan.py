@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import json
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provisioner.mapping.menus import NOUN
@@ -145,3 +146,48 @@ class ObservedObject:
     menu: str
     id: str
     props: dict[str, str] = field(hash=False)
+
+
+WAIT = "wait"  # Sequencer.next_step: a change it relies on is sent but not answered yet
+
+
+class Sequencer:
+    """What may be sent next when several changes are in flight at once (pipelined).
+
+    A change goes only once every change it ``needs`` has been answered: when one of them
+    was refused or held back, it is held back too (never sent); a move of what this run
+    added is sent with the ``.id`` the add returned. Changes with no pending needs go at
+    once, so the router still sees them in plan order. Pure bookkeeping: the adapter
+    sends, reads and reports; this decides.
+    """
+
+    def __init__(self) -> None:
+        self.undone: dict[tuple[str, str], str] = {}  # (menu, key) -> refused | skipped
+        self.made: dict[tuple[str, str], str] = {}  # (menu, key) -> .id, of what was added
+        self._in_flight: Counter[tuple[str, str]] = Counter()
+
+    def next_step(self, change: Change) -> Change | str:
+        """The change to send (a move's ``.id`` filled in), ``WAIT`` while something it
+        needs is unanswered, or why it is held back (then it counts as not done)."""
+        if any(self._in_flight[n] for n in change.needs):
+            return WAIT
+        why = change.held_back(self.undone)
+        c = change
+        if why is None and c.action is Action.move and c.ros_id is None:
+            if (c.menu, c.key) in self.made:
+                c = replace(c, ros_id=self.made[(c.menu, c.key)])
+            else:
+                why = "skipped: it is not on the router"
+        if why is not None:
+            self.undone[(c.menu, c.key)] = "skipped"
+            return why
+        self._in_flight[(c.menu, c.key)] += 1
+        return c
+
+    def answered(self, change: Change, ros_id: str | None, refused: bool) -> None:
+        """Record the router's answer to a change ``next_step`` let go."""
+        self._in_flight[(change.menu, change.key)] -= 1
+        if refused:
+            self.undone[(change.menu, change.key)] = "refused"
+        elif change.action is Action.add and ros_id:
+            self.made[(change.menu, change.key)] = ros_id
