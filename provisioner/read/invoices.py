@@ -6,6 +6,9 @@ invoice answers 404, as one that does not exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from html import escape
 
 from sqlalchemy import select
@@ -15,8 +18,9 @@ from provisioner import access, effects, invoices, sale, validation
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
 from provisioner.models import Customer, Invoice, Package, Payment, Reseller, ResellerPackage
-from provisioner.read.models import InvoiceOut, PaymentOut
-from provisioner.refs import refers_to
+from provisioner.read import paging
+from provisioner.read.models import InvoiceOut, Page, PaymentOut
+from provisioner.refs import get_by_name, refers_to
 
 
 def _view(session: Session, inv: Invoice, principal: Principal) -> InvoiceOut:
@@ -102,6 +106,68 @@ def list_(
             raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
         q = q.where(Invoice.status == status)
     return [_view(session, inv, principal) for inv in session.scalars(q)]
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    """An invoice as a list shows it (one joined query for a whole page)."""
+
+    id: int
+    customer: str
+    customer_id: int
+    reseller: str | None
+    package: str | None
+    amount: Decimal
+    period_start: datetime
+    period_end: datetime
+    due_at: datetime
+    status: str
+    paid_at: datetime | None
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    status: str | None = None,
+    reseller: str | None = None,
+    due_from: datetime | None = None,
+    due_before: datetime | None = None,
+    offset: int = 0,
+    limit: int | None = 25,
+) -> Page[InvoiceRow]:
+    """One page of the invoices this caller may see, newest period first: of customers
+    whose username contains ``q``, in ``status``, of one ``reseller``'s own customers
+    (admins), due in [``due_from``, ``due_before``)."""
+    where = list(access.customer_filter(session, principal))
+    where += paging.contains(Customer.username, q)
+    if status:
+        if status not in invoices.STATUSES:
+            raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
+        where.append(Invoice.status == status)
+    if reseller:
+        principal.require("admin")
+        where.append(Customer.reseller_id == get_by_name(session, Reseller, reseller).id)
+    if due_from is not None:
+        where.append(Invoice.due_at >= due_from)
+    if due_before is not None:
+        where.append(Invoice.due_at < due_before)
+    stmt = (
+        select(
+            Invoice.id, Customer.username, Customer.id, Reseller.name, Package.name,
+            Invoice.amount, Invoice.period_start, Invoice.period_end, Invoice.due_at,
+            Invoice.status, Invoice.paid_at,
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
+        .outerjoin(Package, Package.id == Invoice.package_id)
+        .where(*where)
+        .order_by(Invoice.period_start.desc(), Invoice.id.desc())
+    )  # fmt: skip
+    return paging.page(
+        session, stmt, lambda r: InvoiceRow(*r), limit=limit, offset=offset, rows=True
+    )
 
 
 def html(session: Session, principal: Principal, invoice_id: int) -> str:
