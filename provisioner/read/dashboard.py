@@ -199,12 +199,21 @@ def online_per_hour(
     one pass over the sessions that were open at some point since then."""
     dialect = session.get_bind().dialect.name
     points = [now - timedelta(hours=hours - i) for i in range(hours + 1)]
-    start = online.epoch(radacct.c.acctstarttime, dialect)
-    stop = online.epoch(radacct.c.acctstoptime, dialect)
+    if dialect == "postgresql":  # timestamps: compared as they are
+        start, stop = radacct.c.acctstarttime, radacct.c.acctstoptime
+
+        def at(p: datetime) -> Any:
+            return p
+
+    else:  # epoch seconds (or text): read as seconds, see ``online.epoch``
+        start = online.epoch(radacct.c.acctstarttime, dialect)
+        stop = online.epoch(radacct.c.acctstoptime, dialect)
+
+        def at(p: datetime) -> Any:
+            return int(p.timestamp())
 
     def open_at(p: datetime) -> Any:
-        t = int(p.timestamp())
-        return case((and_(start <= t, or_(stop.is_(None), stop > t)), 1), else_=0)
+        return case((and_(start <= at(p), or_(stop.is_(None), stop > at(p))), 1), else_=0)
 
     cols = [func.sum(open_at(p)) for p in points]
     stmt = (
