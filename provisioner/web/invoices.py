@@ -122,7 +122,12 @@ def _invoice_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    inv = read(request, lambda s: read_invoices.get(s, me, invoice_id))
+    def load(s: Session) -> Any:
+        found = read_invoices.get(s, me, invoice_id)
+        formats.load_names(request, s, [p.actor for p in found.payments])
+        return found
+
+    inv = read(request, load)
     return page(
         request, "invoice.html", me, status=status, layout=LAYOUT[me.role], base=BASE[me.role],
         inv=inv, form=form or {}, errors=errors or {}, title=f"Invoice {inv.id}",

@@ -225,6 +225,30 @@ def test_a_customer_suspended_as_unpaid_pays_its_invoice_in_the_portal_and_is_ba
     context.close()
 
 
+def test_a_customer_pays_its_invoice_with_a_recharge_card(page: Any, web: Web) -> None:
+    ids = _invoiced(web, "cust-a", suspend=True)
+    with transaction(web.ctx.factory) as s:
+        ledger.topup(s, "test", "customer:cust-a", "100")  # + the 500 card = 600
+    page.goto("/portal/login")
+    page.get_by_label("Username").fill("cust-a")
+    page.get_by_label("Password").fill("cust-a-pw")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"/portal/invoices/{ids['cust-a']}")
+    serial, pin = web.card
+    page.get_by_label("Card serial").fill(serial)
+    page.get_by_label("Card PIN").fill("000000")
+    page.get_by_role("button", name="Pay with the card").click()
+    expect(page.locator("#e-card, #e-card_pin, #e-card_serial").first).to_be_visible()
+    expect(page.get_by_label("Card serial")).to_have_value(serial)  # kept; the PIN is not
+    expect(page.locator("#invoice-status")).to_have_text("open")
+    page.get_by_label("Card PIN").fill(pin)
+    page.get_by_role("button", name="Pay with the card").click()
+    expect(page.locator("#invoice-status")).to_have_text("paid")
+    page.get_by_role("link", name="Account").click()
+    expect(page.locator("#my-status")).to_have_text("active")
+    expect(page.locator("#my-balance")).to_have_text("0.00 BDT")
+
+
 def test_operators_filter_record_and_void_invoices(page: Any, web: Web) -> None:
     ids = _invoiced(web, "cust-a", "cust-b")
     assert set(ids) == {"cust-a", "cust-b"}
