@@ -238,7 +238,7 @@ class Customer(Base):
     customer_type: Mapped[CustomerType] = mapped_column(_enum(CustomerType))
     router_id: Mapped[int | None] = mapped_column(ForeignKey("routers.id"))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id"))
-    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
     static_ip: Mapped[str | None] = mapped_column(String(45), unique=True)
     mac_address: Mapped[str | None] = mapped_column(String(17))
     status: Mapped[CustomerStatus] = mapped_column(

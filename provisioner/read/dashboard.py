@@ -100,7 +100,7 @@ def load(
     """Every figure of the caller's dashboard."""
     principal.require("admin", "reseller")
     now = now or utcnow()
-    mine = access.customer_filter(session, principal)
+    mine = online.customers_of(session, principal)
     d = Dashboard()
 
     # Customers: one grouped pass over the caller's customers.
@@ -227,8 +227,7 @@ def online_per_hour(
         )
     )
     if principal.role != "admin":
-        scope = select(Customer.username).where(*access.customer_filter(session, principal))
-        stmt = stmt.where(radacct.c.username.in_(scope))
+        stmt = stmt.where(online.scope(session, principal))
     row = session.execute(stmt).one()
     return [Hour(p, int(n or 0)) for p, n in zip(points, row, strict=True)]
 

@@ -1,6 +1,6 @@
 """Indexes the dashboard, the online sessions and the invoice lists read by: activations
-by time (sales per day), customers by expiry (expiring soon), invoices by period (the
-newest first), and ``radacct`` by stop time (the sessions of the last 24 hours; the stock
+by time (sales per day), customers by expiry (expiring soon) and by reseller (a
+reseller's subtree), invoices by period (the newest first), and ``radacct`` by stop time (the sessions of the last 24 hours; the stock
 schema has none on it).
 
 Revision ID: 0015
@@ -20,6 +20,7 @@ depends_on = None
 INDEXES = (
     ("ix_activations_created_at", "activations", ["created_at"]),
     ("ix_customers_expires_at", "customers", ["expires_at"]),
+    ("ix_customers_reseller_id", "customers", ["reseller_id"]),
     ("ix_invoices_period_start", "invoices", ["period_start"]),
     ("ix_radacct_acctstoptime", "radacct", ["acctstoptime"]),
 )
