@@ -10,8 +10,8 @@ is made on 127.0.0.1:5432 and dropped at the end (``--db`` names another server)
 
 Seeded set-based: one router, a package, 10 resellers; N customers (70 % active, 10 %
 suspended, the rest expired; expiries spread over ±60 days; each to a reseller); 30,000
-activations over the last 30 days; M radacct rows over the last 60 days, of which one
-per 25th customer is still open. The app (``create_app``) is served by uvicorn in this
+activations over the last 30 days; an invoice per customer (a third open); M radacct
+rows over the last 60 days, of which one for every third customer is still open. The app (``create_app``) is served by uvicorn in this
 process; an admin and a reseller log in through the login form, then each page is fetched
 ``--repeat`` times (after one warm-up) and the time to the first byte of the body is
 taken; the median is reported beside the master packages page's (one row: the
@@ -108,8 +108,19 @@ def seed(url: str, n: int, m: int) -> int:
             ),
             {"n": n},
         )
+        # One invoice per customer: this month's, a third of them open.
+        c.execute(
+            text(
+                "INSERT INTO invoices (customer_id, package_id, amount, period_start, period_end,"
+                " due_at, status, paid_at, created_at)"
+                " SELECT id, package_id, 50000, date_trunc('month', now()) - (id % 3) * interval"
+                " '1 month', date_trunc('month', now()) + interval '1 month', date_trunc('month',"
+                " now()), CASE WHEN id % 3 = 0 THEN 'open' ELSE 'paid' END,"
+                " CASE WHEN id % 3 = 0 THEN NULL ELSE now() END, now() FROM customers"
+            )
+        )
         # Closed sessions over 60 days; then one open session for every 25th customer.
-        open_n = n // 25
+        open_n = n // 3
         c.execute(
             text(
                 "INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress,"
@@ -129,7 +140,7 @@ def seed(url: str, n: int, m: int) -> int:
                 "INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress,"
                 " acctstarttime, acctupdatetime, acctinputoctets, acctoutputoctets,"
                 " framedipaddress)"
-                " SELECT 'o' || i, 'uo' || i, 'c' || lpad((i * 25)::text, 7, '0'), '127.3.0.1',"
+                " SELECT 'o' || i, 'uo' || i, 'c' || lpad((i * 3)::text, 7, '0'), '127.3.0.1',"
                 " now() - (i % 86400) * interval '1 second', now(), i * 1000, i * 9000,"
                 " ('10.1.0.0'::inet + i)"
                 " FROM generate_series(1, :o) AS i"

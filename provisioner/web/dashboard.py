@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -142,9 +142,10 @@ def _uptime(seconds: int) -> str:
 def _disconnect(request: Request, me: Principal, radacct_id: int) -> Response:
     who = write(request, lambda s: effects.disconnect_session(s, me, radacct_id))
     flash(request, f"Disconnect sent to {who}'s session.")
-    back = request.headers.get("referer") or ""
+    # Back to the list as it was (its search and page), never to another page or site.
+    back = urlsplit(request.headers.get("referer") or "")
     base = BASE[me.role] + "/sessions"
-    return redirect(request, back if base in back else base)
+    return redirect(request, base + (f"?{back.query}" if back.path == base and back.query else ""))
 
 
 @router.get("/ui/sessions")
