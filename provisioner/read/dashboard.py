@@ -126,52 +126,48 @@ def load(
             d.suspended[key] = d.suspended.get(key, 0) + int(n)
     d.online = online.count(session, principal)
 
-    # Sales: activations' prices, today and this month, by the customer's reseller.
+    # Sales and activations: one grouped pass over the activations since the chart's
+    # first day (or the month's, if earlier), by local day and the customer's reseller.
     today, month = local_midnight(now, zone), month_start(now, zone)
     first_day = local_midnight(now, zone, CHART_DAYS - 1)
-    start = min(month, first_day)
+    bounds = [local_midnight(now, zone, CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
+    bounds.append(local_midnight(now, zone, -1))
+    lead = [month] if month < first_day else []  # one bucket before the chart, if needed
+    edges = lead + bounds
     sold = (
-        select(Activation.created_at.label("at"), Activation.price, Customer.reseller_id)
+        select(_bucket(Activation.created_at, edges).label("i"), Activation.price,
+               Customer.reseller_id)
         .join(Customer, Customer.id == Activation.customer_id)
-        .where(Activation.created_at >= start, *mine)
+        .where(Activation.created_at >= edges[0], Activation.created_at < edges[-1], *mine)
         .subquery()
-    )
-    in_today = sold.c.at >= today
-    in_month = sold.c.at >= month
+    )  # fmt: skip
+    # Grouped by the bucket's column in a subquery: PostgreSQL cannot tell a repeated
+    # CASE with its own bound values is the same expression.
     rows = session.execute(
-        select(
-            Reseller.name,
-            func.sum(case((in_today, sold.c.price), else_=None)),
-            func.sum(case((in_month, sold.c.price), else_=None)),
-        )
+        select(sold.c.i, Reseller.name, func.count(), func.sum(sold.c.price))
         .select_from(sold)
         .outerjoin(Reseller, Reseller.id == sold.c.reseller_id)
-        .group_by(Reseller.name)
-        .order_by(Reseller.name)
-    )
-    for name, t, m in rows:
-        t, m = _money(t), _money(m)
+        .group_by(sold.c.i, Reseller.name)
+    ).all()
+    per: dict[int, tuple[int, Decimal]] = {}
+    by_reseller: dict[str, tuple[Decimal, Decimal]] = {}
+    for i, name, n, total in rows:
+        day_start = edges[int(i)]
+        amount = _money(total)
+        if day_start >= first_day:
+            k = int(i) - len(lead)
+            was_n, was_v = per.get(k, (0, ZERO))
+            per[k] = (was_n + int(n), was_v + amount)
+        t = amount if day_start >= today else ZERO
+        m = amount if day_start >= month else ZERO
+        key = name or "direct (no reseller)"
+        was_t, was_m = by_reseller.get(key, (ZERO, ZERO))
+        by_reseller[key] = (was_t + t, was_m + m)
+    for name, (t, m) in sorted(by_reseller.items()):
         d.sales_today += t
         d.sales_month += m
         if t or m:
-            d.by_reseller.append((name or "direct (no reseller)", t, m))
-
-    # Activations and sales per local day, the last 30 days.
-    bounds = [local_midnight(now, zone, CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
-    bounds.append(local_midnight(now, zone, -1))
-    # Bucketed in a subquery: PostgreSQL groups by the column, not a repeated CASE
-    # whose bound values it cannot tell are the same.
-    bucketed = (
-        select(_bucket(sold.c.at, bounds).label("i"), sold.c.price)
-        .where(sold.c.at >= first_day)
-        .subquery()
-    )
-    per = {
-        int(i): (int(n), _money(v))
-        for i, n, v in session.execute(
-            select(bucketed.c.i, func.count(), func.sum(bucketed.c.price)).group_by(bucketed.c.i)
-        )
-    }
+            d.by_reseller.append((name, t, m))
     tz = ZoneInfo(zone)
     d.days = [
         Day(bounds[i].astimezone(tz).date(), *per.get(i, (0, ZERO))) for i in range(CHART_DAYS)
@@ -195,41 +191,47 @@ def load(
 def online_per_hour(
     session: Session, principal: Principal, now: datetime, hours: int = CHART_HOURS
 ) -> list[Hour]:
-    """Customers' sessions open at each of the last ``hours`` hours (and now), counted in
-    one pass over the sessions that were open at some point since then."""
+    """Sessions open at each of the last ``hours`` hours (and now), in one grouped pass
+    over the sessions open at some point since then.
+
+    A session is open at ``p`` when it started by ``p`` and had not stopped by then, so
+    the count at ``p`` is the sessions started by ``p`` less those stopped by ``p``: each
+    row falls in one hour by its start and one by its stop, and running sums give every
+    point (rather than testing every row against every point).
+    """
     dialect = session.get_bind().dialect.name
     points = [now - timedelta(hours=hours - i) for i in range(hours + 1)]
-    if dialect == "postgresql":  # timestamps: compared as they are
-        start, stop = radacct.c.acctstarttime, radacct.c.acctstoptime
+    t0 = int(points[0].timestamp())
 
-        def at(p: datetime) -> Any:
-            return p
+    def hour_of(column: Any) -> Any:
+        # 0 for at or before the first point, k for (point k-1, point k]; NULL stays NULL.
+        k = (online.epoch(column, dialect) - t0 + 3599) / 3600
+        return case((k < 0, 0), else_=k)
 
-    else:  # epoch seconds (or text): read as seconds, see ``online.epoch``
-        start = online.epoch(radacct.c.acctstarttime, dialect)
-        stop = online.epoch(radacct.c.acctstoptime, dialect)
-
-        def at(p: datetime) -> Any:
-            return int(p.timestamp())
-
-    def open_at(p: datetime) -> Any:
-        return case((and_(start <= at(p), or_(stop.is_(None), stop > at(p))), 1), else_=0)
-
-    cols = [func.sum(open_at(p)) for p in points]
-    stmt = (
-        select(*cols)
-        .select_from(radacct)
-        .where(
-            or_(
-                radacct.c.acctstoptime.is_(None),
-                online.since(radacct.c.acctstoptime, dialect, points[0]),
-            )
+    started, stopped = hour_of(radacct.c.acctstarttime), hour_of(radacct.c.acctstoptime)
+    seen = select(started.label("a"), stopped.label("b")).where(
+        or_(
+            radacct.c.acctstoptime.is_(None),
+            online.since(radacct.c.acctstoptime, dialect, points[0]),
         )
     )
     if principal.role != "admin":
-        stmt = stmt.where(online.scope(session, principal))
-    row = session.execute(stmt).one()
-    return [Hour(p, int(n or 0)) for p, n in zip(points, row, strict=True)]
+        seen = seen.where(online.scope(session, principal))
+    sub = seen.subquery()
+    starts = [0] * (hours + 1)
+    stops = [0] * (hours + 1)
+    for a, b, n in session.execute(
+        select(sub.c.a, sub.c.b, func.count()).group_by(sub.c.a, sub.c.b)
+    ):
+        if a is not None and int(a) <= hours:
+            starts[int(a)] += int(n)
+        if b is not None and int(b) <= hours:
+            stops[int(b)] += int(n)
+    out, running = [], 0
+    for p, began, ended in zip(points, starts, stops, strict=True):
+        running += began - ended
+        out.append(Hour(p, running))
+    return out
 
 
 def margin(session: Session, principal: Principal, since: datetime) -> Decimal:
