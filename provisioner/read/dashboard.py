@@ -205,7 +205,7 @@ def online_per_hour(
 
     def hour_of(column: Any) -> Any:
         # 0 for at or before the first point, k for (point k-1, point k]; NULL stays NULL.
-        k = (online.epoch(column, dialect) - t0 + 3599) / 3600
+        k = (online.epoch(column, dialect) - t0 + 3599) // 3600  # integer division
         return case((k < 0, 0), else_=k)
 
     started, stopped = hour_of(radacct.c.acctstarttime), hour_of(radacct.c.acctstoptime)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from html import escape
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from provisioner import access, effects, invoices, sale, validation
@@ -20,6 +21,7 @@ from provisioner.errors import ValidationError
 from provisioner.models import Customer, Invoice, Package, Payment, Reseller, ResellerPackage
 from provisioner.read import paging
 from provisioner.read.models import InvoiceOut, Page, PaymentOut
+from provisioner.read.online import customers_of
 from provisioner.refs import get_by_name, refers_to
 
 
@@ -140,19 +142,22 @@ def page(
     """One page of the invoices this caller may see, newest period first: of customers
     whose username contains ``q``, in ``status``, of one ``reseller``'s own customers
     (admins), due in [``due_from``, ``due_before``)."""
-    where = list(access.customer_filter(session, principal))
+    # On the customer (scope, name, reseller) and on the invoice: a count needs the
+    # customers only for the first.
+    where = list(customers_of(session, principal))
     where += paging.contains(Customer.username, q)
+    own: list[Any] = []
     if status:
         if status not in invoices.STATUSES:
             raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
-        where.append(Invoice.status == status)
+        own.append(Invoice.status == status)
     if reseller:
         principal.require("admin")
         where.append(Customer.reseller_id == get_by_name(session, Reseller, reseller).id)
     if due_from is not None:
-        where.append(Invoice.due_at >= due_from)
+        own.append(Invoice.due_at >= due_from)
     if due_before is not None:
-        where.append(Invoice.due_at < due_before)
+        own.append(Invoice.due_at < due_before)
     stmt = (
         select(
             Invoice.id, Customer.username, Customer.id, Reseller.name, Package.name,
@@ -162,12 +167,20 @@ def page(
         .join(Customer, Customer.id == Invoice.customer_id)
         .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
         .outerjoin(Package, Package.id == Invoice.package_id)
-        .where(*where)
+        .where(*where, *own)
         .order_by(Invoice.period_start.desc(), Invoice.id.desc())
     )  # fmt: skip
-    return paging.page(
-        session, stmt, lambda r: InvoiceRow(*r), limit=limit, offset=offset, rows=True
-    )
+    # Counted without the joins the rows need only for their names.
+    limit, offset = paging.bounds(limit, offset)
+    counted = select(func.count()).select_from(Invoice).where(*own)
+    if where:
+        counted = counted.join(Customer, Customer.id == Invoice.customer_id).where(*where)
+    total = int(session.scalar(counted) or 0)
+    cut = stmt.offset(offset).limit(limit if limit is not None else total)
+    return Page[InvoiceRow](
+        items=[InvoiceRow(*r) for r in session.execute(cut)], total=total,
+        limit=limit if limit is not None else total, offset=offset,
+    )  # fmt: skip
 
 
 def html(session: Session, principal: Principal, invoice_id: int) -> str:
