@@ -32,7 +32,6 @@ from provisioner.web.common import (
     page,
     read,
     redirect,
-    size_text,
     write,
     zone_of,
 )
@@ -44,7 +43,8 @@ BASE = {"admin": "/ui", "reseller": "/ui/desk"}
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
+    """Bytes as people read usage: "330.0 MiB", "1.25 GiB"."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _dashboard(request: Request, me: Principal) -> Response:
@@ -192,7 +192,7 @@ def usage_context(s: Session, me: Principal, ref: str, settings_zone: str) -> di
     return {
         "usage": u,
         "usage_percent": percent,
-        "usage_text": size_text(u.used) if u.used % 1024 == 0 and u.used else _gib(u.used),
+        "usage_text": _gib(u.used),
         "threshold_text": _gib(u.threshold) if u.threshold else None,
         "usage_chart": charts.bars(
             per_day, title="Usage per day this cycle", show=_gib, column="Used"

@@ -329,5 +329,8 @@ def test_money_and_payers_read_one_way(page: Any, web: Web) -> None:
     expect(page.locator("tr", has_text="resA")).to_contain_text("1,235,217.50 BDT")
     page.context.clear_cookies()
     login(page, DESK_A)
+    page.goto(f"/ui/desk/customers/{web.ids['cust-a']}")  # its page: usage this cycle too
+    expect(page.get_by_role("heading", name="Usage this cycle")).to_be_visible()
+    expect(page.locator("#usage")).to_contain_text("no fair-usage threshold")
     page.goto(f"/ui/desk/customers/{web.ids['cust-a']}/activate")
     expect(page.get_by_label("Package (the price you pay)")).to_contain_text("pkg-a — 350.00 BDT")
