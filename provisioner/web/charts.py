@@ -13,7 +13,7 @@ from html import escape
 from markupsafe import Markup
 
 WIDTH, HEIGHT = 640, 180
-PAD_LEFT, PAD_BOTTOM, PAD_TOP = 48, 22, 10
+PAD_BOTTOM, PAD_TOP, PAD_RIGHT = 22, 10, 18
 _ids = itertools.count(1)
 
 
@@ -28,7 +28,8 @@ def bars(
     """A bar chart of (label, value) with its figures as a table below it."""
     n = max(len(points), 1)
     top = max((v for _, v in points), default=0) or 1
-    plot_w, plot_h = WIDTH - PAD_LEFT - 4, HEIGHT - PAD_BOTTOM - PAD_TOP
+    pad_left = max(24, 6 * len(show(top)) + 8)  # room for the axis' longest label
+    plot_w, plot_h = WIDTH - pad_left - PAD_RIGHT, HEIGHT - PAD_BOTTOM - PAD_TOP
     step = plot_w / n
     uid = f"chart-{next(_ids)}"
     total = sum(v for _, v in points)
@@ -42,14 +43,14 @@ def bars(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="{uid}-t {uid}-d" preserveAspectRatio="xMidYMid meet">',
         f'<title id="{uid}-t">{escape(title)}</title><desc id="{uid}-d">{escape(desc)}</desc>',
-        f'<line x1="{PAD_LEFT}" y1="{PAD_TOP + plot_h}" x2="{WIDTH - 4}" '
+        f'<line x1="{pad_left}" y1="{PAD_TOP + plot_h}" x2="{WIDTH - PAD_RIGHT}" '
         f'y2="{PAD_TOP + plot_h}" class="axis"/>',
-        f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + 8}" text-anchor="end">{escape(show(top))}</text>',
-        f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + plot_h}" text-anchor="end">0</text>',
+        f'<text x="{pad_left - 4}" y="{PAD_TOP + 8}" text-anchor="end">{escape(show(top))}</text>',
+        f'<text x="{pad_left - 4}" y="{PAD_TOP + plot_h}" text-anchor="end">0</text>',
     ]
     for i, (label, v) in enumerate(points):
         h = plot_h * v / top
-        x = PAD_LEFT + i * step
+        x = pad_left + i * step
         parts.append(
             f'<rect x="{x + step * 0.1:.1f}" y="{PAD_TOP + plot_h - h:.1f}" '
             f'width="{step * 0.8:.1f}" height="{h:.1f}"><title>{escape(label)}: '
