@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -118,6 +119,13 @@ class Settings(BaseSettings):
     expired_address_list: str = "provisioner-expired"
 
     currency: str = "BDT"
+    # How the panels and the portal show money and times (storage stays UTC and plain
+    # decimals): "1,234.50 BDT" by default. ``timezone``: an IANA name (Asia/Dhaka).
+    money_decimals: int = Field(default=2, ge=0, le=6)
+    money_thousands: str = Field(default=",", max_length=1)
+    money_decimal_mark: str = Field(default=".", min_length=1, max_length=1)
+    currency_before: bool = False
+    timezone: str = "UTC"
     # Monthly invoices: the next period's invoice is issued this many days before the
     # period starts (it is due then); unpaid this many days after, the customer is
     # suspended. The invoice job runs every ``invoice_interval_seconds``.
@@ -142,6 +150,15 @@ class Settings(BaseSettings):
     # Webhook or command the "other" adapter runs for non-RouterOS customers.
     other_action_url: str = ""
     other_action_command: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name: Asia/Dhaka)") from None
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -26,9 +26,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioner import auth, radius_store, sessions
+from provisioner import access, auth, radius_store, sessions
 from provisioner.config import Settings
-from provisioner.models import Customer, CustomerType, Outbox, Router, RouterMode, utcnow
+from provisioner.errors import NotFound
+from provisioner.models import (
+    AuditLog,
+    Customer,
+    CustomerType,
+    Outbox,
+    Router,
+    RouterMode,
+    utcnow,
+)
+from provisioner.radius_tables import radacct
 from provisioner.snapshots import MasterSpec, RouterSpec
 from provisioner.state import options
 
@@ -240,3 +250,37 @@ def queue_router_sync(session: Session, router_ids: set[int], settings: Settings
 
 def routers_serving(session: Session, customer_type: str) -> set[int]:
     return {r.id for r in session.scalars(select(Router)) if r.serves(customer_type)}
+
+
+def disconnect_session(session: Session, principal: auth.Principal, radacct_id: int) -> str:
+    """End one open session of a customer this caller may see: a Disconnect-Request to
+    the router holding it, through the outbox (``sessions.work``), audited. Returns the
+    customer's username; 404 for a session that is closed or not the caller's."""
+    principal.require("admin", "reseller")
+    row = session.execute(
+        select(
+            radacct.c.username, radacct.c.acctsessionid, radacct.c.framedipaddress,
+            radacct.c.nasipaddress,
+        ).where(radacct.c.radacctid == radacct_id, radacct.c.acctstoptime.is_(None))
+    ).first()  # fmt: skip
+    c = (
+        session.scalar(select(Customer).where(Customer.username == row[0]))
+        if row is not None
+        else None
+    )
+    if row is None or c is None or not access.may_see(session, principal, c):
+        raise NotFound(f"no open session {radacct_id}")
+    live = sessions.LiveSession(row[0], str(row[1]), str(row[2] or ""), str(row[3] or ""))
+    router_id = session.scalar(select(Router.id).where(Router.host == live.nas)) or c.router_id
+    if router_id is None:
+        raise NotFound(f"session {radacct_id} is on a router that is not registered")
+    session.add(sessions.work(sessions.DISCONNECT, live, router_id))
+    session.add(
+        AuditLog(
+            actor=principal.actor, action="disconnect", entity="customers", entity_id=c.id,
+            before=None,
+            after={"session": live.session_id, "address": live.ip, "router_id": router_id},
+        )
+    )  # fmt: skip
+    session.flush()
+    return c.username

@@ -95,6 +95,27 @@ def cycle_bytes(rows: Iterable[Accounted], start: datetime, end: datetime) -> in
     return total
 
 
+def spread(rows: Iterable[Accounted], windows: list[tuple[datetime, datetime]]) -> list[int]:
+    """Bytes of these sessions in each [start, end) window, each session's bytes spread
+    evenly over its time from start to last seen (pure; for a chart per day, since RADIUS
+    counters are per session)."""
+    out = [0] * len(windows)
+    for r in rows:
+        began = _utc(r.started)
+        if began is None or r.octets <= 0:
+            continue
+        seen = max(_utc(r.last_seen) or began, began)
+        span = (seen - began).total_seconds()
+        for i, (a, b) in enumerate(windows):
+            if span <= 0:
+                out[i] += r.octets if a <= began < b else 0
+                continue
+            lo, hi = max(a, began), min(b, seen)
+            if hi > lo:
+                out[i] += int(r.octets * (hi - lo).total_seconds() / span)
+    return out
+
+
 def _current_periods(
     session: Session, ids: list[int], now: datetime
 ) -> dict[int, tuple[datetime, datetime]]:
@@ -205,6 +226,13 @@ def usage(session: Session, c: Customer, now: datetime | None = None) -> Usage:
         threshold=m.fup_threshold if m is not None else None,
         throttled_until=_utc(c.throttled_until),
     )
+
+
+def daily_bytes(
+    session: Session, c: Customer, windows: list[tuple[datetime, datetime]], since: datetime
+) -> list[int]:
+    """The customer's bytes in each window (``spread``), from the sessions seen since."""
+    return spread(_accounted(session, [c.username], since).get(c.username, []), windows)
 
 
 def check(factory: sessionmaker[Session], now: datetime | None = None) -> int:

@@ -239,13 +239,13 @@ class Customer(Base):
     customer_type: Mapped[CustomerType] = mapped_column(_enum(CustomerType))
     router_id: Mapped[int | None] = mapped_column(ForeignKey("routers.id"))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id"))
-    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"))
+    reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
     static_ip: Mapped[str | None] = mapped_column(String(45), unique=True)
     mac_address: Mapped[str | None] = mapped_column(String(17))
     status: Mapped[CustomerStatus] = mapped_column(
         _enum(CustomerStatus), default=CustomerStatus.new
     )
-    expires_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(TZDateTime(), index=True)
     # The day of the month a monthly subscription renews on (kept through short months).
     billing_day: Mapped[int | None] = mapped_column(Integer)
     # Over its package's fair usage threshold: the reduced rate until this cycle end.
@@ -421,7 +421,7 @@ class Activation(Base):
     expires_at: Mapped[datetime] = mapped_column(TZDateTime())
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|applied|failed
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, index=True)
     # Read-only: an activation just made holds its customer and package (no re-read).
     customer: Mapped[Customer] = relationship(viewonly=True)
     package: Mapped[Package] = relationship(viewonly=True)
@@ -441,7 +441,7 @@ class Invoice(Base):
     activation_id: Mapped[int | None] = mapped_column(ForeignKey("activations.id"))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id"))
     amount: Mapped[Decimal] = mapped_column(Money())
-    period_start: Mapped[datetime] = mapped_column(TZDateTime())
+    period_start: Mapped[datetime] = mapped_column(TZDateTime(), index=True)
     period_end: Mapped[datetime] = mapped_column(TZDateTime())
     due_at: Mapped[datetime] = mapped_column(TZDateTime())
     status: Mapped[str] = mapped_column(String(8), default="paid", index=True)

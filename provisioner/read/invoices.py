@@ -6,17 +6,23 @@ invoice answers 404, as one that does not exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from html import escape
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from provisioner import access, effects, invoices, sale, validation
 from provisioner.auth import Principal
 from provisioner.errors import ValidationError
 from provisioner.models import Customer, Invoice, Package, Payment, Reseller, ResellerPackage
-from provisioner.read.models import InvoiceOut, PaymentOut
-from provisioner.refs import refers_to
+from provisioner.read import paging
+from provisioner.read.models import InvoiceOut, Page, PaymentOut
+from provisioner.read.online import customers_of
+from provisioner.refs import get_by_name, refers_to
 
 
 def _view(session: Session, inv: Invoice, principal: Principal) -> InvoiceOut:
@@ -102,6 +108,79 @@ def list_(
             raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
         q = q.where(Invoice.status == status)
     return [_view(session, inv, principal) for inv in session.scalars(q)]
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    """An invoice as a list shows it (one joined query for a whole page)."""
+
+    id: int
+    customer: str
+    customer_id: int
+    reseller: str | None
+    package: str | None
+    amount: Decimal
+    period_start: datetime
+    period_end: datetime
+    due_at: datetime
+    status: str
+    paid_at: datetime | None
+
+
+def page(
+    session: Session,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    status: str | None = None,
+    reseller: str | None = None,
+    due_from: datetime | None = None,
+    due_before: datetime | None = None,
+    offset: int = 0,
+    limit: int | None = 25,
+) -> Page[InvoiceRow]:
+    """One page of the invoices this caller may see, newest period first: of customers
+    whose username contains ``q``, in ``status``, of one ``reseller``'s own customers
+    (admins), due in [``due_from``, ``due_before``)."""
+    # On the customer (scope, name, reseller) and on the invoice: a count needs the
+    # customers only for the first.
+    where = list(customers_of(session, principal))
+    where += paging.contains(Customer.username, q)
+    own: list[Any] = []
+    if status:
+        if status not in invoices.STATUSES:
+            raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
+        own.append(Invoice.status == status)
+    if reseller:
+        principal.require("admin")
+        where.append(Customer.reseller_id == get_by_name(session, Reseller, reseller).id)
+    if due_from is not None:
+        own.append(Invoice.due_at >= due_from)
+    if due_before is not None:
+        own.append(Invoice.due_at < due_before)
+    stmt = (
+        select(
+            Invoice.id, Customer.username, Customer.id, Reseller.name, Package.name,
+            Invoice.amount, Invoice.period_start, Invoice.period_end, Invoice.due_at,
+            Invoice.status, Invoice.paid_at,
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
+        .outerjoin(Package, Package.id == Invoice.package_id)
+        .where(*where, *own)
+        .order_by(Invoice.period_start.desc(), Invoice.id.desc())
+    )  # fmt: skip
+    # Counted without the joins the rows need only for their names.
+    limit, offset = paging.bounds(limit, offset)
+    counted = select(func.count()).select_from(Invoice).where(*own)
+    if where:
+        counted = counted.join(Customer, Customer.id == Invoice.customer_id).where(*where)
+    total = int(session.scalar(counted) or 0)
+    cut = stmt.offset(offset).limit(limit if limit is not None else total)
+    return Page[InvoiceRow](
+        items=[InvoiceRow(*r) for r in session.execute(cut)], total=total,
+        limit=limit if limit is not None else total, offset=offset,
+    )  # fmt: skip
 
 
 def html(session: Session, principal: Principal, invoice_id: int) -> str:

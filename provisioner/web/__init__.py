@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisioner import secrets
 from provisioner.errors import ProvisionerError
-from provisioner.web import admin, auth, desk, docs, portal
+from provisioner.web import admin, auth, dashboard, desk, docs, invoices, portal
 from provisioner.web.common import HERE, LoginRequired, current, is_htmx, page, redirect
 
 WEB_PREFIXES = ("/ui", "/portal")
@@ -127,7 +127,7 @@ def install(app: FastAPI) -> None:
     """Mount the panels, the portal, their static files and the offline API docs."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     docs.install(app)
-    for module in (auth, admin, desk, portal):
+    for module in (auth, admin, desk, portal, dashboard, invoices):
         app.include_router(module.router)
     _html_errors(app)
     app.add_middleware(WebSessions, secret_key=secrets.keyed_digest("web session cookie"))

@@ -26,17 +26,11 @@ from provisioner.auth import Principal
 from provisioner.context import Context
 from provisioner.db import reading, transaction
 from provisioner.errors import Forbidden, ProvisionerError
+from provisioner.web import formats
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 T = TypeVar("T")
-
-
-def _when(value: str | None) -> str:
-    """An ISO time as people read it: "2026-12-02 18:00" (the read side's times are UTC)."""
-    if not value:
-        return ""
-    return str(value).replace("T", " ")[:16]
 
 
 def size_text(value: int | None) -> str:
@@ -49,8 +43,8 @@ def size_text(value: int | None) -> str:
     return f"{value} bytes"
 
 
-templates.env.filters["when"] = _when
 templates.env.filters["bytes"] = size_text
+formats.install(templates.env)  # money, when, day, who: one format for every page
 
 LOGIN = "login"  # session key: who logged in (``users.staff_login`` / ``customer_login``)
 CSRF = "csrf"  # session key and form field of the CSRF token
@@ -73,6 +67,11 @@ class CsrfFailed(Forbidden):
 
 def ctx_of(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def zone_of(request: Request) -> str:
+    """The time zone the pages show and take times in (storage stays UTC)."""
+    return ctx_of(request).settings.timezone
 
 
 def is_htmx(request: Request) -> bool:

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from provisioner.auth import Principal
 from provisioner.read import activations, customers, packages, resellers, routers
-from provisioner.web.common import page, read
+from provisioner.web import formats
+from provisioner.web.common import page, read, zone_of
+from provisioner.web.dashboard import usage_context
 
 PAGE_SIZE = 25
 TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
@@ -89,6 +91,8 @@ def form_page(
         if customer_id is not None:
             out["customer"] = customers.get(s, me, f"id:{customer_id}")
             out["recent"] = activations.list_(s, me, customer=f"id:{customer_id}", limit=10)
+            formats.load_names(request, s, [a.payer for a in out["recent"]])
+            out.update(usage_context(s, me, f"id:{customer_id}", zone_of(request)))
         return out
 
     return page(

@@ -24,6 +24,7 @@ from provisioner.read import activations, balances, customers, packages, reselle
 from provisioner.registry.customers import reseller_write
 from provisioner.schemas import CustomerCreate, CustomerUpdate
 from provisioner.web import customers as shared
+from provisioner.web import formats
 from provisioner.web.common import (
     Form,
     ResellerUser,
@@ -141,10 +142,16 @@ def _activate_page(
         return {"customer": c, "offered": offered, "chosen": chosen, "quote": quote}
 
     found = read(request, load)
+    settings = ctx_of(request).settings
+
+    def money(value: object) -> str:
+        return formats.money_text(value, settings)
+
+    offered = found["offered"]
     form = {"key": "desk-" + pysecrets.token_urlsafe(16), **form, "package": found["chosen"]}
     return page(
         request, "desk/activate.html", me, status=status, form=form, errors=errors or {},
-        package_choices=[(p.name, f"{p.name} — {p.operator_price}") for p in found["offered"]],
+        package_choices=[(p.name, f"{p.name} — {money(p.operator_price)}") for p in offered],
         **found,
     )  # fmt: skip
 

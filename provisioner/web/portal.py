@@ -32,7 +32,9 @@ from provisioner.web.common import (
     read,
     redirect,
     status_for,
+    zone_of,
 )
+from provisioner.web.dashboard import usage_context
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
 BUY_FIELDS = ("balance", "card", "card_serial", "card_pin")
@@ -57,6 +59,7 @@ def home(request: Request, me: CustomerUser) -> Response:
             "customer": customers.me(s, me),
             "balance": balances.mine(s, me).balance,
             "recent": activations.list_(s, me, limit=5),
+            **usage_context(s, me, f"id:{me.customer_id}", zone_of(request)),
         }
 
     return page(request, "portal/home.html", me, **read(request, load))

@@ -31,7 +31,8 @@ def test_admin_logs_in_and_sees_your_packages(browser: Any, make_web: Any, backe
     context = open_context(browser, web)
     page = context.new_page()
     login(page, ADMIN)
-    expect(page).to_have_url(f"{web.base}/ui/packages")
+    expect(page).to_have_url(f"{web.base}/ui/dashboard")  # where an admin lands
+    page.get_by_role("link", name="Packages", exact=True).click()
     expect(page.locator("h1")).to_have_text("Your Packages")
     assert page.locator("#packages thead th").all_inner_texts() == COLUMNS
     row = page.locator("#packages tbody tr", has_text="Home 10")
@@ -94,6 +95,7 @@ def test_new_package_shows_the_error_beside_its_field_and_keeps_the_input(
 
 def test_deleting_a_package_customers_use_is_refused_with_the_reason(page: Any, web: Web) -> None:
     login(page, ADMIN)
+    page.goto("/ui/packages")
     used = page.locator("#packages tbody tr", has_text="pkg-a")
     used.locator("button:has-text('Delete')").click()
     expect(page.locator("#flash")).to_contain_text(

@@ -16,17 +16,17 @@ SHOTS = os.environ.get("PROVISIONER_SCREENSHOTS", "/tmp")  # for a person to loo
 def test_desk_activation_shows_the_balance_before_and_after(page: Any, web: Web) -> None:
     login(page, DESK_A)
     expect(page).to_have_url(f"{web.base}/ui/desk")
-    expect(page.locator("#desk-balance")).to_have_text("1000.00 BDT")
+    expect(page.locator("#desk-balance")).to_have_text("1,000.00 BDT")
     expect(page.locator("#customers tbody tr")).to_have_count(1)  # its own only
     expect(page.locator("#customers")).to_contain_text("cust-a")
     expect(page.locator("#desk-packages")).to_contain_text("350.00")
     page.click("text=cust-a")
     page.click("#activate-link")
     expect(page.locator("#quote-price")).to_have_text("350.00 BDT")
-    expect(page.locator("#quote-before")).to_have_text("1000.00 BDT")
+    expect(page.locator("#quote-before")).to_have_text("1,000.00 BDT")
     expect(page.locator("#quote-after")).to_have_text("650.00 BDT")
     page.click("#activate")
-    expect(page.locator("#before")).to_have_text("1000.00 BDT")
+    expect(page.locator("#before")).to_have_text("1,000.00 BDT")
     expect(page.locator("#after")).to_have_text("650.00 BDT")
     status = page.locator("#activation-status mark")
     expect(status).to_have_text("pending")  # the router has not been told yet

@@ -16,11 +16,11 @@ router = APIRouter(include_in_schema=False)
 @router.get("/ui")
 @router.get("/ui/")
 def home(request: Request) -> Response:
-    """Where a login lands: the admin's packages, the reseller's desk."""
+    """Where a login lands: the admin's dashboard, the reseller's desk."""
     me = current(request)
     if me is None or me.role == "customer":
         return redirect(request, STAFF_LOGIN)
-    return redirect(request, "/ui/desk" if me.role == "reseller" else "/ui/packages")
+    return redirect(request, "/ui/desk" if me.role == "reseller" else "/ui/dashboard")
 
 
 for module in (packages, masters, resellers, customers, routers, activity):

@@ -15,6 +15,7 @@ from provisioner.read import activations, audit
 from provisioner.read import cards as card_batches
 from provisioner.read.models import CardOut
 from provisioner.schemas import CardBatch
+from provisioner.web import formats
 from provisioner.web.common import (
     AdminUser,
     Form,
@@ -42,6 +43,7 @@ def list_activations(
             s, me, status=status or None, customer=customer or None, limit=100
         ),
     )
+    read(request, lambda s: formats.load_names(request, s, [a.payer for a in rows]))  # at once
     return page(
         request, "admin/activations.html", me, activations=rows, statuses=STATUSES,
         filters={"status": status, "customer": customer},

@@ -15,6 +15,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.read import customers
 from provisioner.schemas import CUSTOMER_FIELDS, CustomerCreate, CustomerUpdate
 from provisioner.web import customers as shared
+from provisioner.web import formats
 from provisioner.web.common import (
     AdminUser,
     Form,
@@ -26,6 +27,7 @@ from provisioner.web.common import (
     redirect,
     status_for,
     write,
+    zone_of,
 )
 from provisioner.web.forms import body, text_of
 
@@ -64,7 +66,9 @@ def create_customer(request: Request, me: AdminUser, form: Form) -> Response:
 @router.get("/{customer_id}")
 def edit_customer(request: Request, me: AdminUser, customer_id: int) -> Response:
     c = read(request, lambda s: customers.get(s, me, f"id:{customer_id}"))
-    return _form_page(request, me, text_of(c, FIELDS), customer_id=customer_id)
+    form = text_of(c, FIELDS)
+    form["expires_at"] = formats.local_input(form["expires_at"], zone_of(request))
+    return _form_page(request, me, form, customer_id=customer_id)
 
 
 @router.post("/{customer_id}")
@@ -73,7 +77,13 @@ def update_customer(request: Request, me: AdminUser, customer_id: int, form: For
 
     def action(s: Session) -> str:
         current = text_of(customers.get(s, me, ref), FIELDS)
-        data = body(CustomerUpdate, form, FIELDS, current=current)
+        # The date input speaks the configured zone; the registry, UTC.
+        given = {**form}
+        if "expires_at" in form:
+            given["expires_at"] = formats.utc_of_local(
+                form["expires_at"], zone_of(request), "expires_at", current=current["expires_at"]
+            )
+        data = body(CustomerUpdate, given, FIELDS, current=current)
         c = registry.update_customer(s, me.actor, ref, data)
         return f"Customer {c.username!r} saved." if data else "Nothing was changed."
 
