@@ -3,7 +3,7 @@ among the pool's prefixes of the package's length), so the lowest free one is fo
 an index in the database instead of reading every prefix of the table.
 
 Revision ID: 0020
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-06 15:25:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
