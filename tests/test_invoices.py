@@ -255,3 +255,64 @@ def assert_pdf(data: bytes, text: str) -> None:
     offsets = [int(o) for o in re.findall(rb"(\d{10}) 00000 n", data)]
     assert [data[o:].split(b" ", 1)[0] for o in offsets] == [b"1", b"2", b"3", b"4", b"5"]
     assert f"({text})".encode() in data
+
+
+def _statements(ctx: Context, call: Any) -> tuple[Any, int]:
+    """``call()``'s answer and the SQL statements it ran."""
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        seen.append(statement)
+
+    from sqlalchemy import event
+
+    event.listen(ctx.engine, "before_cursor_execute", count)
+    try:
+        answer = call()
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", count)
+    return answer, len(seen)
+
+
+def test_the_invoice_list_reads_its_invoices_in_one_set(any_ctx: Context) -> None:
+    """``GET /api/v1/invoices``: the same few statements for 2 invoices as for 10 (not one
+    more per invoice), each answer the same as the invoice read alone."""
+    ctx, make = any_ctx, Factory(any_ctx)
+    res = make.reseller()
+    router = make.router(None, mode="radius")
+    pkg = make.package(make.master(name="home", billing="monthly"))
+    with transaction(ctx.factory) as s:
+        registry.assign_package(s, "test", res, pkg, "350")
+        me = Principal("reseller", reseller_id=registry.get_by_name(s, Reseller, res).id)
+
+    def customers(n: int) -> None:
+        """``n`` customers of the reseller, each with an activation's invoice and the next
+        month's, paid from its balance (a payment)."""
+        for _ in range(n):
+            user = make.customer(pkg, router, reseller=res, status="new")
+            topup(ctx, user, "1000")
+            run_activation(ctx.factory, ADMIN, ActivationRequest(user, pkg, user, "customer"))
+            run(ctx, customer_row(ctx, user)["expires_at"] - 5 * DAY)
+
+    def listed(who: Principal) -> tuple[list[Any], int]:
+        with transaction(ctx.factory) as s:
+            return _statements(ctx, lambda: read.list_(s, who))  # type: ignore[no-any-return]
+
+    customers(1)
+    few, n_few = listed(me)
+    customers(4)
+    many, n_many = listed(me)
+    assert len(few) == 2 and len(many) == 10
+    assert n_many == n_few
+    assert listed(ADMIN)[1] <= n_few  # its scope needs no reads of its own
+    assert [v.id for v in listed(ADMIN)[0]] == [v.id for v in many]
+    with transaction(ctx.factory) as s:
+        assert many == [read.get(s, me, v.id) for v in many]
+    paid = [v for v in many if v.activation_id is None]
+    assert len(paid) == 5
+    assert {(v.reseller, v.package, v.amount, v.your_price, v.margin) for v in paid} == {
+        (res, pkg, "500.00", "350.00", "150.00")
+    }  # fmt: skip
+    assert {tuple((p.amount, p.method) for p in v.payments) for v in paid} == {
+        (("500.00", "balance"),)
+    }

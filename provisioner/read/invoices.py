@@ -12,7 +12,7 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from provisioner import access, effects, invoices, sale, validation
@@ -23,91 +23,6 @@ from provisioner.read import paging
 from provisioner.read.models import InvoiceOut, Page, PaymentOut
 from provisioner.read.online import customers_of
 from provisioner.refs import get_by_name, refers_to
-
-
-def _view(session: Session, inv: Invoice, principal: Principal) -> InvoiceOut:
-    c = session.get(Customer, inv.customer_id)
-    assert c is not None
-    p = session.get(Package, inv.package_id) if inv.package_id else None
-    r = session.get(Reseller, c.reseller_id) if c.reseller_id else None
-    yours = None  # an operator sees what it pays for the period and its margin
-    if principal.role == "reseller" and p is not None:
-        given = session.scalar(
-            select(ResellerPackage).where(
-                ResellerPackage.reseller_id == principal.reseller_id,
-                ResellerPackage.package_id == p.id,
-            )
-        )
-        yours = sale.operator_price(given, p)
-    pays = session.scalars(select(Payment).where(Payment.invoice_id == inv.id).order_by(Payment.id))
-    return InvoiceOut(
-        id=inv.id,
-        customer=c.username,
-        reseller=r.name if r else None,
-        package=p.name if p else None,
-        amount=str(inv.amount),
-        currency=effects.settings_of(session).currency,
-        period_start=inv.period_start.isoformat(),
-        period_end=inv.period_end.isoformat(),
-        due_at=inv.due_at.isoformat(),
-        status=inv.status,
-        paid_at=inv.paid_at.isoformat() if inv.paid_at else None,
-        issued_at=inv.created_at.isoformat(timespec="seconds"),
-        activation_id=inv.activation_id,
-        your_price=None if yours is None else str(yours),
-        margin=None if yours is None else str(inv.amount - yours),
-        payments=[
-            PaymentOut(
-                amount=str(x.amount), method=x.method, actor=x.actor, reference=x.reference,
-                at=x.at.isoformat(timespec="seconds"),
-            )
-            for x in pays
-        ],
-    )  # fmt: skip
-
-
-def get(session: Session, principal: Principal, invoice_id: int) -> InvoiceOut:
-    """One invoice with its payments."""
-    return _view(session, invoices.invoice(session, principal, invoice_id), principal)
-
-
-def list_(
-    session: Session,
-    principal: Principal,
-    *,
-    customer: str | None = None,
-    reseller: str | None = None,
-    status: str | None = None,
-    limit: int = 100,
-) -> list[InvoiceOut]:
-    """At most ``limit`` invoices, newest period first, of the customers this caller may
-    see: of one customer, of one reseller's subtree, in one status, or all."""
-    limit = validation.positive_int("limit", limit)
-    q = (
-        select(Invoice)
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(*access.customer_filter(session, principal))
-        .order_by(Invoice.period_start.desc(), Invoice.id.desc())
-        .limit(limit)
-    )
-    if customer is not None:
-        q = q.where(Customer.id == access.customer(session, principal, customer).id)
-    if reseller is not None:
-        if principal.role == "customer":
-            raise ValidationError("customers see their own invoices", field="reseller")
-        if principal.role == "reseller" and refers_to(
-            reseller, (me := access.own_reseller(session, principal)).name, me.id
-        ):
-            rid = me.id
-        else:
-            rid = access.reseller(session, principal, reseller).id
-        # Its ids first: the caller's own scope is a CTE of the same name.
-        q = q.where(Customer.reseller_id.in_(list(session.scalars(access.subtree(rid)))))
-    if status is not None:
-        if status not in invoices.STATUSES:
-            raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
-        q = q.where(Invoice.status == status)
-    return [_view(session, inv, principal) for inv in session.scalars(q)]
 
 
 @dataclass(frozen=True)
@@ -125,6 +40,113 @@ class InvoiceRow:
     due_at: datetime
     status: str
     paid_at: datetime | None
+
+
+def _rows(*where: Any) -> Select[Any]:
+    """The invoices matching ``where`` (on the invoice and its customer) as ``InvoiceRow``
+    columns, newest period first: one joined statement for any number of them."""
+    return (
+        select(
+            Invoice.id, Customer.username, Customer.id, Reseller.name, Package.name,
+            Invoice.amount, Invoice.period_start, Invoice.period_end, Invoice.due_at,
+            Invoice.status, Invoice.paid_at,
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
+        .outerjoin(Package, Package.id == Invoice.package_id)
+        .where(*where)
+        .order_by(Invoice.period_start.desc(), Invoice.id.desc())
+    )  # fmt: skip
+
+
+def _views(session: Session, principal: Principal, stmt: Select[Any]) -> list[InvoiceOut]:
+    """``_rows``' invoices in full, with their payments: three statements however many
+    (an operator's own price for each package in the same one as its invoices)."""
+    stmt = stmt.add_columns(Invoice.created_at, Invoice.activation_id, Package)
+    mine = principal.role == "reseller"
+    if mine:  # an operator sees what it pays for the period and its margin
+        stmt = stmt.add_columns(ResellerPackage).outerjoin(
+            ResellerPackage,
+            (ResellerPackage.reseller_id == principal.reseller_id)
+            & (ResellerPackage.package_id == Invoice.package_id),
+        )
+    found = list(session.execute(stmt))
+    pays: dict[int, list[PaymentOut]] = {r[0]: [] for r in found}
+    if pays:
+        for x in session.scalars(
+            select(Payment).where(Payment.invoice_id.in_(list(pays))).order_by(Payment.id)
+        ):
+            pays[x.invoice_id].append(
+                PaymentOut(
+                    amount=str(x.amount), method=x.method, actor=x.actor,
+                    reference=x.reference, at=x.at.isoformat(timespec="seconds"),
+                )
+            )  # fmt: skip
+    currency = effects.settings_of(session).currency
+    out = []
+    for r in found:
+        row, (issued, activation_id, package) = InvoiceRow(*r[:11]), r[11:14]
+        yours = sale.operator_price(r[14], package) if mine and package is not None else None
+        out.append(
+            InvoiceOut(
+                id=row.id,
+                customer=row.customer,
+                reseller=row.reseller,
+                package=row.package,
+                amount=str(row.amount),
+                currency=currency,
+                period_start=row.period_start.isoformat(),
+                period_end=row.period_end.isoformat(),
+                due_at=row.due_at.isoformat(),
+                status=row.status,
+                paid_at=row.paid_at.isoformat() if row.paid_at else None,
+                issued_at=issued.isoformat(timespec="seconds"),
+                activation_id=activation_id,
+                your_price=None if yours is None else str(yours),
+                margin=None if yours is None else str(row.amount - yours),
+                payments=pays[row.id],
+            )
+        )
+    return out
+
+
+def get(session: Session, principal: Principal, invoice_id: int) -> InvoiceOut:
+    """One invoice with its payments."""
+    inv = invoices.invoice(session, principal, invoice_id)  # 404 outside the caller's scope
+    (view,) = _views(session, principal, _rows(Invoice.id == inv.id))
+    return view
+
+
+def list_(
+    session: Session,
+    principal: Principal,
+    *,
+    customer: str | None = None,
+    reseller: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[InvoiceOut]:
+    """At most ``limit`` invoices, newest period first, of the customers this caller may
+    see: of one customer, of one reseller's subtree, in one status, or all."""
+    limit = validation.positive_int("limit", limit)
+    where = list(customers_of(session, principal))
+    if customer is not None:
+        where.append(Customer.id == access.customer(session, principal, customer).id)
+    if reseller is not None:
+        if principal.role == "customer":
+            raise ValidationError("customers see their own invoices", field="reseller")
+        if principal.role == "reseller" and refers_to(
+            reseller, (me := access.own_reseller(session, principal)).name, me.id
+        ):
+            rid = me.id
+        else:
+            rid = access.reseller(session, principal, reseller).id
+        where.append(Customer.reseller_id.in_(list(session.scalars(access.subtree(rid)))))
+    if status is not None:
+        if status not in invoices.STATUSES:
+            raise ValidationError(f"must be one of {', '.join(invoices.STATUSES)}", field="status")
+        where.append(Invoice.status == status)
+    return _views(session, principal, _rows(*where).limit(limit))
 
 
 def page(
@@ -158,25 +180,13 @@ def page(
         own.append(Invoice.due_at >= due_from)
     if due_before is not None:
         own.append(Invoice.due_at < due_before)
-    stmt = (
-        select(
-            Invoice.id, Customer.username, Customer.id, Reseller.name, Package.name,
-            Invoice.amount, Invoice.period_start, Invoice.period_end, Invoice.due_at,
-            Invoice.status, Invoice.paid_at,
-        )
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .outerjoin(Reseller, Reseller.id == Customer.reseller_id)
-        .outerjoin(Package, Package.id == Invoice.package_id)
-        .where(*where, *own)
-        .order_by(Invoice.period_start.desc(), Invoice.id.desc())
-    )  # fmt: skip
     # Counted without the joins the rows need only for their names.
     limit, offset = paging.bounds(limit, offset)
     counted = select(func.count()).select_from(Invoice).where(*own)
     if where:
         counted = counted.join(Customer, Customer.id == Invoice.customer_id).where(*where)
     total = int(session.scalar(counted) or 0)
-    cut = stmt.offset(offset).limit(limit if limit is not None else total)
+    cut = _rows(*where, *own).offset(offset).limit(limit if limit is not None else total)
     return Page[InvoiceRow](
         items=[InvoiceRow(*r) for r in session.execute(cut)], total=total,
         limit=limit if limit is not None else total, offset=offset,
