@@ -1,0 +1,597 @@
+"""Signed webhooks: endpoints, the fan-out of events into deliveries, and their delivery.
+
+Each event (``events``) becomes one delivery per endpoint that wants its type and may see
+it (an admin's endpoint sees every event, an operator's its subtree's), in a transaction
+of its own. Deliveries follow the Standard Webhooks specification (the
+``standardwebhooks`` package signs them): the same ``webhook-id`` on every try, a fresh
+timestamp and signature each time. They are claimed like outbox work (``SKIP LOCKED`` on
+PostgreSQL, marked with the instance, taken back when it restarts or dies) and sent by
+the ``Dispatcher``'s own threads, at most ``concurrency`` at once per endpoint, each
+bounded by the endpoint's timeout: a slow or dead receiver holds only its own slots and
+never an activation or another receiver. A failed try backs off exponentially for a
+day; an endpoint that failed for a day without a success is disabled (``webhook.disabled``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks.webhooks import Webhook
+
+from provisioner import access, events, instances
+from provisioner.auth import Principal
+from provisioner.config import Settings
+from provisioner.db import reading, transaction
+from provisioner.errors import Forbidden, NotFound, ValidationError
+from provisioner.models import (
+    DeliveryAttempt,
+    Event,
+    Reseller,
+    WebhookDelivery,
+    WebhookEndpoint,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=10)  # a claim outlives any endpoint's timeout (at most 300 s)
+FAN_OUT_CHUNK = 500
+ALL = "*"
+OTHER = "other"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+# ---- endpoints -------------------------------------------------------------------------
+
+
+def _types(given: list[str]) -> list[str]:
+    if not given:
+        raise ValidationError("name at least one event type (or *)", field="events")
+    wrong = [t for t in given if t != ALL and t not in events.TYPES]
+    if wrong:
+        raise ValidationError(
+            f"unknown event type {wrong[0]!r}; known: {', '.join(events.TYPES)}", field="events"
+        )
+    return sorted(set(given))
+
+
+def _url(url: str) -> str:
+    url = url.strip()
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValidationError(f"not a URL: {exc}", field="url") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValidationError("must be an http:// or https:// URL", field="url")
+    return url
+
+
+def _owner(session: Session, principal: Principal) -> int | None:
+    if principal.role == "admin":
+        return None
+    if principal.role == "reseller":
+        return access.own_reseller(session, principal).id
+    raise Forbidden("only admins and operators manage webhooks")
+
+
+def endpoints(session: Session, principal: Principal) -> list[WebhookEndpoint]:
+    """The endpoints this caller manages: an admin all, an operator its own."""
+    q = select(WebhookEndpoint).order_by(WebhookEndpoint.id)
+    owner = _owner(session, principal)
+    if principal.role != "admin":
+        q = q.where(WebhookEndpoint.reseller_id == owner)
+    return list(session.scalars(q))
+
+
+def endpoint(session: Session, principal: Principal, endpoint_id: int) -> WebhookEndpoint:
+    ep = session.get(WebhookEndpoint, endpoint_id) if 0 < endpoint_id < 2**31 else None
+    if ep is None or (
+        principal.role != "admin" and ep.reseller_id != _owner(session, principal)
+    ):
+        raise NotFound(f"no webhook endpoint {endpoint_id}")
+    return ep
+
+
+def create(
+    session: Session,
+    principal: Principal,
+    url: str,
+    types: list[str],
+    *,
+    description: str = "",
+    concurrency: int = 4,
+    timeout_seconds: float = 10.0,
+    kind: str = "webhook",
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its secret (shown this once; stored encrypted)."""
+    secret = new_secret()
+    ep = WebhookEndpoint(
+        url=_url(url), events=_types(types), secret=secret, reseller_id=_owner(session, principal),
+        kind=kind, description=description, enabled=True, concurrency=concurrency,
+        timeout_seconds=timeout_seconds, created_by=principal.actor,
+    )  # fmt: skip
+    session.add(ep)
+    session.flush()
+    return ep, secret
+
+
+def edit(
+    session: Session, principal: Principal, endpoint_id: int, **changes: Any
+) -> WebhookEndpoint:
+    """Change an endpoint's url, events, description, concurrency, timeout or enabled; a
+    re-enabled endpoint starts afresh (its pending deliveries go out again)."""
+    ep = endpoint(session, principal, endpoint_id)
+    if changes.get("url") is not None:
+        ep.url = _url(changes["url"])
+    if changes.get("events") is not None:
+        ep.events = _types(changes["events"])
+    for k in ("description", "concurrency", "timeout_seconds"):
+        if changes.get(k) is not None:
+            setattr(ep, k, changes[k])
+    if changes.get("enabled") is not None:
+        if changes["enabled"] and not ep.enabled:
+            ep.failing_since, ep.disabled_at = None, None
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.endpoint_id == ep.id, WebhookDelivery.status == "failed")
+                .where(WebhookDelivery.created_at > utcnow() - timedelta(days=1))
+                .values(status="pending", next_attempt_at=utcnow())
+            )
+        ep.enabled = bool(changes["enabled"])
+    session.flush()
+    return ep
+
+
+def rotate(session: Session, principal: Principal, endpoint_id: int) -> tuple[WebhookEndpoint, str]:
+    """A new secret for this endpoint (shown this once); the old one signs nothing more."""
+    ep = endpoint(session, principal, endpoint_id)
+    secret = new_secret()
+    ep.secret = secret
+    session.flush()
+    return ep, secret
+
+
+def remove(session: Session, principal: Principal, endpoint_id: int) -> None:
+    ep = endpoint(session, principal, endpoint_id)
+    ids = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == ep.id)
+    session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == ep.id))
+    session.delete(ep)
+    session.flush()
+
+
+def deliveries(
+    session: Session, principal: Principal, endpoint_id: int, *, status: str | None = None,
+    limit: int = 100,
+) -> list[tuple[WebhookDelivery, Event]]:
+    """An endpoint's deliveries, newest first, with their events."""
+    ep = endpoint(session, principal, endpoint_id)
+    q = (
+        select(WebhookDelivery, Event)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .where(WebhookDelivery.endpoint_id == ep.id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    if status:
+        q = q.where(WebhookDelivery.status == status)
+    return [(d, e) for d, e in session.execute(q).tuples()]
+
+
+def attempts(session: Session, delivery_id: int) -> list[DeliveryAttempt]:
+    return list(
+        session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(DeliveryAttempt.id)
+        )
+    )
+
+
+def delivery(
+    session: Session, principal: Principal, endpoint_id: int, delivery_id: int
+) -> WebhookDelivery:
+    ep = endpoint(session, principal, endpoint_id)
+    d = session.get(WebhookDelivery, delivery_id) if 0 < delivery_id < 2**31 else None
+    if d is None or d.endpoint_id != ep.id:
+        raise NotFound(f"no delivery {delivery_id} of endpoint {endpoint_id}")
+    return d
+
+
+def redeliver(
+    session: Session, principal: Principal, endpoint_id: int, delivery_id: int
+) -> WebhookDelivery:
+    """Send a delivery again now (same webhook-id, so a receiver that has it can tell)."""
+    d = delivery(session, principal, endpoint_id, delivery_id)
+    if d.status != "running":
+        d.status, d.next_attempt_at, d.claimed_by = "pending", utcnow(), None
+    session.flush()
+    return d
+
+
+def send_test(session: Session, principal: Principal, endpoint_id: int) -> WebhookDelivery:
+    """A ``webhook.test`` event for this endpoint alone, delivered like any other."""
+    ep = endpoint(session, principal, endpoint_id)
+    row = events.row("webhook.test", {"endpoint_id": ep.id, "by": principal.actor},
+                     reseller_id=ep.reseller_id)  # fmt: skip
+    row["fanned_out"] = True  # to this endpoint only
+    ev = Event(**row)
+    session.add(ev)
+    session.flush()
+    d = WebhookDelivery(event_id=ev.id, endpoint_id=ep.id, msg_id=msg_id(ev.uid, ep.id))
+    session.add(d)
+    session.flush()
+    return d
+
+
+def msg_id(event_uid: str, endpoint_id: int) -> str:
+    """The webhook-id of one event to one endpoint: the same on every try."""
+    return f"msg_{event_uid[4:]}_{endpoint_id}"
+
+
+# ---- fan-out ---------------------------------------------------------------------------
+
+
+def _subtrees(session: Session, owners: set[int]) -> dict[int, set[int]]:
+    """Each operator's subtree (itself and every reseller below it)."""
+    parents = dict(session.execute(select(Reseller.id, Reseller.parent_id)).tuples().all())
+    out: dict[int, set[int]] = {}
+    for root in owners:
+        tree = {root}
+        changed = True
+        while changed:
+            below = {r for r, p in parents.items() if p in tree and r not in tree}
+            tree |= below
+            changed = bool(below)
+        out[root] = tree
+    return out
+
+
+def wants(ep: WebhookEndpoint, ev_type: str, ev_reseller: int | None,
+          trees: dict[int, set[int]]) -> bool:  # fmt: skip
+    """Whether this endpoint gets this event: its type, and (an operator's) its subtree.
+    An "other" adapter endpoint gets only what ``other`` sends it."""
+    if ep.kind == OTHER or not (ALL in ep.events or ev_type in ep.events):
+        return False
+    if ep.reseller_id is None:
+        return True
+    return ev_reseller is not None and ev_reseller in trees.get(ep.reseller_id, set())
+
+
+def fan_out(factory: sessionmaker[Session], limit: int = FAN_OUT_CHUNK) -> int:
+    """Turn new events into deliveries (and reminders); returns how many events were
+    fanned out. Several instances at once: each takes its own (SKIP LOCKED)."""
+    from provisioner import reminders
+
+    with reading(factory) as s:  # the usual answer, none, without SQLite's write lock
+        if s.scalar(select(Event.id).where(Event.fanned_out.is_(False)).limit(1)) is None:
+            return 0
+    with transaction(factory) as s:
+        q = select(Event).where(Event.fanned_out.is_(False)).order_by(Event.id).limit(limit)
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        evs = list(s.scalars(q))
+        if not evs:
+            return 0
+        eps = list(s.scalars(select(WebhookEndpoint).where(WebhookEndpoint.kind != OTHER)))
+        trees = _subtrees(s, {e.reseller_id for e in eps if e.reseller_id is not None})
+        rows = [
+            {"event_id": ev.id, "endpoint_id": ep.id, "msg_id": msg_id(ev.uid, ep.id),
+             "status": "pending", "attempts": 0, "next_attempt_at": ev.at, "created_at": ev.at}
+            for ev in evs for ep in eps if wants(ep, ev.type, ev.reseller_id, trees)
+        ]  # fmt: skip
+        if rows:
+            s.execute(WebhookDelivery.__table__.insert(), rows)
+        reminders.queue(s, evs)
+        s.execute(
+            update(Event)
+            .where(Event.id.in_([e.id for e in evs]))
+            .values(fanned_out=True)
+            .execution_options(synchronize_session=False)
+        )
+        return len(evs)
+
+
+# ---- delivery --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    endpoint_id: int
+
+
+def claim(
+    factory: sessionmaker[Session], free: Callable[[int, int], int], now: datetime | None = None
+) -> list[Claimed]:
+    """Claim due deliveries of enabled endpoints: for each, at most ``free(endpoint id,
+    its concurrency)`` (what this instance may still start for it)."""
+    now = now or utcnow()
+    due = (
+        select(WebhookDelivery.endpoint_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.enabled.is_(True),
+        )
+        .distinct()
+    )
+    with reading(factory) as s:
+        ready = list(s.scalars(due))
+        if not ready:
+            return []
+        limits = dict(
+            s.execute(
+                select(WebhookEndpoint.id, WebhookEndpoint.concurrency)
+                .where(WebhookEndpoint.id.in_(ready))
+            ).tuples().all()
+        )  # fmt: skip
+    me = instances.name()
+    out: list[Claimed] = []
+    with transaction(factory) as s:
+        pg = s.get_bind().dialect.name == "postgresql"
+        # Leases run out: a live instance hung on these (a dead one's are taken back sooner).
+        s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.status == "running", WebhookDelivery.next_attempt_at < now)
+            .values(status="pending", claimed_by=None)
+        )
+        for ep_id in ready:
+            n = free(ep_id, limits.get(ep_id, 1))
+            if n <= 0:
+                continue
+            q = (
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.endpoint_id == ep_id,
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                )
+                .order_by(WebhookDelivery.id)
+                .limit(n)
+            )
+            if pg:
+                q = q.with_for_update(skip_locked=True)
+            ids = list(s.scalars(q))
+            if not ids:
+                continue
+            s.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids))
+                .values(status="running", claimed_by=me, next_attempt_at=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            out += [Claimed(i, ep_id) for i in ids]
+    return out
+
+
+def payload(ev: Event) -> str:
+    """The body every endpoint gets: Standard Webhooks' {type, timestamp, data}, with
+    the event's stable id."""
+    return json.dumps(
+        {"id": ev.uid, "type": ev.type, "timestamp": ev.at.isoformat(), "data": ev.body},
+        separators=(",", ":"), sort_keys=True,
+    )  # fmt: skip
+
+
+def signed_headers(secret: str, msg: str, body: str, now: datetime) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg, now, body),
+        "user-agent": "provisioner-webhooks",
+    }
+
+
+Outcome = tuple[int | None, int, str | None]
+
+
+def post(url: str, headers: dict[str, str], body: str, timeout: float) -> Outcome:
+    """POST once: (HTTP status or None, milliseconds, error or None)."""
+    started = time.perf_counter()
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            r = client.post(url, content=body.encode(), headers=headers)
+    except httpx.HTTPError as exc:
+        ms = int((time.perf_counter() - started) * 1000)
+        return None, ms, f"{type(exc).__name__}: {exc}"[:500]
+    ms = int((time.perf_counter() - started) * 1000)
+    if 200 <= r.status_code < 300:
+        return r.status_code, ms, None
+    return r.status_code, ms, f"HTTP {r.status_code}: {r.text[:200]}"
+
+
+def send(factory: sessionmaker[Session], settings: Settings, delivery_id: int) -> str:
+    """One try of a claimed delivery, recorded: delivered | retry | failed | dropped."""
+    with reading(factory) as s:
+        d = s.get(WebhookDelivery, delivery_id)
+        if d is None:
+            return "dropped"
+        ev, ep = s.get(Event, d.event_id), s.get(WebhookEndpoint, d.endpoint_id)
+        if ev is None or ep is None:
+            return "dropped"
+        body = payload(ev) if ep.kind != OTHER else json.dumps(ev.body, sort_keys=True)
+        url, secret, timeout, msg = ep.url, ep.secret, ep.timeout_seconds, d.msg_id
+    now = utcnow()
+    code, ms, error = post(url, signed_headers(secret, msg, body, now), body, timeout)
+    return record(factory, settings, delivery_id, code, ms, error)
+
+
+def backoff(settings: Settings, attempts: int) -> float:
+    return float(min(settings.webhook_backoff_max_seconds,
+                     settings.webhook_backoff_seconds * 2 ** max(0, attempts - 1)))  # fmt: skip
+
+
+def record(
+    factory: sessionmaker[Session], settings: Settings, delivery_id: int,
+    code: int | None, ms: int, error: str | None,
+) -> str:
+    """A try's outcome, if the claim is still ours (else another instance took it over)."""
+    now = utcnow()
+    with transaction(factory) as s:
+        d = s.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
+        ).first()
+        if d is None or d.status != "running" or d.claimed_by != instances.name():
+            log.warning("delivery %s was taken over by another instance; result dropped",
+                        delivery_id)  # fmt: skip
+            return "dropped"
+        s.add(DeliveryAttempt(delivery_id=d.id, at=now, status_code=code, response_ms=ms,
+                              error=error))  # fmt: skip
+        d.attempts += 1
+        d.last_status, d.last_ms, d.last_error, d.claimed_by = code, ms, error, None
+        ep = s.get(WebhookEndpoint, d.endpoint_id)
+        if error is None:
+            d.status, d.delivered_at = "delivered", now
+            if ep is not None and ep.failing_since is not None:
+                ep.failing_since = None
+            return "delivered"
+        window = timedelta(seconds=settings.webhook_retry_seconds)
+        if now - d.created_at >= window:
+            d.status = "failed"
+        else:
+            d.status = "pending"
+            d.next_attempt_at = now + timedelta(seconds=backoff(settings, d.attempts))
+        if ep is not None:
+            ep.failing_since = ep.failing_since or now
+            if ep.enabled and now - ep.failing_since >= window:
+                ep.enabled, ep.disabled_at = False, now
+                log.warning("webhook endpoint %s (%s) disabled: failing since %s",
+                            ep.id, ep.url, ep.failing_since.isoformat())  # fmt: skip
+                events.emit(s, "webhook.disabled", {
+                    "endpoint_id": ep.id, "url": ep.url, "failing_since":
+                    ep.failing_since.isoformat(), "last_error": error,
+                }, reseller_id=ep.reseller_id)  # fmt: skip
+        return "failed" if d.status == "failed" else "retry"
+
+
+def counts(session: Session) -> dict[str, int]:
+    return dict(
+        session.execute(
+            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+        ).tuples().all()
+    )
+
+
+# ---- the dispatcher --------------------------------------------------------------------
+
+
+Counts = dict[str, int]
+
+
+class Dispatcher:
+    """Fans events out and sends deliveries and reminders on threads of its own, inside
+    ``serve``: never on the scheduler's or the outbox's threads, so nothing they do waits
+    on a receiver."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
+        self.factory, self.settings = factory, settings
+        self.pool = ThreadPoolExecutor(settings.webhook_workers, thread_name_prefix="webhook")
+        self.inflight: dict[int, int] = {}
+        self.total = 0
+        self.lock = threading.Condition()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="webhooks", daemon=True)
+        # Reminders on a thread of their own: a slow mail server holds up no webhook.
+        self.messages = threading.Thread(target=self._reminders, name="reminders", daemon=True)
+
+    def start(self) -> Dispatcher:
+        self.thread.start()
+        self.messages.start()
+        return self
+
+    def _reminders(self) -> None:
+        from provisioner import reminders
+
+        while not self.stopping.is_set():
+            try:
+                reminders.send_due(self.factory, self.settings)
+            except Exception:  # noqa: BLE001 - the database may be away for a moment
+                log.exception("reminders: pass failed")
+            self.stopping.wait(max(self.settings.webhook_poll_seconds, 1.0))
+
+    def stop(self, wait: bool = False) -> None:
+        self.stopping.set()
+        with self.lock:
+            self.lock.notify_all()
+        if wait:
+            self.thread.join(timeout=5)
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _free(self, endpoint_id: int, concurrency: int) -> int:
+        room = self.settings.webhook_workers - self.total
+        return max(0, min(room, concurrency - self.inflight.get(endpoint_id, 0)))
+
+    def _done(self, c: Claimed) -> None:
+        with self.lock:
+            self.inflight[c.endpoint_id] -= 1
+            self.total -= 1
+            self.lock.notify_all()
+
+    def _run(self, c: Claimed) -> None:
+        try:
+            send(self.factory, self.settings, c.id)
+        except Exception:  # noqa: BLE001 - one delivery's bug must not stop the others
+            log.exception("webhook delivery %s", c.id)
+        finally:
+            self._done(c)
+
+    def tick(self) -> int:
+        """One pass: fan out, start the deliveries that may start; how many started."""
+        while fan_out(self.factory) >= FAN_OUT_CHUNK:
+            pass
+        with self.lock:
+            claimed = claim(self.factory, self._free)
+            for c in claimed:
+                self.inflight[c.endpoint_id] = self.inflight.get(c.endpoint_id, 0) + 1
+                self.total += 1
+        for c in claimed:
+            self.pool.submit(self._run, c)
+        return len(claimed)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                started = self.tick()
+            except Exception:  # noqa: BLE001 - the database may be away for a moment
+                log.exception("webhooks: pass failed")
+                started = 0
+            if not started:
+                with self.lock:
+                    self.lock.wait(self.settings.webhook_poll_seconds)
+
+
+def drain(factory: sessionmaker[Session], settings: Settings, *, rounds: int = 50) -> Counts:
+    """Fan out and send what is due now, on this thread (the CLI, tests): counts."""
+    from provisioner import reminders
+
+    out: dict[str, int] = {}
+    for _ in range(rounds):
+        fan_out(factory)
+        reminders.send_due(factory, settings)
+        claimed = claim(factory, lambda _e, c: c)
+        if not claimed:
+            break
+        for c in claimed:
+            r = send(factory, settings, c.id)
+            out[r] = out.get(r, 0) + 1
+    return out
+
