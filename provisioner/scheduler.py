@@ -96,6 +96,12 @@ def throttle(ctx: Context) -> None:
         log.info("fair usage: %d customers throttled or restored", n)
 
 
+def warn_expiring(ctx: Context) -> None:
+    from provisioner import reminders
+
+    reminders.warn_expiring(ctx.factory, ctx.settings)
+
+
 def check_ledger(ctx: Context) -> None:
     """Every account's balance against the sum of its ledger rows, kept for /metrics; a
     disagreement is logged as an error (money the registry cannot account for)."""
@@ -130,6 +136,8 @@ def start(ctx: Context) -> BackgroundScheduler:
          lambda: bill(ctx), True),
         ("ledger", "prove balances equal their ledger", s.ledger_check_interval_seconds,
          lambda: check_ledger(ctx), True),
+        ("expiring", "customer.expiring events", s.expiry_interval_seconds,
+         lambda: warn_expiring(ctx), True),
     ]  # fmt: skip
     for job, name, every, work, once in jobs:
         fn = (lambda j=job, e=every, w=work: run_once(ctx, j, e, w)) if once else work

@@ -191,7 +191,7 @@ def deliveries(
     )
     if status:
         q = q.where(WebhookDelivery.status == status)
-    return [(d, e) for d, e in session.execute(q).tuples()]
+    return [(d, e) for d, e in session.execute(q)]
 
 
 def attempts(session: Session, delivery_id: int) -> list[DeliveryAttempt]:
@@ -250,7 +250,7 @@ def msg_id(event_uid: str, endpoint_id: int) -> str:
 
 def _subtrees(session: Session, owners: set[int]) -> dict[int, set[int]]:
     """Each operator's subtree (itself and every reseller below it)."""
-    parents = dict(session.execute(select(Reseller.id, Reseller.parent_id)).tuples().all())
+    parents = dict(session.execute(select(Reseller.id, Reseller.parent_id)).all())
     out: dict[int, set[int]] = {}
     for root in owners:
         tree = {root}
@@ -341,7 +341,7 @@ def claim(
             s.execute(
                 select(WebhookEndpoint.id, WebhookEndpoint.concurrency)
                 .where(WebhookEndpoint.id.in_(ready))
-            ).tuples().all()
+            ).all()
         )  # fmt: skip
     me = instances.name()
     out: list[Claimed] = []
@@ -472,7 +472,8 @@ def record(
             d.next_attempt_at = now + timedelta(seconds=backoff(settings, d.attempts))
         if ep is not None:
             ep.failing_since = ep.failing_since or now
-            if ep.enabled and now - ep.failing_since >= window:
+            # A day without a success: a delivery out of tries, or failures since then.
+            if ep.enabled and (d.status == "failed" or now - ep.failing_since >= window):
                 ep.enabled, ep.disabled_at = False, now
                 log.warning("webhook endpoint %s (%s) disabled: failing since %s",
                             ep.id, ep.url, ep.failing_since.isoformat())  # fmt: skip
@@ -487,7 +488,7 @@ def counts(session: Session) -> dict[str, int]:
     return dict(
         session.execute(
             select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
-        ).tuples().all()
+        ).all()
     )
 
 
