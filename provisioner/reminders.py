@@ -154,7 +154,7 @@ def _context(session: Session, ev: Event, settings: Settings) -> dict[str, Any]:
 
 def url_for(settings: Settings, channel: str, contact: CustomerContact) -> str:
     return settings.reminder_urls[channel].format(
-        email=quote(contact.email or "", safe="@"), phone=quote(contact.phone or "", safe="+")
+        email=quote(contact.email or "", safe="@"), phone=quote(contact.phone or "", safe="")
     )
 
 
