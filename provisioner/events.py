@@ -38,6 +38,7 @@ TYPES: dict[str, str] = {
     "router.drift_repaired": "a reconcile found the router changed by hand and put it back",
     "webhook.disabled": "an endpoint failed for a day and was disabled",
     "webhook.test": "a test sent by hand (provisioner webhook test)",
+    "other.action": "what the \"other\" adapter's system is told of an Other customer",
 }
 
 

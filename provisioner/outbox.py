@@ -301,5 +301,8 @@ def _end_session(
 @handler("other")
 def _other(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
     from nas_adapters.other import run_action
+    from provisioner import webhooks
 
-    run_action(row.payload, url=settings.other_action_url, command=settings.other_action_command)
+    # An endpoint (registered, or made from other_action_url): a signed, logged delivery.
+    if not webhooks.other_deliver(factory, settings, row):
+        run_action(row.payload, command=settings.other_action_command)

@@ -119,10 +119,16 @@ def create(
     timeout_seconds: float = 10.0,
     kind: str = "webhook",
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its secret (shown this once; stored encrypted)."""
+    """A new endpoint and its secret (shown this once; stored encrypted). ``kind`` other
+    (admins): the "other" adapter's, told of Other customers' changes only."""
+    if kind not in ("webhook", OTHER):
+        raise ValidationError("must be webhook or other", field="kind")
+    if kind == OTHER and principal.role != "admin":
+        raise Forbidden("only an admin sets the other adapter's endpoint")
     secret = new_secret()
     ep = WebhookEndpoint(
-        url=_url(url), events=_types(types), secret=secret, reseller_id=_owner(session, principal),
+        url=_url(url), events=_types(types) if kind != OTHER else ["other.action"],
+        secret=secret, reseller_id=_owner(session, principal),
         kind=kind, description=description, enabled=True, concurrency=concurrency,
         timeout_seconds=timeout_seconds, created_by=principal.actor,
     )  # fmt: skip
@@ -596,3 +602,104 @@ def drain(factory: sessionmaker[Session], settings: Settings, *, rounds: int = 5
             out[r] = out.get(r, 0) + 1
     return out
 
+
+
+# ---- the "other" adapter as a subscriber -----------------------------------------------
+
+
+def other_endpoint(session: Session, settings: Settings) -> WebhookEndpoint | None:
+    """The "other" adapter's endpoint: the one registered (kind other), else one made
+    once from ``other_action_url`` (its secret: ``provisioner webhook rotate``)."""
+    ep = session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.kind == OTHER).order_by(WebhookEndpoint.id)
+    ).first()
+    if ep is None and settings.other_action_url:
+        ep = WebhookEndpoint(
+            url=settings.other_action_url, events=[], secret=new_secret(), kind=OTHER,
+            description="the other adapter (other_action_url)", enabled=True, concurrency=4,
+            timeout_seconds=10.0, created_by="config",
+        )  # fmt: skip
+        session.add(ep)
+        session.flush()
+        log.warning(
+            "the other adapter now delivers signed to %s (webhook endpoint %d): "
+            "'provisioner webhook rotate %d' shows a secret to verify its signatures with",
+            ep.url, ep.id, ep.id,
+        )  # fmt: skip
+    return ep
+
+
+def other_body(session: Session, payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """What the adapter's system needs to provision: the change (customer, package,
+    status, expiry) and, from its master package now, rates, cap, fair usage and the
+    customer's delegated IPv6 prefix. Returns (body, the customer or None)."""
+    from provisioner.models import Customer, Ipv6Prefix
+
+    c = session.scalars(
+        select(Customer).where(Customer.username == payload.get("customer"))
+    ).first()
+    body: dict[str, Any] = {**payload}
+    m = c.package.master_package if c is not None and c.package is not None else None
+    removed = payload.get("status") == "removed"
+    if m is not None and not removed:
+        prefix = session.scalar(select(Ipv6Prefix.prefix).where(Ipv6Prefix.customer_id == c.id))  # type: ignore[union-attr]
+        body.update(
+            master_package=m.name, rate_down=m.rate_down, rate_up=m.rate_up,
+            volume_cap=m.volume_cap, fup_threshold=m.fup_threshold, fup_rate_down=m.fup_down,
+            fup_rate_up=m.fup_up, ipv6_prefix=prefix,
+            throttled=c is not None and c.throttled_until is not None,
+        )  # fmt: skip
+    return body, c
+
+
+def other_deliver(factory: sessionmaker[Session], settings: Settings, outbox_row: Any) -> bool:
+    """Deliver an outbox row of the "other" adapter as a signed delivery to its endpoint
+    (logged, redeliverable; the outbox retries it, so its activation follows the
+    outcome). False: no endpoint (then a command, if configured, runs instead)."""
+    from nas_adapters.errors import PermanentNasError, TemporaryNasError
+    from provisioner.outbox import Retry
+
+    key = f"other:{outbox_row.id}"
+    with transaction(factory) as s:
+        ep = other_endpoint(s, settings)
+        if ep is None:
+            return False
+        ev = s.scalars(select(Event).where(Event.key == key)).first()
+        if ev is None:
+            body, c = other_body(s, outbox_row.payload)
+            r = events.row("other.action", body, key=key, customer_id=c.id if c else None,
+                           reseller_id=c.reseller_id if c else None)  # fmt: skip
+            r["body"] = {**body, "event_id": r["uid"]}
+            r["fanned_out"] = True  # for the adapter's endpoint alone
+            ev = Event(**r)
+            s.add(ev)
+            s.flush()
+        d = s.scalars(
+            select(WebhookDelivery).where(
+                WebhookDelivery.event_id == ev.id, WebhookDelivery.endpoint_id == ep.id
+            )
+        ).first()
+        if d is None:
+            d = WebhookDelivery(event_id=ev.id, endpoint_id=ep.id, msg_id=msg_id(ev.uid, ep.id))
+            s.add(d)
+            s.flush()
+        if d.status == "delivered":
+            return True
+        if d.status == "running":
+            raise Retry("the other adapter's delivery is being sent")
+        if not ep.enabled:
+            raise Retry(f"webhook endpoint {ep.id} of the other adapter is disabled")
+        d.status, d.claimed_by, d.next_attempt_at = "running", instances.name(), utcnow() + LEASE
+        did, url = d.id, ep.url
+    outcome = send(factory, settings, did)
+    if outcome == "delivered":
+        return True
+    with transaction(factory) as s:
+        d = s.get(WebhookDelivery, did)
+        code, error = (d.last_status, d.last_error) if d else (None, outcome)
+        refused = code is not None and 400 <= code < 500 and code not in (408, 429)
+        if refused and d is not None and d.status == "pending":
+            d.status = "failed"  # the system refused it: a redelivery by hand may follow
+    if refused:
+        raise PermanentNasError(f"webhook {url}: {error}", nas="other")
+    raise TemporaryNasError(f"webhook {url}: {error}", nas="other")

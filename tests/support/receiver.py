@@ -25,6 +25,7 @@ class Receiver:
     secret: str = ""
     fail_first: int = 0
     hang: threading.Event | None = None  # requests wait for it to be set
+    refuse: int = 0  # answer every request with this status (a 4xx: a refusal)
     got: list[Received] = field(default_factory=list)
     waiting: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,7 +52,7 @@ class Receiver:
                     ok = False
                 with me.lock:
                     n = len(me.got)
-                    code = 500 if n < me.fail_first or not ok else 204
+                    code = 500 if n < me.fail_first or not ok else (me.refuse or 204)
                     me.got.append(Received(self.headers.get("webhook-id", ""),
                                            json.loads(raw or b"{}"), ok, code))  # fmt: skip
                 self.send_response(code)

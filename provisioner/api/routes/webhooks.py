@@ -39,6 +39,9 @@ class EndpointCreate(BaseModel):
     description: text(256) = ""  # type: ignore[valid-type]
     concurrency: int = Field(4, ge=1, le=64, description="deliveries to it at once")
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="per try")
+    kind: Literal["webhook", "other"] = Field(
+        "webhook", description="other (admins): the other adapter's, sent other.action only"
+    )
 
 
 class EndpointUpdate(BaseModel):
@@ -162,7 +165,7 @@ def create_endpoint(body: EndpointCreate, session: SessionDep, who: StaffDep) ->
     """Register an endpoint; its ``secret`` is in this answer only."""
     ep, secret = webhooks.create(
         session, who, body.url, body.events, description=body.description,
-        concurrency=body.concurrency, timeout_seconds=body.timeout_seconds,
+        concurrency=body.concurrency, timeout_seconds=body.timeout_seconds, kind=body.kind,
     )  # fmt: skip
     return EndpointCreatedOut(**_out(ep), secret=secret)
 
