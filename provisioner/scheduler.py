@@ -35,6 +35,7 @@ def quiet_logs() -> None:
     """An idle daemon is quiet: APScheduler's per-run INFO lines (two every outbox tick,
     about 86,000 a day) are dropped; its warnings and errors stay."""
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per webhook delivery
     logging.getLogger("apscheduler.scheduler").addFilter(_ExpectedSkips())
 
 

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -317,17 +317,23 @@ def fan_out(factory: sessionmaker[Session], limit: int = FAN_OUT_CHUNK) -> int:
 # ---- delivery --------------------------------------------------------------------------
 
 
+BATCH = 25  # deliveries one sending slot takes at once: sent in order on one connection
+
+
 @dataclass(frozen=True)
 class Claimed:
-    id: int
+    """Deliveries of one endpoint claimed together, sent by one slot in order."""
+
+    ids: tuple[int, ...]
     endpoint_id: int
 
 
 def claim(
     factory: sessionmaker[Session], free: Callable[[int, int], int], now: datetime | None = None
 ) -> list[Claimed]:
-    """Claim due deliveries of enabled endpoints: for each, at most ``free(endpoint id,
-    its concurrency)`` (what this instance may still start for it)."""
+    """Claim due deliveries of enabled endpoints in batches: for each endpoint at most
+    ``free(endpoint id, its concurrency)`` batches (the slots this instance may still
+    start for it) of up to ``BATCH`` deliveries, oldest first."""
     now = now or utcnow()
     due = (
         select(WebhookDelivery.endpoint_id)
@@ -371,7 +377,7 @@ def claim(
                     WebhookDelivery.next_attempt_at <= now,
                 )
                 .order_by(WebhookDelivery.id)
-                .limit(n)
+                .limit(n * BATCH)
             )
             if pg:
                 q = q.with_for_update(skip_locked=True)
@@ -384,7 +390,8 @@ def claim(
                 .values(status="running", claimed_by=me, next_attempt_at=now + LEASE)
                 .execution_options(synchronize_session=False)
             )
-            out += [Claimed(i, ep_id) for i in ids]
+            size = -(-len(ids) // n)  # spread over the free slots
+            out += [Claimed(tuple(ids[i:i + size]), ep_id) for i in range(0, len(ids), size)]
     return out
 
 
@@ -410,12 +417,26 @@ def signed_headers(secret: str, msg: str, body: str, now: datetime) -> dict[str,
 Outcome = tuple[int | None, int, str | None]
 
 
+_clients: dict[float, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(timeout: float) -> httpx.Client:
+    """One client per timeout, shared by the sending threads (httpx's are thread-safe):
+    its keep-alive connections spare a receiver a TCP handshake per delivery."""
+    with _clients_lock:
+        c = _clients.get(timeout)
+        if c is None:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            c = _clients[timeout] = httpx.Client(timeout=timeout, limits=limits)
+        return c
+
+
 def post(url: str, headers: dict[str, str], body: str, timeout: float) -> Outcome:
     """POST once: (HTTP status or None, milliseconds, error or None)."""
     started = time.perf_counter()
     try:
-        with httpx.Client(timeout=timeout) as client:
-            r = client.post(url, content=body.encode(), headers=headers)
+        r = _client(timeout).post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:
         ms = int((time.perf_counter() - started) * 1000)
         return None, ms, f"{type(exc).__name__}: {exc}"[:500]
@@ -426,19 +447,42 @@ def post(url: str, headers: dict[str, str], body: str, timeout: float) -> Outcom
 
 
 def send(factory: sessionmaker[Session], settings: Settings, delivery_id: int) -> str:
-    """One try of a claimed delivery, recorded: delivered | retry | failed | dropped."""
+    """One try of one claimed delivery, recorded: delivered | retry | failed | dropped."""
+    return send_batch(factory, settings, (delivery_id,)).get(delivery_id, "dropped")
+
+
+def send_batch(
+    factory: sessionmaker[Session], settings: Settings, ids: tuple[int, ...]
+) -> dict[int, str]:
+    """Try claimed deliveries of one endpoint in order, on one keep-alive connection,
+    and record them in one transaction. After a failure the rest are not tried (they go
+    back to pending as they were): a dead receiver costs one timeout a batch."""
     with reading(factory) as s:
-        d = s.get(WebhookDelivery, delivery_id)
-        if d is None:
-            return "dropped"
-        ev, ep = s.get(Event, d.event_id), s.get(WebhookEndpoint, d.endpoint_id)
-        if ev is None or ep is None:
-            return "dropped"
-        body = payload(ev) if ep.kind != OTHER else json.dumps(ev.body, sort_keys=True)
-        url, secret, timeout, msg = ep.url, ep.secret, ep.timeout_seconds, d.msg_id
-    now = utcnow()
-    code, ms, error = post(url, signed_headers(secret, msg, body, now), body, timeout)
-    return record(factory, settings, delivery_id, code, ms, error)
+        rows = s.execute(
+            select(WebhookDelivery, Event)
+            .join(Event, Event.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id.in_(ids))
+            .order_by(WebhookDelivery.id)
+        ).all()
+        if not rows:
+            return {}
+        ep = s.get(WebhookEndpoint, rows[0][0].endpoint_id)
+        if ep is None:
+            return {}
+        url, secret, timeout, kind = ep.url, ep.secret, ep.timeout_seconds, ep.kind
+        work = [
+            (d.id, d.msg_id,
+             payload(e) if kind != OTHER else json.dumps(e.body, sort_keys=True))
+            for d, e in rows
+        ]  # fmt: skip
+    tried: list[tuple[int, int | None, int, str | None]] = []
+    for did, msg, body in work:
+        code, ms, error = post(url, signed_headers(secret, msg, body, utcnow()), body, timeout)
+        tried.append((did, code, ms, error))
+        if error is not None:
+            break
+    untried = [did for did, _m, _b in work[len(tried):]]
+    return record_many(factory, settings, tried, untried)
 
 
 def backoff(settings: Settings, attempts: int) -> float:
@@ -450,44 +494,77 @@ def record(
     factory: sessionmaker[Session], settings: Settings, delivery_id: int,
     code: int | None, ms: int, error: str | None,
 ) -> str:
-    """A try's outcome, if the claim is still ours (else another instance took it over)."""
+    """One try's outcome (``record_many``)."""
+    return record_many(factory, settings, [(delivery_id, code, ms, error)]).get(
+        delivery_id, "dropped"
+    )
+
+
+def record_many(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    tried: list[tuple[int, int | None, int, str | None]],
+    untried: Sequence[int] = (),
+) -> dict[int, str]:
+    """Tries' outcomes, each only if its claim is still ours (else another instance took
+    it over); ``untried``: claimed but not sent, back to pending as they were."""
     now = utcnow()
+    me = instances.name()
+    out: dict[int, str] = {}
     with transaction(factory) as s:
-        d = s.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
-        ).first()
-        if d is None or d.status != "running" or d.claimed_by != instances.name():
-            log.warning("delivery %s was taken over by another instance; result dropped",
-                        delivery_id)  # fmt: skip
-            return "dropped"
-        s.add(DeliveryAttempt(delivery_id=d.id, at=now, status_code=code, response_ms=ms,
-                              error=error))  # fmt: skip
-        d.attempts += 1
-        d.last_status, d.last_ms, d.last_error, d.claimed_by = code, ms, error, None
-        ep = s.get(WebhookEndpoint, d.endpoint_id)
-        if error is None:
-            d.status, d.delivered_at = "delivered", now
-            if ep is not None and ep.failing_since is not None:
-                ep.failing_since = None
-            return "delivered"
+        if untried:
+            s.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(list(untried)), WebhookDelivery.claimed_by == me,
+                       WebhookDelivery.status == "running")
+                .values(status="pending", claimed_by=None, next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+        if not tried:
+            return out
+        q = select(WebhookDelivery).where(WebhookDelivery.id.in_([t[0] for t in tried]))
+        mine = {d.id: d for d in s.scalars(q.with_for_update().order_by(WebhookDelivery.id))}
+        attempts = []
+        ep: WebhookEndpoint | None = None
         window = timedelta(seconds=settings.webhook_retry_seconds)
-        if now - d.created_at >= window:
-            d.status = "failed"
-        else:
-            d.status = "pending"
-            d.next_attempt_at = now + timedelta(seconds=backoff(settings, d.attempts))
-        if ep is not None:
-            ep.failing_since = ep.failing_since or now
-            # A day without a success: a delivery out of tries, or failures since then.
-            if ep.enabled and (d.status == "failed" or now - ep.failing_since >= window):
-                ep.enabled, ep.disabled_at = False, now
-                log.warning("webhook endpoint %s (%s) disabled: failing since %s",
-                            ep.id, ep.url, ep.failing_since.isoformat())  # fmt: skip
-                events.emit(s, "webhook.disabled", {
-                    "endpoint_id": ep.id, "url": ep.url, "failing_since":
-                    ep.failing_since.isoformat(), "last_error": error,
-                }, reseller_id=ep.reseller_id)  # fmt: skip
-        return "failed" if d.status == "failed" else "retry"
+        for did, code, ms, error in tried:
+            d = mine.get(did)
+            if d is None or d.status != "running" or d.claimed_by != me:
+                log.warning("delivery %s was taken over by another instance; result dropped",
+                            did)  # fmt: skip
+                out[did] = "dropped"
+                continue
+            attempts.append({"delivery_id": did, "at": now, "status_code": code,
+                             "response_ms": ms, "error": error})  # fmt: skip
+            d.attempts += 1
+            d.last_status, d.last_ms, d.last_error, d.claimed_by = code, ms, error, None
+            ep = ep or s.get(WebhookEndpoint, d.endpoint_id)
+            if error is None:
+                d.status, d.delivered_at = "delivered", now
+                if ep is not None:
+                    ep.failing_since = None
+                out[did] = "delivered"
+                continue
+            if now - d.created_at >= window:
+                d.status = "failed"
+            else:
+                d.status = "pending"
+                d.next_attempt_at = now + timedelta(seconds=backoff(settings, d.attempts))
+            out[did] = "failed" if d.status == "failed" else "retry"
+            if ep is not None:
+                ep.failing_since = ep.failing_since or now
+                # A day without a success: a delivery out of tries, or failures since then.
+                if ep.enabled and (d.status == "failed" or now - ep.failing_since >= window):
+                    ep.enabled, ep.disabled_at = False, now
+                    log.warning("webhook endpoint %s (%s) disabled: failing since %s",
+                                ep.id, ep.url, ep.failing_since.isoformat())  # fmt: skip
+                    events.emit(s, "webhook.disabled", {
+                        "endpoint_id": ep.id, "url": ep.url, "failing_since":
+                        ep.failing_since.isoformat(), "last_error": error,
+                    }, reseller_id=ep.reseller_id)  # fmt: skip
+        if attempts:
+            s.execute(DeliveryAttempt.__table__.insert(), attempts)
+    return out
 
 
 def counts(session: Session) -> dict[str, int]:
@@ -555,9 +632,9 @@ class Dispatcher:
 
     def _run(self, c: Claimed) -> None:
         try:
-            send(self.factory, self.settings, c.id)
+            send_batch(self.factory, self.settings, c.ids)
         except Exception:  # noqa: BLE001 - one delivery's bug must not stop the others
-            log.exception("webhook delivery %s", c.id)
+            log.exception("webhook deliveries %s", c.ids)
         finally:
             self._done(c)
 
@@ -598,8 +675,8 @@ def drain(factory: sessionmaker[Session], settings: Settings, *, rounds: int = 5
         if not claimed:
             break
         for c in claimed:
-            r = send(factory, settings, c.id)
-            out[r] = out.get(r, 0) + 1
+            for r in send_batch(factory, settings, c.ids).values():
+                out[r] = out.get(r, 0) + 1
     return out
 
 
