@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -590,6 +590,7 @@ class Dispatcher:
         self.factory, self.settings = factory, settings
         self.pool = ThreadPoolExecutor(settings.webhook_workers, thread_name_prefix="webhook")
         self.inflight: dict[int, int] = {}
+        self.futures: dict[Future[None], Claimed] = {}
         self.total = 0
         self.lock = threading.Condition()
         self.stopping = threading.Event()
@@ -613,12 +614,17 @@ class Dispatcher:
             self.stopping.wait(max(self.settings.webhook_poll_seconds, 1.0))
 
     def stop(self, wait: bool = False) -> None:
+        """Stop sending; batches claimed but not started go back to pending at once (a
+        batch being sent is recorded when ``wait``, else taken back at the next start)."""
         self.stopping.set()
         with self.lock:
             self.lock.notify_all()
         if wait:
             self.thread.join(timeout=5)
         self.pool.shutdown(wait=wait, cancel_futures=True)
+        left = [i for f, c in list(self.futures.items()) if f.cancelled() for i in c.ids]
+        if left:
+            record_many(self.factory, self.settings, [], left)
 
     def _free(self, endpoint_id: int, concurrency: int) -> int:
         room = self.settings.webhook_workers - self.total
@@ -638,8 +644,9 @@ class Dispatcher:
         finally:
             self._done(c)
 
-    def tick(self) -> int:
-        """One pass: fan out, start the deliveries that may start; how many started."""
+    def tick(self) -> tuple[int, bool]:
+        """One pass: fan out, start the deliveries that may start. Returns (batches
+        started, whether more are waiting: a batch was full)."""
         while fan_out(self.factory) >= FAN_OUT_CHUNK:
             pass
         with self.lock:
@@ -648,19 +655,27 @@ class Dispatcher:
                 self.inflight[c.endpoint_id] = self.inflight.get(c.endpoint_id, 0) + 1
                 self.total += 1
         for c in claimed:
-            self.pool.submit(self._run, c)
-        return len(claimed)
+            f = self.pool.submit(self._run, c)
+            self.futures[f] = c
+            f.add_done_callback(self._forget)
+        return len(claimed), any(len(c.ids) == BATCH for c in claimed)
+
+    def _forget(self, f: Future[None]) -> None:
+        if not f.cancelled():
+            self.futures.pop(f, None)
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                started = self.tick()
+                _started, backlog = self.tick()
             except Exception:  # noqa: BLE001 - the database may be away for a moment
                 log.exception("webhooks: pass failed")
-                started = 0
-            if not started:
+                backlog = False
+            if backlog:  # more due: claim again as soon as a slot frees
                 with self.lock:
                     self.lock.wait(self.settings.webhook_poll_seconds)
+            else:  # caught up: a poll interval's events go out together, in batches
+                self.stopping.wait(self.settings.webhook_poll_seconds)
 
 
 def drain(factory: sessionmaker[Session], settings: Settings, *, rounds: int = 50) -> Counts:
