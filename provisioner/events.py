@@ -13,9 +13,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import String, insert
 from sqlalchemy.orm import Session
 
 from provisioner.models import Event, utcnow
@@ -113,3 +114,29 @@ def applied(act: Any, customer: Any, package: Any) -> tuple[Any, dict[str, Any]]
         "activation.applied", activation_body(act, customer, package),
         reseller_id=customer.reseller_id, customer_id=customer.id,
     )  # fmt: skip
+
+
+def check_balances(session: Any, currency: str) -> int:
+    """``balance.low`` for each operator whose balance is below the threshold it set,
+    once until it is back at or above it; returns how many were emitted."""
+    from sqlalchemy import select
+
+    from provisioner.models import Account, BalanceAlert, Reseller
+
+    rows = session.execute(
+        select(BalanceAlert, Reseller.name, Account.balance)
+        .join(Reseller, Reseller.id == BalanceAlert.reseller_id)
+        .outerjoin(Account, Account.account == "reseller:" + Reseller.id.cast(String))
+    ).all()
+    n = 0
+    for alert, name, balance in rows:
+        bal = balance if balance is not None else Decimal("0.00")
+        low = bal < alert.threshold
+        if low and not alert.alerted:
+            emit(session, "balance.low", {
+                "reseller": name, "reseller_id": alert.reseller_id, "balance": str(bal),
+                "threshold": str(alert.threshold), "currency": currency,
+            }, reseller_id=alert.reseller_id)  # fmt: skip
+            n += 1
+        alert.alerted = low
+    return n

@@ -671,3 +671,16 @@ class ReminderMessage(Base):
     text: Mapped[str | None] = mapped_column(Text)  # what was sent
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class BalanceAlert(Base):
+    """An operator's low-balance threshold (``balance.low``): one event each time its
+    balance falls below it (``alerted`` until it is back above)."""
+
+    __tablename__ = "balance_alerts"
+
+    reseller_id: Mapped[int] = mapped_column(
+        ForeignKey("resellers.id", ondelete="CASCADE"), primary_key=True
+    )
+    threshold: Mapped[Decimal] = mapped_column(Money())
+    alerted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -98,9 +98,12 @@ def throttle(ctx: Context) -> None:
 
 
 def warn_expiring(ctx: Context) -> None:
-    from provisioner import reminders
+    """customer.expiring ahead of each expiry; balance.low for operators below theirs."""
+    from provisioner import events, reminders
 
     reminders.warn_expiring(ctx.factory, ctx.settings)
+    with transaction(ctx.factory) as s:
+        events.check_balances(s, ctx.settings.currency)
 
 
 def check_ledger(ctx: Context) -> None:
@@ -137,7 +140,7 @@ def start(ctx: Context) -> BackgroundScheduler:
          lambda: bill(ctx), True),
         ("ledger", "prove balances equal their ledger", s.ledger_check_interval_seconds,
          lambda: check_ledger(ctx), True),
-        ("expiring", "customer.expiring events", s.expiry_interval_seconds,
+        ("expiring", "customer.expiring and balance.low events", s.expiry_interval_seconds,
          lambda: warn_expiring(ctx), True),
     ]  # fmt: skip
     for job, name, every, work, once in jobs:

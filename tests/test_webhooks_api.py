@@ -126,3 +126,34 @@ def test_contact_and_schema(ctx: Context, api: Any) -> None:
                       json={"opt_out": True}).status_code == 404  # fmt: skip
     schema = client.get(f"{API}/events/schema", headers=h["admin"]).json()
     assert set(events.TYPES) <= set(schema["$defs"])
+
+
+def test_balance_low_once_per_fall_below_the_operators_threshold(ctx: Context, api: Any) -> None:
+    from provisioner import ledger
+
+    client, h = api
+    r = client.put(f"{API}/resellers/me/balance-alert", headers=h["resA"], json={"threshold": "500"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"reseller": "resA", "threshold": "500.00", "alerted": False}
+    assert client.put(f"{API}/resellers/resA/balance-alert", headers=h["resB"],
+                      json={"threshold": "1"}).status_code == 404  # fmt: skip
+    bad = client.put(f"{API}/resellers/me/balance-alert", headers=h["resA"],
+                     json={"threshold": "1e3"})  # fmt: skip
+    assert bad.status_code == 422 and "threshold" in bad.text
+
+    def check() -> list[dict[str, Any]]:
+        with transaction(ctx.factory) as s:
+            events.check_balances(s, "BDT")
+        return [e["data"] for e in client.get(f"{API}/events?type=balance.low",
+                                              headers=h["resA"]).json()]  # fmt: skip
+
+    assert [(e["reseller"], e["balance"], e["threshold"]) for e in check()] == [
+        ("resA", "0.00", "500.00")]  # fmt: skip
+    assert len(check()) == 1, "once while it stays below"
+    with transaction(ctx.factory) as s:
+        ledger.topup(s, "t", "reseller:resA", "1000")
+    assert len(check()) == 1
+    client.put(f"{API}/resellers/me/balance-alert", headers=h["resA"], json={"threshold": "2000"})
+    got = check()
+    assert len(got) == 2 and got[-1]["balance"] == "1000.00"
+    assert client.get(f"{API}/events?type=balance.low", headers=h["resB"]).json() == []

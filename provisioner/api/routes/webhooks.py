@@ -17,11 +17,17 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from provisioner import access, events, webhooks
+from provisioner import access, events, validation, webhooks
 from provisioner.api.deps import AdminDep, SessionDep, StaffDep
 from provisioner.errors import ValidationError
-from provisioner.models import CustomerContact, Event, ReminderMessage, WebhookEndpoint
-from provisioner.schemas import Ref, Word, text
+from provisioner.models import (
+    BalanceAlert,
+    CustomerContact,
+    Event,
+    ReminderMessage,
+    WebhookEndpoint,
+)
+from provisioner.schemas import Amount, Ref, Word, text
 from provisioner.validation import MAX_INT
 
 router = APIRouter(tags=["webhooks"])
@@ -270,6 +276,48 @@ def list_events(
 def events_schema(who: StaffDep) -> dict[str, Any]:
     """The JSON Schema of every event type's body (``provisioner/events.schema.json``)."""
     return json.loads(SCHEMA.read_text())  # type: ignore[no-any-return]
+
+
+# ---- balance.low ------------------------------------------------------------------------
+
+
+class BalanceAlertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: Amount | None = Field(
+        description="balance.low when the balance falls below this (null: no alert)"
+    )
+
+
+class BalanceAlertOut(BaseModel):
+    reseller: str
+    threshold: str | None
+    alerted: bool
+
+
+@router.put("/resellers/{reseller}/balance-alert")
+def set_balance_alert(
+    reseller: Ref, body: BalanceAlertIn, session: SessionDep, who: StaffDep
+) -> BalanceAlertOut:
+    """The operator's low-balance threshold: an operator sets its own (``me``) or one
+    below it, an admin any; a ``balance.low`` event each time the balance falls below."""
+    if who.role == "reseller" and reseller == "me":
+        r = access.own_reseller(session, who)
+    else:
+        r = access.reseller(session, who, reseller)
+    row = session.get(BalanceAlert, r.id)
+    if body.threshold is None:
+        if row is not None:
+            session.delete(row)
+        return BalanceAlertOut(reseller=r.name, threshold=None, alerted=False)
+    amount = validation.price("threshold", body.threshold)
+    if row is None:
+        row = BalanceAlert(reseller_id=r.id, threshold=amount, alerted=False)
+        session.add(row)
+    else:
+        row.threshold, row.alerted = amount, False
+    session.flush()
+    return BalanceAlertOut(reseller=r.name, threshold=str(amount), alerted=row.alerted)
 
 
 # ---- reminders ----------------------------------------------------------------------------

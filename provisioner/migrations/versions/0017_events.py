@@ -1,5 +1,6 @@
 """Events out (issue 27): events (their own outbox), webhook endpoints, deliveries and
-their attempts, customers' contacts and the reminders sent them.
+their attempts, customers' contacts and the reminders sent them, operators'
+low-balance thresholds.
 
 New tables only; nothing existing changes.
 
@@ -116,11 +117,20 @@ def upgrade() -> None:
         sa.Column("sent_at", TZ, nullable=True),
         sa.UniqueConstraint("event_id", "customer_id"),
     )
+    op.create_table(
+        "balance_alerts",
+        sa.Column(
+            "reseller_id", sa.Integer(), sa.ForeignKey("resellers.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("threshold", sa.BigInteger(), nullable=False),
+        sa.Column("alerted", sa.Boolean(), nullable=False),
+    )
 
 
 def downgrade() -> None:
     for name in (
-        "reminder_messages", "customer_contacts", "delivery_attempts", "webhook_deliveries",
+        "balance_alerts", "reminder_messages", "customer_contacts", "delivery_attempts", "webhook_deliveries",
         "webhook_endpoints", "events",
     ):
         op.drop_table(name)
