@@ -4,6 +4,7 @@ with its tries listed, a redelivery; a reseller is kept out."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from provisioner import webhooks
@@ -11,6 +12,7 @@ from tests.support.receiver import Receiver
 from tests.web.conftest import ADMIN, DESK_A, Web, login, need_playwright
 
 expect = need_playwright().expect
+SHOTS = os.environ.get("PROVISIONER_SCREENSHOTS", "/tmp")  # for a person to look at
 
 
 def test_admin_manages_a_webhook_and_sees_its_deliveries(page: Any, web: Web) -> None:
@@ -43,6 +45,7 @@ def test_admin_manages_a_webhook_and_sees_its_deliveries(page: Any, web: Web) ->
         webhooks.drain(web.ctx.factory, web.ctx.settings)
         page.reload()
         expect(page.locator("#deliveries tbody tr").first).to_contain_text("delivered")
+        page.screenshot(path=f"{SHOTS}/provisioner-admin-webhook.png", full_page=True)
         assert [r.answered for r in rx.got] == [500, 204] and rx.got[1].verified
         page.get_by_role("button", name="Disable").click()
         expect(page.locator("#endpoint-status")).to_have_text("disabled")
