@@ -41,6 +41,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import socket
 import statistics
 import sys
@@ -58,6 +59,7 @@ from typing import Any
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from bench.activations import cpu_of
 from provisioner import events, registry, webhooks
 from provisioner.activation import ActivationRequest, run_activation
 from provisioner.auth import Principal
@@ -177,6 +179,14 @@ class Sender:
     def stop(self) -> None:
         self.stop_event.set()
         self.proc.join(60)
+
+
+def _cpu(sender: int | None, receivers: int | None) -> tuple[float, float, float]:
+    """CPU seconds of the sender's process, the receivers' and this one."""
+    got = cpu_of([p for p in (sender, receivers) if p is not None])
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return (got.get(sender or -1, 0.0), got.get(receivers or -1, 0.0),
+            me.ru_utime + me.ru_stime)  # fmt: skip
 
 
 # ---- the database ----------------------------------------------------------------------
@@ -343,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sender.stop()
         off: list[float] = []
         on: list[float] = []
+        cpu_ms: list[list[float]] = []
         for i, mode in enumerate(order):
             keys = [f"{u}/k{i}" for u in names[i * o.activations:(i + 1) * o.activations]]
             with transaction(ctx.factory) as s:  # off: no endpoint to deliver to, no sender
@@ -350,13 +361,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             if mode != "off":
                 sender = start_sender()
                 time.sleep(2)  # started and polling before the pass
+            cpu0 = _cpu(sender.proc.pid, receivers.pid)
             rate = activation_pass(ctx, keys, o.threads)
+            cpu1 = _cpu(sender.proc.pid, receivers.pid)
             if mode != "off":
                 sender.stop()
+                ms = [(b - a) * 1000 / len(keys) for a, b in zip(cpu0, cpu1, strict=True)]
+                cpu_ms.append(ms)
+                say(f"    CPU per activation: the sender {ms[0]:.2f} ms, the receivers "
+                    f"{ms[1]:.2f} ms, this process {ms[2]:.2f} ms")  # fmt: skip
             if mode != "warm-up":
                 (on if mode == "on" else off).append(rate)
             say(f"  activations, webhooks {mode}: {rate:.1f}/s")
         ratio = statistics.mean(on) / statistics.mean(off)
+        figures["cpu_ms_per_activation_on"] = {
+            k: round(statistics.mean(m[i] for m in cpu_ms[1:]), 2)
+            for i, k in enumerate(("sender", "receivers", "bench"))
+        }
         figures.update(activations_off=[round(x, 1) for x in off],
                        activations_on=[round(x, 1) for x in on], on_off_ratio=round(ratio, 3))
         say(f"  activations/s with webhooks on / off: {ratio:.3f} (goal: at least 0.90)")
