@@ -19,8 +19,8 @@ from provisioner.api.routes.webhooks import (
     EndpointCreatedOut,
     EndpointOut,
     MessageOut,
-    _delivery,
-    _out,
+    delivery_view,
+    endpoint_view,
 )
 from provisioner.cli.common import JSON, ctx, emit, handled, out, session
 from provisioner.db import reading
@@ -57,7 +57,7 @@ def add(
             s, ADMIN, url, event, description=description, concurrency=concurrency,
             timeout_seconds=timeout, kind="other" if other else "webhook",
         )  # fmt: skip
-        emit(EndpointCreatedOut(**_out(ep), secret=secret), as_json)
+        emit(EndpointCreatedOut(**endpoint_view(ep), secret=secret), as_json)
 
 
 @app.command("list")
@@ -65,7 +65,8 @@ def add(
 def list_(as_json: JSON = False) -> None:
     """Every endpoint."""
     with session() as s:
-        emit([EndpointOut(**_out(ep)) for ep in webhooks.endpoints(s, ADMIN)], as_json, COLUMNS)
+        rows = [EndpointOut(**endpoint_view(ep)) for ep in webhooks.endpoints(s, ADMIN)]
+        emit(rows, as_json, COLUMNS)
 
 
 @app.command("edit")
@@ -86,7 +87,7 @@ def edit(
             s, ADMIN, endpoint_id, url=url, events=event, description=description,
             concurrency=concurrency, timeout_seconds=timeout, enabled=enable,
         )  # fmt: skip
-        emit(EndpointOut(**_out(ep)), as_json)
+        emit(EndpointOut(**endpoint_view(ep)), as_json)
 
 
 @app.command("rotate")
@@ -95,7 +96,7 @@ def rotate(endpoint_id: int, as_json: JSON = False) -> None:
     """A new secret, printed this once; deliveries from now on are signed with it."""
     with session() as s:
         ep, secret = webhooks.rotate(s, ADMIN, endpoint_id)
-        emit(EndpointCreatedOut(**_out(ep), secret=secret), as_json)
+        emit(EndpointCreatedOut(**endpoint_view(ep), secret=secret), as_json)
 
 
 @app.command("remove")
@@ -115,7 +116,7 @@ def test(endpoint_id: int, as_json: JSON = False) -> None:
         d = webhooks.send_test(s, ADMIN, endpoint_id)
         e = s.get(Event, d.event_id)
         assert e is not None
-        emit(DeliveryOut(**_delivery(d, e)), as_json)
+        emit(DeliveryOut(**delivery_view(d, e)), as_json)
 
 
 @app.command("deliveries")
@@ -129,7 +130,7 @@ def deliveries(
     """An endpoint's deliveries, newest first."""
     with session() as s:
         rows = webhooks.deliveries(s, ADMIN, endpoint_id, status=status, limit=limit)
-        emit([DeliveryOut(**_delivery(d, e)) for d, e in rows], as_json, DELIVERY_COLUMNS)
+        emit([DeliveryOut(**delivery_view(d, e)) for d, e in rows], as_json, DELIVERY_COLUMNS)
 
 
 @app.command("delivery")
@@ -142,7 +143,7 @@ def delivery(endpoint_id: int, delivery_id: int, as_json: JSON = False) -> None:
         assert e is not None
         log = [AttemptOut(at=a.at, status_code=a.status_code, response_ms=a.response_ms,
                           error=a.error) for a in webhooks.attempts(s, d.id)]  # fmt: skip
-        shown = DeliveryDetailOut(**_delivery(d, e), log=log)
+        shown = DeliveryDetailOut(**delivery_view(d, e), log=log)
         if as_json:
             emit(shown, True)
             return
@@ -158,7 +159,7 @@ def redeliver(endpoint_id: int, delivery_id: int, as_json: JSON = False) -> None
         d = webhooks.redeliver(s, ADMIN, endpoint_id, delivery_id)
         e = s.get(Event, d.event_id)
         assert e is not None
-        emit(DeliveryOut(**_delivery(d, e)), as_json)
+        emit(DeliveryOut(**delivery_view(d, e)), as_json)
 
 
 @app.command("send")

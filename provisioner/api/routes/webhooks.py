@@ -142,7 +142,7 @@ class MessageOut(BaseModel):
     sent_at: datetime | None
 
 
-def _out(ep: WebhookEndpoint) -> dict[str, Any]:
+def endpoint_view(ep: WebhookEndpoint) -> dict[str, Any]:
     return dict(
         id=ep.id, url=ep.url, events=ep.events, description=ep.description, kind=ep.kind,
         owner="admin" if ep.reseller_id is None else f"reseller:{ep.reseller_id}",
@@ -151,7 +151,7 @@ def _out(ep: WebhookEndpoint) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def _delivery(d: Any, e: Event) -> dict[str, Any]:
+def delivery_view(d: Any, e: Event) -> dict[str, Any]:
     return dict(
         id=d.id, event_id=e.uid, event_type=e.type, webhook_id=d.msg_id, status=d.status,
         attempts=d.attempts, last_status=d.last_status, last_response_ms=d.last_ms,
@@ -163,7 +163,7 @@ def _delivery(d: Any, e: Event) -> dict[str, Any]:
 @router.get("/webhooks")
 def list_endpoints(session: SessionDep, who: StaffDep) -> list[EndpointOut]:
     """The endpoints this caller manages (an admin: all)."""
-    return [EndpointOut(**_out(ep)) for ep in webhooks.endpoints(session, who)]
+    return [EndpointOut(**endpoint_view(ep)) for ep in webhooks.endpoints(session, who)]
 
 
 @router.post("/webhooks", status_code=201)
@@ -173,12 +173,12 @@ def create_endpoint(body: EndpointCreate, session: SessionDep, who: StaffDep) ->
         session, who, body.url, body.events, description=body.description,
         concurrency=body.concurrency, timeout_seconds=body.timeout_seconds, kind=body.kind,
     )  # fmt: skip
-    return EndpointCreatedOut(**_out(ep), secret=secret)
+    return EndpointCreatedOut(**endpoint_view(ep), secret=secret)
 
 
 @router.get("/webhooks/{endpoint_id}")
 def get_endpoint(endpoint_id: Id, session: SessionDep, who: StaffDep) -> EndpointOut:
-    return EndpointOut(**_out(webhooks.endpoint(session, who, endpoint_id)))
+    return EndpointOut(**endpoint_view(webhooks.endpoint(session, who, endpoint_id)))
 
 
 @router.patch("/webhooks/{endpoint_id}")
@@ -186,14 +186,15 @@ def edit_endpoint(
     endpoint_id: Id, body: EndpointUpdate, session: SessionDep, who: StaffDep
 ) -> EndpointOut:
     """Change what is given; ``enabled: true`` brings a disabled endpoint back."""
-    return EndpointOut(**_out(webhooks.edit(session, who, endpoint_id, **body.model_dump())))
+    ep = webhooks.edit(session, who, endpoint_id, **body.model_dump())
+    return EndpointOut(**endpoint_view(ep))
 
 
 @router.post("/webhooks/{endpoint_id}/rotate")
 def rotate_secret(endpoint_id: Id, session: SessionDep, who: StaffDep) -> EndpointCreatedOut:
     """A new secret (in this answer only): every delivery from now on is signed with it."""
     ep, secret = webhooks.rotate(session, who, endpoint_id)
-    return EndpointCreatedOut(**_out(ep), secret=secret)
+    return EndpointCreatedOut(**endpoint_view(ep), secret=secret)
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=204)
@@ -208,7 +209,7 @@ def send_test(endpoint_id: Id, session: SessionDep, who: StaffDep) -> DeliveryOu
     d = webhooks.send_test(session, who, endpoint_id)
     e = session.get(Event, d.event_id)
     assert e is not None
-    return DeliveryOut(**_delivery(d, e))
+    return DeliveryOut(**delivery_view(d, e))
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries")
@@ -223,7 +224,7 @@ def list_deliveries(
 ) -> list[DeliveryOut]:
     """Its deliveries, newest first: status, attempts, the last response's status and time."""
     rows = webhooks.deliveries(session, who, endpoint_id, status=status, limit=limit)
-    return [DeliveryOut(**_delivery(d, e)) for d, e in rows]
+    return [DeliveryOut(**delivery_view(d, e)) for d, e in rows]
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries/{delivery_id}")
@@ -236,7 +237,7 @@ def get_delivery(
     assert e is not None
     log = [AttemptOut(at=a.at, status_code=a.status_code, response_ms=a.response_ms,
                       error=a.error) for a in webhooks.attempts(session, d.id)]  # fmt: skip
-    return DeliveryDetailOut(**_delivery(d, e), log=log)
+    return DeliveryDetailOut(**delivery_view(d, e), log=log)
 
 
 @router.post("/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver", status_code=202)
@@ -245,7 +246,7 @@ def redeliver(endpoint_id: Id, delivery_id: Id, session: SessionDep, who: StaffD
     d = webhooks.redeliver(session, who, endpoint_id, delivery_id)
     e = session.get(Event, d.event_id)
     assert e is not None
-    return DeliveryOut(**_delivery(d, e))
+    return DeliveryOut(**delivery_view(d, e))
 
 
 # ---- events ------------------------------------------------------------------------------
