@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from provisioner import access, billing, cards, effects, invoices, ledger, metrics, sale
+from provisioner import access, billing, cards, effects, events, invoices, ledger, metrics, sale
 from provisioner.auth import Principal
 from provisioner.db import transaction
 from provisioner.errors import Conflict, Forbidden, NotFound, ProvisionerError, ValidationError
@@ -287,6 +287,7 @@ def activate(
     )  # fmt: skip
     if not queued:  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
         last.append((_APPLIED, {"act_id": act.id}))
+        last.append(events.applied(act, customer, package))  # else outbox._after's
     # The money last: the payers' account rows are held from here to the commit only.
     sale.pay(session, priced, actor=principal.actor, activation_id=act.id, also=last)
     if not queued:

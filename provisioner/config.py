@@ -120,7 +120,8 @@ class Settings(BaseSettings):
 
     currency: str = "BDT"
     # How the panels and the portal show money and times (storage stays UTC and plain
-    # decimals): "1,234.50 BDT" by default. ``timezone``: an IANA name (Asia/Dhaka).
+    # decimals): "1,234.50 BDT" by default. ``timezone``: the ISP's local time zone, an IANA
+    # name (Asia/Dhaka), for the panels' times and the reminders' quiet hours.
     money_decimals: int = Field(default=2, ge=0, le=6)
     money_thousands: str = Field(default=",", max_length=1)
     money_decimal_mark: str = Field(default=".", min_length=1, max_length=1)
@@ -146,6 +147,26 @@ class Settings(BaseSettings):
     # revocation in the serving process applies at once; one made elsewhere (the CLI,
     # another worker) applies within this many seconds.
     token_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+
+    # Events out (README, "Events and webhooks"). Sends at once across all endpoints (each
+    # also bounded by its own concurrency, so a hanging receiver holds only its own);
+    # how often new events and due retries are looked for.
+    webhook_workers: int = Field(default=16, ge=1, le=256)
+    webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    # A failed delivery is tried again after webhook_backoff_seconds, doubling up to
+    # webhook_backoff_max_seconds, for webhook_retry_seconds (a day); an endpoint that
+    # failed for that long without a success is disabled (event webhook.disabled).
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_seconds: float = Field(default=86_400.0, gt=0)
+    # Reminders to customers (apprise): one URL per channel, {email} / {phone} filled in
+    # from the customer's contact, e.g. email = "mailtos://user:pw@smtp.example.net?to={email}",
+    # sms = "json://sms-gateway.example.net/send?:to={phone}". None: no reminders.
+    reminder_urls: dict[str, str] = Field(default_factory=dict)
+    reminder_days_ahead: int = Field(default=3, ge=0, le=60)  # customer.expiring
+    reminder_language: str = "en"  # for customers whose contact names none
+    # No reminder is sent in these local hours ("HH:MM-HH:MM", "" none): held till the end.
+    reminder_quiet_hours: str = "21:00-08:00"
 
     # Webhook or command the "other" adapter runs for non-RouterOS customers.
     other_action_url: str = ""

@@ -15,7 +15,7 @@ import tempfile
 import uvicorn
 from rich.console import Console
 
-from provisioner import instances, metrics, scheduler, sync
+from provisioner import instances, metrics, scheduler, sync, webhooks
 from provisioner.api import workers as api_workers
 from provisioner.config import Settings
 from provisioner.context import Context, worker_pool
@@ -111,6 +111,7 @@ def run(
         for r in sync.sync_many(ctx.factory, ctx.settings, ids, trigger="demo"):
             console.print(f"[bold]demo:[/] synced {r.router}: {r.status}, {r.applied} changes")
     sched = scheduler.start(ctx)
+    sender = webhooks.Dispatcher(ctx.factory, ctx.settings).start()  # events out
     try:
         if workers > 1:
             log.info("serving from %d worker processes", workers)
@@ -119,6 +120,7 @@ def run(
         api_workers.serve(config, sock, workers)
     finally:
         sched.shutdown(wait=False)
+        sender.stop()
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)
         if sim is not None:

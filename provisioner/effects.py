@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provisioner import access, auth, radius_store, sessions
+from provisioner import access, auth, events, radius_store, sessions
 from provisioner.config import Settings
 from provisioner.errors import NotFound
 from provisioner.models import (
@@ -67,12 +67,19 @@ class CustomerState:
     package: str | None
     status: str
     expires_at: str | None
+    # For its events (``customer_events``): who it is, whose, and whether throttled.
+    customer_id: int | None = None
+    reseller_id: int | None = None
+    throttled: bool = False
 
 
 def customer_state(c: Customer) -> CustomerState:
     router = c.router
     t = str(c.customer_type)
     return CustomerState(
+        customer_id=c.id,
+        reseller_id=c.reseller_id,
+        throttled=c.throttled_until is not None,
         username=c.username,
         customer_type=t,
         router_id=c.router_id,
@@ -120,6 +127,49 @@ def other_action(
 
 # ---- customers -------------------------------------------------------------------------
 
+# A status change and the event it is (an activation's own is activation.applied).
+STATUS_EVENTS = {
+    ("active", "expired"): "customer.expired",
+    ("active", "suspended"): "customer.suspended",
+    ("expired", "suspended"): "customer.suspended",
+    ("new", "suspended"): "customer.suspended",
+    ("suspended", "active"): "customer.restored",
+    ("suspended", "expired"): "customer.restored",
+}
+
+
+def state_body(s: CustomerState) -> dict[str, Any]:
+    return {
+        "customer": s.username, "customer_id": s.customer_id, "customer_type": s.customer_type,
+        "reseller_id": s.reseller_id, "package": s.package, "status": s.status,
+        "expires_at": s.expires_at,
+    }  # fmt: skip
+
+
+def customer_events(
+    changes: Iterable[tuple[CustomerState | None, CustomerState | None]], activation: bool
+) -> list[dict[str, Any]]:
+    """The events rows of these changes (pure): a status change, and outside an
+    activation (a new cycle clears a throttle) fair usage's throttle and restore."""
+    out = []
+    for b, a in changes:
+        if b is None or a is None:
+            continue
+        kinds = []
+        if (b.status, a.status) in STATUS_EVENTS and not activation:
+            kinds.append(STATUS_EVENTS[(b.status, a.status)])
+        if b.throttled != a.throttled and not activation and a.status == "active":
+            kinds.append("fup.throttled" if a.throttled else "fup.restored")
+        for kind in kinds:
+            body = state_body(a)
+            if kind == "fup.throttled":
+                body["rate"] = a.terms.rate
+            out.append(
+                events.row(kind, body, reseller_id=a.reseller_id, customer_id=a.customer_id)
+            )
+    return out
+
+
 
 def customers_changed(
     session: Session,
@@ -154,6 +204,7 @@ def customers_changed(
         for s in pair
         if s is not None and s.on_router and s.router_id is not None
     }
+    events.emit_many(session, customer_events(changes, activation_id is not None))
     n = 0
     for before, after in changes:
         payload = other_action(before, after)

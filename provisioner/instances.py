@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from provisioner.config import Settings
 from provisioner.db import reading, transaction
-from provisioner.models import DaemonInstance, Outbox, SyncRun, utcnow
+from provisioner.models import (
+    DaemonInstance,
+    Outbox,
+    ReminderMessage,
+    SyncRun,
+    WebhookDelivery,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -124,6 +131,12 @@ def _release(session: Session, names: list[str], now: datetime, why: str) -> tup
         .where(Outbox.status == "running", Outbox.claimed_by.in_(names))
         .values(status="pending", claimed_by=None, next_attempt_at=now)
     ).rowcount  # type: ignore[attr-defined]
+    for table in (WebhookDelivery, ReminderMessage):  # events out: claimed the same way
+        claims += session.execute(
+            update(table)
+            .where(table.status == "running", table.claimed_by.in_(names))
+            .values(status="pending", claimed_by=None, next_attempt_at=now)
+        ).rowcount  # type: ignore[attr-defined]
     runs = session.execute(
         update(SyncRun)
         .where(SyncRun.status == "running", SyncRun.holder.in_(names))

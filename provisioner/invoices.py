@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
-from provisioner import access, audit, billing, cards, effects, ledger, sale
+from provisioner import access, audit, billing, cards, effects, events, ledger, sale
 from provisioner.auth import Principal
 from provisioner.db import transaction
 from provisioner.errors import Conflict, Forbidden, NotFound
@@ -198,6 +198,12 @@ def issue_due(session: Session, now: datetime, rows: list[Any], prices: dict[Any
     issued = session.execute(
         insert(Invoice).values(values).on_conflict_do_nothing().returning(*_ROW)
     ).all()
+    owner = {r.id: r.reseller_id for r in rows}
+    events.emit_many(session, [
+        events.row("invoice.issued", invoice_body(r, OPEN, settings_currency(session)),
+                   reseller_id=owner.get(r.customer_id), customer_id=r.customer_id)
+        for r in issued
+    ])  # fmt: skip
     paid = pay_from_balances(session, issued, now)
     if grace:
         waiting = [r for r in issued if r.id not in paid]
@@ -323,6 +329,11 @@ def pay_from_balances(session: Session, invoices: list[Any], now: datetime) -> s
              at=now) for r, _ in payable
     ])  # fmt: skip
     sale.pay_checked(session, [(r.id, legs) for r, legs in payable], actor=SYSTEM, now=now)
+    events.emit_many(session, [
+        events.row("invoice.paid", invoice_body(r, PAID, settings.currency),
+                   reseller_id=customers[r.customer_id].reseller_id, customer_id=r.customer_id)
+        for r, _legs in payable
+    ])  # fmt: skip
     changes = []
     for r, _legs in payable:
         c = customers[r.customer_id]
@@ -389,6 +400,12 @@ def enforce_grace(session: Session, now: datetime) -> list[str]:
         c.suspended_reason = UNPAID
         c.expires_at = inv.period_start
         changes.append((before, c))
+        events.emit(
+            session, "invoice.overdue",
+            invoice_body(inv, OPEN, effects.settings_of(session).currency) | {
+                "customer": c.username, "due_at": inv.due_at.isoformat()},
+            reseller_id=c.reseller_id, customer_id=c.id,
+        )  # fmt: skip
         names.append(c.username)
     session.flush()
     effects.customers_changed(session, [(b, effects.customer_state(c)) for b, c in changes])
@@ -481,7 +498,26 @@ def pay(
             session, inv, payer, method=method, actor=principal.actor, reference=reference,
             now=now,
         )  # fmt: skip
+    c = session.get(Customer, inv.customer_id)
+    events.emit(
+        session, "invoice.paid",
+        invoice_body(inv, PAID, effects.settings_of(session).currency) | {"method": method},
+        reseller_id=c.reseller_id if c else None, customer_id=inv.customer_id,
+    )  # fmt: skip
     return inv
+
+
+def settings_currency(session: Session) -> str:
+    return effects.settings_of(session).currency
+
+
+def invoice_body(r: Any, status: str, currency: str) -> dict[str, Any]:
+    """invoice.*: the invoice (``r``: an Invoice, or a row of ``_ROW``)."""
+    return {
+        "invoice_id": r.id, "customer_id": r.customer_id, "package_id": r.package_id,
+        "amount": str(r.amount), "currency": currency, "status": status,
+        "period_start": r.period_start.isoformat(), "period_end": r.period_end.isoformat(),
+    }  # fmt: skip
 
 
 def void(session: Session, actor: str, invoice_id: int, reason: str = "") -> Invoice:

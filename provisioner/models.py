@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -553,3 +554,139 @@ class JobRun(Base):
     slot: Mapped[int] = mapped_column(BigInteger)
     holder: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+# ---- events out (``provisioner.events``, ``webhooks``, ``reminders``) -----------------
+
+
+class Event(Base):
+    """Something that happened, written in the transaction of the change itself; it is
+    its own outbox: ``fanned_out`` turns true once its deliveries and reminders exist."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)  # evt_…: the stable id
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Who may see it: the operator whose subtree it is in (None: the admin's own).
+    reseller_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    customer_id: Mapped[int | None] = mapped_column(Integer)
+    # One event of a kind for one thing (a customer's expiry warned once): unique.
+    key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class WebhookEndpoint(Base):
+    """A receiver of events: an admin's (``reseller_id`` None: every event) or an
+    operator's (its subtree's events only). ``kind`` other: the "other" adapter's."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)  # types, or ["*"]
+    secret: Mapped[str] = mapped_column(Encrypted(512))  # whsec_…, encrypted at rest
+    reseller_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resellers.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), default="webhook")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    concurrency: Mapped[int] = mapped_column(Integer, default=4)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=10.0)
+    # First failure since its last success; a day of them disables it.
+    failing_since: Mapped[datetime | None] = mapped_column(TZDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: claimed like outbox work, retried with backoff under
+    the same ``msg_id`` (the webhook-id header) until delivered or a day old."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "endpoint_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    msg_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    last_status: Mapped[int | None] = mapped_column(Integer)  # HTTP status of the last try
+    last_ms: Mapped[int | None] = mapped_column(Integer)  # its response time
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class DeliveryAttempt(Base):
+    """One try of a delivery: the log an admin reads."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_ms: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CustomerContact(Base):
+    """Where a customer's reminders go, in which language, and whether it wants any."""
+
+    __tablename__ = "customer_contacts"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str | None] = mapped_column(String(16))  # preferred; else the first set
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReminderMessage(Base):
+    """A reminder to a customer: at most one per event and customer (unique)."""
+
+    __tablename__ = "reminder_messages"
+    __table_args__ = (UniqueConstraint("event_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    customer_id: Mapped[int] = mapped_column(Integer, index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)  # what was sent
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class BalanceAlert(Base):
+    """An operator's low-balance threshold (``balance.low``): one event each time its
+    balance falls below it (``alerted`` until it is back above)."""
+
+    __tablename__ = "balance_alerts"
+
+    reseller_id: Mapped[int] = mapped_column(
+        ForeignKey("resellers.id", ondelete="CASCADE"), primary_key=True
+    )
+    threshold: Mapped[Decimal] = mapped_column(Money())
+    alerted: Mapped[bool] = mapped_column(Boolean, default=False)

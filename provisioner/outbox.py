@@ -121,6 +121,7 @@ def _after(session: Session, row: Outbox) -> None:
     if act is None:
         return
     rows = list(session.scalars(select(Outbox).where(Outbox.activation_id == act.id)))
+    was = act.status
     if any(r.status == "failed" for r in rows):
         act.status = "failed"
         act.error = "; ".join(r.last_error or "" for r in rows if r.status == "failed")
@@ -129,6 +130,17 @@ def _after(session: Session, row: Outbox) -> None:
     else:
         act.status = "pending"
         act.error = next((r.last_error for r in rows if r.last_error), None)
+    if act.status != was and act.status in ("applied", "failed"):
+        # The activation's event, once: when its last work completes (or one fails).
+        from provisioner import events
+        from provisioner.models import Customer, Package
+
+        c, p = session.get(Customer, act.customer_id), session.get(Package, act.package_id)
+        if c is not None:
+            events.emit(
+                session, f"activation.{act.status}", events.activation_body(act, c, p),
+                reseller_id=c.reseller_id, customer_id=c.id,
+            )  # fmt: skip
 
 
 RADIUS_KINDS = frozenset({"coa", "disconnect"})
@@ -289,5 +301,8 @@ def _end_session(
 @handler("other")
 def _other(factory: sessionmaker[Session], settings: Settings, row: Outbox) -> None:
     from nas_adapters.other import run_action
+    from provisioner import webhooks
 
-    run_action(row.payload, url=settings.other_action_url, command=settings.other_action_command)
+    # An endpoint (registered, or made from other_action_url): a signed, logged delivery.
+    if not webhooks.other_deliver(factory, settings, row):
+        run_action(row.payload, command=settings.other_action_command)

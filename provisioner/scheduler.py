@@ -35,6 +35,7 @@ def quiet_logs() -> None:
     """An idle daemon is quiet: APScheduler's per-run INFO lines (two every outbox tick,
     about 86,000 a day) are dropped; its warnings and errors stay."""
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per webhook delivery
     logging.getLogger("apscheduler.scheduler").addFilter(_ExpectedSkips())
 
 
@@ -109,6 +110,15 @@ def throttle(ctx: Context) -> None:
         log.info("fair usage: %d customers throttled or restored", n)
 
 
+def warn_expiring(ctx: Context) -> None:
+    """customer.expiring ahead of each expiry; balance.low for operators below theirs."""
+    from provisioner import events, reminders
+
+    reminders.warn_expiring(ctx.factory, ctx.settings)
+    with transaction(ctx.factory) as s:
+        events.check_balances(s, ctx.settings.currency)
+
+
 def check_ledger(ctx: Context) -> None:
     """Every account's balance against the sum of its ledger rows, kept for /metrics; a
     disagreement is logged as an error (money the registry cannot account for)."""
@@ -145,6 +155,8 @@ def start(ctx: Context) -> BackgroundScheduler:
          lambda: bill(ctx), True),
         ("ledger", "prove balances equal their ledger", s.ledger_check_interval_seconds,
          lambda: check_ledger(ctx), True),
+        ("expiring", "customer.expiring and balance.low events", s.expiry_interval_seconds,
+         lambda: warn_expiring(ctx), True),
     ]  # fmt: skip
     for job, name, every, work, once in jobs:
         fn = (lambda j=job, e=every, w=work: run_once(ctx, j, e, w)) if once else work

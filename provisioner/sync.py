@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nas_adapters.base import NasAdapter
 from nas_adapters.errors import NasError, TemporaryNasError
-from provisioner import instances, metrics
+from provisioner import events, instances, metrics
 from provisioner.adapters import adapter_for
 from provisioner.config import Settings
 from provisioner.db import reading, transaction
@@ -400,6 +400,7 @@ def _apply(
             run.status = result.status
             run.error = result.error
             run.applied = result.applied_changes
+            _run_event(s, run, work.router.name)
     return result
 
 
@@ -414,19 +415,34 @@ def _record_run(
     changes: list[dict[str, object]],
 ) -> None:
     with transaction(factory) as s:
-        s.add(
-            SyncRun(
-                router_id=router_id,
-                trigger=trigger,
-                finished_at=utcnow(),
-                status=status,
-                error=error,
-                changes_planned=len(plan.writes),
-                changes_applied=applied,
-                applied=changes,
-                holder=instances.name(),
-            )
+        run = SyncRun(
+            router_id=router_id,
+            trigger=trigger,
+            finished_at=utcnow(),
+            status=status,
+            error=error,
+            changes_planned=len(plan.writes),
+            changes_applied=applied,
+            applied=changes,
+            holder=instances.name(),
         )
+        s.add(run)
+        s.flush()
+        _run_event(s, run, plan.target)
+
+
+def _run_event(session: Session, run: SyncRun, router: str) -> None:
+    """A finished run's event, in its transaction: a failure, or a reconcile that put
+    back what was changed on the router by hand."""
+    body = {
+        "router": router, "router_id": run.router_id, "sync_run_id": run.id,
+        "trigger": run.trigger, "status": run.status, "error": run.error,
+        "changes_applied": run.changes_applied,
+    }  # fmt: skip
+    if run.status in ("unreachable", "failed"):
+        events.emit(session, "router.sync_failed", body)
+    elif run.trigger == "reconcile" and run.changes_applied:
+        events.emit(session, "router.drift_repaired", body)
 
 
 def router_ids(factory: sessionmaker[Session], names: Sequence[str] = ()) -> list[int]:

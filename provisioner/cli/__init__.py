@@ -23,6 +23,7 @@ from provisioner.cli import (
     routers,
     sessions,
     users,
+    webhooks,
 )
 
 # Typer keeps line breaks inside a paragraph, so each paragraph is one line here.
@@ -42,6 +43,9 @@ app.add_typer(customers.app, name="customer")
 app.add_typer(users.app, name="user")
 app.add_typer(invoices.app, name="invoice")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(webhooks.app, name="webhook")
+app.add_typer(webhooks.events_app, name="events")
+app.add_typer(webhooks.reminders_app, name="reminder")
 for module in (plans, activations, ops):
     app.add_typer(module.app)
 

@@ -17,6 +17,7 @@ from provisioner.api.routes import (
     resellers,
     routers,
     tokens,
+    webhooks,
 )
 from provisioner.read.models import ErrorOut, ValidationErrorOut
 
@@ -43,6 +44,7 @@ for module in (
     plans,
     activations,
     invoices,
+    webhooks,
 ):
     api_router.include_router(module.router, responses=ERRORS)
 api_router.include_router(tokens.router, responses=ERRORS)

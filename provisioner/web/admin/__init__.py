@@ -1,5 +1,6 @@
 """The admin's panel (``/ui``): Your Packages, master packages, resellers, customers,
-routers with dry runs and syncs, activations, recharge cards and the audit log. One module
+routers with dry runs and syncs, activations, recharge cards, the audit log, webhooks
+and events. One module
 per area, as the API's routes are; admins only (a reseller is sent to its desk)."""
 
 from __future__ import annotations
@@ -7,7 +8,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from provisioner.web.admin import activity, customers, masters, packages, resellers, routers
+from provisioner.web.admin import (
+    activity,
+    customers,
+    masters,
+    packages,
+    resellers,
+    routers,
+    webhooks,
+)
 from provisioner.web.common import STAFF_LOGIN, current, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +32,7 @@ def home(request: Request) -> Response:
     return redirect(request, "/ui/desk" if me.role == "reseller" else "/ui/dashboard")
 
 
-for module in (packages, masters, resellers, customers, routers, activity):
+for module in (packages, masters, resellers, customers, routers, activity, webhooks):
     router.include_router(module.router)
 
 __all__ = ["router"]

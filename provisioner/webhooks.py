@@ -1,0 +1,797 @@
+"""Signed webhooks: endpoints, the fan-out of events into deliveries, and their delivery.
+
+Each event (``events``) becomes one delivery per endpoint that wants its type and may see
+it (an admin's endpoint sees every event, an operator's its subtree's), in a transaction
+of its own. Deliveries follow the Standard Webhooks specification (the
+``standardwebhooks`` package signs them): the same ``webhook-id`` on every try, a fresh
+timestamp and signature each time. They are claimed like outbox work (``SKIP LOCKED`` on
+PostgreSQL, marked with the instance, taken back when it restarts or dies) and sent by
+the ``Dispatcher``'s own threads, at most ``concurrency`` at once per endpoint, each
+bounded by the endpoint's timeout: a slow or dead receiver holds only its own slots and
+never an activation or another receiver. A failed try backs off exponentially for a
+day; an endpoint that failed for a day without a success is disabled (``webhook.disabled``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks.webhooks import Webhook
+
+from provisioner import access, events, instances
+from provisioner.auth import Principal
+from provisioner.config import Settings
+from provisioner.db import reading, transaction
+from provisioner.errors import Forbidden, NotFound, ValidationError
+from provisioner.models import (
+    DeliveryAttempt,
+    Event,
+    Reseller,
+    WebhookDelivery,
+    WebhookEndpoint,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=10)  # a claim outlives any endpoint's timeout (at most 300 s)
+FAN_OUT_CHUNK = 500
+ALL = "*"
+OTHER = "other"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+# ---- endpoints -------------------------------------------------------------------------
+
+
+def _types(given: list[str]) -> list[str]:
+    if not given:
+        raise ValidationError("name at least one event type (or *)", field="events")
+    wrong = [t for t in given if t != ALL and t not in events.TYPES]
+    if wrong:
+        raise ValidationError(
+            f"unknown event type {wrong[0]!r}; known: {', '.join(events.TYPES)}", field="events"
+        )
+    return sorted(set(given))
+
+
+def _url(url: str) -> str:
+    url = url.strip()
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValidationError(f"not a URL: {exc}", field="url") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValidationError("must be an http:// or https:// URL", field="url")
+    return url
+
+
+def _owner(session: Session, principal: Principal) -> int | None:
+    if principal.role == "admin":
+        return None
+    if principal.role == "reseller":
+        return access.own_reseller(session, principal).id
+    raise Forbidden("only admins and operators manage webhooks")
+
+
+def endpoints(session: Session, principal: Principal) -> list[WebhookEndpoint]:
+    """The endpoints this caller manages: an admin all, an operator its own."""
+    q = select(WebhookEndpoint).order_by(WebhookEndpoint.id)
+    owner = _owner(session, principal)
+    if principal.role != "admin":
+        q = q.where(WebhookEndpoint.reseller_id == owner)
+    return list(session.scalars(q))
+
+
+def endpoint(session: Session, principal: Principal, endpoint_id: int) -> WebhookEndpoint:
+    ep = session.get(WebhookEndpoint, endpoint_id) if 0 < endpoint_id < 2**31 else None
+    if ep is None or (
+        principal.role != "admin" and ep.reseller_id != _owner(session, principal)
+    ):
+        raise NotFound(f"no webhook endpoint {endpoint_id}")
+    return ep
+
+
+def create(
+    session: Session,
+    principal: Principal,
+    url: str,
+    types: list[str],
+    *,
+    description: str = "",
+    concurrency: int = 4,
+    timeout_seconds: float = 10.0,
+    kind: str = "webhook",
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its secret (shown this once; stored encrypted). ``kind`` other
+    (admins): the "other" adapter's, told of Other customers' changes only."""
+    if kind not in ("webhook", OTHER):
+        raise ValidationError("must be webhook or other", field="kind")
+    if kind == OTHER and principal.role != "admin":
+        raise Forbidden("only an admin sets the other adapter's endpoint")
+    secret = new_secret()
+    ep = WebhookEndpoint(
+        url=_url(url), events=_types(types) if kind != OTHER else ["other.action"],
+        secret=secret, reseller_id=_owner(session, principal),
+        kind=kind, description=description, enabled=True, concurrency=concurrency,
+        timeout_seconds=timeout_seconds, created_by=principal.actor,
+    )  # fmt: skip
+    session.add(ep)
+    session.flush()
+    return ep, secret
+
+
+def edit(
+    session: Session, principal: Principal, endpoint_id: int, **changes: Any
+) -> WebhookEndpoint:
+    """Change an endpoint's url, events, description, concurrency, timeout or enabled; a
+    re-enabled endpoint starts afresh (its pending deliveries go out again)."""
+    ep = endpoint(session, principal, endpoint_id)
+    if changes.get("url") is not None:
+        ep.url = _url(changes["url"])
+    if changes.get("events") is not None:
+        ep.events = _types(changes["events"])
+    for k in ("description", "concurrency", "timeout_seconds"):
+        if changes.get(k) is not None:
+            setattr(ep, k, changes[k])
+    if changes.get("enabled") is not None:
+        if changes["enabled"] and not ep.enabled:
+            ep.failing_since, ep.disabled_at = None, None
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.endpoint_id == ep.id, WebhookDelivery.status == "failed")
+                .where(WebhookDelivery.created_at > utcnow() - timedelta(days=1))
+                .values(status="pending", next_attempt_at=utcnow())
+            )
+        ep.enabled = bool(changes["enabled"])
+    session.flush()
+    return ep
+
+
+def rotate(session: Session, principal: Principal, endpoint_id: int) -> tuple[WebhookEndpoint, str]:
+    """A new secret for this endpoint (shown this once); the old one signs nothing more."""
+    ep = endpoint(session, principal, endpoint_id)
+    secret = new_secret()
+    ep.secret = secret
+    session.flush()
+    return ep, secret
+
+
+def remove(session: Session, principal: Principal, endpoint_id: int) -> None:
+    ep = endpoint(session, principal, endpoint_id)
+    ids = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == ep.id)
+    session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == ep.id))
+    session.delete(ep)
+    session.flush()
+
+
+def deliveries(
+    session: Session, principal: Principal, endpoint_id: int, *, status: str | None = None,
+    limit: int = 100,
+) -> list[tuple[WebhookDelivery, Event]]:
+    """An endpoint's deliveries, newest first, with their events."""
+    ep = endpoint(session, principal, endpoint_id)
+    q = (
+        select(WebhookDelivery, Event)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .where(WebhookDelivery.endpoint_id == ep.id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    if status:
+        q = q.where(WebhookDelivery.status == status)
+    return [(d, e) for d, e in session.execute(q)]
+
+
+def attempts(session: Session, delivery_id: int) -> list[DeliveryAttempt]:
+    return list(
+        session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(DeliveryAttempt.id)
+        )
+    )
+
+
+def delivery(
+    session: Session, principal: Principal, endpoint_id: int, delivery_id: int
+) -> WebhookDelivery:
+    ep = endpoint(session, principal, endpoint_id)
+    d = session.get(WebhookDelivery, delivery_id) if 0 < delivery_id < 2**31 else None
+    if d is None or d.endpoint_id != ep.id:
+        raise NotFound(f"no delivery {delivery_id} of endpoint {endpoint_id}")
+    return d
+
+
+def redeliver(
+    session: Session, principal: Principal, endpoint_id: int, delivery_id: int
+) -> WebhookDelivery:
+    """Send a delivery again now (same webhook-id, so a receiver that has it can tell)."""
+    d = delivery(session, principal, endpoint_id, delivery_id)
+    if d.status != "running":
+        d.status, d.next_attempt_at, d.claimed_by = "pending", utcnow(), None
+    session.flush()
+    return d
+
+
+def send_test(session: Session, principal: Principal, endpoint_id: int) -> WebhookDelivery:
+    """A ``webhook.test`` event for this endpoint alone, delivered like any other."""
+    ep = endpoint(session, principal, endpoint_id)
+    row = events.row("webhook.test", {"endpoint_id": ep.id, "by": principal.actor},
+                     reseller_id=ep.reseller_id)  # fmt: skip
+    row["fanned_out"] = True  # to this endpoint only
+    ev = Event(**row)
+    session.add(ev)
+    session.flush()
+    d = WebhookDelivery(event_id=ev.id, endpoint_id=ep.id, msg_id=msg_id(ev.uid, ep.id))
+    session.add(d)
+    session.flush()
+    return d
+
+
+def msg_id(event_uid: str, endpoint_id: int) -> str:
+    """The webhook-id of one event to one endpoint: the same on every try."""
+    return f"msg_{event_uid[4:]}_{endpoint_id}"
+
+
+# ---- fan-out ---------------------------------------------------------------------------
+
+
+def _subtrees(session: Session, owners: set[int]) -> dict[int, set[int]]:
+    """Each operator's subtree (itself and every reseller below it)."""
+    parents = dict(session.execute(select(Reseller.id, Reseller.parent_id)).all())
+    out: dict[int, set[int]] = {}
+    for root in owners:
+        tree = {root}
+        changed = True
+        while changed:
+            below = {r for r, p in parents.items() if p in tree and r not in tree}
+            tree |= below
+            changed = bool(below)
+        out[root] = tree
+    return out
+
+
+def wants(ep: WebhookEndpoint, ev_type: str, ev_reseller: int | None,
+          trees: dict[int, set[int]]) -> bool:  # fmt: skip
+    """Whether this endpoint gets this event: its type, and (an operator's) its subtree.
+    An "other" adapter endpoint gets only what ``other`` sends it."""
+    if ep.kind == OTHER or not (ALL in ep.events or ev_type in ep.events):
+        return False
+    if ep.reseller_id is None:
+        return True
+    return ev_reseller is not None and ev_reseller in trees.get(ep.reseller_id, set())
+
+
+def fan_out(factory: sessionmaker[Session], limit: int = FAN_OUT_CHUNK) -> int:
+    """Turn new events into deliveries (and reminders); returns how many events were
+    fanned out. Several instances at once: each takes its own (SKIP LOCKED)."""
+    from provisioner import reminders
+
+    with reading(factory) as s:  # the usual answer, none, without SQLite's write lock
+        if s.scalar(select(Event.id).where(Event.fanned_out.is_(False)).limit(1)) is None:
+            return 0
+    with transaction(factory) as s:
+        q = select(Event).where(Event.fanned_out.is_(False)).order_by(Event.id).limit(limit)
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        evs = list(s.scalars(q))
+        if not evs:
+            return 0
+        eps = list(s.scalars(select(WebhookEndpoint).where(WebhookEndpoint.kind != OTHER)))
+        trees = _subtrees(s, {e.reseller_id for e in eps if e.reseller_id is not None})
+        rows = [
+            {"event_id": ev.id, "endpoint_id": ep.id, "msg_id": msg_id(ev.uid, ep.id),
+             "status": "pending", "attempts": 0, "next_attempt_at": ev.at, "created_at": ev.at}
+            for ev in evs for ep in eps if wants(ep, ev.type, ev.reseller_id, trees)
+        ]  # fmt: skip
+        if rows:
+            s.execute(WebhookDelivery.__table__.insert(), rows)
+        reminders.queue(s, evs)
+        s.execute(
+            update(Event)
+            .where(Event.id.in_([e.id for e in evs]))
+            .values(fanned_out=True)
+            .execution_options(synchronize_session=False)
+        )
+        return len(evs)
+
+
+# ---- delivery --------------------------------------------------------------------------
+
+
+BATCH = 25  # deliveries one sending slot takes at once: sent in order on one connection
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Deliveries of one endpoint claimed together, sent by one slot in order."""
+
+    ids: tuple[int, ...]
+    endpoint_id: int
+
+
+def claim(
+    factory: sessionmaker[Session], free: Callable[[int, int], int], now: datetime | None = None
+) -> list[Claimed]:
+    """Claim due deliveries of enabled endpoints in batches: for each endpoint at most
+    ``free(endpoint id, its concurrency)`` batches (the slots this instance may still
+    start for it) of up to ``BATCH`` deliveries, oldest first."""
+    now = now or utcnow()
+    due = (
+        select(WebhookDelivery.endpoint_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.enabled.is_(True),
+        )
+        .distinct()
+    )
+    with reading(factory) as s:
+        ready = list(s.scalars(due))
+        if not ready:
+            return []
+        limits = dict(
+            s.execute(
+                select(WebhookEndpoint.id, WebhookEndpoint.concurrency)
+                .where(WebhookEndpoint.id.in_(ready))
+            ).all()
+        )  # fmt: skip
+    me = instances.name()
+    out: list[Claimed] = []
+    with transaction(factory) as s:
+        pg = s.get_bind().dialect.name == "postgresql"
+        # Leases run out: a live instance hung on these (a dead one's are taken back sooner).
+        s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.status == "running", WebhookDelivery.next_attempt_at < now)
+            .values(status="pending", claimed_by=None)
+        )
+        for ep_id in ready:
+            n = free(ep_id, limits.get(ep_id, 1))
+            if n <= 0:
+                continue
+            q = (
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.endpoint_id == ep_id,
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                )
+                .order_by(WebhookDelivery.id)
+                .limit(n * BATCH)
+            )
+            if pg:
+                q = q.with_for_update(skip_locked=True)
+            ids = list(s.scalars(q))
+            if not ids:
+                continue
+            s.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(ids))
+                .values(status="running", claimed_by=me, next_attempt_at=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            size = -(-len(ids) // n)  # spread over the free slots
+            out += [Claimed(tuple(ids[i:i + size]), ep_id) for i in range(0, len(ids), size)]
+    return out
+
+
+def payload(ev: Event) -> str:
+    """The body every endpoint gets: Standard Webhooks' {type, timestamp, data}, with
+    the event's stable id."""
+    return json.dumps(
+        {"id": ev.uid, "type": ev.type, "timestamp": ev.at.isoformat(), "data": ev.body},
+        separators=(",", ":"), sort_keys=True,
+    )  # fmt: skip
+
+
+def signed_headers(secret: str, msg: str, body: str, now: datetime) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg, now, body),
+        "user-agent": "provisioner-webhooks",
+    }
+
+
+Outcome = tuple[int | None, int, str | None]
+
+
+_clients: dict[float, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(timeout: float) -> httpx.Client:
+    """One client per timeout, shared by the sending threads (httpx's are thread-safe):
+    its keep-alive connections spare a receiver a TCP handshake per delivery."""
+    with _clients_lock:
+        c = _clients.get(timeout)
+        if c is None:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            c = _clients[timeout] = httpx.Client(timeout=timeout, limits=limits)
+        return c
+
+
+def post(url: str, headers: dict[str, str], body: str, timeout: float) -> Outcome:
+    """POST once: (HTTP status or None, milliseconds, error or None)."""
+    started = time.perf_counter()
+    try:
+        r = _client(timeout).post(url, content=body.encode(), headers=headers)
+    except httpx.HTTPError as exc:
+        ms = int((time.perf_counter() - started) * 1000)
+        return None, ms, f"{type(exc).__name__}: {exc}"[:500]
+    ms = int((time.perf_counter() - started) * 1000)
+    if 200 <= r.status_code < 300:
+        return r.status_code, ms, None
+    return r.status_code, ms, f"HTTP {r.status_code}: {r.text[:200]}"
+
+
+def send(factory: sessionmaker[Session], settings: Settings, delivery_id: int) -> str:
+    """One try of one claimed delivery, recorded: delivered | retry | failed | dropped."""
+    return send_batch(factory, settings, (delivery_id,)).get(delivery_id, "dropped")
+
+
+def send_batch(
+    factory: sessionmaker[Session], settings: Settings, ids: tuple[int, ...]
+) -> dict[int, str]:
+    """Try claimed deliveries of one endpoint in order, on one keep-alive connection,
+    and record them in one transaction. After a failure the rest are not tried (they go
+    back to pending as they were): a dead receiver costs one timeout a batch."""
+    with reading(factory) as s:
+        rows = s.execute(
+            select(WebhookDelivery, Event)
+            .join(Event, Event.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id.in_(ids))
+            .order_by(WebhookDelivery.id)
+        ).all()
+        if not rows:
+            return {}
+        ep = s.get(WebhookEndpoint, rows[0][0].endpoint_id)
+        if ep is None:
+            return {}
+        url, secret, timeout, kind = ep.url, ep.secret, ep.timeout_seconds, ep.kind
+        work = [
+            (d.id, d.msg_id,
+             payload(e) if kind != OTHER else json.dumps(e.body, sort_keys=True))
+            for d, e in rows
+        ]  # fmt: skip
+    tried: list[tuple[int, int | None, int, str | None]] = []
+    for did, msg, body in work:
+        code, ms, error = post(url, signed_headers(secret, msg, body, utcnow()), body, timeout)
+        tried.append((did, code, ms, error))
+        if error is not None:
+            break
+    untried = [did for did, _m, _b in work[len(tried):]]
+    return record_many(factory, settings, tried, untried)
+
+
+def backoff(settings: Settings, attempts: int) -> float:
+    return float(min(settings.webhook_backoff_max_seconds,
+                     settings.webhook_backoff_seconds * 2 ** max(0, attempts - 1)))  # fmt: skip
+
+
+def record(
+    factory: sessionmaker[Session], settings: Settings, delivery_id: int,
+    code: int | None, ms: int, error: str | None,
+) -> str:
+    """One try's outcome (``record_many``)."""
+    return record_many(factory, settings, [(delivery_id, code, ms, error)]).get(
+        delivery_id, "dropped"
+    )
+
+
+def record_many(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    tried: list[tuple[int, int | None, int, str | None]],
+    untried: Sequence[int] = (),
+) -> dict[int, str]:
+    """Tries' outcomes, each only if its claim is still ours (else another instance took
+    it over); ``untried``: claimed but not sent, back to pending as they were."""
+    now = utcnow()
+    me = instances.name()
+    out: dict[int, str] = {}
+    with transaction(factory) as s:
+        if untried:
+            s.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(list(untried)), WebhookDelivery.claimed_by == me,
+                       WebhookDelivery.status == "running")
+                .values(status="pending", claimed_by=None, next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+        if not tried:
+            return out
+        q = select(WebhookDelivery).where(WebhookDelivery.id.in_([t[0] for t in tried]))
+        mine = {d.id: d for d in s.scalars(q.with_for_update().order_by(WebhookDelivery.id))}
+        attempts = []
+        ep: WebhookEndpoint | None = None
+        window = timedelta(seconds=settings.webhook_retry_seconds)
+        for did, code, ms, error in tried:
+            d = mine.get(did)
+            if d is None or d.status != "running" or d.claimed_by != me:
+                log.warning("delivery %s was taken over by another instance; result dropped",
+                            did)  # fmt: skip
+                out[did] = "dropped"
+                continue
+            attempts.append({"delivery_id": did, "at": now, "status_code": code,
+                             "response_ms": ms, "error": error})  # fmt: skip
+            d.attempts += 1
+            d.last_status, d.last_ms, d.last_error, d.claimed_by = code, ms, error, None
+            ep = ep or s.get(WebhookEndpoint, d.endpoint_id)
+            if error is None:
+                d.status, d.delivered_at = "delivered", now
+                if ep is not None:
+                    ep.failing_since = None
+                out[did] = "delivered"
+                continue
+            if now - d.created_at >= window:
+                d.status = "failed"
+            else:
+                d.status = "pending"
+                d.next_attempt_at = now + timedelta(seconds=backoff(settings, d.attempts))
+            out[did] = "failed" if d.status == "failed" else "retry"
+            if ep is not None:
+                ep.failing_since = ep.failing_since or now
+                # A day without a success: a delivery out of tries, or failures since then.
+                if ep.enabled and (d.status == "failed" or now - ep.failing_since >= window):
+                    ep.enabled, ep.disabled_at = False, now
+                    log.warning("webhook endpoint %s (%s) disabled: failing since %s",
+                                ep.id, ep.url, ep.failing_since.isoformat())  # fmt: skip
+                    events.emit(s, "webhook.disabled", {
+                        "endpoint_id": ep.id, "url": ep.url, "failing_since":
+                        ep.failing_since.isoformat(), "last_error": error,
+                    }, reseller_id=ep.reseller_id)  # fmt: skip
+        if attempts:
+            s.execute(DeliveryAttempt.__table__.insert(), attempts)
+    return out
+
+
+def counts(session: Session) -> dict[str, int]:
+    return dict(
+        session.execute(
+            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+        ).all()
+    )
+
+
+# ---- the dispatcher --------------------------------------------------------------------
+
+
+Counts = dict[str, int]
+
+
+class Dispatcher:
+    """Fans events out and sends deliveries and reminders on threads of its own, inside
+    ``serve``: never on the scheduler's or the outbox's threads, so nothing they do waits
+    on a receiver."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
+        self.factory, self.settings = factory, settings
+        self.pool = ThreadPoolExecutor(settings.webhook_workers, thread_name_prefix="webhook")
+        self.inflight: dict[int, int] = {}
+        self.futures: dict[Future[None], Claimed] = {}
+        self.total = 0
+        self.lock = threading.Condition()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="webhooks", daemon=True)
+        # Reminders on a thread of their own: a slow mail server holds up no webhook.
+        self.messages = threading.Thread(target=self._reminders, name="reminders", daemon=True)
+
+    def start(self) -> Dispatcher:
+        self.thread.start()
+        self.messages.start()
+        return self
+
+    def _reminders(self) -> None:
+        from provisioner import reminders
+
+        while not self.stopping.is_set():
+            try:
+                reminders.send_due(self.factory, self.settings)
+            except Exception:  # noqa: BLE001 - the database may be away for a moment
+                log.exception("reminders: pass failed")
+            self.stopping.wait(max(self.settings.webhook_poll_seconds, 1.0))
+
+    def stop(self, wait: bool = False) -> None:
+        """Stop sending; batches claimed but not started go back to pending at once (a
+        batch being sent is recorded when ``wait``, else taken back at the next start)."""
+        self.stopping.set()
+        with self.lock:
+            self.lock.notify_all()
+        if wait:
+            self.thread.join(timeout=5)
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+        left = [i for f, c in list(self.futures.items()) if f.cancelled() for i in c.ids]
+        if left:
+            record_many(self.factory, self.settings, [], left)
+
+    def _free(self, endpoint_id: int, concurrency: int) -> int:
+        room = self.settings.webhook_workers - self.total
+        return max(0, min(room, concurrency - self.inflight.get(endpoint_id, 0)))
+
+    def _done(self, c: Claimed) -> None:
+        with self.lock:
+            self.inflight[c.endpoint_id] -= 1
+            self.total -= 1
+            self.lock.notify_all()
+
+    def _run(self, c: Claimed) -> None:
+        try:
+            send_batch(self.factory, self.settings, c.ids)
+        except Exception:  # noqa: BLE001 - one delivery's bug must not stop the others
+            log.exception("webhook deliveries %s", c.ids)
+        finally:
+            self._done(c)
+
+    def tick(self) -> tuple[int, bool]:
+        """One pass: fan out, start the deliveries that may start. Returns (batches
+        started, whether more are waiting: a batch was full)."""
+        while fan_out(self.factory) >= FAN_OUT_CHUNK:
+            pass
+        with self.lock:
+            claimed = claim(self.factory, self._free)
+            for c in claimed:
+                self.inflight[c.endpoint_id] = self.inflight.get(c.endpoint_id, 0) + 1
+                self.total += 1
+        for c in claimed:
+            f = self.pool.submit(self._run, c)
+            self.futures[f] = c
+            f.add_done_callback(self._forget)
+        return len(claimed), any(len(c.ids) == BATCH for c in claimed)
+
+    def _forget(self, f: Future[None]) -> None:
+        if not f.cancelled():
+            self.futures.pop(f, None)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                _started, backlog = self.tick()
+            except Exception:  # noqa: BLE001 - the database may be away for a moment
+                log.exception("webhooks: pass failed")
+                backlog = False
+            if backlog:  # more due: claim again as soon as a slot frees
+                with self.lock:
+                    self.lock.wait(self.settings.webhook_poll_seconds)
+            else:  # caught up: a poll interval's events go out together, in batches
+                self.stopping.wait(self.settings.webhook_poll_seconds)
+
+
+def drain(factory: sessionmaker[Session], settings: Settings, *, rounds: int = 50) -> Counts:
+    """Fan out and send what is due now, on this thread (the CLI, tests): counts."""
+    from provisioner import reminders
+
+    out: dict[str, int] = {}
+    for _ in range(rounds):
+        fan_out(factory)
+        reminders.send_due(factory, settings)
+        claimed = claim(factory, lambda _e, c: c)
+        if not claimed:
+            break
+        for c in claimed:
+            for r in send_batch(factory, settings, c.ids).values():
+                out[r] = out.get(r, 0) + 1
+    return out
+
+
+
+# ---- the "other" adapter as a subscriber -----------------------------------------------
+
+
+def other_endpoint(session: Session, settings: Settings) -> WebhookEndpoint | None:
+    """The "other" adapter's endpoint: the one registered (kind other), else one made
+    once from ``other_action_url`` (its secret: ``provisioner webhook rotate``)."""
+    ep = session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.kind == OTHER).order_by(WebhookEndpoint.id)
+    ).first()
+    if ep is None and settings.other_action_url:
+        ep = WebhookEndpoint(
+            url=settings.other_action_url, events=[], secret=new_secret(), kind=OTHER,
+            description="the other adapter (other_action_url)", enabled=True, concurrency=4,
+            timeout_seconds=10.0, created_by="config",
+        )  # fmt: skip
+        session.add(ep)
+        session.flush()
+        log.warning(
+            "the other adapter now delivers signed to %s (webhook endpoint %d): "
+            "'provisioner webhook rotate %d' shows a secret to verify its signatures with",
+            ep.url, ep.id, ep.id,
+        )  # fmt: skip
+    return ep
+
+
+def other_body(session: Session, payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """What the adapter's system needs to provision: the change (customer, package,
+    status, expiry) and, from its master package now, rates, cap, fair usage and the
+    customer's delegated IPv6 prefix. Returns (body, the customer or None)."""
+    from provisioner.models import Customer, Ipv6Prefix
+
+    c = session.scalars(
+        select(Customer).where(Customer.username == payload.get("customer"))
+    ).first()
+    body: dict[str, Any] = {**payload}
+    m = c.package.master_package if c is not None and c.package is not None else None
+    removed = payload.get("status") == "removed"
+    if m is not None and not removed:
+        prefix = session.scalar(select(Ipv6Prefix.prefix).where(Ipv6Prefix.customer_id == c.id))  # type: ignore[union-attr]
+        body.update(
+            master_package=m.name, rate_down=m.rate_down, rate_up=m.rate_up,
+            volume_cap=m.volume_cap, fup_threshold=m.fup_threshold, fup_rate_down=m.fup_down,
+            fup_rate_up=m.fup_up, ipv6_prefix=prefix,
+            throttled=c is not None and c.throttled_until is not None,
+        )  # fmt: skip
+    return body, c
+
+
+def other_deliver(factory: sessionmaker[Session], settings: Settings, outbox_row: Any) -> bool:
+    """Deliver an outbox row of the "other" adapter as a signed delivery to its endpoint
+    (logged, redeliverable; the outbox retries it, so its activation follows the
+    outcome). False: no endpoint (then a command, if configured, runs instead)."""
+    from nas_adapters.errors import PermanentNasError, TemporaryNasError
+    from provisioner.outbox import Retry
+
+    key = f"other:{outbox_row.id}"
+    with transaction(factory) as s:
+        ep = other_endpoint(s, settings)
+        if ep is None:
+            return False
+        ev = s.scalars(select(Event).where(Event.key == key)).first()
+        if ev is None:
+            body, c = other_body(s, outbox_row.payload)
+            r = events.row("other.action", body, key=key, customer_id=c.id if c else None,
+                           reseller_id=c.reseller_id if c else None)  # fmt: skip
+            r["body"] = {**body, "event_id": r["uid"]}
+            r["fanned_out"] = True  # for the adapter's endpoint alone
+            ev = Event(**r)
+            s.add(ev)
+            s.flush()
+        d = s.scalars(
+            select(WebhookDelivery).where(
+                WebhookDelivery.event_id == ev.id, WebhookDelivery.endpoint_id == ep.id
+            )
+        ).first()
+        if d is None:
+            d = WebhookDelivery(event_id=ev.id, endpoint_id=ep.id, msg_id=msg_id(ev.uid, ep.id))
+            s.add(d)
+            s.flush()
+        if d.status == "delivered":
+            return True
+        if d.status == "running":
+            raise Retry("the other adapter's delivery is being sent")
+        if not ep.enabled:
+            raise Retry(f"webhook endpoint {ep.id} of the other adapter is disabled")
+        d.status, d.claimed_by, d.next_attempt_at = "running", instances.name(), utcnow() + LEASE
+        did, url = d.id, ep.url
+    outcome = send(factory, settings, did)
+    if outcome == "delivered":
+        return True
+    with transaction(factory) as s:
+        d = s.get(WebhookDelivery, did)
+        code, error = (d.last_status, d.last_error) if d else (None, outcome)
+        refused = code is not None and 400 <= code < 500 and code not in (408, 429)
+        if refused and d is not None and d.status == "pending":
+            d.status = "failed"  # the system refused it: a redelivery by hand may follow
+    if refused:
+        raise PermanentNasError(f"webhook {url}: {error}", nas="other")
+    raise TemporaryNasError(f"webhook {url}: {error}", nas="other")
