@@ -27,7 +27,7 @@ from provisioner.models import (
     ReminderMessage,
     WebhookEndpoint,
 )
-from provisioner.schemas import Amount, Ref, Word, text
+from provisioner.schemas import Amount, Name, Ref, text
 from provisioner.validation import MAX_INT
 
 router = APIRouter(tags=["webhooks"])
@@ -119,7 +119,7 @@ class ContactIn(BaseModel):
 
     email: text(254) | None = None  # type: ignore[valid-type]
     phone: text(32) | None = None  # type: ignore[valid-type]
-    channel: Word | None = Field(None, description="a channel of reminder_urls; else email first")
+    channel: Name | None = Field(None, description="a channel of reminder_urls; else email first")
     language: Literal["en", "bn"] = "en"
     opt_out: bool = False
 
