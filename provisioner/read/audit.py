@@ -234,11 +234,20 @@ def _value(key: str, value: Any, names: dict[tuple[str, int], str]) -> str:
 
 
 def _label(key: str) -> str:
+    if key == "portal_password_hash":
+        return "portal password"
     return (key[:-3] if key in _REFS else key).replace("_", " ")
 
 
 def _changes(a: AuditLog, names: dict[tuple[str, int], str]) -> tuple[Change, ...]:
     before, after = a.before or {}, a.after or {}
+    if a.action == "delete":  # why (when it was said), then what it was
+        why = (Change("reason", "", str(after["reason"])),) if after.get("reason") else ()
+        return why + tuple(
+            Change(_label(k), "", _value(k, v, names))
+            for k, v in before.items()
+            if k not in _HIDDEN and v is not None and v != ""
+        )
     if before and after:  # an update: what differs
         keys = [k for k in after if k not in _HIDDEN and before.get(k) != after[k]]
         return tuple(

@@ -12,9 +12,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from provisioner import access, users
 from provisioner.auth import Principal
 from provisioner.read import activations, customers, packages, resellers, routers
-from provisioner.web.common import page, read
+from provisioner.web.common import flash, page, read, redirect, write
 
 PAGE_SIZE = 25
 TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
@@ -89,9 +90,28 @@ def form_page(
         if customer_id is not None:
             out["customer"] = customers.get(s, me, f"id:{customer_id}")
             out["recent"] = activations.list_(s, me, customer=f"id:{customer_id}", limit=10)
+            out["customer_has_portal_password"] = users.has_portal_password(s, customer_id)
         return out
 
     return page(
         request, "customer_form.html", me, status=status, form=form, errors=errors or {},
         customer_id=customer_id, area=area, fields=fields, **read(request, load),
     )  # fmt: skip
+
+
+def reset_portal_password(request: Request, me: Principal, customer_id: int, area: str) -> Response:
+    """The operator's reset of a customer's portal password (its own customer only, by
+    ``access``): the portal takes the PPPoE password again until the customer sets one."""
+
+    def action(s: Session) -> str:
+        c = access.customer(s, me, f"id:{customer_id}")
+        users.reset_portal_password(s, me.actor, c)
+        return c.username
+
+    name = write(request, action)
+    flash(
+        request,
+        f"Portal password of {name!r} reset: it logs in with its PPPoE password until it "
+        "sets a new one.",
+    )
+    return redirect(request, f"{area}/{customer_id}")

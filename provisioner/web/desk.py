@@ -118,6 +118,11 @@ def update_customer(request: Request, me: ResellerUser, customer_id: int, form: 
     return redirect(request, f"{AREA}/{customer_id}")
 
 
+@router.post("/customers/{customer_id}/portal-password")
+def reset_portal_password(request: Request, me: ResellerUser, customer_id: int) -> Response:
+    return shared.reset_portal_password(request, me, customer_id, AREA)
+
+
 # ---- activations -----------------------------------------------------------------------
 
 

@@ -7,7 +7,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from provisioner.web.admin import activity, customers, masters, packages, resellers, routers
+from provisioner.web.admin import (
+    activity,
+    customers,
+    logins,
+    masters,
+    packages,
+    resellers,
+    routers,
+)
 from provisioner.web.common import STAFF_LOGIN, current, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +31,7 @@ def home(request: Request) -> Response:
     return redirect(request, "/ui/desk" if me.role == "reseller" else "/ui/packages")
 
 
-for module in (packages, masters, resellers, customers, routers, activity):
+for module in (packages, masters, resellers, customers, routers, activity, logins):
     router.include_router(module.router)
 
 __all__ = ["router"]

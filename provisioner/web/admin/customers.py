@@ -97,3 +97,8 @@ def suspend_customer(request: Request, me: AdminUser, customer_id: int) -> Respo
     )
     flash(request, f"Customer {c.username!r} suspended.")
     return redirect(request, f"/ui/customers/{customer_id}")
+
+
+@router.post("/{customer_id}/portal-password")
+def reset_portal_password(request: Request, me: AdminUser, customer_id: int) -> Response:
+    return shared.reset_portal_password(request, me, customer_id, "/ui/customers")
