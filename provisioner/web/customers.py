@@ -16,6 +16,7 @@ from provisioner import access, users
 from provisioner.auth import Principal
 from provisioner.read import activations, customers, packages, resellers, routers
 from provisioner.web.common import flash, page, read, redirect, write
+from provisioner.web.lists import csv_response
 
 PAGE_SIZE = 25
 TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
@@ -55,7 +56,28 @@ def search_context(request: Request, me: Principal, base: str) -> dict[str, Any]
         "prev_url": link(number - 1) if number > 1 else None,
         "next_url": link(number + 1) if number * PAGE_SIZE < total else None,
         "base": base,
+        "csv_url": f"{base}.csv?{urlencode({k: v for k, v in filters.items() if v})}",
     }
+
+
+CSV_COLUMNS = ["username", "type", "package", "reseller", "status", "expires (UTC)", "router"]
+
+
+def search_csv(request: Request, me: Principal, filename: str) -> Response:
+    """Every customer the search shows with these filters, as CSV (the reseller column
+    for admins only)."""
+    q = request.query_params
+    filters = {k: q.get(k, "").strip() or None for k in ("q", "status", "reseller", "package")}
+    if me.role != "admin":
+        filters.pop("reseller")
+    rows = read(request, lambda s: customers.search(s, me, **filters, limit=None).items)
+    admin = me.role == "admin"
+    header = [c for c in CSV_COLUMNS if admin or c != "reseller"]
+    return csv_response(
+        filename, header,
+        ([c.username, c.customer_type, c.package or "", *([c.reseller or ""] if admin else []),
+          c.status, c.expires_at or "", c.router or ""] for c in rows),
+    )  # fmt: skip
 
 
 def choices(s: Session, me: Principal) -> dict[str, Any]:

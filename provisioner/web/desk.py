@@ -63,6 +63,11 @@ def desk(request: Request, me: ResellerUser) -> Response:
     return page(request, "desk/home.html", me, **found, **read(request, load), edit_base=AREA)
 
 
+@router.get(".csv")
+def customers_csv(request: Request, me: ResellerUser) -> Response:
+    return shared.search_csv(request, me, "customers.csv")
+
+
 @router.get("/customers")
 def customer_list(request: Request, me: ResellerUser) -> Response:
     return redirect(request, "/ui/desk")

@@ -143,7 +143,7 @@ def test_customer_sets_a_portal_password_and_its_operator_resets_it(
     context = open_context(browser, web)
     page = context.new_page()
     login(page, WALKIN, area="/portal")  # no portal password yet: the PPPoE one works
-    page.get_by_role("link", name="Password").click()
+    page.get_by_role("link", name="Your portal password").click()
     page.get_by_label("Current password").fill("wrong")
     page.get_by_label("New portal password").fill("portal-pass-1")
     page.get_by_label("Type the new password again").fill("portal-pass-1")

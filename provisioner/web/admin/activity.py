@@ -29,26 +29,47 @@ from provisioner.web.common import (
     write,
 )
 from provisioner.web.forms import body
-from provisioner.web.lists import csv_response, filters_of, query
+from provisioner.web.lists import csv_response, filters_of, number_of, paging, query
 
 router = APIRouter(prefix="/ui", dependencies=[Depends(check_csrf)])
 CARD_FIELDS = ("count", "value", "days", "batch")
+PAGE = 50
 STATUSES = [("", "any status")] + [(s, s) for s in activations.STATUSES]
 
 
+ACTIVATION_COLUMNS = ["#", "when (UTC)", "customer", "package", "payer", "price", "until",
+                      "provisioning"]  # fmt: skip
+
+
+def _activations(s: Session, me: Any, filters: dict[str, str], **kw: Any) -> Any:
+    return activations.page(
+        s, me, status=filters["status"] or None, customer=filters["customer"] or None, **kw
+    )
+
+
 @router.get("/activations")
-def list_activations(
-    request: Request, me: AdminUser, status: str = "", customer: str = ""
-) -> Response:
-    rows = read(
+def list_activations(request: Request, me: AdminUser) -> Response:
+    """The activations, newest first, by status and customer, paged."""
+    filters = filters_of(request, ("status", "customer"))
+    number = number_of(request)
+    found = read(
         request,
-        lambda s: activations.list_(
-            s, me, status=status or None, customer=customer or None, limit=100
-        ),
+        lambda s: _activations(s, me, filters, limit=PAGE, offset=(number - 1) * PAGE),
     )
     return page(
-        request, "admin/activations.html", me, activations=rows, statuses=STATUSES,
-        filters={"status": status, "customer": customer},
+        request, "admin/activations.html", me, activations=found.items, statuses=STATUSES,
+        filters=filters, **paging("/ui/activations", filters, number, found.total, PAGE),
+    )  # fmt: skip
+
+
+@router.get("/activations.csv")
+def activations_csv(request: Request, me: AdminUser) -> Response:
+    filters = filters_of(request, ("status", "customer"))
+    rows = read(request, lambda s: _activations(s, me, filters, limit=None).items)
+    return csv_response(
+        "activations.csv", ACTIVATION_COLUMNS,
+        ([a.id, a.at, a.customer, a.package, a.payer, a.price, a.expires_at, a.status]
+         for a in rows),
     )  # fmt: skip
 
 

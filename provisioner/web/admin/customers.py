@@ -41,6 +41,11 @@ def list_customers(request: Request, me: AdminUser) -> Response:
     return page(request, "admin/customers.html", me, **found, edit_base="/ui/customers")
 
 
+@router.get(".csv")
+def customers_csv(request: Request, me: AdminUser) -> Response:
+    return shared.search_csv(request, me, "customers.csv")
+
+
 def _form_page(request: Request, me: Principal, form: dict[str, str], **kw: Any) -> Response:
     return shared.form_page(request, me, form, area="/ui/customers", fields=FIELDS, **kw)
 
