@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import provisioner.web
-from provisioner import activation
+from provisioner import activation, registry, sync
 from provisioner.activation import ActivationRequest
 from provisioner.auth import Principal
 from provisioner.db import transaction
@@ -108,6 +108,10 @@ def test_every_page_has_no_serious_or_critical_violation(
 ) -> None:
     web: Web = make_web(backend)
     ids = _ids(web)
+    # A synced router that has drifted: its dry run shows "~" lines (yellow), not only "+".
+    sync.sync_many(web.ctx.factory, web.ctx.settings, sync.router_ids(web.ctx.factory, ["sim-1"]))
+    with transaction(web.ctx.factory) as s:
+        registry.update_master_package(s, "seed", "m-home", {"rate_down": "12M"})
     with transaction(web.ctx.factory) as s:
         res_a = s.query(Reseller).filter_by(name="resA").one().id
     desk_act = _activate(web, Principal("reseller", reseller_id=res_a), "cust-a", "pkg-a", "a11y-1")

@@ -195,3 +195,51 @@ def test_a_reseller_resets_only_its_own_customers_portal_password(page: Any, web
         headers={"X-CSRF-Token": page.evaluate("document.querySelector('[name=csrf]').value")},
     )
     assert r.status == 404
+
+
+def test_new_package_asks_for_its_master(page: Any, web: Web) -> None:
+    login(page, ADMIN)
+    page.goto("/ui/packages/new")
+    expect(page.get_by_label("Master package")).to_have_value("")
+    expect(page.locator("#inherited")).to_have_text("Choose a master package.")
+    page.get_by_label("Package name").fill("No Master")
+    page.get_by_label("Customer's price (BDT)").fill("100")
+    page.get_by_label("Operator's price (BDT)").fill("80")
+    page.get_by_role("button", name="Create package").click()
+    # The browser asks for the choice first (required); nothing is created without one.
+    assert page.get_by_label("Master package").evaluate("e => e.validity.valueMissing")
+    expect(page).to_have_url(re.compile(r".*/ui/packages/new$"))
+
+
+def test_the_masters_table_fits_1280_px_without_wrapping_names_or_buttons(
+    browser: Any, web: Web
+) -> None:
+    from provisioner import registry
+
+    with transaction(web.ctx.factory) as s:
+        registry.create_master_package(
+            s, "seed",
+            {"name": "home-fiber-100M-unlimited", "customer_type": "pppoe", "rate_down": "100M",
+             "rate_up": "50M", "burst_down": "120M", "burst_up": "60M",
+             "burst_threshold_down": "80M", "burst_threshold_up": "40M", "burst_time": "16",
+             "pool_name": "pool-fiber-100",
+             "pool_ranges": "10.70.0.2-10.70.3.254,10.71.0.2-10.71.3.254"},
+        )  # fmt: skip
+    page = open_context(browser, web, viewport={"width": 1280, "height": 900}).new_page()
+    login(page, ADMIN)
+    page.goto("/ui/masters")
+    lines = page.evaluate(
+        """() => [...document.querySelectorAll('#masters tbody tr')].map(tr => {
+            const lines = el => { const r = document.createRange(); r.selectNodeContents(el);
+                return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; };
+            const [edit, del] = tr.querySelectorAll('td:last-child a, td:last-child button');
+            return [lines(tr.cells[0]), edit.getBoundingClientRect().top ===
+                    del.getBoundingClientRect().top];
+        })"""
+    )
+    assert lines == [[1, True]] * 3
+    width = page.evaluate(
+        "[document.querySelector('#masters').scrollWidth, "
+        "document.querySelector('#masters').parentElement.clientWidth]"
+    )
+    assert width[0] <= width[1]  # no sideways scrolling

@@ -86,3 +86,115 @@ def test_audit_is_paged_filtered_and_in_peoples_units(
     assert len(table) - 1 == stored == 61
     assert {r[1] for r in table[1:]} == {"root (admin)"}
     context.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_your_packages_are_paged_searched_filtered_and_exported(
+    browser: Any, make_web: Any, backend: str
+) -> None:
+    web: Web = make_web(backend)
+    with transaction(web.ctx.factory) as s:
+        for i in range(60):  # 64 packages in all: three pages of 25
+            registry.create_package(
+                s, "seed",
+                {"name": f"night-{i:02d}", "master_package": "hs-day" if i % 2 else "m-home",
+                 "customer_price": "100", "operator_price": "80",
+                 "visibility": "public" if i % 3 == 0 else "private"},
+            )  # fmt: skip
+    context = open_context(browser, web)
+    page = context.new_page()
+    login(page, ADMIN)
+    rows = page.locator("#packages tbody tr")
+    expect(rows).to_have_count(25)
+    expect(page.locator(".pager .count")).to_have_text("64 packages · page 1 of 3")
+    page.get_by_role("link", name="next →").click()
+    expect(page.locator(".pager .count")).to_have_text("64 packages · page 2 of 3")
+    expect(rows.first.locator("td").first).to_have_text("night-23")  # by name: Biz, Home 10 first
+    # Search and filters together, kept across pages and in the export.
+    page.get_by_label("Search by name").fill("night")
+    page.get_by_label("Billing").select_option("daily")
+    page.get_by_label("Visibility").select_option("public")
+    page.get_by_role("button", name="Search").click()
+    expected = [f"night-{i:02d}" for i in range(60) if i % 2 and i % 3 == 0]
+    expect(rows).to_have_count(len(expected))
+    assert rows.locator("td:first-child").all_inner_texts() == expected
+    expect(page.locator("#packages")).not_to_contain_text("pppoe")
+    table = _csv(page, page.get_by_role("link", name="Export CSV").get_attribute("href"))
+    assert table[0][:4] == [
+        "Package Name",
+        "Master Package",
+        "Customer's Price",
+        "Operator's Price",
+    ]
+    assert [r[0] for r in table[1:]] == expected
+    assert {r[1] for r in table[1:]} == {"hs-day"}
+    # The master package filter suggests the names (a datalist), and narrows by it.
+    page.goto("/ui/packages?master=m-home&q=night")
+    expect(rows).to_have_count(25)
+    expect(page.locator(".pager .count")).to_have_text("30 packages · page 1 of 2")
+    assert page.locator("#master-names option").count() == 2
+    # A filter that is not one of its choices is said, not a 500.
+    response = page.goto("/ui/packages?billing=weekly")
+    assert response is not None and response.status == 422
+    expect(page.locator(".flash.bad")).to_contain_text("billing")
+    context.close()
+
+
+def test_lists_of_masters_resellers_routers_activations_and_customers_page_and_export(
+    page: Any, web: Web
+) -> None:
+    login(page, ADMIN)
+    for path, search, row, noun in (
+        ("/ui/masters", "hs", "hs-day", "master package"),
+        ("/ui/resellers", "resB", "resB", "reseller"),
+        ("/ui/routers", "sim", "sim-1", "router"),
+    ):
+        page.goto(path)
+        page.get_by_label("Search by name").fill(search)
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("table tbody tr")).to_have_count(1)
+        expect(page.locator("table tbody tr")).to_contain_text(row)
+        expect(page.locator(".pager .count")).to_have_text(f"1 {noun} · page 1 of 1")
+        table = _csv(page, page.get_by_role("link", name="Export CSV").get_attribute("href"))
+        assert [r[0] for r in table[1:]] == [row], path
+    page.goto("/ui/customers?status=active")
+    table = _csv(page, page.get_by_role("link", name="Export CSV").get_attribute("href"))
+    assert table[0] == ["username", "type", "package", "reseller", "status", "expires (UTC)",
+                        "router"]  # fmt: skip
+    assert sorted(r[0] for r in table[1:]) == ["cust-a", "cust-b"]
+    page.goto("/ui/activations")
+    expect(page.locator(".pager .count")).to_have_text("0 activations · page 1 of 1")
+
+
+def test_a_reseller_exports_only_its_own_customers(page: Any, web: Web) -> None:
+    from tests.web.conftest import DESK_A
+
+    login(page, DESK_A)
+    page.goto("/ui/desk")
+    table = _csv(page, page.get_by_role("link", name="Export CSV").get_attribute("href"))
+    assert "reseller" not in table[0]
+    assert [r[0] for r in table[1:]] == ["cust-a"]
+
+
+def test_the_assign_menu_is_searchable(page: Any, web: Web) -> None:
+    with transaction(web.ctx.factory) as s:
+        for i in range(200):
+            registry.create_package(
+                s, "seed",
+                {"name": f"bulk-{i:03d}", "master_package": "m-home", "customer_price": "10",
+                 "operator_price": "5"},
+            )  # fmt: skip
+        res_b = s.query(Reseller).filter_by(name="resB").one().id
+    login(page, ADMIN)
+    page.goto(f"/ui/resellers/{res_b}")
+    field = page.get_by_role("combobox", name="Package")
+    assert field.evaluate("e => e.tagName") == "INPUT"  # typed, not scrolled through
+    assert page.locator("#choices-package option").count() == 203  # all but its own
+    expect(page.locator("#assignments")).not_to_contain_text("bulk-123")
+    field.fill("bulk-123")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    expect(page.locator("#flash")).to_contain_text("'bulk-123' assigned.")
+    expect(page.locator("#assignments")).to_contain_text("bulk-123")
+    field.fill("no-such-package")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    expect(page.locator("#e-package, .flash.bad").first).to_contain_text("no-such-package")
