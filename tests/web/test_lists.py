@@ -198,3 +198,20 @@ def test_the_assign_menu_is_searchable(page: Any, web: Web) -> None:
     field.fill("no-such-package")
     page.get_by_role("button", name="Assign", exact=True).click()
     expect(page.locator("#e-package, .flash.bad").first).to_contain_text("no-such-package")
+
+
+def test_the_desk_ledger_is_paged_and_exported(page: Any, web: Web) -> None:
+    from provisioner import ledger
+    from tests.web.conftest import DESK_A
+
+    with transaction(web.ctx.factory) as s:
+        for _ in range(30):
+            ledger.topup(s, "seed", "reseller:resA", "1")
+    login(page, DESK_A)
+    page.goto("/ui/desk/ledger")
+    expect(page.locator("#ledger tbody tr")).to_have_count(25)
+    expect(page.locator(".pager .count")).to_have_text("31 entries · page 1 of 2")
+    page.get_by_role("link", name="next →").click()
+    expect(page.locator("#ledger tbody tr")).to_have_count(6)
+    table = _csv(page, page.get_by_role("link", name="Export CSV").get_attribute("href"))
+    assert len(table) == 32 and table[0] == ["when (UTC)", "amount", "kind", "reference"]
