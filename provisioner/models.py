@@ -270,10 +270,11 @@ class AuditLog(Base):
     """Every registry change: who, what, before/after (credentials redacted)."""
 
     __tablename__ = "audit_log"
-    # The audit page filters by what or who, newest first, paged by id.
+    # The audit page filters by what, who or days, newest first, paged by id.
     __table_args__ = (
         Index("ix_audit_log_entity_id", "entity", "id"),
         Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_at", "at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,8 +5,8 @@ audit log's filters on an index.
   the portal (None: it has not set one, and logs in with its PPPoE/hotspot password, as
   before, so no existing customer is locked out).
 - ``web_users.disabled_at``: a login an admin turned off (None: it may log in).
-- ``audit_log (entity, id)`` and ``(actor, id)``: the audit page filters by what or who and
-  pages by id, newest first.
+- ``audit_log (entity, id)``, ``(actor, id)`` and ``(at)``: the audit page filters by
+  what, who or days and pages by id, newest first.
 
 Revision ID: 0016
 Revises: 0014
@@ -31,9 +31,11 @@ def upgrade() -> None:
     op.add_column("web_users", sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_audit_log_entity_id", "audit_log", ["entity", "id"])
     op.create_index("ix_audit_log_actor_id", "audit_log", ["actor", "id"])
+    op.create_index("ix_audit_log_at", "audit_log", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_log_at", "audit_log")
     op.drop_index("ix_audit_log_actor_id", "audit_log")
     op.drop_index("ix_audit_log_entity_id", "audit_log")
     op.drop_column("web_users", "disabled_at")
