@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -71,6 +72,10 @@ def test_audit_is_paged_filtered_and_in_peoples_units(
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("resA (reseller)")
     expect(rows.first).to_contain_text("contact: — → 0170")
+    today = datetime.now(UTC).date().isoformat()
+    page.goto(f"/ui/audit?actor=resA&since={today}&until={today}")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("resA (reseller)")
     page.goto("/ui/audit?since=2001-01-01&until=2001-01-31")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Nothing recorded that matches.")
