@@ -34,8 +34,9 @@ def query(filters: Mapping[str, Any], **extra: Any) -> str:
     return urlencode({**{k: v for k, v in filters.items() if v}, **extra})
 
 
-def paging(base: str, filters: Mapping[str, str], number: int, total: int,
-           size: int = PAGE_SIZE) -> dict[str, Any]:  # fmt: skip
+def paging(
+    base: str, filters: Mapping[str, str], number: int, total: int, size: int = PAGE_SIZE
+) -> dict[str, Any]:
     """The pager's context: this page, how many, the links before and after, the CSV."""
 
     def link(n: int) -> str:
