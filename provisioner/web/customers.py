@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from provisioner import access, users
 from provisioner.auth import Principal
+from provisioner.errors import ProvisionerError
 from provisioner.read import activations, customers, packages, resellers, routers
+from provisioner.read.models import CustomerOut, Page
 from provisioner.web.common import flash, page, read, redirect, write
 from provisioner.web.lists import csv_response
 
@@ -36,11 +38,15 @@ def search_context(request: Request, me: Principal, base: str) -> dict[str, Any]
         number = 1
 
     def load(s: Session) -> dict[str, Any]:
-        found = customers.search(
-            s, me, **{k: v or None for k, v in filters.items()},
-            offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE,
-        )  # fmt: skip
-        return {"result": found, **choices(s, me)}
+        try:
+            found = customers.search(
+                s, me, **{k: v or None for k, v in filters.items()},
+                offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE,
+            )  # fmt: skip
+            error = None
+        except ProvisionerError as exc:  # a package or reseller typed that is not one
+            found, error = Page[CustomerOut](items=[], total=0, limit=PAGE_SIZE, offset=0), str(exc)
+        return {"result": found, "filter_error": error, **choices(s, me)}
 
     found = read(request, load)
     total = found["result"].total

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -169,6 +170,16 @@ def test_lists_of_masters_resellers_routers_activations_and_customers_page_and_e
     assert sorted(r[0] for r in table[1:]) == ["cust-a", "cust-b"]
     page.goto("/ui/activations")
     expect(page.locator(".pager .count")).to_have_text("0 activations · page 1 of 1")
+    # The customer filters suggest packages and resellers as one types; one that is not a
+    # package is said above the (empty) list, not a 500.
+    page.goto("/ui/customers")
+    page.get_by_role("combobox", name="Package").fill("pkg-")
+    page.get_by_role("combobox", name="Package").press("Enter")
+    expect(page.locator("#customer-rows .flash.bad")).to_contain_text("no package named 'pkg-'")
+    expect(page.locator("#customers tbody tr")).to_have_count(1)  # "No customers match."
+    page.get_by_role("combobox", name="Package").fill("pkg-a")
+    page.get_by_role("combobox", name="Package").press("Enter")
+    expect(page.locator("#customers tbody tr")).to_have_text(re.compile("cust-a"))
 
 
 def test_a_reseller_exports_only_its_own_customers(page: Any, web: Web) -> None:
