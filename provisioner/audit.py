@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from provisioner.models import AuditLog
 
-SECRET_FIELDS = {"password", "radius_secret"}
+SECRET_FIELDS = {"password", "radius_secret", "portal_password_hash"}
 
 
 def snapshot(obj: Any) -> dict[str, Any]:
@@ -44,10 +44,15 @@ def audit(
     obj: Any,
     before: dict[str, Any] | None,
     old_secrets: dict[str, Any] | None = None,
+    *,
+    reason: str = "",
 ) -> None:
     """An audit row. With ``old_secrets`` (``secrets_of`` before the write) a credential
-    that changed reads "(changed)" after, so the log says it changed, never to what."""
+    that changed reads "(changed)" after, so the log says it changed, never to what. A
+    removal keeps its ``reason`` (the only thing it has "after")."""
     after = None if action == "delete" else snapshot(obj)
+    if reason:
+        after = {**(after or {}), "reason": reason}
     if after is not None and old_secrets:
         for key, old in old_secrets.items():
             if getattr(obj, key) != old:

@@ -196,7 +196,7 @@ def issue_token(
     customer: str | None = None,
     name: str = "",
     days: int | None = None,
-    actor: str = "cli",
+    actor: str = "admin:cli",
     now: datetime | None = None,
 ) -> tuple[ApiToken, str]:
     """Make a token: (its row, the token in clear, returned this once). ``days``: its
@@ -240,7 +240,7 @@ def create_token(
     customer: str | None = None,
     name: str = "",
     days: int | None = None,
-    actor: str = "cli",
+    actor: str = "admin:cli",
 ) -> str:
     """Make a token; returns it in clear this once (see ``issue_token``)."""
     _row, token = issue_token(

@@ -254,6 +254,9 @@ class Customer(Base):
     # Why it is suspended when the daemon did it ("unpaid": an invoice past its grace), so
     # a payment lifts only that suspension, never an operator's. None otherwise.
     suspended_reason: Mapped[str | None] = mapped_column(String(16))
+    # An argon2 hash of the portal password the customer set (None: not set, and the
+    # portal takes its PPPoE/hotspot password, as before; ``users.customer_login``).
+    portal_password_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
     router: Mapped[Router | None] = relationship()
@@ -268,6 +271,12 @@ class AuditLog(Base):
     """Every registry change: who, what, before/after (credentials redacted)."""
 
     __tablename__ = "audit_log"
+    # The audit page filters by what, who or days, newest first, paged by id.
+    __table_args__ = (
+        Index("ix_audit_log_entity_id", "entity", "id"),
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
@@ -361,6 +370,7 @@ class WebUser(Base):
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(TZDateTime())  # None: may log in
 
 
 # ---- money, activations, work (issue: activations) -------------------------------------

@@ -1,9 +1,15 @@
 """Logins for the web panels, and the caller behind a web session.
 
 Admins and resellers log in with a web user (``web_users``): a username, an argon2 hash of
-its password, a role, and for a reseller the reseller it acts for. Customers log in to the
-portal with the PPPoE/hotspot username and password they already have (stored encrypted
-in ``customers.password``, compared in constant time).
+its password, a role, and for a reseller the reseller it acts for; an admin may disable
+one (it cannot log in, and its sessions end). Customers log in to the portal with their
+PPPoE/hotspot username and, until they set a portal password of their own, the PPPoE
+password they already have (stored encrypted in ``customers.password``, compared in
+constant time), so no existing customer is locked out. Once a customer has set a portal
+password (an argon2 hash in ``customers.portal_password_hash``) the portal takes only
+that one: the PPPoE password, which the router and often the installer know, no longer
+opens the account. Its operator's reset clears it, and the PPPoE password works again
+until the customer sets a new one.
 
 A web session remembers who logged in and a *stamp* of the credential used: a keyed digest
 of the password hash (web users) or of the password (customers). Each request turns the
@@ -24,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provisioner import secrets, validation
+from provisioner.audit import audit, secrets_of, snapshot
 from provisioner.auth import Principal
 from provisioner.errors import Conflict, ValidationError
 from provisioner.models import AuditLog, Customer, CustomerStatus, Reseller, WebUser, utcnow
@@ -63,7 +70,13 @@ def _audit(session: Session, actor: str, action: str, u: WebUser, before: Any) -
 
 def _public(u: WebUser) -> dict[str, Any]:
     """What the audit log keeps of a web user: never the hash."""
-    return {"id": u.id, "username": u.username, "role": u.role, "reseller_id": u.reseller_id}
+    return {
+        "id": u.id,
+        "username": u.username,
+        "role": u.role,
+        "reseller_id": u.reseller_id,
+        "disabled": u.disabled_at is not None,
+    }
 
 
 def create_user(
@@ -113,6 +126,38 @@ def set_password(session: Session, actor: str, username: str, password: str) -> 
     return u
 
 
+def set_role(
+    session: Session, actor: str, username: str, role: str, reseller: str | None = None
+) -> WebUser:
+    """Make a login an admin's, or a reseller's (naming the reseller); its sessions stand
+    for the new role from their next request."""
+    u = get_by_name(session, WebUser, username, "username")
+    before = _public(u)
+    if role not in ROLES:
+        raise ValidationError("must be admin or reseller", field="role")
+    if role == "reseller":
+        if not reseller:
+            raise ValidationError("a reseller login names its reseller", field="reseller")
+        u.reseller_id = get_by_name(session, Reseller, reseller).id
+    else:
+        u.reseller_id = None
+    u.role = role
+    session.flush()
+    _audit(session, actor, "update", u, before)
+    return u
+
+
+def set_disabled(session: Session, actor: str, username: str, disabled: bool) -> WebUser:
+    """Turn a login off (it cannot log in; its sessions end at their next request) or
+    back on."""
+    u = get_by_name(session, WebUser, username, "username")
+    before = _public(u)
+    u.disabled_at = utcnow() if disabled else None
+    session.flush()
+    _audit(session, actor, "update", u, before)
+    return u
+
+
 def remove_user(session: Session, actor: str, username: str) -> None:
     """Remove a web login; its sessions end at their next request."""
     u = get_by_name(session, WebUser, username, "username")
@@ -136,7 +181,7 @@ def staff_login(session: Session, username: str, password: str) -> dict[str, Any
         _hasher.verify(u.password_hash if u else _DUMMY_HASH, str(password)[:MAX_PASSWORD])
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
-    if u is None:
+    if u is None or u.disabled_at is not None:
         return None
     return {"kind": "staff", "id": u.id, "stamp": _stamp("staff", u.password_hash)}
 
@@ -149,13 +194,68 @@ def record_login(session: Session, data: dict[str, Any], now: datetime | None = 
             u.last_login_at = now or utcnow()
 
 
+def _customer_credential(c: Customer) -> str:
+    """What a customer's portal session stands on: its portal password's hash when it set
+    one, else its PPPoE password (a change of either ends the session)."""
+    return c.portal_password_hash or c.password
+
+
 def customer_login(session: Session, username: str, password: str) -> dict[str, Any] | None:
-    """The session data for a customer whose PPPoE/hotspot password is right, else None."""
+    """The session data for a customer whose password is right, else None: its portal
+    password when it has set one (then only that), else its PPPoE/hotspot password."""
     c = session.scalar(select(Customer).where(Customer.username == str(username).strip()))
-    stored = c.password if c is not None else "\0no such customer"
-    if not hmac.compare_digest(stored.encode(), str(password).encode()) or c is None:
+    if c is not None and c.portal_password_hash:
+        try:
+            _hasher.verify(c.portal_password_hash, str(password)[:MAX_PASSWORD])
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+    else:
+        stored = c.password if c is not None else "\0no such customer"
+        if not hmac.compare_digest(stored.encode(), str(password).encode()) or c is None:
+            return None
+    return {"kind": "customer", "id": c.id, "stamp": _stamp("customer", _customer_credential(c))}
+
+
+def has_portal_password(session: Session, customer_id: int) -> bool:
+    c = session.get(Customer, customer_id)
+    return c is not None and c.portal_password_hash is not None
+
+
+def customer_session(session: Session, customer_id: int) -> dict[str, Any] | None:
+    """A customer's session data as of its credential now (after it changed its own)."""
+    c = session.get(Customer, customer_id)
+    if c is None:
         return None
-    return {"kind": "customer", "id": c.id, "stamp": _stamp("customer", c.password)}
+    return {"kind": "customer", "id": c.id, "stamp": _stamp("customer", _customer_credential(c))}
+
+
+def set_portal_password(
+    session: Session, actor: str, customer_id: int, current: str, password: str
+) -> Customer:
+    """The customer's own portal password, apart from its PPPoE one: it proves the
+    password it logs in with now (``current``); from then on the portal takes only the
+    new one. Audited as changed, never the hash."""
+    c = session.get(Customer, customer_id)
+    if c is None or customer_login(session, c.username, current) is None:
+        raise ValidationError("is not your current password", field="current")
+    new = _password(password)
+    if hmac.compare_digest(new.encode(), c.password.encode()):
+        raise ValidationError("must differ from your PPPoE password", field="password")
+    return _set_portal_hash(session, actor, c, _hasher.hash(new))
+
+
+def reset_portal_password(session: Session, actor: str, customer: Customer) -> Customer:
+    """The operator's reset: the portal password is cleared, and the customer logs in with
+    its PPPoE password again until it sets a new one (its portal sessions end)."""
+    return _set_portal_hash(session, actor, customer, None)
+
+
+def _set_portal_hash(session: Session, actor: str, c: Customer, value: str | None) -> Customer:
+    before, old = snapshot(c), secrets_of(c)
+    c.portal_password_hash = value
+    session.flush()
+    audit(session, actor, "update", c, before, old)
+    return c
 
 
 def principal_of(session: Session, data: dict[str, Any]) -> Principal | None:
@@ -168,6 +268,8 @@ def principal_of(session: Session, data: dict[str, Any]) -> Principal | None:
         u = session.get(WebUser, id_)
         if u is None or not hmac.compare_digest(stamp, _stamp("staff", u.password_hash)):
             return None
+        if u.disabled_at is not None:
+            return None
         if u.role == "reseller":
             if u.reseller_id is None or session.get(Reseller, u.reseller_id) is None:
                 return None
@@ -175,7 +277,8 @@ def principal_of(session: Session, data: dict[str, Any]) -> Principal | None:
         return Principal("admin", name=u.username)
     if kind == "customer":
         c = session.get(Customer, id_)
-        if c is None or not hmac.compare_digest(stamp, _stamp("customer", c.password)):
+        credential = _customer_credential(c) if c is not None else ""
+        if c is None or not hmac.compare_digest(stamp, _stamp("customer", credential)):
             return None
         return Principal(
             "customer",

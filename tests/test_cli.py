@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from nas_adapters.routeros_sim import SimulatedRouter
 from provisioner import outbox
 from provisioner.context import Context
+from provisioner.db import transaction
 from tests.support.factories import Factory
 
 # The module, not the ``app`` that ``provisioner.cli`` re-exports under the same name.
@@ -262,6 +263,21 @@ def test_adding_a_router_or_changing_its_secret_says_freeradius_must_restart(cli
     assert "only at start-up: restart it so it answers 127.0.0.9" in added
     assert "restart" not in cli("router", "edit", "core-1", "--types", "pppoe").output
     assert "restart it" in cli("router", "edit", "core-1", "--radius-secret", "n3w").output
+
+
+def test_router_remove_keeps_its_reason_and_the_cli_is_one_actor(cli: Any, ctx: Context) -> None:
+    from provisioner.models import AuditLog
+
+    cli(
+        "router", "add", "core-1", "--host", "127.0.0.9", "--username", "api",
+        "--password", "pw", "--radius-secret", "s3cret",
+    )  # fmt: skip
+    cli("router", "remove", "core-1", "--reason", "moved to the new rack")
+    with transaction(ctx.factory) as s:
+        rows = s.query(AuditLog).filter_by(entity="routers").order_by(AuditLog.id).all()
+    assert [(r.action, r.actor) for r in rows] == [("create", "admin:cli"), ("delete", "admin:cli")]
+    assert rows[1].after == {"reason": "moved to the new rack"}
+    assert rows[1].before is not None and rows[1].before["password"] == "(redacted)"
 
 
 def test_a_newcomer_can_top_up_by_name_and_read_a_reseller(cli: Any, make: Factory) -> None:

@@ -11,6 +11,7 @@ import typer
 from provisioner import activation, cards, ledger
 from provisioner.activation import ActivationRequest
 from provisioner.cli.common import (
+    ACTOR,
     JSON,
     Limit,
     Offset,
@@ -103,7 +104,7 @@ def topup(
     """Credit a reseller's or customer's balance (a ledger row)."""
     with session() as s:
         account = ledger.resolve(s, account)
-        new = ledger.topup(s, "cli", account, amount, kind="refund" if refund else "topup")
+        new = ledger.topup(s, ACTOR, account, amount, kind="refund" if refund else "topup")
     typer.echo(f"{account}: balance {new} {ctx().settings.currency}")
 
 

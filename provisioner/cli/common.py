@@ -30,7 +30,7 @@ err = Console(stderr=True, soft_wrap=True)  # one message, one line (the termina
 # Where stdout is not a terminal (a pipe, a file, CI) there is no screen to fit: rich would
 # assume 80 columns and cut cells. This one is wide enough that nothing is wrapped or cut.
 _unbounded = Console(width=1_000_000)
-ACTOR = "cli"
+ACTOR = "admin:cli"  # as read.ADMIN acts: one spelling of the CLI in the audit log
 JSON = Annotated[bool, typer.Option("--json", help="print JSON")]
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -191,8 +191,11 @@ def show(ref: str, as_json: JSON = False) -> None:
 
 @app.command("remove")
 @handled
-def remove(ref: str) -> None:
+def remove(
+    ref: str,
+    reason: Annotated[str, Opt(help="why (kept in the audit log)")] = "",
+) -> None:
     """Remove a router and its RADIUS client row (refused while it serves customers)."""
     with session() as s:
-        registry.delete_router(s, ACTOR, ref)
+        registry.delete_router(s, ACTOR, ref, reason)
     typer.echo(f"router {ref} removed")

@@ -360,6 +360,7 @@ class WebUserOut(Out):
     reseller: str | None
     created_at: str
     last_login_at: str | None
+    disabled: bool = False
 
 
 class QuoteOut(Out):

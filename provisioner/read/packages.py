@@ -4,13 +4,15 @@ their assigned ones (at their own price), customers the public ones (no operator
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provisioner import access
 from provisioner.auth import Principal
-from provisioner.models import Package, Visibility
+from provisioner.errors import ValidationError
+from provisioner.models import Billing, CustomerType, MasterPackage, Package, Visibility
 from provisioner.rates import format_rate
 from provisioner.read import paging
 from provisioner.read.models import PackageOut, Page, PublicPackageOut
@@ -59,11 +61,16 @@ def page(
     principal: Principal,
     *,
     q: str | None = None,
+    customer_type: str | None = None,
+    billing: str | None = None,
+    visibility: str | None = None,
+    master: str | None = None,
     limit: int | None = paging.DEFAULT_LIMIT,
     offset: int = 0,
 ) -> Page[PackageOut] | Page[PublicPackageOut]:
     """One page of the package listing as this caller may see it, by name; ``q``: the
-    names that contain it (any case)."""
+    names that contain it (any case); ``customer_type``, ``billing`` (the master's),
+    ``visibility`` and ``master`` (its name): those only."""
     if principal.role == "reseller":
         mine = access.assignments(session, access.own_reseller(session, principal).id)
         needle = (q or "").strip().lower()
@@ -71,16 +78,38 @@ def page(
             view(a.package, price=reseller_price(a))
             for a in mine
             if needle in a.package.name.lower()
+            and (not customer_type or str(a.package.master_package.customer_type) == customer_type)
+            and (not billing or str(a.package.master_package.billing) == billing)
+            and (not visibility or str(a.package.visibility) == visibility)
+            and (not master or a.package.master_package.name == master)
         ]
         return paging.of(shown, limit=limit, offset=offset)
-    stmt = (
-        select(Package)
-        .where(*access.packages_filter(session, principal), *paging.contains(Package.name, q))
-        .order_by(Package.name)
-    )
+    where = [*access.packages_filter(session, principal), *paging.contains(Package.name, q)]
+    if customer_type or billing or master:
+        spec = select(MasterPackage.id)
+        if customer_type:
+            spec = spec.where(
+                MasterPackage.customer_type == _choice(CustomerType, customer_type, "customer_type")
+            )
+        if billing:
+            spec = spec.where(MasterPackage.billing == _choice(Billing, billing, "billing"))
+        if master:
+            spec = spec.where(MasterPackage.name == master)
+        where.append(Package.master_package_id.in_(spec))
+    if visibility:
+        where.append(Package.visibility == _choice(Visibility, visibility, "visibility"))
+    stmt = select(Package).where(*where).order_by(Package.name)
     if principal.role == "admin":
         return paging.page(session, stmt, view, limit=limit, offset=offset)
     return paging.page(session, stmt, public_view, limit=limit, offset=offset)
+
+
+def _choice(kind: Any, value: str, field: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(str(k) for k in kind)
+        raise ValidationError(f"must be one of {choices}", field=field) from None
 
 
 def get(session: Session, principal: Principal, ref: str) -> PackageOut | PublicPackageOut:

@@ -27,6 +27,7 @@ def list_(session: Session, principal: Principal) -> list[WebUserOut]:
             last_login_at=u.last_login_at.isoformat(timespec="seconds")
             if u.last_login_at
             else None,
+            disabled=u.disabled_at is not None,
         )
         for u, reseller in rows
     ]

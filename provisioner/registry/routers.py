@@ -99,13 +99,17 @@ def update_router(session: Session, actor: str, ref: str, data: dict[str, Any]) 
     return r
 
 
-def delete_router(session: Session, actor: str, ref: str) -> None:
+def delete_router(session: Session, actor: str, ref: str, reason: str = "") -> None:
+    """Remove a router (refused while it serves customers); ``reason`` is kept in the
+    audit log with what the router was."""
     r = get_by_name(session, Router, ref)
+    reason = reason.strip()
+    validation.text("reason", reason, 500)
     users = list(session.scalars(select(Customer.username).where(Customer.router_id == r.id)))
     if users:
         raise Conflict(f"router {r.name!r} still serves customers {', '.join(users[:20])}")
     spec = router_spec(r)
-    audit(session, actor, "delete", r, snapshot(r))
+    audit(session, actor, "delete", r, snapshot(r), reason=reason)
     session.delete(r)
     session.flush()
     effects.router_changed(session, spec, None)

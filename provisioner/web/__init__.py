@@ -14,6 +14,7 @@ POST carries the session's CSRF token (``common.check_csrf``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -76,7 +77,9 @@ def _html_errors(app: FastAPI) -> None:
             me = None
         headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"} if is_htmx(request) else None
         template = "_flash.html" if is_htmx(request) else "error.html"
-        response = page(request, template, me, status=status, message=message, ok=False)
+        response = page(
+            request, template, me, status=status, message=_friendly(message), ok=False, code=status
+        )
         if headers:
             response.headers.update(headers)
         return response
@@ -115,6 +118,17 @@ def _html_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, bad_request)
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Exception, unexpected)
+
+
+_REFERENCE = re.compile(r"^no (?P<kind>[\w ]+?) named 'id:[^']*'.*$")
+
+
+def _friendly(message: str) -> str:
+    """A page's "not found" in words, never the API's reference syntax ('id:9')."""
+    m = _REFERENCE.match(message)
+    if m:
+        return f"There is no such {m['kind']} here: it does not exist, or it is not yours."
+    return message
 
 
 async def _maybe_await(value: Any) -> Any:

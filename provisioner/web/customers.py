@@ -12,11 +12,15 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from provisioner import access, users
 from provisioner.auth import Principal
+from provisioner.errors import ProvisionerError
 from provisioner.read import activations, customers, packages, resellers, routers
+from provisioner.read.models import CustomerOut, Page
 from provisioner.web import formats
-from provisioner.web.common import page, read, zone_of
+from provisioner.web.common import flash, page, read, redirect, write, zone_of
 from provisioner.web.dashboard import usage_context
+from provisioner.web.lists import csv_response
 
 PAGE_SIZE = 25
 TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
@@ -36,11 +40,15 @@ def search_context(request: Request, me: Principal, base: str) -> dict[str, Any]
         number = 1
 
     def load(s: Session) -> dict[str, Any]:
-        found = customers.search(
-            s, me, **{k: v or None for k, v in filters.items()},
-            offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE,
-        )  # fmt: skip
-        return {"result": found, **choices(s, me)}
+        try:
+            found = customers.search(
+                s, me, **{k: v or None for k, v in filters.items()},
+                offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE,
+            )  # fmt: skip
+            error = None
+        except ProvisionerError as exc:  # a package or reseller typed that is not one
+            found, error = Page[CustomerOut](items=[], total=0, limit=PAGE_SIZE, offset=0), str(exc)
+        return {"result": found, "filter_error": error, **choices(s, me)}
 
     found = read(request, load)
     total = found["result"].total
@@ -56,7 +64,28 @@ def search_context(request: Request, me: Principal, base: str) -> dict[str, Any]
         "prev_url": link(number - 1) if number > 1 else None,
         "next_url": link(number + 1) if number * PAGE_SIZE < total else None,
         "base": base,
+        "csv_url": f"{base}.csv?{urlencode({k: v for k, v in filters.items() if v})}",
     }
+
+
+CSV_COLUMNS = ["username", "type", "package", "reseller", "status", "expires (UTC)", "router"]
+
+
+def search_csv(request: Request, me: Principal, filename: str) -> Response:
+    """Every customer the search shows with these filters, as CSV (the reseller column
+    for admins only)."""
+    q = request.query_params
+    filters = {k: q.get(k, "").strip() or None for k in ("q", "status", "reseller", "package")}
+    if me.role != "admin":
+        filters.pop("reseller")
+    rows = read(request, lambda s: customers.search(s, me, **filters, limit=None).items)
+    admin = me.role == "admin"
+    header = [c for c in CSV_COLUMNS if admin or c != "reseller"]
+    return csv_response(
+        filename, header,
+        ([c.username, c.customer_type, c.package or "", *([c.reseller or ""] if admin else []),
+          c.status, c.expires_at or "", c.router or ""] for c in rows),
+    )  # fmt: skip
 
 
 def choices(s: Session, me: Principal) -> dict[str, Any]:
@@ -93,9 +122,28 @@ def form_page(
             out["recent"] = activations.list_(s, me, customer=f"id:{customer_id}", limit=10)
             formats.load_names(request, s, [a.payer for a in out["recent"]])
             out.update(usage_context(s, me, f"id:{customer_id}", zone_of(request)))
+            out["customer_has_portal_password"] = users.has_portal_password(s, customer_id)
         return out
 
     return page(
         request, "customer_form.html", me, status=status, form=form, errors=errors or {},
         customer_id=customer_id, area=area, fields=fields, **read(request, load),
     )  # fmt: skip
+
+
+def reset_portal_password(request: Request, me: Principal, customer_id: int, area: str) -> Response:
+    """The operator's reset of a customer's portal password (its own customer only, by
+    ``access``): the portal takes the PPPoE password again until the customer sets one."""
+
+    def action(s: Session) -> str:
+        c = access.customer(s, me, f"id:{customer_id}")
+        users.reset_portal_password(s, me.actor, c)
+        return c.username
+
+    name = write(request, action)
+    flash(
+        request,
+        f"Portal password of {name!r} reset: it logs in with its PPPoE password until it "
+        "sets a new one.",
+    )
+    return redirect(request, f"{area}/{customer_id}")

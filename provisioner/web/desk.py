@@ -40,6 +40,7 @@ from provisioner.web.common import (
     write,
 )
 from provisioner.web.forms import body, text_of
+from provisioner.web.lists import PAGE_SIZE, csv_response, number_of, paging
 
 router = APIRouter(prefix="/ui/desk", include_in_schema=False, dependencies=[Depends(check_csrf)])
 FIELDS = ("username", "password", "customer_type", "router", "package", "static_ip", "mac_address")
@@ -62,6 +63,11 @@ def desk(request: Request, me: ResellerUser) -> Response:
         }
 
     return page(request, "desk/home.html", me, **found, **read(request, load), edit_base=AREA)
+
+
+@router.get(".csv")
+def customers_csv(request: Request, me: ResellerUser) -> Response:
+    return shared.search_csv(request, me, "customers.csv")
 
 
 @router.get("/customers")
@@ -117,6 +123,11 @@ def update_customer(request: Request, me: ResellerUser, customer_id: int, form: 
         )  # fmt: skip
     flash(request, message)
     return redirect(request, f"{AREA}/{customer_id}")
+
+
+@router.post("/customers/{customer_id}/portal-password")
+def reset_portal_password(request: Request, me: ResellerUser, customer_id: int) -> Response:
+    return shared.reset_portal_password(request, me, customer_id, AREA)
 
 
 # ---- activations -----------------------------------------------------------------------
@@ -220,5 +231,21 @@ def activation_status(request: Request, me: ResellerUser, act_id: int) -> Respon
 
 @router.get("/ledger")
 def ledger_page(request: Request, me: ResellerUser) -> Response:
-    account = read(request, lambda s: balances.mine(s, me))
-    return page(request, "desk/ledger.html", me, account=account)
+    """The reseller's ledger, newest first, 25 entries a page."""
+    number = number_of(request)
+    account = read(
+        request, lambda s: balances.mine(s, me, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    )
+    return page(
+        request, "desk/ledger.html", me, account=account,
+        **paging("/ui/desk/ledger", {}, number, account.entries.total),
+    )  # fmt: skip
+
+
+@router.get("/ledger.csv")
+def ledger_csv(request: Request, me: ResellerUser) -> Response:
+    account = read(request, lambda s: balances.mine(s, me, limit=None))
+    return csv_response(
+        "ledger.csv", ["when (UTC)", "amount", "kind", "reference"],
+        ([e.at, e.amount, e.kind, e.reference] for e in account.entries.items),
+    )  # fmt: skip

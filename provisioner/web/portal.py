@@ -15,29 +15,33 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from provisioner import activation
+from provisioner import activation, users
 from provisioner.activation import ActivationRequest
 from provisioner.auth import Principal
-from provisioner.errors import Forbidden, ProvisionerError
+from provisioner.errors import Forbidden, ProvisionerError, ValidationError
 from provisioner.read import activations, balances, customers, packages
 from provisioner.web.common import (
+    LOGIN,
     CustomerUser,
     Form,
     check_csrf,
     ctx_of,
     customer,
     errors_of,
+    flash,
     is_htmx,
     page,
     read,
     redirect,
     status_for,
+    write,
     zone_of,
 )
 from provisioner.web.dashboard import usage_context
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
 BUY_FIELDS = ("balance", "card", "card_serial", "card_pin")
+PASSWORD_FIELDS = ("current", "password", "confirm")
 FLASH = "portal_bought"
 
 
@@ -149,3 +153,37 @@ def activation_status(request: Request, me: CustomerUser, act_id: int) -> Respon
         request, "_activation_status.html", me, a=a,
         status_url=f"/portal/activations/{act_id}/status",
     )  # fmt: skip
+
+
+# ---- the portal password ---------------------------------------------------------------
+
+
+@router.get("/password")
+def password_form(request: Request, me: CustomerUser) -> Response:
+    has = read(request, lambda s: users.has_portal_password(s, me.customer_id or 0))
+    return page(request, "portal/password.html", me, has_portal_password=has)
+
+
+@router.post("/password")
+def set_password(request: Request, me: CustomerUser, form: Form) -> Response:
+    """A portal password of the customer's own, apart from its PPPoE password (which then
+    no longer opens the portal). This session carries on; any other one ends."""
+    cid = me.customer_id or 0
+    try:
+        if form.get("password", "") != form.get("confirm", ""):
+            raise ValidationError("does not match the new password", field="confirm")
+        write(
+            request,
+            lambda s: users.set_portal_password(
+                s, me.actor, cid, form.get("current", ""), form.get("password", "")
+            ),
+        )
+    except ProvisionerError as exc:
+        has = read(request, lambda s: users.has_portal_password(s, cid))
+        return page(
+            request, "portal/password.html", me, status=status_for(exc),
+            errors=errors_of(exc, PASSWORD_FIELDS), has_portal_password=has,
+        )  # fmt: skip
+    request.session[LOGIN] = read(request, lambda s: users.customer_session(s, cid))
+    flash(request, "Your portal password is set. Log in with it from now on.")
+    return redirect(request, "/portal/")

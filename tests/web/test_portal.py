@@ -87,7 +87,8 @@ def test_portal_at_phone_width(browser: Any, web: Web) -> None:
     page = context.new_page()
     login(page, WALKIN, area="/portal")
     for name, path in (("home", "/portal/"), ("packages", "/portal/packages"),
-                       ("buy", f"/portal/packages/{web.ids['package:Home 10']}")):  # fmt: skip
+                       ("buy", f"/portal/packages/{web.ids['package:Home 10']}"),
+                       ("password", "/portal/password")):  # fmt: skip
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
         page.screenshot(path=f"{SHOTS}/provisioner-portal-{name}-390.png", full_page=True)

@@ -21,6 +21,7 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, web: Web) -> None:
     login(page, ADMIN)
     page.goto("/ui/packages/new")
     page.evaluate("document.querySelector('#package-form input[name=csrf]').remove()")
+    page.select_option("#f-master_package", "m-home")
     page.fill("#f-name", "Sneaky")
     page.fill("#f-customer_price", "1")
     page.fill("#f-operator_price", "1")

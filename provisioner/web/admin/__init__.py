@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from provisioner.web.admin import (
     activity,
     customers,
+    logins,
     masters,
     packages,
     resellers,
@@ -32,7 +33,7 @@ def home(request: Request) -> Response:
     return redirect(request, "/ui/desk" if me.role == "reseller" else "/ui/dashboard")
 
 
-for module in (packages, masters, resellers, customers, routers, activity, webhooks):
+for module in (packages, masters, resellers, customers, routers, activity, webhooks, logins):
     router.include_router(module.router)
 
 __all__ = ["router"]

@@ -43,6 +43,11 @@ def list_customers(request: Request, me: AdminUser) -> Response:
     return page(request, "admin/customers.html", me, **found, edit_base="/ui/customers")
 
 
+@router.get(".csv")
+def customers_csv(request: Request, me: AdminUser) -> Response:
+    return shared.search_csv(request, me, "customers.csv")
+
+
 def _form_page(request: Request, me: Principal, form: dict[str, str], **kw: Any) -> Response:
     return shared.form_page(request, me, form, area="/ui/customers", fields=FIELDS, **kw)
 
@@ -107,3 +112,8 @@ def suspend_customer(request: Request, me: AdminUser, customer_id: int) -> Respo
     )
     flash(request, f"Customer {c.username!r} suspended.")
     return redirect(request, f"/ui/customers/{customer_id}")
+
+
+@router.post("/{customer_id}/portal-password")
+def reset_portal_password(request: Request, me: AdminUser, customer_id: int) -> Response:
+    return shared.reset_portal_password(request, me, customer_id, "/ui/customers")

@@ -31,6 +31,7 @@ from provisioner.web.common import (
     write,
 )
 from provisioner.web.forms import body
+from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 
 router = APIRouter(prefix="/ui/masters", dependencies=[Depends(check_csrf)])
 FIELDS = tuple(MASTER_FIELDS)
@@ -61,10 +62,37 @@ def _form_page(
     )  # fmt: skip
 
 
+COLUMNS = ["name", "type", "billing", "down", "up", "rate limit", "volume cap", "pool",
+           "pool ranges", "profile", "sessions"]  # fmt: skip
+
+
 @router.get("")
 def list_masters(request: Request, me: AdminUser) -> Response:
-    rows = read(request, lambda s: masters.list_(s, me))
-    return page(request, "admin/masters.html", me, masters=rows)
+    """The master packages by name, searched by name, paged."""
+    filters = filters_of(request, ("q",))
+    number = number_of(request)
+    found = read(
+        request,
+        lambda s: masters.page(
+            s, me, q=filters["q"] or None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+        ),
+    )
+    return page(
+        request, "admin/masters.html", me, masters=found.items, filters=filters,
+        **paging("/ui/masters", filters, number, found.total),
+    )  # fmt: skip
+
+
+@router.get(".csv")
+def masters_csv(request: Request, me: AdminUser) -> Response:
+    filters = filters_of(request, ("q",))
+    rows = read(request, lambda s: masters.page(s, me, q=filters["q"] or None, limit=None).items)
+    return csv_response(
+        "master-packages.csv", COLUMNS,
+        ([m.name, m.customer_type, m.billing, m.rate_down, m.rate_up, m.rate_limit,
+          size_text(m.volume_cap), m.pool_name or "", m.pool_ranges or "", m.profile_name,
+          m.shared_users] for m in rows),
+    )  # fmt: skip
 
 
 @router.get("/new")

@@ -28,24 +28,70 @@ from provisioner.web.common import (
     write,
 )
 from provisioner.web.forms import body, text_of
+from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 
 router = APIRouter(prefix="/ui/packages", dependencies=[Depends(check_csrf)])
 FIELDS = ("master_package", "name", "customer_price", "operator_price", "visibility")
 VISIBILITY = [("public", "public"), ("private", "private")]
 
 
+LIST_FILTERS = ("q", "customer_type", "billing", "visibility", "master")
+TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
+BILLINGS = [("monthly", "monthly"), ("daily", "daily")]
+COLUMNS = ["Package Name", "Master Package", "Customer's Price", "Operator's Price", "Type",
+           "Billing", "Visibility"]  # fmt: skip
+
+
+def _found(s: Session, me: Principal, filters: dict[str, str], **kw: Any) -> Any:
+    return packages.page(
+        s, me, q=filters["q"] or None, customer_type=filters["customer_type"] or None,
+        billing=filters["billing"] or None, visibility=filters["visibility"] or None,
+        master=filters["master"] or None, **kw,
+    )  # fmt: skip
+
+
 def _list_page(
     request: Request, me: Principal, *, status: int = 200, message: str | None = None
 ) -> Response:
-    rows = read(request, lambda s: packages.list_(s, me))
+    filters = filters_of(request, LIST_FILTERS)
+    number = number_of(request)
+
+    def load(s: Session) -> dict[str, Any]:
+        found = _found(s, me, filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        return {"found": found, "master_names": [m.name for m in masters.list_(s, me)]}
+
+    try:
+        loaded = read(request, load)
+    except ProvisionerError as exc:  # a filter that is not one of its choices
+        filters = dict.fromkeys(LIST_FILTERS, "")
+        loaded, message, status = read(request, load), str(exc), status_for(exc)
     extra = {"flashed": {"message": message, "ok": False}} if message else {}
-    return page(request, "admin/packages.html", me, status=status, packages=rows, **extra)
+    return page(
+        request, "admin/packages.html", me, status=status, packages=loaded["found"].items,
+        filters=filters, types=TYPES, billings=BILLINGS, visibilities=VISIBILITY,
+        master_names=loaded["master_names"],
+        **paging("/ui/packages", filters, number, loaded["found"].total), **extra,
+    )  # fmt: skip
 
 
 @router.get("")
 def list_packages(request: Request, me: AdminUser) -> Response:
-    """Your Packages."""
+    """Your Packages: searched by name, filtered by type, billing, visibility and master
+    package, 25 a page."""
     return _list_page(request, me)
+
+
+@router.get(".csv")
+def packages_csv(request: Request, me: AdminUser) -> Response:
+    """What Your Packages shows with these filters, every page of it."""
+    filters = filters_of(request, LIST_FILTERS)
+    rows = read(request, lambda s: _found(s, me, filters, limit=None).items)
+    return csv_response(
+        "packages.csv", COLUMNS,
+        ([p.name, p.master_package, p.customer_price, p.operator_price, p.type,
+          p.billing + (f" ({p.duration_days} days)" if p.duration_days else ""), p.visibility]
+         for p in rows),
+    )  # fmt: skip
 
 
 def _masters(s: Session, me: Principal) -> dict[str, Any]:
@@ -63,14 +109,13 @@ def _form_page(
     status: int = 200,
 ) -> Response:
     found = read(request, lambda s: _masters(s, me))
+    # No master is chosen for the admin: a package on the wrong spec is a wrong speed.
     master = found["by_name"].get(form.get("master_package", ""))
-    if master is None and found["masters"] and package_id is None:
-        master = found["masters"][0]
-        form = {**form, "master_package": master.name}
     return page(
         request, "admin/package_form.html", me, status=status, form=form,
         errors=errors or {}, package_id=package_id, master=master, visibility=VISIBILITY,
-        master_choices=[(m.name, m.name) for m in found["masters"]],
+        master_choices=[("", "Choose a master package…")]
+        + [(m.name, m.name) for m in found["masters"]],
     )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from provisioner.web.common import (
     write,
 )
 from provisioner.web.forms import body, text_of
+from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 
 router = APIRouter(prefix="/ui/resellers", dependencies=[Depends(check_csrf)])
 FIELDS = ("name", "contact")
@@ -40,14 +41,37 @@ def _account(reseller_id: int) -> str:
 
 @router.get("")
 def list_resellers(request: Request, me: AdminUser) -> Response:
+    """The resellers by name, searched by name, paged, each with its balance."""
+    filters = filters_of(request, ("q",))
+    number = number_of(request)
+
     def load(s: Session) -> dict[str, Any]:
-        rows = resellers.list_(s, me)
+        found = resellers.page(
+            s, me, q=filters["q"] or None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+        )
         return {
-            "resellers": rows,
-            "balances": {r.id: ledger.balance(s, _account(r.id)) for r in rows},
+            "found": found,
+            "resellers": found.items,
+            "balances": {r.id: ledger.balance(s, _account(r.id)) for r in found.items},
         }
 
-    return page(request, "admin/resellers.html", me, **read(request, load))
+    found = read(request, load)
+    total = found.pop("found").total
+    return page(
+        request, "admin/resellers.html", me, filters=filters, **found,
+        **paging("/ui/resellers", filters, number, total),
+    )  # fmt: skip
+
+
+@router.get(".csv")
+def resellers_csv(request: Request, me: AdminUser) -> Response:
+    filters = filters_of(request, ("q",))
+    rows = read(request, lambda s: resellers.page(s, me, q=filters["q"] or None, limit=None).items)
+    return csv_response(
+        "resellers.csv", ["name", "contact", "balance", "packages (its price)"],
+        ([r.name, r.contact, r.balance,
+          ", ".join(f"{a.package} ({a.effective_price})" for a in r.packages)] for r in rows),
+    )  # fmt: skip
 
 
 @router.get("/new")
