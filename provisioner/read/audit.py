@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -122,6 +123,7 @@ class Filters:
     actor: str = ""
     since: date | None = None
     until: date | None = None
+    zone: str = "UTC"  # whose days: the ISP's (``timezone``)
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def _where(session: Session, f: Filters) -> list[Any]:
     if f.actor:
         where.append(AuditLog.actor.in_(actor_keys(session, f.actor)))
     if f.since:
-        start = datetime.combine(f.since, time(), tzinfo=UTC)
+        start = datetime.combine(f.since, time(), tzinfo=ZoneInfo(f.zone)).astimezone(UTC)
         where.append(AuditLog.at >= start)
         first = session.scalar(
             select(AuditLog.id).where(AuditLog.at >= start).order_by(AuditLog.at).limit(1)
@@ -175,7 +177,9 @@ def _where(session: Session, f: Filters) -> list[Any]:
         if first is not None:
             where.append(AuditLog.id >= first - ID_MARGIN)
     if f.until:
-        end = datetime.combine(f.until + timedelta(days=1), time(), tzinfo=UTC)
+        end = datetime.combine(
+            f.until + timedelta(days=1), time(), tzinfo=ZoneInfo(f.zone)
+        ).astimezone(UTC)
         where.append(AuditLog.at < end)
         last = session.scalar(
             select(AuditLog.id).where(AuditLog.at < end).order_by(AuditLog.at.desc()).limit(1)

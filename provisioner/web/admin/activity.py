@@ -28,6 +28,7 @@ from provisioner.web.common import (
     read,
     status_for,
     write,
+    zone_of,
 )
 from provisioner.web.forms import body
 from provisioner.web.lists import csv_response, filters_of, number_of, paging, query
@@ -124,7 +125,10 @@ def _audit_filters(request: Request) -> tuple[audit.Filters, dict[str, str], dic
             errors[key] = "must be a date (YYYY-MM-DD)"
             days[key] = None
     entity = raw["entity"] if raw["entity"] in audit.ENTITIES else ""
-    f = audit.Filters(entity=entity, actor=raw["actor"], since=days["since"], until=days["until"])
+    f = audit.Filters(
+        entity=entity, actor=raw["actor"], since=days["since"], until=days["until"],
+        zone=zone_of(request),
+    )  # fmt: skip
     return f, raw, errors
 
 
