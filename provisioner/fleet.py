@@ -16,6 +16,8 @@ import logging
 import math
 import multiprocessing
 import os
+import resource
+import time
 from collections.abc import Callable
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -24,14 +26,17 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from provisioner import config, instances, metrics, secrets, sync
 from provisioner.config import Settings
 from provisioner.db import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
+# Once here, so the forkserver (which imports this module) hands it to every child done.
+configure_mappers()
 # (lean result, the menus of its applied changes, its time or None)
 Done = tuple[sync.RouterResult, list[str], float | None]
 
@@ -62,8 +67,24 @@ def spreads(factory: sessionmaker[Session], settings: Settings, routers: int) ->
     return procs > 1 and routers >= 2 * procs
 
 
-# A child's engine and settings, made once by ``_start``.
+@dataclass
+class Usage:
+    """What the fleet's processes used, summed over this process's fleet syncs (a bench
+    adds it to its own: the processes are not its children once they end)."""
+
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0  # the most any one of them held
+
+
+usage = Usage()
+# A child's engine and settings, made once by ``_start``; its CPU time reported so far.
 _child: tuple[sessionmaker[Session], Settings, int] | None = None
+_reported = 0.0
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _start(settings: Settings, instance: str, per: int) -> None:
@@ -80,7 +101,12 @@ def _start(settings: Settings, instance: str, per: int) -> None:
     _child = (factory, settings, per)
 
 
-def _share(ids: list[int], adopt: bool, bootstrap: bool, trigger: str) -> list[Done]:
+def _share(
+    ids: list[int], adopt: bool, bootstrap: bool, trigger: str
+) -> tuple[list[Done], float, float]:
+    """The share's results, and the CPU seconds used since the last share and the peak
+    resident memory of this process."""
+    global _reported
     assert _child is not None, "a fleet process runs _start first"
     factory, settings, per = _child
 
@@ -91,7 +117,9 @@ def _share(ids: list[int], adopt: bool, bootstrap: bool, trigger: str) -> list[D
         return r.lean(), sync.changed_menus(r), seconds
 
     with ThreadPoolExecutor(max_workers=max(1, min(per, len(ids)))) as pool:
-        return list(pool.map(one, ids))
+        results = list(pool.map(one, ids))
+    cpu, _reported = time.process_time() - _reported, time.process_time()
+    return results, cpu, _peak_rss_mb()
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -133,7 +161,7 @@ def sync_spread(
         max_workers=min(procs, len(shares)), mp_context=_context(), initializer=_start,
         initargs=(settings, instances.name(), per),
     ) as pool:  # fmt: skip
-        running: dict[Future[list[Done]], list[int]] = {
+        running: dict[Future[tuple[list[Done], float, float]], list[int]] = {
             pool.submit(_share, share, adopt, bootstrap, trigger): share for share in shares
         }
         while running:
@@ -141,15 +169,17 @@ def sync_spread(
             for fut in done:
                 share = running.pop(fut)
                 try:
-                    outcome = fut.result()
+                    outcome, cpu, rss = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a dead process fails its share only
                     log.error("fleet sync process failed on routers %s: %s", share, exc)
                     for rid in share:
                         count(rid, sync.failed(rid, f"sync process failed: {exc}"), [], None)
                     continue
+                usage.cpu_s += cpu
+                usage.peak_rss_mb = max(usage.peak_rss_mb, rss)
                 for rid, (r, menus, seconds) in zip(share, outcome, strict=True):
                     count(rid, r, menus, seconds)
     return [found[i] for i in ids]
 
 
-__all__ = ["connections", "per_process", "processes", "spreads", "sync_spread"]
+__all__ = ["Usage", "usage", "connections", "per_process", "processes", "spreads", "sync_spread"]
