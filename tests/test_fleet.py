@@ -199,3 +199,47 @@ def test_fleet_processes_and_their_connections() -> None:
     assert fleet.connections(s, 1) == 0
     one = s.model_copy(update={"sync_processes": 1})
     assert fleet.processes(one, "postgresql", cores=16) == 1
+
+
+def changes_counted(router: str, menu: str, trigger: str) -> float:
+    return (
+        metrics.REGISTRY.get_sample_value(
+            "provisioner_sync_changes_applied_total",
+            {"router": router, "menu": menu, "trigger": trigger},
+        )
+        or 0.0
+    )
+
+
+def test_the_periodic_repair_spreads_and_its_metrics_stay_with_the_scheduler(
+    ctx_factory: Any, sims: list[SimulatedRouter]
+) -> None:
+    """The scheduler's reconcile on PostgreSQL: drift on two routers repaired from the
+    fleet's processes, each change counted under trigger=reconcile in this process."""
+    from provisioner import scheduler
+
+    ctx = ctx_factory("postgresql", sync_processes=2)
+    seed(ctx, sims)
+    assert all(r.status == "ok" for r in sync.sync_many(ctx.factory, ctx.settings,
+                                                         sync.router_ids(ctx.factory)))  # fmt: skip
+    for s in (sims[1], sims[4]):
+        [home] = [p for p in s.items("/ppp/profile") if p["name"] == "home"]
+        s.set_item("/ppp/profile", home[".id"], rate_limit="1M/1M")
+    before = [changes_counted(r, "/ppp/profile", "reconcile") for r in ("r2", "r5", "r1")]
+    scheduler.reconcile(ctx)
+    after = [changes_counted(r, "/ppp/profile", "reconcile") for r in ("r2", "r5", "r1")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 0]
+    for s in (sims[1], sims[4]):
+        assert [p["rate-limit"] for p in s.items("/ppp/profile") if p["name"] == "home"] == [
+            "5M/10M"
+        ]
+    with reading(ctx.factory) as s:
+        runs = sorted(
+            (name, applied)
+            for name, applied in s.execute(
+                select(Router.name, SyncRun.changes_applied)
+                .join(Router, Router.id == SyncRun.router_id)
+                .where(SyncRun.trigger == "reconcile")
+            )
+        )
+    assert runs == [("r1", 0), ("r2", 1), ("r3", 0), ("r4", 0), ("r5", 1)]
