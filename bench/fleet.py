@@ -81,6 +81,7 @@ class Options:
     latency_ms: float = 0.0
     resync: bool = False
     processes: int | None = None
+    engine_only: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -129,6 +130,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="processes the engine's fleet passes spread over (sync_processes; default "
         "one per core on PostgreSQL; SQLite always syncs in this process)",
     )
+    p.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="the engine's passes only (first sync, no-change, drift repair): no naive "
+        "baseline, no single-router pushes",
+    )
     a = p.parse_args(argv)
     routers, profiles, secrets = (10, 20, 200) if a.quick else (200, 50, 2000)
     opts = Options(
@@ -143,6 +150,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         latency_ms=a.latency,
         resync=a.resync,
         processes=a.processes,
+        engine_only=a.engine_only,
     )
     if not (1 <= opts.routers <= 60_000 and 1 <= opts.profiles <= 4096 and opts.secrets >= 1):
         p.error("need 1..60000 routers, 1..4096 profiles and at least 1 secret")
@@ -779,6 +787,18 @@ def run(opts: Options) -> int:
         if lost:
             failures.append(f"drift repair: {lost} unmanaged edits lost")
         failures += check_records(ctx, "drift repair", per_router * opts.routers)
+        if opts.engine_only:
+            print_table([first, steady, repair])
+            say(
+                f"\nconverged re-sync of {steady.routers} routers: {steady.wall_s:.2f} s wall, "
+                f"{steady.engine_cpu_s:.1f} s engine CPU, peak RSS {steady.rss_peak_mb:.0f} MB "
+                f"(sync processes: {steady.fleet_rss_peak_mb:.0f} MB each at most)"
+            )
+            for line in failures:
+                say(f"INVARIANT FAILED: {line}")
+            passes_json = {p.name: p.to_json() for p in (first, steady, repair)}
+            print(json.dumps({"routers": opts.routers, "passes": passes_json}), flush=True)
+            return 1 if failures else 0
 
         drift2 = make_drift(fleet, opts.drift, opts.seed + 1)
         say(f"-- re-drift for the baseline: {drift2.objects} managed objects ({drift2.kinds})")
