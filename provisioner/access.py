@@ -113,7 +113,9 @@ def reseller(session: Session, principal: Principal, ref: str, *, manage: bool =
             return r
         if principal.role == "reseller":
             me = own_reseller(session, principal).id
-            if r.parent_id == me or (not manage and r.id != me and in_subtree(session, me, r.id)):
+            if r.parent_id == me or (
+                not manage and r.id != me and in_subtree(session, me, r.id)
+            ):
                 return r
     raise NotFound(f"no reseller named {ref!r}")
 

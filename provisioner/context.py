@@ -50,10 +50,8 @@ def open_context(
     if upgrade:
         migrate(settings.database_url)
     if api_only:
-        size, overflow = (
-            worker_pool(settings, workers)
-            if workers > 1
-            else (settings.db_pool_size, settings.db_max_overflow)
+        size, overflow = worker_pool(settings, workers) if workers > 1 else (
+            settings.db_pool_size, settings.db_max_overflow
         )
         extra = 0
     else:

@@ -77,9 +77,7 @@ Known = dict[str, tuple[CustomerSpec, MasterSpec | None]]
 
 
 def _desired_users(
-    session: Session,
-    usernames: Iterable[str] | None,
-    opts: MappingOptions,
+    session: Session, usernames: Iterable[str] | None, opts: MappingOptions,
     known: Known | None = None,
 ) -> tuple[list[RadiusRow], set[str]]:
     """The users' rows, and the groups known to be ours among the masters loaded."""

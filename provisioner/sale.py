@@ -140,8 +140,7 @@ def _chain_statement() -> Any:
     )
     up = up.union_all(
         select(r.c.id, r.c.name, r.c.parent_id, up.c.depth + 1).where(
-            r.c.id == up.c.parent_id,
-            up.c.depth < 64,  # a cycle is refused when parents are set
+            r.c.id == up.c.parent_id, up.c.depth < 64  # a cycle is refused when parents are set
         )
     )
     return (

@@ -265,8 +265,7 @@ def bootstrap_objects(
         ),
         DesiredObject(RADIUS_INCOMING, "", {"accept": "yes", "port": str(router.coa_port)}),
         DesiredObject(
-            PPP_AAA,
-            "",
+            PPP_AAA, "",
             {"use-radius": "yes", "accounting": "yes"}
             | ({"interim-update": f"{interim}s"} if interim else {}),
         ),  # fmt: skip
