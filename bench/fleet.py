@@ -42,6 +42,8 @@ from provisioner import registry
 from provisioner.config import Settings
 from provisioner.context import Context, open_context
 from provisioner.db import transaction
+from provisioner.fleet import processes as fleet_processes
+from provisioner.fleet import usage as fleet_usage
 from provisioner.mapping.marker import parse_marker
 from provisioner.mapping.menus import POOL, PPP_PROFILE, PPP_SECRET
 from provisioner.mapping.routeros import desired_objects
@@ -78,6 +80,8 @@ class Options:
     seed: int
     latency_ms: float = 0.0
     resync: bool = False
+    processes: int | None = None
+    engine_only: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -118,6 +122,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         action="store_true",
         help="after the baseline, sync once more with the engine (must write nothing)",
     )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes the engine's fleet passes spread over (sync_processes; default "
+        "one per core on PostgreSQL; SQLite always syncs in this process)",
+    )
+    p.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="the engine's passes only (first sync, no-change, drift repair): no naive "
+        "baseline, no single-router pushes",
+    )
     a = p.parse_args(argv)
     routers, profiles, secrets = (10, 20, 200) if a.quick else (200, 50, 2000)
     opts = Options(
@@ -131,6 +149,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         seed=a.seed,
         latency_ms=a.latency,
         resync=a.resync,
+        processes=a.processes,
+        engine_only=a.engine_only,
     )
     if not (1 <= opts.routers <= 60_000 and 1 <= opts.profiles <= 4096 and opts.secrets >= 1):
         p.error("need 1..60000 routers, 1..4096 profiles and at least 1 secret")
@@ -303,12 +323,14 @@ class PassFigures:
     sim_cpu_s: float | None = None  # of which the simulators' thread
     rss_before_mb: float = 0.0  # resident before the pass (simulators' state included)
     rss_peak_mb: float = 0.0  # the most resident during the pass
+    fleet_cpu_s: float = 0.0  # the fleet's sync processes (provisioner.fleet)
+    fleet_rss_peak_mb: float = 0.0  # the most any of them held
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def engine_cpu_s(self) -> float:
-        return self.cpu_s - (self.sim_cpu_s or 0.0)
+        return self.cpu_s - (self.sim_cpu_s or 0.0) + self.fleet_cpu_s
 
     def per_router(self, total: int) -> float:
         return total / self.routers if self.routers else 0.0
@@ -330,6 +352,8 @@ class PassFigures:
             "engine_cpu_s": round(self.engine_cpu_s, 2),
             "rss_before_mb": round(self.rss_before_mb),
             "rss_peak_mb": round(self.rss_peak_mb),
+            "fleet_cpu_s": round(self.fleet_cpu_s, 2),
+            "fleet_rss_peak_mb": round(self.fleet_rss_peak_mb),
             "failed_routers": self.failed,
         }
 
@@ -362,6 +386,8 @@ def measure(name: str, fleet: SimulatedFleet, run: Callable[[], T]) -> tuple[Pas
     reset_peak_rss()
     rss_before = _status_mb("VmRSS")
     sim_cpu, cpu = sim_cpu_seconds(), process_cpu_seconds()
+    spread_cpu = fleet_usage.cpu_s
+    fleet_usage.peak_rss_mb = 0.0
     start = time.perf_counter()
     out = run()
     wall = time.perf_counter() - start
@@ -388,6 +414,8 @@ def measure(name: str, fleet: SimulatedFleet, run: Callable[[], T]) -> tuple[Pas
         sim_cpu_s=sim_cpu,
         rss_before_mb=rss_before,
         rss_peak_mb=_status_mb("VmHWM"),
+        fleet_cpu_s=fleet_usage.cpu_s - spread_cpu,
+        fleet_rss_peak_mb=fleet_usage.peak_rss_mb,
     )
     return figures, out
 
@@ -404,7 +432,12 @@ def engine_pass(
         name,
         fleet,
         lambda: sync_many(
-            ctx.factory, settings or ctx.settings, ids, trigger="bench", keep_plans=False
+            ctx.factory,
+            settings or ctx.settings,
+            ids,
+            trigger="bench",
+            keep_plans=False,
+            spread=True,
         ),
     )
     figures.routers = len(ids)
@@ -660,8 +693,8 @@ def _ratio(a: float, b: float) -> float | None:
 def print_table(passes: list[PassFigures]) -> None:
     head = (
         f"{'pass':<30}{'routers':>8}{'wall s':>8}{'writes':>9}{'writes/rtr':>11}{'reads/rtr':>10}"
-        f"{'ms/rtr':>8}{'cpu s':>7}{'sim cpu':>8}{'engine':>7}{'RSS MB':>7}{'peak':>6}"
-        f"{'failed':>7}"
+        f"{'ms/rtr':>8}{'cpu s':>7}{'sim cpu':>8}{'procs':>7}{'engine':>7}{'RSS MB':>7}"
+        f"{'peak':>6}{'procs':>6}{'failed':>7}"
     )
     say("")
     say(head)
@@ -672,13 +705,15 @@ def print_table(passes: list[PassFigures]) -> None:
         say(
             f"{p.name:<30}{p.routers:>8}{p.wall_s:>8.2f}{p.writes:>9}"
             f"{p.per_router(p.writes):>11.1f}{p.per_router(p.reads):>10.1f}"
-            f"{ms:>8.1f}{p.cpu_s:>7.1f}{sim:>8}{p.engine_cpu_s:>7.1f}"
-            f"{p.rss_before_mb:>7.0f}{p.rss_peak_mb:>6.0f}{p.failed:>7}"
+            f"{ms:>8.1f}{p.cpu_s:>7.1f}{sim:>8}{p.fleet_cpu_s:>7.1f}{p.engine_cpu_s:>7.1f}"
+            f"{p.rss_before_mb:>7.0f}{p.rss_peak_mb:>6.0f}{p.fleet_rss_peak_mb:>6.0f}"
+            f"{p.failed:>7}"
         )
     say(
         "cpu s: this process (engine, drivers, simulators); sim cpu: the simulators' thread; "
-        "engine = cpu - sim; RSS MB: resident before the pass (simulators' routers included), "
-        "peak: its high-water mark during the pass"
+        "procs: the fleet's sync processes (a pass spread over them); engine = cpu - sim + "
+        "procs; RSS MB: resident before the pass (simulators' routers included), peak: its "
+        "high-water mark during the pass, procs: the most any sync process held"
     )
 
 
@@ -700,9 +735,12 @@ def run(opts: Options) -> int:
             secret_key=Fernet.generate_key().decode(),
             key_file=workdir / "secret.key",
             sync_concurrency=opts.concurrency,
+            sync_processes=opts.processes,
             router_timeout_seconds=30.0,
         )
         ctx = open_context(settings)
+        procs = fleet_processes(settings, ctx.engine.dialect.name)
+        say(f"fleet passes in {procs} process{'es' * (procs > 1)} ({os.cpu_count()} cores)")
         fleet = start_fleet(opts.routers, opts.latency_ms)
         t_fleet = time.perf_counter()
         ids = setup_registry(ctx, fleet, opts)
@@ -749,6 +787,18 @@ def run(opts: Options) -> int:
         if lost:
             failures.append(f"drift repair: {lost} unmanaged edits lost")
         failures += check_records(ctx, "drift repair", per_router * opts.routers)
+        if opts.engine_only:
+            print_table([first, steady, repair])
+            say(
+                f"\nconverged re-sync of {steady.routers} routers: {steady.wall_s:.2f} s wall, "
+                f"{steady.engine_cpu_s:.1f} s engine CPU, peak RSS {steady.rss_peak_mb:.0f} MB "
+                f"(sync processes: {steady.fleet_rss_peak_mb:.0f} MB each at most)"
+            )
+            for line in failures:
+                say(f"INVARIANT FAILED: {line}")
+            passes_json = {p.name: p.to_json() for p in (first, steady, repair)}
+            print(json.dumps({"routers": opts.routers, "passes": passes_json}), flush=True)
+            return 1 if failures else 0
 
         drift2 = make_drift(fleet, opts.drift, opts.seed + 1)
         say(f"-- re-drift for the baseline: {drift2.objects} managed objects ({drift2.kinds})")

@@ -2,6 +2,13 @@
 
     python -m bench.import                       # 10,000 rows on SQLite and PostgreSQL
     python -m bench.import --rows 2000 --db sqlite
+    python -m bench.import --db postgresql --existing 1000000   # into a registry of 1M
+
+``--existing N``: before the import, N customers (on the RADIUS-mode router, half of
+them active) are inserted set-based (Core, each password encrypted as the service does)
+and their RADIUS rows written by ``radius sync``'s own plan and apply, timed; after the
+import, ``radius diff`` over all of them is timed and must be empty. Peak resident
+memory of the process is printed.
 
 A fresh database per backend is seeded through the service layer (two local-mode routers,
 one RADIUS-mode router, a pppoe master package, three packages, three resellers with
@@ -22,22 +29,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Table, create_engine, func, insert, select, text
 
-from provisioner import bulk, registry
+from provisioner import bulk, radius_store, registry
 from provisioner.config import Settings
 from provisioner.context import Context, open_context
-from provisioner.db import transaction
+from provisioner.db import reading, transaction
 from provisioner.effects import SYNC_ROUTER
-from provisioner.models import AuditLog, Customer, Outbox
+from provisioner.models import (
+    AuditLog,
+    Customer,
+    CustomerStatus,
+    CustomerType,
+    Outbox,
+    Package,
+    Router,
+)
 from provisioner.radius_tables import radcheck
 from provisioner.read import ADMIN
+from provisioner.state import options
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -112,7 +129,50 @@ def make_csv(n: int, world: dict[str, list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(url: str, key_dir: Path, rows: int, label: str) -> dict[str, Any]:
+def rss_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fill(ctx: Context, n: int) -> dict[str, float]:
+    """``n`` customers already there (set-based), then their RADIUS rows as ``radius
+    sync`` writes them; the times of both."""
+    with transaction(ctx.factory) as s:
+        router = s.scalars(select(Router).where(Router.mode == "radius")).one().id
+        package = s.scalars(select(Package).order_by(Package.id)).first()
+        assert package is not None
+        package_id = package.id
+    table = cast(Table, Customer.__table__)
+    t0 = time.perf_counter()
+    for start in range(0, n, 20_000):
+        rows = [
+            {
+                "username": f"old{i:07d}", "password": f"pw-{i:07d}",
+                "customer_type": CustomerType.pppoe, "router_id": router,
+                "package_id": package_id,
+                "status": CustomerStatus.active if i % 2 else CustomerStatus.expired,
+            }
+            for i in range(start, min(start + 20_000, n))
+        ]  # fmt: skip
+        with transaction(ctx.factory) as s:
+            s.execute(insert(table), rows)
+    t_insert = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with transaction(ctx.factory) as s:
+        plan = radius_store.plan(s, options(ctx.settings))
+        written = radius_store.apply(s, plan)
+    t_radius = time.perf_counter() - t0
+    with ctx.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("VACUUM (ANALYZE)" if conn.dialect.name == "postgresql" else "ANALYZE"))
+    say(
+        f"{n:,} customers inserted in {t_insert:.1f} s; radius sync wrote {written:,} rows "
+        f"in {t_radius:.1f} s; peak RSS so far {rss_peak_mb():.0f} MB"
+    )
+    return {"existing_insert_s": round(t_insert, 1), "radius_sync_s": round(t_radius, 1),
+            "radius_rows": written}  # fmt: skip
+
+
+def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> dict[str, Any]:
     settings = Settings(
         database_url=url, key_file=key_dir / f"{label}.key", sync_debounce_seconds=0.0
     )
@@ -121,6 +181,7 @@ def run(url: str, key_dir: Path, rows: int, label: str) -> dict[str, Any]:
         world = seed(ctx)
         with transaction(ctx.factory) as s:
             s.query(Outbox).delete()
+        filled = fill(ctx, existing) if existing else {}
         data = make_csv(rows, world)
         say(f"{label}: {rows} rows, {len(data) / 1e6:.2f} MB of CSV")
 
@@ -148,11 +209,19 @@ def run(url: str, key_dir: Path, rows: int, label: str) -> dict[str, Any]:
                 select(func.count()).select_from(AuditLog).where(AuditLog.entity == "customers")
             )
         checks = {
-            "every row stored": out.created == stored == rows,
-            "a RADIUS password row each": passwords == rows,
+            "every row stored": out.created == rows and stored == rows + existing,
+            "a RADIUS password row each": passwords == rows + existing,
             "one sync per local-mode router": len(syncs) == len(set(syncs)) == 2,
             "an audit row each": audited == rows,
         }
+        diff_s = None
+        if existing:
+            t0 = time.perf_counter()
+            with reading(ctx.factory) as s:
+                pending = radius_store.plan(s, options(ctx.settings))
+            diff_s = time.perf_counter() - t0
+            checks["radius diff empty after all"] = not pending.has_changes
+            say(f"{label}: radius diff over {rows + existing:,} customers {diff_s:.1f} s")
         for name, ok in checks.items():
             if not ok:
                 say(f"INVARIANT FAILED {label}: {name}")
@@ -163,10 +232,15 @@ def run(url: str, key_dir: Path, rows: int, label: str) -> dict[str, Any]:
             "dry_run_s": round(t_dry, 2),
             "import_s": round(t_import, 2),
             "import_rows_per_s": round(rows / t_import),
+            "existing": existing,
+            **filled,
+            "radius_diff_s": None if diff_s is None else round(diff_s, 1),
+            "peak_rss_mb": round(rss_peak_mb()),
         }
         say(
             f"{label}: dry run {t_dry:.2f} s, import {t_import:.2f} s "
-            f"({rows / t_import:,.0f} customers/s; RADIUS rows and 2 router syncs included)"
+            f"({rows / t_import:,.0f} customers/s; RADIUS rows and 2 router syncs included) "
+            f"into {existing:,} customers; peak RSS {rss_peak_mb():.0f} MB"
         )
         return figures
     finally:
@@ -177,12 +251,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--existing", type=int, default=0, help="customers there before")
     opts = ap.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if opts.db in ("sqlite", "both"):
-            results.append(run(f"sqlite:///{work / 'bench.sqlite3'}", work, opts.rows, "sqlite"))
+            results.append(
+                run(f"sqlite:///{work / 'bench.sqlite3'}", work, opts.rows, "sqlite", opts.existing)
+            )
         if opts.db in ("postgresql", "both"):
             name = f"bench_imp_{os.getpid()}"
             admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -191,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
             try:
                 url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-                results.append(run(url, work, opts.rows, "postgresql"))
+                results.append(run(url, work, opts.rows, "postgresql", opts.existing))
             finally:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     api_slow_threads: int = Field(default=16, ge=1, le=1000)
     # Database connections (README, "Connections"; ``serve`` prints the instance's budget).
     # A process keeps db_pool_size open and opens up to db_max_overflow more at a peak; the
-    # one that runs the scheduler has 2 x sync_concurrency more (a sync holds two). Several
+    # one that runs the scheduler has 2 x sync_concurrency more (a sync holds two), and its
+    # fleet syncs' processes one per sync and one each. Several
     # API worker processes share db_api_connections, an equal part each (at least 2). A
     # request waits for a connection in the event loop, holding nothing; a connection
     # itself is waited for at most db_pool_timeout_seconds.
@@ -83,7 +84,11 @@ class Settings(BaseSettings):
     expiry_interval_seconds: float = 60.0
     # Fair usage: how often usage is summed from radacct (throttle past the threshold).
     fup_interval_seconds: float = Field(default=60.0, gt=0)
-    sync_concurrency: int = Field(default=8, ge=1, le=256)
+    sync_concurrency: int = Field(default=4, ge=1, le=256)
+    # Processes a fleet-wide sync (``provisioner sync``, the periodic repair) spreads over
+    # on PostgreSQL, sharing sync_concurrency: unset or 0, one per core (at most
+    # sync_concurrency); 1 syncs in the calling process. SQLite always syncs in process.
+    sync_processes: int | None = Field(default=None, ge=0, le=256)
     router_timeout_seconds: float = 10.0
     # Writes in flight at once on a router's connection (RouterOS answers in order, by
     # tag): a burst costs one round trip, not one per write. 1 sends one at a time.

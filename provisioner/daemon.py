@@ -15,7 +15,7 @@ import tempfile
 import uvicorn
 from rich.console import Console
 
-from provisioner import instances, metrics, scheduler, sync, webhooks
+from provisioner import fleet, instances, metrics, scheduler, sync, webhooks
 from provisioner.api import workers as api_workers
 from provisioner.config import Settings
 from provisioner.context import Context, worker_pool
@@ -34,12 +34,14 @@ def worker_count(ctx: Context, given: int | None) -> int:
     return n or os.cpu_count() or 1
 
 
-def connection_budget(settings: Settings, workers: int) -> int:
-    """The most database connections one instance opens: the process running the
-    scheduler (``db_pool_size`` + ``db_max_overflow``, and two per concurrent sync), and
-    with several API worker processes each one's part of ``db_api_connections``; one
-    process does both when there is one worker."""
+def connection_budget(settings: Settings, workers: int, cores: int | None = None) -> int:
+    """The most database connections one instance on PostgreSQL opens: the process running
+    the scheduler (``db_pool_size`` + ``db_max_overflow``, and two per concurrent sync),
+    the processes its fleet syncs spread over (``fleet.connections``; ``cores``: this
+    machine's), and with several API worker processes each one's part of
+    ``db_api_connections``; one process does both when there is one worker."""
     scheduler = settings.db_pool_size + settings.db_max_overflow + 2 * settings.sync_concurrency
+    scheduler += fleet.connections(settings, fleet.processes(settings, "postgresql", cores))
     if workers <= 1:
         return scheduler
     return scheduler + workers * sum(worker_pool(settings, workers))
@@ -79,9 +81,11 @@ def run(
     size, overflow = worker_pool(s, workers)
     log.info(
         "database connections: at most %d for this instance (the scheduler's process "
-        "db_pool_size %d + db_max_overflow %d + 2 x sync_concurrency %d%s); run more "
-        "instances and PostgreSQL's max_connections must hold them all",
+        "db_pool_size %d + db_max_overflow %d + 2 x sync_concurrency %d, fleet sync "
+        "processes %d%s); run more instances and PostgreSQL's max_connections must hold "
+        "them all",
         connection_budget(s, workers), s.db_pool_size, s.db_max_overflow, s.sync_concurrency,
+        fleet.connections(s, fleet.processes(s, ctx.engine.dialect.name)),
         f", {workers} API worker processes x ({size} + {overflow})" if workers > 1 else "",
     )  # fmt: skip
     shared = None

@@ -47,6 +47,12 @@ def name() -> str:
     return _name
 
 
+def use_name(instance: str) -> None:
+    """Mark this process's work as ``instance``'s (a fleet's sync process)."""
+    global _name
+    _name = instance
+
+
 def default_name(settings: Settings, port: int) -> str:
     """``instance_name``, else "<hostname>:<API port>": no two live daemons listen on one
     port of one host, and a restarted daemon gets its old name back."""

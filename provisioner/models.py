@@ -238,7 +238,8 @@ class Customer(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password: Mapped[str] = mapped_column(Encrypted(1024))
     customer_type: Mapped[CustomerType] = mapped_column(_enum(CustomerType))
-    router_id: Mapped[int | None] = mapped_column(ForeignKey("routers.id"))
+    # Indexed: every sync reads one router's customers, out of up to a million.
+    router_id: Mapped[int | None] = mapped_column(ForeignKey("routers.id"), index=True)
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id"))
     reseller_id: Mapped[int | None] = mapped_column(ForeignKey("resellers.id"), index=True)
     static_ip: Mapped[str | None] = mapped_column(String(45), unique=True)

@@ -66,7 +66,9 @@ def share(ids: list[int], tick: int, parts: int) -> list[int]:
 def reconcile(ctx: Context, tick: int = 0, parts: int = 1) -> None:
     """Re-check and repair the routers of this tick's share (all of them by default)."""
     ids = share(sync.router_ids(ctx.factory), tick, parts)
-    results = sync.sync_many(ctx.factory, ctx.settings, ids, trigger="reconcile", keep_plans=False)
+    results = sync.sync_many(
+        ctx.factory, ctx.settings, ids, trigger="reconcile", keep_plans=False, spread=True
+    )
     for r in results:
         if r.status != "ok":
             log.warning("reconcile %s: %s %s", r.router, r.status, r.error or "")

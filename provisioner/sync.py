@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -205,17 +206,62 @@ def sync_router(
 
     An applied (not dry) sync is counted in ``metrics``: its outcome, its time, and each
     applied change by menu under this ``trigger``."""
+    r, seconds = timed_sync(
+        factory, settings, router_id, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
+        trigger=trigger, adapter_factory=adapter_factory,
+    )  # fmt: skip
+    if not dry_run:
+        metrics.record_sync(r.router, r.status, trigger, changed_menus(r), seconds)
+    return r
+
+
+def changed_menus(r: RouterResult) -> list[str]:
+    """The menu of each change applied: what ``metrics.record_sync`` counts."""
+    return [str(c["menu"]) for c in r.applied_changes]
+
+
+def timed_sync(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    router_id: int,
+    *,
+    dry_run: bool = False,
+    adopt: bool = False,
+    bootstrap: bool = False,
+    trigger: str = "manual",
+    adapter_factory: AdapterFactory = adapter_for,
+) -> tuple[RouterResult, float | None]:
+    """``sync_router`` without counting it: its result and its time (None when busy)."""
     started = time.perf_counter()
     with _slots(factory):
         r = _sync_router(
             factory, settings, router_id, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
             trigger=trigger, adapter_factory=adapter_factory,
         )  # fmt: skip
-    if not dry_run:
-        seconds = None if r.status == "busy" else time.perf_counter() - started
-        menus = (str(c["menu"]) for c in r.applied_changes)
-        metrics.record_sync(r.router, r.status, trigger, menus, seconds)
-    return r
+    return r, (None if r.status == "busy" else time.perf_counter() - started)
+
+
+def guarded_sync(
+    factory: sessionmaker[Session], settings: Settings, router_id: int, **kw: Any
+) -> tuple[RouterResult, float | None]:
+    """``timed_sync`` where a bug becomes a failed result for that router, never a raise."""
+    try:
+        return timed_sync(factory, settings, router_id, **kw)
+    except Exception as exc:  # noqa: BLE001 - one router's bug must not abort the others
+        log.exception("sync of router %s failed", router_id)
+        return failed(router_id, str(exc)), None
+
+
+def failed(router_id: int, error: str) -> RouterResult:
+    name = str(router_id)
+    return RouterResult(name, Plan(name, error=error), status="failed", error=error)
+
+
+def limit_syncs(factory: sessionmaker[Session], n: int) -> None:
+    """Run at most ``n`` syncs at once on ``factory``'s engine (a fleet's process, whose
+    pool is sized for exactly that)."""
+    with _SLOTS_LOCK:
+        _SLOTS[id(factory.kw["bind"])] = threading.BoundedSemaphore(n)
 
 
 _SLOTS: dict[int, threading.BoundedSemaphore] = {}
@@ -469,26 +515,32 @@ def sync_many(
     adapter_factory: AdapterFactory = adapter_for,
     on_done: Callable[[RouterResult], None] | None = None,
     keep_plans: bool = True,
+    spread: bool = False,
 ) -> list[RouterResult]:
     """Sync routers concurrently (``settings.sync_concurrency`` at once), results in input order.
 
     ``keep_plans=False`` keeps each router's result ``lean`` once it is done (after
-    ``on_done``): a fleet's plans are not all held at once, only those in progress."""
+    ``on_done``): a fleet's plans are not all held at once, only those in progress.
+    ``spread``: a fleet-wide apply on PostgreSQL runs in ``fleet.processes`` processes
+    (one per core by default), each syncing a share with its own connections; its
+    results are always lean, its metrics counted here (``provisioner.fleet``)."""
     ids = list(ids)
+    if spread and not dry_run and adapter_factory is adapter_for:
+        from provisioner import fleet
+
+        if fleet.spreads(factory, settings, len(ids)):
+            return fleet.sync_spread(
+                factory, settings, ids, adopt=adopt, bootstrap=bootstrap, trigger=trigger,
+                on_done=on_done,
+            )  # fmt: skip
 
     def one(rid: int) -> RouterResult:
-        try:
-            r = sync_router(
-                factory, settings, rid, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
-                trigger=trigger, adapter_factory=adapter_factory,
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - one router's bug must not abort the others
-            log.exception("sync of router %s failed", rid)
-            r = RouterResult(
-                str(rid), Plan(str(rid), error=str(exc)), status="failed", error=str(exc)
-            )
-            if not dry_run:
-                metrics.record_sync(r.router, r.status, trigger, (), None)
+        r, seconds = guarded_sync(
+            factory, settings, rid, dry_run=dry_run, adopt=adopt, bootstrap=bootstrap,
+            trigger=trigger, adapter_factory=adapter_factory,
+        )  # fmt: skip
+        if not dry_run:
+            metrics.record_sync(r.router, r.status, trigger, changed_menus(r), seconds)
         if on_done:
             on_done(r)
         return r if keep_plans else r.lean()

@@ -61,14 +61,19 @@ def test_many_clients_on_a_small_pool_are_answered_without_waiting_for_the_pool(
 
 
 def test_an_instances_connections_do_not_grow_with_its_cores() -> None:
-    """The default budget of one instance, by its API worker count: at most 40 up to 8
-    workers (two instances fit PostgreSQL's default max_connections of 100 with room),
+    """The default budget of one instance, by its API worker count and its cores: at most
+    40 up to 8 workers (two instances fit PostgreSQL's default max_connections of 100 with room),
     the workers sharing db_api_connections; each worker's pool is never below 2."""
     s = Settings()
-    assert connection_budget(s, 1) == 4 + 4 + 2 * 8
-    for workers in range(2, 9):
-        size, overflow = worker_pool(s, workers)
-        assert size >= 1 and size + overflow >= 2
-        assert connection_budget(s, workers) <= 40, workers
+    # The scheduler's process, and its fleet syncs' processes (one per core, at most
+    # sync_concurrency 4, each one connection per sync and one more).
+    assert connection_budget(s, 1, cores=1) == 4 + 4 + 2 * 4
+    assert connection_budget(s, 1, cores=2) == 4 + 4 + 2 * 4 + 2 * (2 + 1)
+    assert connection_budget(s, 1, cores=64) == 4 + 4 + 2 * 4 + 4 * (1 + 1)
+    for cores in (1, 2, 4, 8, 64):
+        for workers in range(2, 9):
+            size, overflow = worker_pool(s, workers)
+            assert size >= 1 and size + overflow >= 2
+            assert connection_budget(s, workers, cores) <= 40, (workers, cores)
     assert sum(worker_pool(s, 2)) == 8
     assert worker_pool(s, 64) == (1, 1)

@@ -71,7 +71,7 @@ def sync_cmd(
         task = progress.add_task("syncing routers", total=len(ids))
         results = sync.sync_many(
             c.factory, c.settings, ids, adopt=adopt, trigger="cli",
-            on_done=lambda _r: progress.advance(task),
+            on_done=lambda _r: progress.advance(task), spread=True,
         )  # fmt: skip
     rows = plans.sync_results(results).results
     emit(rows, as_json, ["router", "status", "planned", "applied", "conflicts", "error"])
