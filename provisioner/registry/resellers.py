@@ -20,7 +20,7 @@ from provisioner.models import (
     Reseller,
     ResellerPackage,
 )
-from provisioner.refs import refers_to
+from provisioner.refs import lookup, refers_to
 from provisioner.registry.common import (
     audit,
     get_by_name,
@@ -167,7 +167,9 @@ def assign_package(
     admin, no price means the package's operator price; a sub-reseller is given only a
     package its parent has, and no price means the parent's own (no margin)."""
     r = get_by_name(session, Reseller, reseller)
-    p = get_by_name(session, Package, package)
+    p = lookup(session, Package, package)
+    if p is None:  # the reseller is there: it is the body that names nothing (not a 404)
+        raise ValidationError(f"no package named {package!r}", field="package")
     a = _assignment(session, r, p)
     before = snapshot(a) if a else None
     given = None
@@ -220,7 +222,9 @@ def settle(
 
 def unassign_package(session: Session, actor: str, reseller: str, package: str) -> None:
     r = get_by_name(session, Reseller, reseller)
-    p = get_by_name(session, Package, package)
+    p = lookup(session, Package, package)
+    if p is None:  # the reseller is there: it is the body that names nothing (not a 404)
+        raise ValidationError(f"no package named {package!r}", field="package")
     a = _assignment(session, r, p)
     if a is None:
         raise NotFound(f"package {p.name!r} is not assigned to reseller {r.name!r}")

@@ -110,6 +110,7 @@ def test_your_packages_are_paged_searched_filtered_and_exported(
     context = open_context(browser, web)
     page = context.new_page()
     login(page, ADMIN)
+    page.get_by_role("link", name="Packages", exact=True).click()  # an admin lands elsewhere
     rows = page.locator("#packages tbody tr")
     expect(rows).to_have_count(25)
     expect(page.locator(".pager .count")).to_have_text("64 packages · page 1 of 3")
