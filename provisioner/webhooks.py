@@ -15,9 +15,11 @@ day; an endpoint that failed for a day without a success is disabled (``webhook.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -71,7 +73,7 @@ def _types(given: list[str]) -> list[str]:
     return sorted(set(given))
 
 
-def _url(url: str) -> str:
+def _url(url: str, restricted: bool = False) -> str:
     url = url.strip()
     try:
         parsed = httpx.URL(url)
@@ -79,7 +81,53 @@ def _url(url: str) -> str:
         raise ValidationError(f"not a URL: {exc}", field="url") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValidationError("must be an http:// or https:// URL", field="url")
+    if restricted:
+        why = internal(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+        if why:
+            raise ValidationError(why, field="url")
     return url
+
+
+def blocked(ip: str) -> bool:
+    """An address a restricted endpoint may not reach: loopback, private (RFC 1918, and
+    the carrier-grade NAT range an ISP's own routers sit on), link-local, unique-local,
+    multicast, unspecified or reserved: anything not globally routable."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return (
+        not addr.is_global or addr.is_loopback or addr.is_private or addr.is_link_local
+        or addr.is_multicast or addr.is_unspecified or addr.is_reserved
+    )  # fmt: skip
+
+
+def resolve(host: str, port: int) -> list[tuple[Any, ...]]:
+    """getaddrinfo of a TCP destination (the addresses a connection would try)."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def internal(host: str, port: int) -> str | None:
+    """Why ``host`` may not be a restricted endpoint's (None: it may): it does not
+    resolve, or one of its addresses is internal (any one: a connection may try it)."""
+    try:
+        infos = resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        return f"{host} does not resolve: {exc}"
+    for info in infos:
+        if blocked(str(info[4][0])):
+            return (f"{host} resolves to {info[4][0]}, an internal address: "
+                    "endpoints must be reachable on the internet")  # fmt: skip
+    return None
+
+
+def restricted(ep: WebhookEndpoint, settings: Settings | None = None,
+               restrict_admins: bool = False) -> bool:  # fmt: skip
+    """Whether this endpoint may reach only public addresses: an operator's always, an
+    admin's when ``webhook_restrict_admins`` (an ISP's own systems often sit on a private
+    network, so admins may by default)."""
+    if settings is not None:
+        restrict_admins = settings.webhook_restrict_admins
+    return ep.reseller_id is not None or restrict_admins
 
 
 def _owner(session: Session, principal: Principal) -> int | None:
@@ -118,17 +166,21 @@ def create(
     concurrency: int = 4,
     timeout_seconds: float = 10.0,
     kind: str = "webhook",
+    restrict_admins: bool = False,
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (shown this once; stored encrypted). ``kind`` other
-    (admins): the "other" adapter's, told of Other customers' changes only."""
+    (admins): the "other" adapter's, told of Other customers' changes only. An operator's
+    URL (an admin's too when ``restrict_admins``) must not reach an internal address."""
     if kind not in ("webhook", OTHER):
         raise ValidationError("must be webhook or other", field="kind")
     if kind == OTHER and principal.role != "admin":
         raise Forbidden("only an admin sets the other adapter's endpoint")
     secret = new_secret()
+    owner = _owner(session, principal)
     ep = WebhookEndpoint(
-        url=_url(url), events=_types(types) if kind != OTHER else ["other.action"],
-        secret=secret, reseller_id=_owner(session, principal),
+        url=_url(url, owner is not None or restrict_admins),
+        events=_types(types) if kind != OTHER else ["other.action"],
+        secret=secret, reseller_id=owner,
         kind=kind, description=description, enabled=True, concurrency=concurrency,
         timeout_seconds=timeout_seconds, created_by=principal.actor,
     )  # fmt: skip
@@ -138,13 +190,14 @@ def create(
 
 
 def edit(
-    session: Session, principal: Principal, endpoint_id: int, **changes: Any
+    session: Session, principal: Principal, endpoint_id: int, *, restrict_admins: bool = False,
+    **changes: Any,
 ) -> WebhookEndpoint:
     """Change an endpoint's url, events, description, concurrency, timeout or enabled; a
     re-enabled endpoint starts afresh (its pending deliveries go out again)."""
     ep = endpoint(session, principal, endpoint_id)
     if changes.get("url") is not None:
-        ep.url = _url(changes["url"])
+        ep.url = _url(changes["url"], restricted(ep, restrict_admins=restrict_admins))
     if changes.get("events") is not None:
         ep.events = _types(changes["events"])
     for k in ("description", "concurrency", "timeout_seconds"):
@@ -470,12 +523,20 @@ def send_batch(
         if ep is None:
             return {}
         url, secret, timeout, kind = ep.url, ep.secret, ep.timeout_seconds, ep.kind
+        guarded = restricted(ep, settings)
         work = [
             (d.id, d.msg_id,
              payload(e) if kind != OTHER else json.dumps(e.body, sort_keys=True))
             for d, e in rows
         ]  # fmt: skip
     tried: list[tuple[int, int | None, int, str | None]] = []
+    if guarded:  # again now: what the name resolves to may have changed since it was set
+        host = httpx.URL(url)
+        why = internal(host.host, host.port or (443 if host.scheme == "https" else 80))
+        if why:
+            tried.append((work[0][0], None, 0, f"refused: {why}"))
+            work_ = work[1:]
+            return record_many(factory, settings, tried, [did for did, _m, _b in work_])
     for did, msg, body in work:
         code, ms, error = post(url, signed_headers(secret, msg, body, utcnow()), body, timeout)
         tried.append((did, code, ms, error))

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from provisioner import access, events, validation, webhooks
-from provisioner.api.deps import AdminDep, SessionDep, StaffDep
+from provisioner.api.deps import AdminDep, CtxDep, SessionDep, StaffDep
 from provisioner.errors import ValidationError
 from provisioner.models import (
     BalanceAlert,
@@ -27,8 +27,10 @@ from provisioner.models import (
     ReminderMessage,
     WebhookEndpoint,
 )
-from provisioner.schemas import Amount, Ref, Word, text
+from provisioner.schemas import Amount, Ref, text
 from provisioner.validation import MAX_INT
+
+Channel = text(16)  # a channel name of reminder_urls (customer_contacts.channel)
 
 router = APIRouter(tags=["webhooks"])
 Id = Annotated[int, Path(ge=1, le=MAX_INT)]
@@ -119,7 +121,9 @@ class ContactIn(BaseModel):
 
     email: text(254) | None = None  # type: ignore[valid-type]
     phone: text(32) | None = None  # type: ignore[valid-type]
-    channel: Word | None = Field(None, description="a channel of reminder_urls; else email first")
+    channel: Channel | None = Field(
+        None, description="a channel of reminder_urls; else email first"
+    )
     language: Literal["en", "bn"] = "en"
     opt_out: bool = False
 
@@ -167,11 +171,15 @@ def list_endpoints(session: SessionDep, who: StaffDep) -> list[EndpointOut]:
 
 
 @router.post("/webhooks", status_code=201)
-def create_endpoint(body: EndpointCreate, session: SessionDep, who: StaffDep) -> EndpointCreatedOut:
-    """Register an endpoint; its ``secret`` is in this answer only."""
+def create_endpoint(
+    body: EndpointCreate, session: SessionDep, who: StaffDep, ctx: CtxDep
+) -> EndpointCreatedOut:
+    """Register an endpoint; its ``secret`` is in this answer only. An operator's ``url``
+    must not reach an internal address (422)."""
     ep, secret = webhooks.create(
         session, who, body.url, body.events, description=body.description,
         concurrency=body.concurrency, timeout_seconds=body.timeout_seconds, kind=body.kind,
+        restrict_admins=ctx.settings.webhook_restrict_admins,
     )  # fmt: skip
     return EndpointCreatedOut(**endpoint_view(ep), secret=secret)
 
@@ -183,10 +191,11 @@ def get_endpoint(endpoint_id: Id, session: SessionDep, who: StaffDep) -> Endpoin
 
 @router.patch("/webhooks/{endpoint_id}")
 def edit_endpoint(
-    endpoint_id: Id, body: EndpointUpdate, session: SessionDep, who: StaffDep
+    endpoint_id: Id, body: EndpointUpdate, session: SessionDep, who: StaffDep, ctx: CtxDep
 ) -> EndpointOut:
     """Change what is given; ``enabled: true`` brings a disabled endpoint back."""
-    ep = webhooks.edit(session, who, endpoint_id, **body.model_dump())
+    ep = webhooks.edit(session, who, endpoint_id, **body.model_dump(),
+                       restrict_admins=ctx.settings.webhook_restrict_admins)  # fmt: skip
     return EndpointOut(**endpoint_view(ep))
 
 
