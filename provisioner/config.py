@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     # before each send); true: an admin's too (by default an admin may name a private
     # address: an ISP's own accounting system often sits on its internal network).
     webhook_restrict_admins: bool = False
+    # Events, delivered (or failed) deliveries and their attempts, and sent reminders older
+    # than this many days are removed every retention_interval_seconds, in batches.
+    event_retention_days: int = Field(default=30, ge=1, le=36_500)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # A failed delivery is tried again after webhook_backoff_seconds, doubling up to
     # webhook_backoff_max_seconds, for webhook_retry_seconds (a day); an endpoint that
     # failed for that long without a success is disabled (event webhook.disabled).

@@ -855,6 +855,65 @@ def drain(factory: sessionmaker[Session], settings: Settings, *, rounds: int = 5
 
 
 
+# ---- retention -------------------------------------------------------------------------
+
+
+PRUNE_BATCH = 1000
+
+
+def prune(
+    factory: sessionmaker[Session], settings: Settings, *, now: datetime | None = None,
+    batch: int = PRUNE_BATCH,
+) -> dict[str, int]:
+    """Remove what is older than ``event_retention_days``: deliveries delivered or failed
+    (a failed one is kept until redelivered or that old) with their attempts, reminder
+    messages no longer pending, then events nothing refers to any more. In transactions
+    of ``batch`` rows each, so the tables are never locked for long. Pending deliveries
+    (a disabled endpoint's) stay with their events until sent or their endpoint removed.
+    Returns how many of each were removed."""
+    now = now or utcnow()
+    # Never sooner than customer.expiring can be emitted again for the same expiry.
+    days = max(settings.event_retention_days, settings.reminder_days_ahead + 1)
+    cutoff = now - timedelta(days=days)
+    from provisioner.models import ReminderMessage
+
+    out = {"deliveries": 0, "attempts": 0, "reminders": 0, "events": 0}
+    d, m, e = WebhookDelivery.__table__, ReminderMessage.__table__, Event.__table__
+
+    def chunks(q: Any, work: Callable[[Session, list[int]], None]) -> int:
+        n = 0
+        while True:
+            with transaction(factory) as s:
+                ids = list(s.scalars(q.limit(batch)))
+                if ids:
+                    work(s, ids)
+            n += len(ids)
+            if len(ids) < batch:
+                return n
+
+    def drop_deliveries(s: Session, ids: list[int]) -> None:
+        r = s.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+        out["attempts"] += r.rowcount or 0  # type: ignore[attr-defined]
+        s.execute(delete(d).where(d.c.id.in_(ids)))
+
+    out["deliveries"] = chunks(
+        select(d.c.id).where(d.c.status.in_(("delivered", "failed")), d.c.created_at < cutoff)
+        .order_by(d.c.id), drop_deliveries,
+    )  # fmt: skip
+    out["reminders"] = chunks(
+        select(m.c.id).where(m.c.status.not_in(("pending", "running")), m.c.created_at < cutoff)
+        .order_by(m.c.id), lambda s, ids: s.execute(delete(m).where(m.c.id.in_(ids))),
+    )  # fmt: skip
+    out["events"] = chunks(
+        select(e.c.id).where(
+            e.c.at < cutoff, e.c.fanned_out.is_(True),
+            ~select(d.c.id).where(d.c.event_id == e.c.id).exists(),
+            ~select(m.c.id).where(m.c.event_id == e.c.id).exists(),
+        ).order_by(e.c.id), lambda s, ids: s.execute(delete(e).where(e.c.id.in_(ids))),
+    )  # fmt: skip
+    return out
+
+
 # ---- the "other" adapter as a subscriber -----------------------------------------------
 
 
