@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     # before each send); true: an admin's too (by default an admin may name a private
     # address: an ISP's own accounting system often sits on its internal network).
     webhook_restrict_admins: bool = False
+    # The sending threads' niceness (Linux, per thread; 0: as the daemon): under load
+    # deliveries wait, activations and the scheduler don't.
+    webhook_nice: int = Field(default=10, ge=0, le=19)
     # Events, delivered (or failed) deliveries and their attempts, and sent reminders older
     # than this many days are removed every retention_interval_seconds, in batches.
     event_retention_days: int = Field(default=30, ge=1, le=36_500)

@@ -451,7 +451,7 @@ def claim(
     return out
 
 
-def payload(ev: Event) -> str:
+def payload(ev: Any) -> str:
     """The body every endpoint gets: Standard Webhooks' {type, timestamp, data}, with
     the event's stable id."""
     return json.dumps(
@@ -460,12 +460,12 @@ def payload(ev: Event) -> str:
     )  # fmt: skip
 
 
-def signed_headers(secret: str, msg: str, body: str, now: datetime) -> dict[str, str]:
+def signed_headers(signer: Webhook, msg: str, body: str, now: datetime) -> dict[str, str]:
     return {
         "content-type": "application/json",
         "webhook-id": msg,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg, now, body),
+        "webhook-signature": signer.sign(msg, now, body),
         "user-agent": "provisioner-webhooks",
     }
 
@@ -578,35 +578,33 @@ def send_batch(
     """Try claimed deliveries of one endpoint in order, on one keep-alive connection,
     and record them in one transaction. After a failure the rest are not tried (they go
     back to pending as they were): a dead receiver costs one timeout a batch."""
-    with reading(factory) as s:
+    d, e = WebhookDelivery.__table__, Event.__table__
+    with reading(factory) as s:  # plain rows: only what a request needs
         rows = s.execute(
-            select(WebhookDelivery, Event)
-            .join(Event, Event.id == WebhookDelivery.event_id)
-            .where(WebhookDelivery.id.in_(ids))
-            .order_by(WebhookDelivery.id)
+            select(d.c.id, d.c.msg_id, d.c.endpoint_id, e.c.uid, e.c.type, e.c.at, e.c.body)
+            .join(e, e.c.id == d.c.event_id)
+            .where(d.c.id.in_(ids))
+            .order_by(d.c.id)
         ).all()
         if not rows:
             return {}
-        ep = s.get(WebhookEndpoint, rows[0][0].endpoint_id)
+        ep = s.get(WebhookEndpoint, rows[0].endpoint_id)
         if ep is None:
             return {}
         url, secret, timeout, kind = ep.url, ep.secret, ep.timeout_seconds, ep.kind
-        guarded = restricted(ep, settings)
-        work = [
-            (d.id, d.msg_id,
-             payload(e) if kind != OTHER else json.dumps(e.body, sort_keys=True))
-            for d, e in rows
-        ]  # fmt: skip
+        guarded, failing = restricted(ep, settings), ep.failing_since is not None
+    signer = Webhook(secret)
     tried: list[tuple[int, int | None, int, str | None]] = []
-    for did, msg, body in work:
+    for r in rows:
+        body = payload(r) if kind != OTHER else json.dumps(r.body, sort_keys=True)
         # A guarded endpoint's name is resolved and checked again on each new connection.
-        code, ms, error = post(url, signed_headers(secret, msg, body, utcnow()), body, timeout,
-                               guarded)  # fmt: skip
-        tried.append((did, code, ms, error))
+        code, ms, error = post(url, signed_headers(signer, r.msg_id, body, utcnow()), body,
+                               timeout, guarded)  # fmt: skip
+        tried.append((r.id, code, ms, error))
         if error is not None:
             break
-    untried = [did for did, _m, _b in work[len(tried):]]
-    return record_many(factory, settings, tried, untried)
+    untried = [r.id for r in rows[len(tried):]]
+    return record_many(factory, settings, tried, untried, failing=failing)
 
 
 def backoff(settings: Settings, attempts: int) -> float:
@@ -629,9 +627,13 @@ def record_many(
     settings: Settings,
     tried: list[tuple[int, int | None, int, str | None]],
     untried: Sequence[int] = (),
+    *,
+    failing: bool = True,
 ) -> dict[int, str]:
     """Tries' outcomes, each only if its claim is still ours (else another instance took
-    it over); ``untried``: claimed but not sent, back to pending as they were."""
+    it over); ``untried``: claimed but not sent, back to pending as they were.
+    ``failing`` False: the endpoint was not failing when the batch was read (all sent:
+    nothing to clear on it)."""
     now = utcnow()
     me = instances.name()
     out: dict[int, str] = {}
@@ -699,13 +701,13 @@ def record_many(
                 ),
                 changes,
             )
-        if ep_id is not None and failed_error is None:
+        if ep_id is not None and failed_error is None and failing:
             s.execute(
                 update(WebhookEndpoint)
                 .where(WebhookEndpoint.id == ep_id, WebhookEndpoint.failing_since.is_not(None))
                 .values(failing_since=None)
             )  # a success: not failing (the usual case: no row changes)
-        elif ep_id is not None:
+        elif ep_id is not None and failed_error is not None:
             ep = s.get(WebhookEndpoint, ep_id)
             if ep is not None:
                 # A batch stops at its first failure: successes before it reset the clock.
@@ -747,7 +749,8 @@ class Dispatcher:
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory, self.settings = factory, settings
-        self.pool = ThreadPoolExecutor(settings.webhook_workers, thread_name_prefix="webhook")
+        self.pool = ThreadPoolExecutor(settings.webhook_workers, thread_name_prefix="webhook",
+                                       initializer=self._lower)  # fmt: skip
         self.inflight: dict[int, int] = {}
         self.futures: dict[Future[None], Claimed] = {}
         self.total = 0
@@ -757,6 +760,16 @@ class Dispatcher:
         # Reminders on a thread of their own: a slow mail server holds up no webhook.
         self.messages = threading.Thread(target=self._reminders, name="reminders", daemon=True)
 
+    def _lower(self) -> None:
+        """This thread yields the CPU to the daemon's other work (``webhook_nice``):
+        deliveries may wait a moment, activations and the scheduler should not."""
+        nice = self.settings.webhook_nice
+        if nice and hasattr(os, "setpriority"):
+            try:  # on Linux a thread id names that thread alone
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            except OSError as exc:
+                log.debug("webhooks: no nice %d for this thread: %s", nice, exc)
+
     def start(self) -> Dispatcher:
         self.thread.start()
         self.messages.start()
@@ -765,6 +778,7 @@ class Dispatcher:
     def _reminders(self) -> None:
         from provisioner import reminders
 
+        self._lower()
         while not self.stopping.is_set():
             try:
                 reminders.send_due(self.factory, self.settings)
@@ -824,6 +838,7 @@ class Dispatcher:
             self.futures.pop(f, None)
 
     def _loop(self) -> None:
+        self._lower()
         while not self.stopping.is_set():
             try:
                 _started, backlog = self.tick()
