@@ -5,6 +5,7 @@ cost an activation.
     python -m bench.webhooks --quick           # 1,000 events, 200 activations per pass
     python -m bench.webhooks --dead refused    # the dead one refuses connections instead
     python -m bench.webhooks --db sqlite       # on a temporary SQLite file
+    python -m bench.webhooks --nice 0          # the sender not niced (webhook_nice 0)
 
 Scenario (bench/README.md): a fresh database (PostgreSQL ``bench_wh_<pid>`` on
 127.0.0.1:5432, dropped at the end); five endpoints subscribed to every event: four live
