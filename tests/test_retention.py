@@ -69,3 +69,29 @@ def test_old_events_and_finished_deliveries_go_in_batches_the_rest_stays(
     assert webhooks.prune(ctx.factory, short, now=now)["deliveries"] == 3
     assert webhooks.prune(ctx.factory, short, now=now + timedelta(days=1))["events"] == 0
     assert webhooks.prune(ctx.factory, short, now=now + timedelta(days=3))["events"] == 1
+
+
+def test_the_scheduler_runs_retention(any_ctx: Context) -> None:
+    """The ``retention`` job (one instance, every ``retention_interval_seconds``) prunes."""
+    import time
+
+    from provisioner import scheduler
+
+    ctx = any_ctx
+    with transaction(ctx.factory) as s:
+        events.emit(s, "customer.expired", {}, at=utcnow() - timedelta(days=40))
+        events.emit(s, "customer.expired", {}, at=utcnow())
+    webhooks.fan_out(ctx.factory)  # no endpoints: nothing refers to them
+    ctx.settings.retention_interval_seconds = 0.2
+    sched = scheduler.start(ctx)
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            with reading(ctx.factory) as s:
+                if s.scalar(select(func.count()).select_from(Event)) == 1:
+                    break
+            time.sleep(0.1)
+    finally:
+        sched.shutdown(wait=True)
+    with reading(ctx.factory) as s:
+        assert [e.at > utcnow() - timedelta(days=1) for e in s.scalars(select(Event))] == [True]
