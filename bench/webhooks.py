@@ -5,6 +5,7 @@ cost an activation.
     python -m bench.webhooks --quick           # 1,000 events, 200 activations per pass
     python -m bench.webhooks --dead refused    # the dead one refuses connections instead
     python -m bench.webhooks --db sqlite       # on a temporary SQLite file
+    python -m bench.webhooks --nice 0          # the sender not niced (webhook_nice 0)
 
 Scenario (bench/README.md): a fresh database (PostgreSQL ``bench_wh_<pid>`` on
 127.0.0.1:5432, dropped at the end); five endpoints subscribed to every event: four live
@@ -158,9 +159,10 @@ class DeadEndpoint:
 # ---- the sender (a process of its own, as serve's scheduler process is) -----------------
 
 
-def _sender(url: str, key_file: str, poll: float, stop: Any) -> None:
+def _sender(url: str, key_file: str, poll: float, stop: Any, nice: int = 10) -> None:
     """``webhooks.Dispatcher`` as ``serve`` runs it, until ``stop`` is set."""
-    settings = Settings(database_url=url, key_file=Path(key_file), webhook_poll_seconds=poll)
+    settings = Settings(database_url=url, key_file=Path(key_file), webhook_poll_seconds=poll,
+                        webhook_nice=nice)  # fmt: skip
     ctx = open_context(settings, upgrade=False)
     sender = webhooks.Dispatcher(ctx.factory, ctx.settings).start()
     stop.wait()
@@ -169,11 +171,11 @@ def _sender(url: str, key_file: str, poll: float, stop: Any) -> None:
 
 
 class Sender:
-    def __init__(self, url: str, key_file: Path, poll: float) -> None:
+    def __init__(self, url: str, key_file: Path, poll: float, nice: int = 10) -> None:
         spawn = mp.get_context("spawn")
         self.stop_event = spawn.Event()
         self.proc = spawn.Process(target=_sender, args=(url, str(key_file), poll,
-                                                        self.stop_event))  # fmt: skip
+                                                        self.stop_event, nice))  # fmt: skip
         self.proc.start()
 
     def stop(self) -> None:
@@ -299,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dead", choices=["hang", "refused"], default="hang")
     p.add_argument("--timeout", type=float, default=2.0, help="endpoints' timeout, seconds")
     p.add_argument("--poll", type=float, default=0.5, help="webhook_poll_seconds (default 0.5)")
+    p.add_argument("--nice", type=int, default=10, help="webhook_nice (default 10; 0: none)")
     p.add_argument("--db", default=None, help="a PostgreSQL URL, or sqlite (default: PostgreSQL)")
     p.add_argument("--quick", action="store_true", help="1,000 events, 200 activations a pass")
     o = p.parse_args(argv)
@@ -323,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         receivers.start()
         time.sleep(0.5)
-        start_sender = lambda: Sender(db.url, workdir / "key", o.poll)  # noqa: E731
+        start_sender = lambda: Sender(db.url, workdir / "key", o.poll, o.nice)  # noqa: E731
         sender = start_sender()
         say(f"fan-out: {o.events} events to {LIVE} live endpoints and one dead ({o.dead})")
         run = fan_out_run(ctx, o.events, counts)

@@ -158,6 +158,17 @@ class Settings(BaseSettings):
     # how often new events and due retries are looked for.
     webhook_workers: int = Field(default=16, ge=1, le=256)
     webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    # An operator's endpoints may reach only public addresses (checked when set and again
+    # before each send); true: an admin's too (by default an admin may name a private
+    # address: an ISP's own accounting system often sits on its internal network).
+    webhook_restrict_admins: bool = False
+    # The sending threads' niceness (Linux, per thread; 0: as the daemon): under load
+    # deliveries wait, activations and the scheduler don't.
+    webhook_nice: int = Field(default=10, ge=0, le=19)
+    # Events, delivered (or failed) deliveries and their attempts, and sent reminders older
+    # than this many days are removed every retention_interval_seconds, in batches.
+    event_retention_days: int = Field(default=30, ge=1, le=36_500)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # A failed delivery is tried again after webhook_backoff_seconds, doubling up to
     # webhook_backoff_max_seconds, for webhook_retry_seconds (a day); an endpoint that
     # failed for that long without a success is disabled (event webhook.disabled).

@@ -121,6 +121,14 @@ def warn_expiring(ctx: Context) -> None:
         events.check_balances(s, ctx.settings.currency)
 
 
+def prune(ctx: Context) -> None:
+    from provisioner import webhooks
+
+    n = webhooks.prune(ctx.factory, ctx.settings)
+    if any(n.values()):
+        log.info("retention: removed %s", n)
+
+
 def check_ledger(ctx: Context) -> None:
     """Every account's balance against the sum of its ledger rows, kept for /metrics; a
     disagreement is logged as an error (money the registry cannot account for)."""
@@ -159,6 +167,8 @@ def start(ctx: Context) -> BackgroundScheduler:
          lambda: check_ledger(ctx), True),
         ("expiring", "customer.expiring and balance.low events", s.expiry_interval_seconds,
          lambda: warn_expiring(ctx), True),
+        ("retention", "remove events and deliveries past event_retention_days",
+         s.retention_interval_seconds, lambda: prune(ctx), True),
     ]  # fmt: skip
     for job, name, every, work, once in jobs:
         fn = (lambda j=job, e=every, w=work: run_once(ctx, j, e, w)) if once else work

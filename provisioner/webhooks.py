@@ -15,9 +15,13 @@ day; an endpoint that failed for a day without a success is disabled (``webhook.
 from __future__ import annotations
 
 import base64
+import http.client
+import ipaddress
 import json
 import logging
 import os
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,9 +29,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -71,7 +76,7 @@ def _types(given: list[str]) -> list[str]:
     return sorted(set(given))
 
 
-def _url(url: str) -> str:
+def _url(url: str, restricted: bool = False) -> str:
     url = url.strip()
     try:
         parsed = httpx.URL(url)
@@ -79,7 +84,53 @@ def _url(url: str) -> str:
         raise ValidationError(f"not a URL: {exc}", field="url") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValidationError("must be an http:// or https:// URL", field="url")
+    if restricted:
+        why = internal(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+        if why:
+            raise ValidationError(why, field="url")
     return url
+
+
+def blocked(ip: str) -> bool:
+    """An address a restricted endpoint may not reach: loopback, private (RFC 1918, and
+    the carrier-grade NAT range an ISP's own routers sit on), link-local, unique-local,
+    multicast, unspecified or reserved: anything not globally routable."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return (
+        not addr.is_global or addr.is_loopback or addr.is_private or addr.is_link_local
+        or addr.is_multicast or addr.is_unspecified or addr.is_reserved
+    )  # fmt: skip
+
+
+def resolve(host: str, port: int) -> list[tuple[Any, ...]]:
+    """getaddrinfo of a TCP destination (the addresses a connection would try)."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def internal(host: str, port: int) -> str | None:
+    """Why ``host`` may not be a restricted endpoint's (None: it may): it does not
+    resolve, or one of its addresses is internal (any one: a connection may try it)."""
+    try:
+        infos = resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        return f"{host} does not resolve: {exc}"
+    for info in infos:
+        if blocked(str(info[4][0])):
+            return (f"{host} resolves to {info[4][0]}, an internal address: "
+                    "endpoints must be reachable on the internet")  # fmt: skip
+    return None
+
+
+def restricted(ep: WebhookEndpoint, settings: Settings | None = None,
+               restrict_admins: bool = False) -> bool:  # fmt: skip
+    """Whether this endpoint may reach only public addresses: an operator's always, an
+    admin's when ``webhook_restrict_admins`` (an ISP's own systems often sit on a private
+    network, so admins may by default)."""
+    if settings is not None:
+        restrict_admins = settings.webhook_restrict_admins
+    return ep.reseller_id is not None or restrict_admins
 
 
 def _owner(session: Session, principal: Principal) -> int | None:
@@ -118,17 +169,21 @@ def create(
     concurrency: int = 4,
     timeout_seconds: float = 10.0,
     kind: str = "webhook",
+    restrict_admins: bool = False,
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (shown this once; stored encrypted). ``kind`` other
-    (admins): the "other" adapter's, told of Other customers' changes only."""
+    (admins): the "other" adapter's, told of Other customers' changes only. An operator's
+    URL (an admin's too when ``restrict_admins``) must not reach an internal address."""
     if kind not in ("webhook", OTHER):
         raise ValidationError("must be webhook or other", field="kind")
     if kind == OTHER and principal.role != "admin":
         raise Forbidden("only an admin sets the other adapter's endpoint")
     secret = new_secret()
+    owner = _owner(session, principal)
     ep = WebhookEndpoint(
-        url=_url(url), events=_types(types) if kind != OTHER else ["other.action"],
-        secret=secret, reseller_id=_owner(session, principal),
+        url=_url(url, owner is not None or restrict_admins),
+        events=_types(types) if kind != OTHER else ["other.action"],
+        secret=secret, reseller_id=owner,
         kind=kind, description=description, enabled=True, concurrency=concurrency,
         timeout_seconds=timeout_seconds, created_by=principal.actor,
     )  # fmt: skip
@@ -138,13 +193,14 @@ def create(
 
 
 def edit(
-    session: Session, principal: Principal, endpoint_id: int, **changes: Any
+    session: Session, principal: Principal, endpoint_id: int, *, restrict_admins: bool = False,
+    **changes: Any,
 ) -> WebhookEndpoint:
     """Change an endpoint's url, events, description, concurrency, timeout or enabled; a
     re-enabled endpoint starts afresh (its pending deliveries go out again)."""
     ep = endpoint(session, principal, endpoint_id)
     if changes.get("url") is not None:
-        ep.url = _url(changes["url"])
+        ep.url = _url(changes["url"], restricted(ep, restrict_admins=restrict_admins))
     if changes.get("events") is not None:
         ep.events = _types(changes["events"])
     for k in ("description", "concurrency", "timeout_seconds"):
@@ -395,7 +451,25 @@ def claim(
     return out
 
 
-def payload(ev: Event) -> str:
+def busy(factory: sessionmaker[Session], now: datetime | None = None) -> bool:
+    """Whether there is anything for a pass to do: an event to fan out, a delivery due
+    or a lease run out. One round trip (both indexed), so polling an idle daemon costs
+    next to nothing."""
+    now = now or utcnow()
+    d, e, w = WebhookDelivery.__table__, Event.__table__, WebhookEndpoint.__table__
+    due = (
+        select(d.c.id)
+        .join(w, w.c.id == d.c.endpoint_id)
+        .where(d.c.status.in_(("pending", "running")), d.c.next_attempt_at <= now,
+               w.c.enabled.is_(True))
+    )  # fmt: skip
+    with reading(factory) as s:
+        return bool(s.scalar(select(
+            select(e.c.id).where(e.c.fanned_out.is_(False)).exists() | due.exists()
+        )))  # fmt: skip
+
+
+def payload(ev: Any) -> str:
     """The body every endpoint gets: Standard Webhooks' {type, timestamp, data}, with
     the event's stable id."""
     return json.dumps(
@@ -404,12 +478,12 @@ def payload(ev: Event) -> str:
     )  # fmt: skip
 
 
-def signed_headers(secret: str, msg: str, body: str, now: datetime) -> dict[str, str]:
+def signed_headers(signer: Webhook, msg: str, body: str, now: datetime) -> dict[str, str]:
     return {
         "content-type": "application/json",
         "webhook-id": msg,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg, now, body),
+        "webhook-signature": signer.sign(msg, now, body),
         "user-agent": "provisioner-webhooks",
     }
 
@@ -417,33 +491,98 @@ def signed_headers(secret: str, msg: str, body: str, now: datetime) -> dict[str,
 Outcome = tuple[int | None, int, str | None]
 
 
-_clients: dict[float, httpx.Client] = {}
-_clients_lock = threading.Lock()
+# Each sending thread keeps one HTTP/1.1 keep-alive connection per endpoint (stdlib
+# ``http.client``): a batch goes out on it in order, and the next batch of that endpoint
+# on this thread reuses it. Lighter per delivery than a general client (the sender shares
+# the scheduler's CPU): no pool bookkeeping, no redirects, nothing parsed but the status.
+_local = threading.local()
+_tls = ssl.create_default_context()
 
 
-def _client(timeout: float) -> httpx.Client:
-    """One client per timeout, shared by the sending threads (httpx's are thread-safe):
-    its keep-alive connections spare a receiver a TCP handshake per delivery."""
-    with _clients_lock:
-        c = _clients.get(timeout)
-        if c is None:
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-            c = _clients[timeout] = httpx.Client(timeout=timeout, limits=limits)
-        return c
+def _guarded(host: str) -> Callable[..., socket.socket]:
+    """``socket.create_connection`` that refuses internal addresses and connects to the
+    very address it checked (a name re-resolved in between cannot slip one in)."""
+
+    def connect(address: tuple[str, int], timeout: Any = None, source: Any = None) -> socket.socket:
+        infos = resolve(address[0], address[1])
+        bad = [str(i[4][0]) for i in infos if blocked(str(i[4][0]))]
+        if bad or not infos:
+            raise ConnectionRefusedError(
+                f"refused: {host} resolves to {bad[0] if bad else 'nothing'}, an internal "
+                "address: endpoints must be reachable on the internet"
+            )
+        last: OSError | None = None
+        for family, kind, proto, _name, addr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.connect(addr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+        raise last or OSError(f"{host}: no address")
+
+    return connect
 
 
-def post(url: str, headers: dict[str, str], body: str, timeout: float) -> Outcome:
-    """POST once: (HTTP status or None, milliseconds, error or None)."""
+def _connection(url: str, timeout: float, guard: bool) -> tuple[http.client.HTTPConnection, str]:
+    """This thread's connection for ``url`` (made on first use) and the request target."""
+    conns: dict[tuple[str, str, int, float, bool], http.client.HTTPConnection]
+    conns = _local.__dict__.setdefault("conns", {})
+    u = urlsplit(url)
+    host, https = u.hostname or "", u.scheme == "https"
+    port = u.port or (443 if https else 80)
+    key = (u.scheme, host, port, timeout, guard)
+    c = conns.get(key)
+    if c is None:
+        c = (http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls) if https
+             else http.client.HTTPConnection(host, port, timeout=timeout))  # fmt: skip
+        if guard:
+            c._create_connection = _guarded(host)  # type: ignore[attr-defined]
+        conns[key] = c
+    return c, (u.path or "/") + (f"?{u.query}" if u.query else "")
+
+
+def _drop(url: str, timeout: float, guard: bool) -> None:
+    u = urlsplit(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    c = _local.__dict__.get("conns", {}).pop((u.scheme, u.hostname or "", port, timeout, guard),
+                                              None)  # fmt: skip
+    if c is not None:
+        c.close()
+
+
+def post(
+    url: str, headers: dict[str, str], body: str, timeout: float, guard: bool = False
+) -> Outcome:
+    """POST once on this thread's keep-alive connection to the endpoint: (HTTP status or
+    None, milliseconds, error or None). ``guard``: refuse internal addresses."""
+    data = body.encode()
     started = time.perf_counter()
-    try:
-        r = _client(timeout).post(url, content=body.encode(), headers=headers)
-    except httpx.HTTPError as exc:
-        ms = int((time.perf_counter() - started) * 1000)
-        return None, ms, f"{type(exc).__name__}: {exc}"[:500]
+    for fresh in (False, True):
+        c, target = _connection(url, timeout, guard)
+        reused = c.sock is not None
+        try:
+            c.request("POST", target, body=data, headers=headers)
+            r = c.getresponse()
+            text = r.read(200)
+            if not r.isclosed():  # more body than we read: this connection starts anew
+                _drop(url, timeout, guard)
+            break
+        except (OSError, http.client.HTTPException) as exc:
+            _drop(url, timeout, guard)
+            stale = isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
+                                     ConnectionResetError))  # fmt: skip
+            if reused and stale and not fresh:
+                continue  # the receiver closed the idle connection: once more on a new one
+            ms = int((time.perf_counter() - started) * 1000)
+            return None, ms, f"{type(exc).__name__}: {exc}"[:500]
     ms = int((time.perf_counter() - started) * 1000)
-    if 200 <= r.status_code < 300:
-        return r.status_code, ms, None
-    return r.status_code, ms, f"HTTP {r.status_code}: {r.text[:200]}"
+    if 200 <= r.status < 300:
+        return r.status, ms, None
+    return r.status, ms, f"HTTP {r.status}: {text.decode(errors='replace')}"
 
 
 def send(factory: sessionmaker[Session], settings: Settings, delivery_id: int) -> str:
@@ -457,32 +596,33 @@ def send_batch(
     """Try claimed deliveries of one endpoint in order, on one keep-alive connection,
     and record them in one transaction. After a failure the rest are not tried (they go
     back to pending as they were): a dead receiver costs one timeout a batch."""
-    with reading(factory) as s:
+    d, e = WebhookDelivery.__table__, Event.__table__
+    with reading(factory) as s:  # plain rows: only what a request needs
         rows = s.execute(
-            select(WebhookDelivery, Event)
-            .join(Event, Event.id == WebhookDelivery.event_id)
-            .where(WebhookDelivery.id.in_(ids))
-            .order_by(WebhookDelivery.id)
+            select(d.c.id, d.c.msg_id, d.c.endpoint_id, e.c.uid, e.c.type, e.c.at, e.c.body)
+            .join(e, e.c.id == d.c.event_id)
+            .where(d.c.id.in_(ids))
+            .order_by(d.c.id)
         ).all()
         if not rows:
             return {}
-        ep = s.get(WebhookEndpoint, rows[0][0].endpoint_id)
+        ep = s.get(WebhookEndpoint, rows[0].endpoint_id)
         if ep is None:
             return {}
         url, secret, timeout, kind = ep.url, ep.secret, ep.timeout_seconds, ep.kind
-        work = [
-            (d.id, d.msg_id,
-             payload(e) if kind != OTHER else json.dumps(e.body, sort_keys=True))
-            for d, e in rows
-        ]  # fmt: skip
+        guarded, failing = restricted(ep, settings), ep.failing_since is not None
+    signer = Webhook(secret)
     tried: list[tuple[int, int | None, int, str | None]] = []
-    for did, msg, body in work:
-        code, ms, error = post(url, signed_headers(secret, msg, body, utcnow()), body, timeout)
-        tried.append((did, code, ms, error))
+    for r in rows:
+        body = payload(r) if kind != OTHER else json.dumps(r.body, sort_keys=True)
+        # A guarded endpoint's name is resolved and checked again on each new connection.
+        code, ms, error = post(url, signed_headers(signer, r.msg_id, body, utcnow()), body,
+                               timeout, guarded)  # fmt: skip
+        tried.append((r.id, code, ms, error))
         if error is not None:
             break
-    untried = [did for did, _m, _b in work[len(tried):]]
-    return record_many(factory, settings, tried, untried)
+    untried = [r.id for r in rows[len(tried):]]
+    return record_many(factory, settings, tried, untried, failing=failing)
 
 
 def backoff(settings: Settings, attempts: int) -> float:
@@ -505,9 +645,13 @@ def record_many(
     settings: Settings,
     tried: list[tuple[int, int | None, int, str | None]],
     untried: Sequence[int] = (),
+    *,
+    failing: bool = True,
 ) -> dict[int, str]:
     """Tries' outcomes, each only if its claim is still ours (else another instance took
-    it over); ``untried``: claimed but not sent, back to pending as they were."""
+    it over); ``untried``: claimed but not sent, back to pending as they were.
+    ``failing`` False: the endpoint was not failing when the batch was read (all sent:
+    nothing to clear on it)."""
     now = utcnow()
     me = instances.name()
     out: dict[int, str] = {}
@@ -522,11 +666,22 @@ def record_many(
             )  # fmt: skip
         if not tried:
             return out
-        q = select(WebhookDelivery).where(WebhookDelivery.id.in_([t[0] for t in tried]))
-        mine = {d.id: d for d in s.scalars(q.with_for_update().order_by(WebhookDelivery.id))}
-        attempts = []
-        ep: WebhookEndpoint | None = None
+        # Plain rows and two executemany statements (not ORM objects): the sender shares
+        # the scheduler's CPU, and a batch of 25 is one read, one update, one insert.
+        t = WebhookDelivery.__table__
+        q = (
+            select(t.c.id, t.c.status, t.c.claimed_by, t.c.attempts, t.c.created_at,
+                   t.c.endpoint_id)
+            .where(t.c.id.in_([x[0] for x in tried]))
+            .order_by(t.c.id)
+            .with_for_update()
+        )  # fmt: skip
+        mine = {r.id: r for r in s.execute(q)}
+        attempts: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
         window = timedelta(seconds=settings.webhook_retry_seconds)
+        ep_id: int | None = None
+        ok, failed_error, out_of_tries = False, None, False
         for did, code, ms, error in tried:
             d = mine.get(did)
             if d is None or d.status != "running" or d.claimed_by != me:
@@ -534,33 +689,57 @@ def record_many(
                             did)  # fmt: skip
                 out[did] = "dropped"
                 continue
+            ep_id = d.endpoint_id
             attempts.append({"delivery_id": did, "at": now, "status_code": code,
                              "response_ms": ms, "error": error})  # fmt: skip
-            d.attempts += 1
-            d.last_status, d.last_ms, d.last_error, d.claimed_by = code, ms, error, None
-            ep = ep or s.get(WebhookEndpoint, d.endpoint_id)
+            change = {"b_id": did, "attempts": d.attempts + 1, "last_status": code,
+                      "last_ms": ms, "last_error": error, "claimed_by": None}  # fmt: skip
             if error is None:
-                d.status, d.delivered_at = "delivered", now
-                if ep is not None:
-                    ep.failing_since = None
+                change.update(status="delivered", delivered_at=now,
+                              next_attempt_at=now)  # fmt: skip
+                ok = True
                 out[did] = "delivered"
-                continue
-            if now - d.created_at >= window:
-                d.status = "failed"
             else:
-                d.status = "pending"
-                d.next_attempt_at = now + timedelta(seconds=backoff(settings, d.attempts))
-            out[did] = "failed" if d.status == "failed" else "retry"
+                failed_error = error
+                created = d.created_at if d.created_at.tzinfo else d.created_at.replace(
+                    tzinfo=now.tzinfo)  # SQLite hands back naive times
+                if now - created >= window:
+                    change.update(status="failed", delivered_at=None, next_attempt_at=now)
+                    out_of_tries = True
+                    out[did] = "failed"
+                else:
+                    later = now + timedelta(seconds=backoff(settings, d.attempts + 1))
+                    change.update(status="pending", delivered_at=None, next_attempt_at=later)
+                    out[did] = "retry"
+            changes.append(change)
+        if changes:
+            s.execute(
+                update(t).where(t.c.id == bindparam("b_id")).values(
+                    {k: bindparam(k) for k in changes[0] if k != "b_id"}
+                ),
+                changes,
+            )
+        if ep_id is not None and failed_error is None and failing:
+            s.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == ep_id, WebhookEndpoint.failing_since.is_not(None))
+                .values(failing_since=None)
+            )  # a success: not failing (the usual case: no row changes)
+        elif ep_id is not None and failed_error is not None:
+            ep = s.get(WebhookEndpoint, ep_id)
             if ep is not None:
-                ep.failing_since = ep.failing_since or now
+                # A batch stops at its first failure: successes before it reset the clock.
+                ep.failing_since = now if ok else (ep.failing_since or now)
+                since = ep.failing_since or now
                 # A day without a success: a delivery out of tries, or failures since then.
-                if ep.enabled and (d.status == "failed" or now - ep.failing_since >= window):
+                if ep.enabled and (out_of_tries or now - since >= window):
                     ep.enabled, ep.disabled_at = False, now
+                    ep.failing_since = since
                     log.warning("webhook endpoint %s (%s) disabled: failing since %s",
-                                ep.id, ep.url, ep.failing_since.isoformat())  # fmt: skip
+                                ep.id, ep.url, since.isoformat())  # fmt: skip
                     events.emit(s, "webhook.disabled", {
                         "endpoint_id": ep.id, "url": ep.url, "failing_since":
-                        ep.failing_since.isoformat(), "last_error": error,
+                        since.isoformat(), "last_error": failed_error,
                     }, reseller_id=ep.reseller_id)  # fmt: skip
         if attempts:
             s.execute(DeliveryAttempt.__table__.insert(), attempts)
@@ -588,7 +767,8 @@ class Dispatcher:
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory, self.settings = factory, settings
-        self.pool = ThreadPoolExecutor(settings.webhook_workers, thread_name_prefix="webhook")
+        self.pool = ThreadPoolExecutor(settings.webhook_workers, thread_name_prefix="webhook",
+                                       initializer=self._lower)  # fmt: skip
         self.inflight: dict[int, int] = {}
         self.futures: dict[Future[None], Claimed] = {}
         self.total = 0
@@ -598,6 +778,16 @@ class Dispatcher:
         # Reminders on a thread of their own: a slow mail server holds up no webhook.
         self.messages = threading.Thread(target=self._reminders, name="reminders", daemon=True)
 
+    def _lower(self) -> None:
+        """This thread yields the CPU to the daemon's other work (``webhook_nice``):
+        deliveries may wait a moment, activations and the scheduler should not."""
+        nice = self.settings.webhook_nice
+        if nice and hasattr(os, "setpriority"):
+            try:  # on Linux a thread id names that thread alone
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            except OSError as exc:
+                log.debug("webhooks: no nice %d for this thread: %s", nice, exc)
+
     def start(self) -> Dispatcher:
         self.thread.start()
         self.messages.start()
@@ -606,6 +796,7 @@ class Dispatcher:
     def _reminders(self) -> None:
         from provisioner import reminders
 
+        self._lower()
         while not self.stopping.is_set():
             try:
                 reminders.send_due(self.factory, self.settings)
@@ -647,6 +838,8 @@ class Dispatcher:
     def tick(self) -> tuple[int, bool]:
         """One pass: fan out, start the deliveries that may start. Returns (batches
         started, whether more are waiting: a batch was full)."""
+        if not busy(self.factory):  # the idle daemon's pass: one small query
+            return 0, False
         while fan_out(self.factory) >= FAN_OUT_CHUNK:
             pass
         with self.lock:
@@ -665,6 +858,7 @@ class Dispatcher:
             self.futures.pop(f, None)
 
     def _loop(self) -> None:
+        self._lower()
         while not self.stopping.is_set():
             try:
                 _started, backlog = self.tick()
@@ -694,6 +888,65 @@ def drain(factory: sessionmaker[Session], settings: Settings, *, rounds: int = 5
                 out[r] = out.get(r, 0) + 1
     return out
 
+
+
+# ---- retention -------------------------------------------------------------------------
+
+
+PRUNE_BATCH = 1000
+
+
+def prune(
+    factory: sessionmaker[Session], settings: Settings, *, now: datetime | None = None,
+    batch: int = PRUNE_BATCH,
+) -> dict[str, int]:
+    """Remove what is older than ``event_retention_days``: deliveries delivered or failed
+    (a failed one is kept until redelivered or that old) with their attempts, reminder
+    messages no longer pending, then events nothing refers to any more. In transactions
+    of ``batch`` rows each, so the tables are never locked for long. Pending deliveries
+    (a disabled endpoint's) stay with their events until sent or their endpoint removed.
+    Returns how many of each were removed."""
+    now = now or utcnow()
+    # Never sooner than customer.expiring can be emitted again for the same expiry.
+    days = max(settings.event_retention_days, settings.reminder_days_ahead + 1)
+    cutoff = now - timedelta(days=days)
+    from provisioner.models import ReminderMessage
+
+    out = {"deliveries": 0, "attempts": 0, "reminders": 0, "events": 0}
+    d, m, e = WebhookDelivery.__table__, ReminderMessage.__table__, Event.__table__
+
+    def chunks(q: Any, work: Callable[[Session, list[int]], None]) -> int:
+        n = 0
+        while True:
+            with transaction(factory) as s:
+                ids = list(s.scalars(q.limit(batch)))
+                if ids:
+                    work(s, ids)
+            n += len(ids)
+            if len(ids) < batch:
+                return n
+
+    def drop_deliveries(s: Session, ids: list[int]) -> None:
+        r = s.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+        out["attempts"] += r.rowcount or 0  # type: ignore[attr-defined]
+        s.execute(delete(d).where(d.c.id.in_(ids)))
+
+    out["deliveries"] = chunks(
+        select(d.c.id).where(d.c.status.in_(("delivered", "failed")), d.c.created_at < cutoff)
+        .order_by(d.c.id), drop_deliveries,
+    )  # fmt: skip
+    out["reminders"] = chunks(
+        select(m.c.id).where(m.c.status.not_in(("pending", "running")), m.c.created_at < cutoff)
+        .order_by(m.c.id), lambda s, ids: s.execute(delete(m).where(m.c.id.in_(ids))),
+    )  # fmt: skip
+    out["events"] = chunks(
+        select(e.c.id).where(
+            e.c.at < cutoff, e.c.fanned_out.is_(True),
+            ~select(d.c.id).where(d.c.event_id == e.c.id).exists(),
+            ~select(m.c.id).where(m.c.event_id == e.c.id).exists(),
+        ).order_by(e.c.id), lambda s, ids: s.execute(delete(e).where(e.c.id.in_(ids))),
+    )  # fmt: skip
+    return out
 
 
 # ---- the "other" adapter as a subscriber -----------------------------------------------

@@ -124,7 +124,7 @@ def test_an_operator_gets_only_its_subtrees_events_and_admins_theirs(
         oid = s.scalar(select(Reseller.id).where(Reseller.name == other))
     op = Principal("reseller", reseller_id=pid)
     with transaction(ctx.factory) as s:
-        mine, _ = webhooks.create(s, op, "http://127.0.0.1:9/a", ["*"])
+        mine, _ = webhooks.create(s, op, "http://8.8.8.8:9/a", ["*"])
         admins, _ = webhooks.create(s, ADMIN, "http://127.0.0.1:9/b", ["customer.expired"])
         events.emit(s, "customer.expired", {}, reseller_id=pid)
         events.emit(s, "customer.expired", {}, reseller_id=oid)

@@ -56,6 +56,7 @@ def add(
         ep, secret = webhooks.create(
             s, ADMIN, url, event, description=description, concurrency=concurrency,
             timeout_seconds=timeout, kind="other" if other else "webhook",
+            restrict_admins=ctx().settings.webhook_restrict_admins,
         )  # fmt: skip
         emit(EndpointCreatedOut(**endpoint_view(ep), secret=secret), as_json)
 
@@ -86,6 +87,7 @@ def edit(
         ep = webhooks.edit(
             s, ADMIN, endpoint_id, url=url, events=event, description=description,
             concurrency=concurrency, timeout_seconds=timeout, enabled=enable,
+            restrict_admins=ctx().settings.webhook_restrict_admins,
         )  # fmt: skip
         emit(EndpointOut(**endpoint_view(ep)), as_json)
 

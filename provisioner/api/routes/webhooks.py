@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from provisioner import access, events, validation, webhooks
-from provisioner.api.deps import AdminDep, SessionDep, StaffDep
+from provisioner.api.deps import AdminDep, CtxDep, SessionDep, StaffDep
 from provisioner.errors import ValidationError
 from provisioner.models import (
     BalanceAlert,
@@ -27,8 +27,10 @@ from provisioner.models import (
     ReminderMessage,
     WebhookEndpoint,
 )
-from provisioner.schemas import Amount, Name, Ref, text
+from provisioner.schemas import Amount, Ref, text
 from provisioner.validation import MAX_INT
+
+Channel = text(16)  # a channel name of reminder_urls (customer_contacts.channel)
 
 router = APIRouter(tags=["webhooks"])
 Id = Annotated[int, Path(ge=1, le=MAX_INT)]
@@ -119,7 +121,9 @@ class ContactIn(BaseModel):
 
     email: text(254) | None = None  # type: ignore[valid-type]
     phone: text(32) | None = None  # type: ignore[valid-type]
-    channel: Name | None = Field(None, description="a channel of reminder_urls; else email first")
+    channel: Channel | None = Field(
+        None, description="a channel of reminder_urls; else email first"
+    )
     language: Literal["en", "bn"] = "en"
     opt_out: bool = False
 
@@ -167,11 +171,15 @@ def list_endpoints(session: SessionDep, who: StaffDep) -> list[EndpointOut]:
 
 
 @router.post("/webhooks", status_code=201)
-def create_endpoint(body: EndpointCreate, session: SessionDep, who: StaffDep) -> EndpointCreatedOut:
-    """Register an endpoint; its ``secret`` is in this answer only."""
+def create_endpoint(
+    body: EndpointCreate, session: SessionDep, who: StaffDep, ctx: CtxDep
+) -> EndpointCreatedOut:
+    """Register an endpoint; its ``secret`` is in this answer only. An operator's ``url``
+    must not reach an internal address (422)."""
     ep, secret = webhooks.create(
         session, who, body.url, body.events, description=body.description,
         concurrency=body.concurrency, timeout_seconds=body.timeout_seconds, kind=body.kind,
+        restrict_admins=ctx.settings.webhook_restrict_admins,
     )  # fmt: skip
     return EndpointCreatedOut(**endpoint_view(ep), secret=secret)
 
@@ -183,10 +191,11 @@ def get_endpoint(endpoint_id: Id, session: SessionDep, who: StaffDep) -> Endpoin
 
 @router.patch("/webhooks/{endpoint_id}")
 def edit_endpoint(
-    endpoint_id: Id, body: EndpointUpdate, session: SessionDep, who: StaffDep
+    endpoint_id: Id, body: EndpointUpdate, session: SessionDep, who: StaffDep, ctx: CtxDep
 ) -> EndpointOut:
     """Change what is given; ``enabled: true`` brings a disabled endpoint back."""
-    ep = webhooks.edit(session, who, endpoint_id, **body.model_dump())
+    ep = webhooks.edit(session, who, endpoint_id, **body.model_dump(),
+                       restrict_admins=ctx.settings.webhook_restrict_admins)  # fmt: skip
     return EndpointOut(**endpoint_view(ep))
 
 
@@ -296,16 +305,16 @@ class BalanceAlertOut(BaseModel):
     alerted: bool
 
 
-@router.put("/resellers/{reseller}/balance-alert")
+@router.put("/resellers/{name}/balance-alert")
 def set_balance_alert(
-    reseller: Ref, body: BalanceAlertIn, session: SessionDep, who: StaffDep
+    name: Ref, body: BalanceAlertIn, session: SessionDep, who: StaffDep
 ) -> BalanceAlertOut:
     """The operator's low-balance threshold: an operator sets its own (``me``) or one
     below it, an admin any; a ``balance.low`` event each time the balance falls below."""
-    if who.role == "reseller" and reseller == "me":
+    if who.role == "reseller" and name == "me":
         r = access.own_reseller(session, who)
     else:
-        r = access.reseller(session, who, reseller)
+        r = access.reseller(session, who, name)
     row = session.get(BalanceAlert, r.id)
     if body.threshold is None:
         if row is not None:
@@ -324,10 +333,10 @@ def set_balance_alert(
 # ---- reminders ----------------------------------------------------------------------------
 
 
-@router.put("/customers/{customer}/contact")
-def set_contact(customer: Ref, body: ContactIn, session: SessionDep, who: StaffDep) -> ContactOut:
+@router.put("/customers/{username}/contact")
+def set_contact(username: Ref, body: ContactIn, session: SessionDep, who: StaffDep) -> ContactOut:
     """Where this customer's reminders go, in which language, or none (``opt_out``)."""
-    c = access.customer(session, who, customer)
+    c = access.customer(session, who, username)
     row = session.get(CustomerContact, c.id) or CustomerContact(customer_id=c.id)
     for k, v in body.model_dump().items():
         setattr(row, k, v)
@@ -336,9 +345,9 @@ def set_contact(customer: Ref, body: ContactIn, session: SessionDep, who: StaffD
     return ContactOut(customer=c.username, **body.model_dump())
 
 
-@router.get("/customers/{customer}/contact")
-def get_contact(customer: Ref, session: SessionDep, who: StaffDep) -> ContactOut:
-    c = access.customer(session, who, customer)
+@router.get("/customers/{username}/contact")
+def get_contact(username: Ref, session: SessionDep, who: StaffDep) -> ContactOut:
+    c = access.customer(session, who, username)
     row = session.get(CustomerContact, c.id)
     if row is None:
         return ContactOut(customer=c.username)

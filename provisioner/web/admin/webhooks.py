@@ -19,6 +19,7 @@ from provisioner.web.common import (
     AdminUser,
     Form,
     check_csrf,
+    ctx_of,
     errors_of,
     flash,
     page,
@@ -62,6 +63,7 @@ def add_endpoint(request: Request, me: AdminUser, form: Form) -> Response:
             s, me, form.get("url", ""), types, description=form.get("description", ""),
             concurrency=max(1, min(64, int(_number(form, "concurrency", 4)))),
             timeout_seconds=max(0.1, min(300.0, _number(form, "timeout_seconds", 10.0))),
+            restrict_admins=ctx_of(request).settings.webhook_restrict_admins,
         )  # fmt: skip
         return ep.id, secret
 
