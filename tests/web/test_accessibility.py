@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import provisioner.web
-from provisioner import activation, registry, sync
+from provisioner import activation, registry, sync, webhooks
 from provisioner.activation import ActivationRequest
 from provisioner.auth import Principal
 from provisioner.db import transaction
-from provisioner.models import MasterPackage, Reseller, Router, WebUser
+from provisioner.models import (
+    Invoice,
+    MasterPackage,
+    Reseller,
+    Router,
+    WebhookEndpoint,
+    WebUser,
+    utcnow,
+)
 from tests.web.conftest import ADMIN, DESK_A, WALKIN, Web, login, need_playwright, open_context
 
 need_playwright()
@@ -65,6 +74,8 @@ def admin_pages(ids: Callable[[str], int]) -> list[str]:
         f"/ui/routers/{ids('router:sim-1')}/edit", f"/ui/routers/{ids('router:sim-1')}/plan",
         "/ui/activations", "/ui/cards", "/ui/audit", "/ui/audit?since=nonsense",
         "/ui/logins", "/ui/logins/new", f"/ui/logins/{ids('login:desk-a')}",
+        "/ui/dashboard", "/ui/sessions", "/ui/invoices", f"/ui/invoices/{ids('invoice:1')}",
+        "/ui/webhooks", f"/ui/webhooks/{ids('webhook:1')}", "/ui/events",
         "/ui/customers/999999", "/ui/no-such-page",
     ]  # fmt: skip
 
@@ -74,6 +85,7 @@ def desk_pages(ids: Callable[[str], int], act: int) -> list[str]:
         "/ui/desk", "/ui/desk?q=zzz", "/ui/desk/customers/new",
         f"/ui/desk/customers/{ids('cust-a')}", f"/ui/desk/customers/{ids('cust-a')}/activate",
         "/ui/desk/ledger", f"/ui/desk/activations/{act}",
+        "/ui/desk/dashboard", "/ui/desk/sessions", "/ui/desk/invoices",
         f"/ui/desk/customers/{ids('cust-b')}",  # another reseller's: the friendly 404
     ]  # fmt: skip
 
@@ -81,7 +93,7 @@ def desk_pages(ids: Callable[[str], int], act: int) -> list[str]:
 def portal_pages(ids: Callable[[str], int], act: int) -> list[str]:
     return [
         "/portal/", "/portal/packages", f"/portal/packages/{ids('package:Home 10')}",
-        "/portal/password", f"/portal/activations/{act}",
+        "/portal/password", f"/portal/activations/{act}", "/portal/invoices",
     ]  # fmt: skip
 
 
@@ -91,6 +103,8 @@ def _ids(web: Web) -> Callable[[str], int]:
         extra |= {f"reseller:{r.name}": r.id for r in s.query(Reseller)}
         extra |= {f"login:{u.username}": u.id for u in s.query(WebUser)}
         extra |= {f"master:{m.name}": m.id for m in s.query(MasterPackage)}
+        extra |= {f"invoice:{i.id}": i.id for i in s.query(Invoice)}
+        extra |= {f"webhook:{e.id}": e.id for e in s.query(WebhookEndpoint)}
     found = {**web.ids, **extra}
     return found.__getitem__
 
@@ -116,6 +130,12 @@ def test_every_page_has_no_serious_or_critical_violation(
     desk_act = _activate(web, Principal("reseller", reseller_id=res_a), "cust-a", "pkg-a", "a11y-1")
     walkin = Principal("customer", customer_id=ids("walkin"))
     portal_act = _activate(web, walkin, "walkin", "Home 10", "a11y-2")
+    with transaction(web.ctx.factory) as s:
+        webhooks.create(s, Principal("admin", name="seed"), "http://127.0.0.1:9/hook", ["*"])
+        s.add(Invoice(customer_id=ids("walkin"), package_id=ids("package:Home 10"),
+                      amount=Decimal("500"), period_start=utcnow(), period_end=utcnow(),
+                      due_at=utcnow(), status="open", created_at=utcnow()))  # fmt: skip
+    ids = _ids(web)  # and the invoice's and the endpoint's
     bad: dict[str, Any] = {}
     for who, area, paths in (
         (ADMIN, "/ui", admin_pages(ids)),
