@@ -67,23 +67,36 @@ class _ReadAhead:
         per length byte)."""
         words: list[str] = []
         while True:
+            # Fast path: the words whose one-byte lengths and bytes are all in the buffer,
+            # sliced in one tight loop and, when ASCII (the usual reply), decoded at once.
             buf, pos = self._buf, self._pos
-            if pos < len(buf) and buf[pos] < 0x80:
+            start, end, bounds = pos, len(buf), []
+            while pos < end:
                 n = buf[pos]
+                if n >= 0x80 or pos + 1 + n > end:
+                    break
+                if n == 0:
+                    break
+                bounds.append((pos + 1 - start, pos + 1 + n - start))
+                pos += 1 + n
+            if bounds:
+                chunk = buf[start:pos]
+                if chunk.isascii():
+                    text = chunk.decode("ascii")
+                    words += [text[a:b] for a, b in bounds]
+                else:
+                    words += [chunk[a:b].decode(encoding, errors="ignore") for a, b in bounds]
+                self._pos = pos
+            if pos < end and buf[pos] == 0:
                 self._pos = pos + 1
-            else:
-                first = self._exact(1)
-                more = determine_length(first)
-                n = decode_length(first + self._exact(more)) if more else first[0]
+                return words
+            # A long word, or one not all in the buffer yet: word by word.
+            first = self._exact(1)
+            more = determine_length(first)
+            n = decode_length(first + self._exact(more)) if more else first[0]
             if n == 0:
                 return words
-            buf, pos = self._buf, self._pos
-            if pos + n <= len(buf):
-                word = buf[pos : pos + n]
-                self._pos = pos + n
-            else:
-                word = self._exact(n)
-            words.append(word.decode(encoding, errors="ignore"))
+            words.append(self._exact(n).decode(encoding, errors="ignore"))
 
     def _exact(self, size: int) -> bytes:
         out = b""
