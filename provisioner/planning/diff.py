@@ -132,7 +132,9 @@ def diff(
                 if o.id not in mine_ids and is_marked(o):
                     mine_ids[o.id] = _key(menu, o)
         by_id = {o.id: o for o in rows}
-        by_key = {_key(menu, o): o for o in rows}
+        # Rows by name, made when first needed: on a converged router every desired object
+        # is found among ours by its recorded key, and keying 2,000 rows is wasted.
+        by_key: dict[str, ObservedObject] | None = None
         ours_by_key: dict[str, list[str]] = {}  # recorded key -> our ids still on the router
         for i, k in mine_ids.items():
             if i in by_id:
@@ -160,6 +162,8 @@ def diff(
                     obj = by_id[i]
                     break
             if obj is None:
+                if by_key is None:
+                    by_key = {_key(menu, o): o for o in rows}
                 obj = by_key.get(d.key)
             if obj is None:
                 changes.append(Change(menu, d.key, Action.add, None, _prop_changes(d, None)))
@@ -316,6 +320,8 @@ def _session_ends(
     by_name: dict[str, list[ObservedObject]] = {}
     for o in observed.get(menu, []):
         by_name.setdefault(to_text(o.props.get(user_prop)), []).append(o)
+    if not by_name:  # no live sessions: nothing to end
+        return []
     planned = {c.ros_id: c for c in changes if c.menu == parent and c.ros_id}
     out = []
     for user in observed.get(parent, []):
