@@ -126,12 +126,10 @@ def customer_specs(session: Session, *where: ColumnElement[bool]) -> list[Custom
     # In batches: all customers at once (radius sync) keeps no second copy of the table.
     while rows := result.fetchmany(5000):
         out += [
-            CustomerSpec(
-                id=id_, username=username, password=decrypt(token),
-                customer_type=customer_type, status=status, master_id=master_id,
-                router_id=router_id, static_ip=static_ip, mac_address=mac_address,
-                expires_at=expires_at, throttled=bool(throttled), delegated_prefix=prefix,
-            )
+            CustomerSpec.of_row((
+                id_, username, decrypt(token), customer_type, status, master_id, router_id,
+                static_ip, mac_address, bool(throttled), expires_at, prefix,
+            ))
             for (
                 id_, username, token, customer_type, status, master_id, router_id,
                 static_ip, mac_address, expires_at, throttled, prefix,
