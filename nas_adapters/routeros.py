@@ -52,11 +52,15 @@ class _ReadAhead:
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._buf = b""
+        self._text: str | None = ""  # the buffer decoded, when it is all ASCII
         self._pos = 0
 
     def recv(self, size: int) -> bytes:
         if self._pos >= len(self._buf):
             self._buf, self._pos = self._sock.recv(max(size, 65536)), 0
+            # Replies are ASCII but for non-ASCII names and comments: decoded once here,
+            # a sentence's words are then slices of text.
+            self._text = self._buf.decode("ascii") if self._buf.isascii() else None
         chunk = self._buf[self._pos : self._pos + size]
         self._pos += len(chunk)
         return chunk
@@ -68,25 +72,20 @@ class _ReadAhead:
         words: list[str] = []
         while True:
             # Fast path: the words whose one-byte lengths and bytes are all in the buffer,
-            # sliced in one tight loop and, when ASCII (the usual reply), decoded at once.
-            buf, pos = self._buf, self._pos
-            start, end, bounds = pos, len(buf), []
+            # in one tight loop, as slices of the decoded buffer when it is ASCII.
+            buf, text, pos = self._buf, self._text, self._pos
+            end = len(buf)
             while pos < end:
                 n = buf[pos]
-                if n >= 0x80 or pos + 1 + n > end:
+                if n >= 0x80 or n == 0 or pos + 1 + n > end:
                     break
-                if n == 0:
-                    break
-                bounds.append((pos + 1 - start, pos + 1 + n - start))
-                pos += 1 + n
-            if bounds:
-                chunk = buf[start:pos]
-                if chunk.isascii():
-                    text = chunk.decode("ascii")
-                    words += [text[a:b] for a, b in bounds]
+                pos += 1
+                if text is not None:
+                    words.append(text[pos : pos + n])
                 else:
-                    words += [chunk[a:b].decode(encoding, errors="ignore") for a, b in bounds]
-                self._pos = pos
+                    words.append(buf[pos : pos + n].decode(encoding, errors="ignore"))
+                pos += n
+            self._pos = pos
             if pos < end and buf[pos] == 0:
                 self._pos = pos + 1
                 return words
