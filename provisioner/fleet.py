@@ -133,7 +133,10 @@ def _context() -> multiprocessing.context.BaseContext:
     # forkserver: children are forked from a clean server process (never from this one,
     # whose threads may hold locks), and after the first fleet start in milliseconds.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["provisioner.fleet"])
+    # The PostgreSQL driver too (create_engine imports it only on first use): else every
+    # child of every pass imports it again (~80 modules). A driver not installed is
+    # skipped by the forkserver.
+    ctx.set_forkserver_preload(["provisioner.fleet", "psycopg"])
     return ctx
 
 
