@@ -52,11 +52,15 @@ class _ReadAhead:
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._buf = b""
+        self._text: str | None = ""  # the buffer decoded, when it is all ASCII
         self._pos = 0
 
     def recv(self, size: int) -> bytes:
         if self._pos >= len(self._buf):
             self._buf, self._pos = self._sock.recv(max(size, 65536)), 0
+            # Replies are ASCII but for non-ASCII names and comments: decoded once here,
+            # a sentence's words are then slices of text.
+            self._text = self._buf.decode("ascii") if self._buf.isascii() else None
         chunk = self._buf[self._pos : self._pos + size]
         self._pos += len(chunk)
         return chunk
@@ -67,23 +71,31 @@ class _ReadAhead:
         per length byte)."""
         words: list[str] = []
         while True:
-            buf, pos = self._buf, self._pos
-            if pos < len(buf) and buf[pos] < 0x80:
+            # Fast path: the words whose one-byte lengths and bytes are all in the buffer,
+            # in one tight loop, as slices of the decoded buffer when it is ASCII.
+            buf, text, pos = self._buf, self._text, self._pos
+            end = len(buf)
+            while pos < end:
                 n = buf[pos]
+                if n >= 0x80 or n == 0 or pos + 1 + n > end:
+                    break
+                pos += 1
+                if text is not None:
+                    words.append(text[pos : pos + n])
+                else:
+                    words.append(buf[pos : pos + n].decode(encoding, errors="ignore"))
+                pos += n
+            self._pos = pos
+            if pos < end and buf[pos] == 0:
                 self._pos = pos + 1
-            else:
-                first = self._exact(1)
-                more = determine_length(first)
-                n = decode_length(first + self._exact(more)) if more else first[0]
+                return words
+            # A long word, or one not all in the buffer yet: word by word.
+            first = self._exact(1)
+            more = determine_length(first)
+            n = decode_length(first + self._exact(more)) if more else first[0]
             if n == 0:
                 return words
-            buf, pos = self._buf, self._pos
-            if pos + n <= len(buf):
-                word = buf[pos : pos + n]
-                self._pos = pos + n
-            else:
-                word = self._exact(n)
-            words.append(word.decode(encoding, errors="ignore"))
+            words.append(self._exact(n).decode(encoding, errors="ignore"))
 
     def _exact(self, size: int) -> bytes:
         out = b""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from provisioner.rates import RateLimit
 
@@ -70,6 +72,19 @@ class CustomerSpec:
     def cut_off(self) -> bool:
         """Expired, suspended or never activated: no service."""
         return self.status != "active"
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> CustomerSpec:
+        """One from its fields' values in declaration order (``customer_specs`` makes a
+        router's thousands on every sync). The same object ``__init__`` makes, at half the
+        cost: a frozen dataclass's ``__init__`` sets each field through
+        ``object.__setattr__``."""
+        spec = object.__new__(cls)
+        spec.__dict__.update(zip(_CUSTOMER_FIELDS, row, strict=True))
+        return spec
+
+
+_CUSTOMER_FIELDS = tuple(f.name for f in fields(CustomerSpec))
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,14 @@ def test_read_ahead_hands_out_exactly_the_bytes_sent_in_any_sizes() -> None:
 
 def test_sentences_read_from_the_buffer_come_out_as_librouteros_encoded_them() -> None:
     """Words of every length form (1 to 3 length bytes), cut across the 64 KiB reads,
-    come out whole; a close mid-sentence is librouteros's ConnectionClosed."""
+    ASCII or not, come out whole; a close mid-sentence is librouteros's ConnectionClosed."""
     rng = random.Random(9)
     lengths = [0, 1, 100, 127, 128, 300, 20_000]
     sentences = [
         ["!re", *(f"=k{i}=" + "v" * rng.choice(lengths) for i in range(5))] for _ in range(40)
     ] + [["!done", "=ret=*1A", ".tag=7"], ["!re", "=comment=Zürich – café"]]
+    # Buffers of ASCII (decoded whole) and not (word by word) in turn.
+    sentences[20:20] = [["!re", "=name=naïve", "=x=" + "é" * 200]]
     data = b"".join(encode_sentence(*s, encoding="utf-8") for s in sentences)
     a, b = socket.socketpair()
     sender = threading.Thread(target=lambda: (a.sendall(data + b"\x05!don"), a.close()))

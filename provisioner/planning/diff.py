@@ -67,18 +67,27 @@ def _prop_changes(
 ) -> tuple[PropChange, ...]:
     """``renamed``: property → {name on the router → our key}, for references to objects of
     ours renamed by hand: RouterOS links by ``.id``, so the new name is still ours."""
-    out = []
+    out: list[PropChange] = []
+    if observed is None:
+        return tuple(PropChange(name, None, new) for name, new in desired.props.items())
+    have = observed.props
     for name, new in desired.props.items():
-        old = None if observed is None else observed.props.get(name)
-        if old is not None and renamed and to_text(old) in renamed.get(name, {}):
-            if renamed[name][to_text(old)] != new:
-                out.append(PropChange(name, to_text(old), new))
+        old = have.get(name)
+        if old is None:
+            if essence(name, new) != "":
+                out.append(PropChange(name, None, new))
             continue
-        if observed is not None and old is not None and same(name, old, new):
+        if renamed:
+            names = renamed.get(name)
+            if names and to_text(old) in names:
+                if names[to_text(old)] != new:
+                    out.append(PropChange(name, to_text(old), new))
+                continue
+        if old == new and type(old) is type(new):  # a converged router: most properties
             continue
-        if observed is not None and old is None and essence(name, new) == "":
+        if same(name, old, new):
             continue
-        out.append(PropChange(name, None if old is None else to_text(old), new))
+        out.append(PropChange(name, to_text(old), new))
     return tuple(out)
 
 
@@ -123,13 +132,20 @@ def diff(
                 if o.id not in mine_ids and is_marked(o):
                     mine_ids[o.id] = _key(menu, o)
         by_id = {o.id: o for o in rows}
-        by_key = {_key(menu, o): o for o in rows}
+        # Rows by name, made when first needed: on a converged router every desired object
+        # is found among ours by its recorded key, and keying 2,000 rows is wasted.
+        by_key: dict[str, ObservedObject] | None = None
         ours_by_key: dict[str, list[str]] = {}  # recorded key -> our ids still on the router
         for i, k in mine_ids.items():
             if i in by_id:
                 ours_by_key.setdefault(k, []).append(i)
         matched: set[str] = set()
-        refs = {prop: renamed.get(dst, {}) for src, prop, dst in REFERENCES if src == menu}
+        # Only references to objects of ours renamed by hand (usually none).
+        refs = {
+            prop: names
+            for src, prop, dst in REFERENCES
+            if src == menu and (names := renamed.get(dst))
+        }
         placed: dict[str, str | None] = {}  # our key → .id (None: added by this plan)
 
         for d in by_menu.get(menu, []):
@@ -146,6 +162,8 @@ def diff(
                     obj = by_id[i]
                     break
             if obj is None:
+                if by_key is None:
+                    by_key = {_key(menu, o): o for o in rows}
                 obj = by_key.get(d.key)
             if obj is None:
                 changes.append(Change(menu, d.key, Action.add, None, _prop_changes(d, None)))
@@ -302,6 +320,8 @@ def _session_ends(
     by_name: dict[str, list[ObservedObject]] = {}
     for o in observed.get(menu, []):
         by_name.setdefault(to_text(o.props.get(user_prop)), []).append(o)
+    if not by_name:  # no live sessions: nothing to end
+        return []
     planned = {c.ros_id: c for c in changes if c.menu == parent and c.ros_id}
     out = []
     for user in observed.get(parent, []):

@@ -79,15 +79,31 @@ _NORMALISERS: dict[str, Callable[[str], str]] = {
 
 def to_text(value: object) -> str:
     """librouteros casts replies (``'10'`` → 10, ``'yes'`` → True): turn them back to text."""
+    if type(value) is str:  # what the adapter reads: most calls
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
 
 
+# Normalised spellings already seen, per property with a normaliser: a fleet's values
+# repeat (every secret's ``disabled``, a profile's rate), so each is parsed once. Bounded:
+# the values are the registry's and the routers', not unbounded input, but clear past it.
+_SEEN: dict[tuple[str, str], str] = {}
+_SEEN_MAX = 100_000
+
+
 def essence(prop: str, value: object) -> str:
     text = to_text(value)
     norm = _NORMALISERS.get(prop)
-    return norm(text) if norm else text
+    if norm is None:
+        return text
+    found = _SEEN.get((prop, text))
+    if found is None:
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        found = _SEEN[(prop, text)] = norm(text)
+    return found
 
 
 def same(prop: str, a: object, b: object) -> bool:
