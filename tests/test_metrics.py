@@ -59,8 +59,9 @@ def coa() -> Iterator[CoaServer]:
 
 @pytest.fixture
 def mctx(ctx_factory: Any) -> Context:
-    # Small CoA timeouts: an unanswered CoA costs 3 × 0.2 s (pyrad retries twice).
-    return ctx_factory("sqlite", coa_timeout_seconds=0.2)
+    # Small CoA timeouts: an unanswered CoA costs 3 × 0.5 s (pyrad retries twice); at 0.2 s
+    # an answer on a loaded machine (load average 8) came too late and failed the test.
+    return ctx_factory("sqlite", coa_timeout_seconds=0.5)
 
 
 def online(ctx: Context, username: str, sid: str) -> None:
