@@ -98,6 +98,11 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
         return None
     length, base = m.ipv6_prefix_length, int(pool.network_address)
     step, count = 1 << (128 - length), 1 << (length - pool.prefixlen)
+    if session.get_bind().dialect.name == "postgresql":
+        # As ``allocate_address``: concurrent activations of one pool would all find the
+        # same lowest free slot and all but one fail on it and read again; one at a time.
+        lock = func.pg_advisory_xact_lock(func.hashtext(f"prefix-pool:{m.ipv6_pool_name}"))
+        session.execute(select(lock))
     skip: set[int] = set()
     while True:
         i = session.scalar(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
