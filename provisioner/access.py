@@ -23,6 +23,7 @@ from provisioner.errors import Forbidden, NotFound
 from provisioner.models import (
     Activation,
     Customer,
+    MasterPackage,
     Package,
     Reseller,
     ResellerPackage,
@@ -189,6 +190,34 @@ def _assignment_statement(by_id: bool) -> Any:
 
 
 _ASSIGNMENT = {by_id: _assignment_statement(by_id) for by_id in (True, False)}
+
+
+def package_statement(role: str, by_id: bool) -> Any:
+    """``package`` as one Core statement (an activation reads it with the rest at once):
+    the package ``ref`` (bound ``ref``: a name, or an id) with its master's columns
+    (``p_*``, ``m_*``), if a caller of ``role`` may buy it: a reseller (bound ``me``)
+    among its assignments, a customer a public one, an admin any."""
+    p, m, rp = Package.__table__, MasterPackage.__table__, ResellerPackage.__table__
+    q = (
+        select(*[c.label(f"p_{c.key}") for c in p.c], *[c.label(f"m_{c.key}") for c in m.c])
+        .select_from(p)
+        .join(m, m.c.id == p.c.master_package_id)
+        .where((p.c.id if by_id else p.c.name) == bindparam("ref"))
+    )
+    if role == "reseller":
+        q = q.join(rp, (rp.c.package_id == p.c.id) & (rp.c.reseller_id == bindparam("me")))
+    elif role != "admin":
+        # Named: a batch sends its statements' parameters by name.
+        public = bindparam("public", Visibility.public, type_=p.c.visibility.type)
+        q = q.where(p.c.visibility == public)
+    return q
+
+
+PACKAGE_READ = {
+    (role, by_id): package_statement(role, by_id)
+    for role in ("admin", "reseller", "customer")
+    for by_id in (True, False)
+}
 
 
 def packages_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:

@@ -12,15 +12,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import product
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, joinedload, sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session, sessionmaker
 
-from provisioner import access, billing, cards, effects, events, invoices, ledger, metrics, sale
+from provisioner import (
+    access,
+    billing,
+    cards,
+    effects,
+    events,
+    invoices,
+    ledger,
+    metrics,
+    radius_store,
+    sale,
+)
 from provisioner.auth import Principal
+from provisioner.batch import Batch
 from provisioner.db import transaction
 from provisioner.errors import Conflict, Forbidden, NotFound, ProvisionerError, ValidationError
 from provisioner.models import (
@@ -29,10 +42,12 @@ from provisioner.models import (
     CustomerStatus,
     CustomerType,
     Invoice,
+    MasterPackage,
     Package,
-    ResellerPackage,
+    Router,
     utcnow,
 )
+from provisioner.planning.radius_diff import ObservedRow
 from provisioner.radius_tables import radacct
 from provisioner.refs import as_param, refers_to
 from provisioner.registry import allocate_address, assign_prefix, uses_prefixes
@@ -71,24 +86,6 @@ def period(
         extend=customer.package_id == package.id and active,
         billing_day=customer.billing_day,
     )
-
-
-def _package_for(
-    session: Session, principal: Principal, ref: str
-) -> tuple[Package, ResellerPackage | None]:
-    """The package ``ref`` as this caller may buy it (``access``), and for a reseller its
-    assignment (its price), with a refusal that says which list it was looked for in."""
-    try:
-        if principal.role == "reseller":
-            a = access.assignment(session, principal, ref)
-            return a.package, a
-        return access.package(session, principal, ref), None
-    except NotFound:
-        if principal.role == "reseller":
-            raise NotFound(f"no package named {ref!r} is assigned to you") from None
-        if principal.role == "customer":
-            raise NotFound(f"no public package named {ref!r}") from None
-        raise
 
 
 def _payer(principal: Principal, req: ActivationRequest, customer: Customer) -> str:
@@ -146,63 +143,156 @@ def _same_request(session: Session, prior: Activation, req: ActivationRequest) -
         )
 
 
-@dataclass(frozen=True)
-class Resolved:
-    customer: Customer
-    prior: Activation | None  # what an earlier request with this key made
-    online: bool  # a live session in ``radacct``
-    billed: bool  # an open invoice
+_c, _rt, _p, _m, _a, _inv = (
+    t.__table__ for t in (Customer, Router, Package, MasterPackage, Activation, Invoice)
+)
+_cp, _cm = _p.alias("cur_package"), _m.alias("cur_master")
 
 
-def _resolve(session: Session, principal: Principal, ref: str, key: str) -> Resolved:
-    """The customer ``ref`` as this caller may see it, with its router, package and
-    master, the activation an earlier request with ``key`` made (if any), whether it
-    has a live session (``radacct``) and whether it has an open invoice, in one query.
-    PostgreSQL: the customer's row is locked by it, so two purchases for one customer at
-    once (two keys) never both extend from the expiry they both read (SQLite's BEGIN
-    IMMEDIATE already runs them one after the other). The customer's row comes before
-    any account's, in every path."""
-    by_id, value = as_param(ref)
-    if value is None:
-        by_id, value = True, -1  # names no row
-    postgres = session.get_bind().dialect.name == "postgresql"
-    row = session.execute(_RESOLVE[by_id, postgres], {"ref": value, "key": key}).unique().first()
-    customer, prior = (row[0], row[1]) if row else (None, None)
-    if prior is None and customer is None:
-        prior = _replay(session, principal, key)  # a key whose customer is gone since
-    elif prior is not None and prior.requested_by != principal.actor:
-        _replay(session, principal, key)  # refused: another caller's key
-    if prior is None and (customer is None or not access.may_see(session, principal, customer)):
-        raise NotFound(f"no customer named {ref!r}")
-    assert customer is not None or prior is not None
-    return Resolved(customer, prior, bool(row and row[2]), bool(row and row[3]))  # type: ignore[arg-type]
+def _labelled(t: Any, prefix: str) -> list[Any]:
+    return [c.label(f"{prefix}{c.key}") for c in t.c]
 
 
 def _resolve_statement(by_id: bool, lock: bool) -> Any:
-    """``_resolve``'s query, built once per form (by id or name; locking on PostgreSQL)."""
-    online = (
-        exists()
-        .where(radacct.c.username == Customer.username, radacct.c.acctstoptime.is_(None))
-        .label("online")
-    )
-    billed = (
-        exists()
-        .where(Invoice.customer_id == Customer.id, Invoice.status == invoices.OPEN)
-        .label("billed")
-    )
+    """The customer ``ref`` (by id or name) with its router's mode, its package and
+    master now (``c_*``, ``p_*``, ``m_*``), the activation an earlier request with
+    ``key`` made (``a_*``), whether it has a live session (``radacct``) and an open
+    invoice. PostgreSQL (``lock``): the customer's row is locked by it, so two purchases
+    for one customer at once (two keys) never both extend from the expiry they both read
+    (SQLite's BEGIN IMMEDIATE already runs them one after the other). The customer's row
+    comes before any account's, in every path."""
+    online = exists().where(radacct.c.username == _c.c.username, radacct.c.acctstoptime.is_(None))
+    billed = exists().where(_inv.c.customer_id == _c.c.id, _inv.c.status == invoices.OPEN)
     q = (
-        select(Customer, Activation, online, billed)
-        .outerjoin(Activation, Activation.idempotency_key == bindparam("key"))
-        .where((Customer.id if by_id else Customer.username) == bindparam("ref"))
-        .options(
-            joinedload(Customer.router),
-            joinedload(Customer.package).joinedload(Package.master_package),
-        )
+        select(
+            *_labelled(_c, "c_"), _rt.c.mode.label("router_mode"), *_labelled(_cp, "p_"),
+            *_labelled(_cm, "m_"), *_labelled(_a, "a_"), online.label("online"),
+            billed.label("billed"),
+        )  # fmt: skip
+        .select_from(_c)
+        .outerjoin(_rt, _rt.c.id == _c.c.router_id)
+        .outerjoin(_cp, _cp.c.id == _c.c.package_id)
+        .outerjoin(_cm, _cm.c.id == _cp.c.master_package_id)
+        .outerjoin(_a, _a.c.idempotency_key == bindparam("key"))
+        .where((_c.c.id if by_id else _c.c.username) == bindparam("ref"))
     )
-    return q.with_for_update(of=Customer.__table__) if lock else q
+    return q.with_for_update(of=_c) if lock else q
 
 
+def _chain_read(seller_given: bool, customer_by_id: bool, package_by_id: bool) -> Any:
+    """``sale.chain_statement`` read with the customer: the seller is the calling
+    reseller (``seller``) or else the customer's reseller, the package by id or name."""
+    seller = (
+        bindparam("seller")
+        if seller_given
+        else select(_c.c.reseller_id)
+        .where((_c.c.id if customer_by_id else _c.c.username) == bindparam("customer"))
+        .scalar_subquery()
+    )
+    package = (
+        bindparam("package")
+        if package_by_id
+        else select(_p.c.id).where(_p.c.name == bindparam("package")).scalar_subquery()
+    )
+    return sale.chain_statement(seller, package)
+
+
+# Built once: a statement made per call costs more Python than its round trip.
 _RESOLVE = {(i, lock): _resolve_statement(i, lock) for i in (True, False) for lock in (True, False)}
+_CHAIN_READ = {k: _chain_read(*k) for k in product((True, False), repeat=3)}
+_NEXT_ID = select(func.nextval(func.pg_get_serial_sequence("activations", "id")).label("id"))
+_ADD_ACTIVATION = insert(_a)
+_ADD_ACTIVATION_ID = insert(_a).returning(_a.c.id)
+_SET_CUSTOMER = (
+    update(_c)
+    .where(_c.c.id == bindparam("cid"))
+    .values(
+        package_id=bindparam("new_package"), status=bindparam("new_status"),
+        suspended_reason=bindparam("new_reason"), expires_at=bindparam("new_expires"),
+        billing_day=bindparam("new_billing_day"), throttled_until=bindparam("new_throttled"),
+        static_ip=bindparam("new_static_ip"),
+    )  # fmt: skip
+)
+_APPLIED = update(_a).where(_a.c.id == bindparam("act_id")).values(status="applied")
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one activation reads, at once (one round trip on PostgreSQL)."""
+
+    customer: Any  # ``_RESOLVE``'s row; None: no such customer
+    package: Any  # ``access.PACKAGE_READ``'s row; None: not one this caller may buy
+    chain: list[Any]  # the seller's chain (``sale.chain_statement``)
+    observed: list[ObservedRow] | None  # the user's RADIUS rows (None: not read)
+    next_id: int | None  # the activation's id (PostgreSQL; SQLite: its insert's)
+
+
+def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: str) -> _Read:
+    by_id, ref = as_param(req.customer)
+    if ref is None:
+        by_id, ref = True, -1  # names no row
+    pkg_by_id, pkg = as_param(req.package)
+    pg = conn.dialect.name == "postgresql"
+    w = Batch(conn)
+    customer = w.add(_RESOLVE[by_id, pg], {"ref": ref, "key": key})
+    package = chain = users = next_id = None
+    if pkg is not None:
+        role = principal.role if principal.role in ("admin", "reseller") else "customer"
+        me = {"me": principal.reseller_id or -1} if role == "reseller" else {}
+        package = w.add(access.PACKAGE_READ[role, pkg_by_id], {"ref": pkg, **me})
+        seller = principal.role == "reseller"
+        who = {"seller": principal.reseller_id or -1} if seller else {"customer": ref}
+        chain = w.add(_CHAIN_READ[seller, by_id, pkg_by_id], {**who, "package": pkg})
+    if not by_id:
+        users = w.add(radius_store.USER_ROWS, {"username": ref})
+    if pg:
+        next_id = w.add(_NEXT_ID, {})
+    out = w.run()
+    rows = out[customer][1]
+    return _Read(
+        customer=rows[0] if rows else None,
+        package=(out[package][1] or [None])[0] if package is not None else None,
+        chain=out[chain][1] if chain is not None else [],
+        observed=radius_store.observed_from(out[users][1], ref) if users is not None else None,
+        next_id=out[next_id][1][0].id if next_id is not None else None,
+    )
+
+
+_PARTS = {
+    prefix: [(f"{prefix}{c.key}", c.key) for c in t.c]
+    for prefix, t in (("c_", _c), ("p_", _p), ("m_", _m), ("a_", _a))
+}
+
+
+def _part(row: Any, prefix: str) -> SimpleNamespace | None:
+    """One table's columns of a joined row under their own names (None: no such row):
+    what ``effects``, ``state`` and ``events`` read of a customer, package or master."""
+    if getattr(row, f"{prefix}id") is None:
+        return None
+    return SimpleNamespace(**{key: getattr(row, label) for label, key in _PARTS[prefix]})
+
+
+def _package_of(row: Any) -> SimpleNamespace | None:
+    package = _part(row, "p_")
+    if package is not None:
+        package.master_package = _part(row, "m_")
+    return package
+
+
+def _customer_of(row: Any) -> SimpleNamespace:
+    customer = _part(row, "c_")
+    assert customer is not None
+    customer.router = SimpleNamespace(mode=row.router_mode) if row.router_mode else None
+    customer.package = _package_of(row)
+    return customer
+
+
+def _refused_package(principal: Principal, ref: str) -> NotFound:
+    if principal.role == "reseller":
+        return NotFound(f"no package named {ref!r} is assigned to you")
+    if principal.role == "customer":
+        return NotFound(f"no public package named {ref!r}")
+    return NotFound(f"no package named {ref!r}")
 
 
 def _key(req: ActivationRequest) -> str:
@@ -212,23 +302,40 @@ def _key(req: ActivationRequest) -> str:
     return key
 
 
-def activate(
-    session: Session, principal: Principal, req: ActivationRequest
-) -> tuple[Activation, bool]:
+def activate(session: Session, principal: Principal, req: ActivationRequest) -> tuple[Any, bool]:
     """Activate (or extend, or upgrade) in the caller's transaction.
 
     Returns (activation, created). A key seen before returns the first activation.
+
+    Every case takes this path: what it needs is read at once (``_read``: the customer,
+    the package as this caller may buy it, the seller's chain, the user's RADIUS rows),
+    the rules decide on those rows, and the writes go out together with the money
+    (``sale.pay``), so the payers' account rows are held from their debits to the commit
+    only. A case with more to do (a card, an address or a prefix to allocate, an open
+    invoice, live sessions or a router to tell) does it on the way.
     """
     key = _key(req)
-    found = _resolve(session, principal, req.customer, key)
-    customer, prior, online = found.customer, found.prior, found.online
-    if prior is not None:
-        _same_request(session, prior, req)
-        return prior, False
+    conn = session.connection()
+    read = _read(conn, principal, req, key)
+    row = read.customer
+    if row is None or row.a_id is not None:
+        prior = _replay(session, principal, key)  # another caller's key is refused
+        if prior is not None:
+            _same_request(session, prior, req)
+            return prior, False
+    if row is None:
+        raise NotFound(f"no customer named {req.customer!r}")
+    customer: Any = _customer_of(row)
+    if not access.may_see(session, principal, customer):
+        raise NotFound(f"no customer named {req.customer!r}")
     if req.payer not in PAYERS:
         # Anything unrecognised would otherwise fall through to an admin's free grant.
         raise ValidationError(f"must be one of {', '.join(PAYERS)}", field="payer")
-    package, _assigned = _package_for(session, principal, req.package)
+    if principal.role == "reseller" and not principal.reseller_id:
+        access.own_reseller(session, principal)  # refuses
+    package: Any = _package_of(read.package) if read.package is not None else None
+    if package is None:
+        raise _refused_package(principal, req.package)
     master = package.master_package
     if str(master.customer_type) != str(customer.customer_type):
         raise ValidationError(
@@ -246,17 +353,13 @@ def activate(
             session, principal, customer.username, req.card_serial or "", req.card_pin or ""
         )
     before = effects.customer_state(customer)
-    open_invoices = invoices.paid_through(session, customer) if found.billed else []
+    open_invoices = invoices.paid_through(session, customer) if row.billed else []
     start, end, billing_day = period(customer, package, now)
-    priced = sale.price(session, customer, package, payer, kind="activation")
-    act = Activation(
-        idempotency_key=key, customer_id=customer.id, package_id=package.id,
-        payer=payer, price=priced.charged.paid, requested_by=principal.actor,
-        starts_at=start, expires_at=end, status="pending",
-    )  # fmt: skip
-    session.add(act)
+    priced = sale.price(
+        session, customer, package, payer, kind="activation", links=sale.links_of(read.chain)
+    )
     old_master = customer.package.master_package if customer.package is not None else None
-    customer.package = package
+    customer.package, customer.package_id = package, package.id
     customer.status = CustomerStatus.active
     customer.suspended_reason = None
     customer.expires_at = end
@@ -265,42 +368,66 @@ def activate(
         customer.throttled_until = None
     if customer.customer_type == CustomerType.static and not customer.static_ip:
         customer.static_ip = allocate_address(session, customer, master)
-    session.flush()  # the activation and the customer in one unit of work
-    set_committed_value(act, "customer", customer)  # what its view shows, kept: no re-read
-    set_committed_value(act, "package", package)
-    last: list[tuple[Any, dict[str, Any]]] = []  # sent with the money (``sale.pay``)
+    after = effects.customer_state(customer)
+    act: Any = SimpleNamespace(
+        id=read.next_id, idempotency_key=key, customer_id=customer.id, package_id=package.id,
+        payer=payer, price=priced.charged.paid, requested_by=principal.actor, starts_at=start,
+        expires_at=end, status="pending", error=None, created_at=now,
+    )  # fmt: skip
+    values = {k: v for k, v in vars(act).items() if k != "id" or v is not None}
+    act.customer, act.package = customer, package  # what its view shows: no re-read
+    writes: list[tuple[Any, dict[str, Any]]] = [
+        (_SET_CUSTOMER, dict(
+            cid=customer.id, new_package=package.id, new_status=customer.status,
+            new_reason=None, new_expires=end, new_billing_day=billing_day,
+            new_throttled=customer.throttled_until, new_static_ip=customer.static_ip,
+        )),
+        (_ADD_ACTIVATION, values),
+    ]  # fmt: skip
+    prefixes = uses_prefixes(old_master, master)
+    # Rows that name the activation (NAS work) or read the customer back (a prefix's
+    # RADIUS rows) need both written first; else they go with the money, at the end.
+    may_queue = (
+        row.online or before.on_router or after.on_router or before.customer_type == "other"
+    )
+    if act.id is None:  # SQLite: its id is its insert's (no round trips to save)
+        act.id = conn.execute(_ADD_ACTIVATION_ID, values).scalar_one()
+        conn.execute(*writes[0])
+        writes = []
+    elif prefixes or may_queue:
+        w = Batch(conn)
+        for stmt, params in writes:
+            w.add(stmt, params)
+        w.run()
+        writes = []
+    last = list(writes)  # sent with the money (``sale.pay``)
     if str(master.billing) == "monthly":
         last += invoices.activation_paid(
             session, customer, act, package, start, end, now, priced.charged.customer_price,
             open_invoices,
         )  # fmt: skip
-    prefixes = uses_prefixes(old_master, master)
     if prefixes:  # else none to take or free: no lookup
         assign_prefix(session, customer)
     known = None
     if not prefixes:  # its RADIUS rows from what is in hand (a prefix is read with them)
         known = {customer.username: (spec_of(customer), master_spec(master))}
     queued = effects.customers_changed(
-        session, [(before, effects.customer_state(customer))], activation_id=act.id,
-        known=known, offline=frozenset() if online else frozenset({customer.username}),
-        later=last,
+        session, [(before, after)], activation_id=act.id, known=known,
+        offline=frozenset() if row.online else frozenset({customer.username}), later=last,
+        observed=None if prefixes else read.observed,
     )  # fmt: skip
     if not queued:  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
-        last.append((_APPLIED, {"act_id": act.id}))
+        act.status = "applied"
+        if writes:
+            values["status"] = "applied"  # its row goes in ``last``: written applied
+        else:
+            last.append((_APPLIED, {"act_id": act.id}))
         last.append(events.applied(act, customer, package))  # else outbox._after's
     # The money last: the payers' account rows are held from here to the commit only.
     sale.pay(session, priced, actor=principal.actor, activation_id=act.id, also=last)
     if not queued:
-        set_committed_value(act, "status", "applied")
-        act.work_known = []  # type: ignore[attr-defined]  # its view reads no outbox rows
+        act.work_known = []  # its view reads no outbox rows
     return act, True
-
-
-_APPLIED = (
-    update(Activation.__table__)
-    .where(Activation.__table__.c.id == bindparam("act_id"))
-    .values(status="applied")
-)
 
 
 def expire_due(factory: sessionmaker[Session], now: datetime | None = None) -> int:

@@ -53,7 +53,7 @@ def _compile(conn: Connection, stmt: Executable, keys: tuple[str, ...]) -> _Comp
     if computed or c.literal_execute_params or c.post_compile_params:
         raise ValueError(f"batch: pass {computed} yourself; no expanding parameters")
     binds = {}
-    for name, bind in c.binds.items():
+    for bind, name in c.bind_names.items():  # as rendered: an anonymous bind's too
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             binds[name] = process

@@ -179,13 +179,14 @@ def customers_changed(
     known: radius_store.Known | None = None,
     offline: frozenset[str] = frozenset(),
     later: list[tuple[Any, dict[str, Any]]] | None = None,
+    observed: list[radius_store.ObservedRow] | None = None,
 ) -> int:
     """Everything that follows a change of these customers; returns how many NAS work rows
     were queued (an activation with none is already applied).
 
     What an activation already knows is not read again: ``known`` specs, users known to
-    be ``offline`` (no live session to tell), and ``later`` takes the RADIUS writes to
-    send with its own (``radius_store.sync_users``)."""
+    be ``offline`` (no live session to tell), the users' RADIUS rows ``observed``, and
+    ``later`` takes the RADIUS writes to send with its own (``radius_store.sync_users``)."""
     changes = list(changes)
     if not changes:
         return 0
@@ -197,7 +198,9 @@ def customers_changed(
         auth.principals_changed()  # a customer's token may now be read-only, or gone
     settings = settings_of(session)
     names = {s.username for pair in changes for s in pair if s is not None}
-    radius_store.sync_users(session, options(settings), names, known=known, later=later)
+    radius_store.sync_users(
+        session, options(settings), names, known=known, later=later, observed=observed
+    )
     routers = {
         s.router_id
         for pair in changes

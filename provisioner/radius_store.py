@@ -243,8 +243,10 @@ def plan(
     hosts: Iterable[str] | None = None,
     scope_all: bool = True,
     known: Known | None = None,
+    observed: list[ObservedRow] | None = None,
 ) -> Plan:
-    """What differs between the registry and the RADIUS tables (all, or the named owners)."""
+    """What differs between the registry and the RADIUS tables (all, or the named owners).
+    ``observed``: the named users' rows, read already by the caller (``USER_ROWS``)."""
     changes: list[Change] = []
     if scope_all or usernames is not None:
         users = (
@@ -255,7 +257,8 @@ def plan(
         desired, owned_groups = _desired_users(
             session, None if usernames is None else users, opts, known
         )
-        observed = _observed_users(session, users)
+        if observed is None:
+            observed = _observed_users(session, users)
         unknown = {
             r.row.attribute for r in observed if r.row.table == "radusergroup"
         } - owned_groups
@@ -348,11 +351,15 @@ def sync_users(
     *,
     known: Known | None = None,
     later: list[tuple[Any, dict[str, Any]]] | None = None,
+    observed: list[ObservedRow] | None = None,
 ) -> int:
     """Bring these users' rows to what the registry says. ``known``: specs the caller
     holds (not read again); ``later``: the writes are appended there for the caller to
     send with its own (``sale.pay``), instead of now."""
-    p = plan(session, opts, usernames=list(usernames), scope_all=False, known=known)
+    p = plan(
+        session, opts, usernames=list(usernames), scope_all=False, known=known,
+        observed=observed,
+    )  # fmt: skip
     cut = any(
         c.action is Action.add and c.key.endswith(f"|{opts.expired_group}") for c in p.changes
     )

@@ -131,11 +131,15 @@ class Link:
     customer_price: Decimal | None
 
 
-def _chain_statement() -> Any:
+def chain_statement(seller: Any = None, package: Any = None) -> Any:
+    """The chain's query: ``seller`` and ``package`` are the ids' expressions (bound
+    parameters ``seller`` and ``package`` unless given, e.g. a subquery by name)."""
     r, rp = Reseller.__table__, ResellerPackage.__table__
+    seller = bindparam("seller") if seller is None else seller
+    package = bindparam("package") if package is None else package
     up = (
         select(r.c.id, r.c.name, r.c.parent_id, literal(0).label("depth"))
-        .where(r.c.id == bindparam("seller"))
+        .where(r.c.id == seller)
         .cte("chain", recursive=True)
     )
     up = up.union_all(
@@ -145,18 +149,23 @@ def _chain_statement() -> Any:
     )
     return (
         select(up.c.id, up.c.name, rp.c.id.label("given"), rp.c.price, rp.c.customer_price)
-        .outerjoin(rp, and_(rp.c.reseller_id == up.c.id, rp.c.package_id == bindparam("package")))
+        .select_from(up)
+        .outerjoin(rp, and_(rp.c.reseller_id == up.c.id, rp.c.package_id == package))
         .order_by(up.c.depth)
     )
 
 
-_CHAIN = _chain_statement()  # built once: every sale of a reseller's customer reads it
+_CHAIN = chain_statement()  # built once: every sale of a reseller's customer reads it
 
 
 def chain(session: Session, seller_id: int, package_id: int) -> list[Link]:
     """The seller and every operator above it, child first, each with its assignment of
     the package: one recursive query."""
-    rows = session.execute(_CHAIN, {"seller": seller_id, "package": package_id})
+    return links_of(session.execute(_CHAIN, {"seller": seller_id, "package": package_id}))
+
+
+def links_of(rows: Any) -> list[Link]:
+    """``chain_statement``'s rows as links."""
     return [Link(x.id, x.name, x.given is not None, x.price, x.customer_price) for x in rows]
 
 
@@ -168,18 +177,23 @@ def price(
     *,
     kind: str,
     price_to_customer: Decimal | None = None,
+    links: list[Link] | None = None,
 ) -> Priced:
     """Price one sale of ``package`` to ``customer``, paid by ``payer`` (``admin``,
     ``reseller:N`` or ``customer:N``): every leg, by the rule in the module's docstring.
     Reads only; a parent without the package refuses it (409).
 
     ``kind`` names the ledger rows (``activation``, ``invoice``); ``price_to_customer``:
-    the customer's price already fixed (an invoice's amount), else today's."""
+    the customer's price already fixed (an invoice's amount), else today's; ``links``:
+    the seller's chain read already (``chain_statement``)."""
     who, _, number = payer.partition(":")
     if who not in ("customer", "reseller", ADMIN) or (who != ADMIN and not number.isdigit()):
         raise ValueError(f"no such payer {payer!r}")
     seller_id = int(number) if who == "reseller" else customer.reseller_id
-    links = chain(session, seller_id, package.id) if seller_id is not None else []
+    if seller_id is None:
+        links = []
+    elif links is None:
+        links = chain(session, seller_id, package.id)
     cp = price_to_customer
     if cp is None:
         if links and links[0].id == customer.reseller_id:  # known already: no lookup
