@@ -16,7 +16,7 @@ from itertools import product
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -213,6 +213,12 @@ _SET_CUSTOMER = (
         static_ip=bindparam("new_static_ip"),
     )  # fmt: skip
 )
+# PostgreSQL plans a prepared statement afresh at each execution while it judges a custom
+# plan better; these reads (found by key) plan as well generic, and planning the resolve
+# costs it more than running it (0.25 against 0.09 ms): planned once, then for the rest
+# of the transaction as before.
+_GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
+_PLANS_AS_BEFORE = text("SET LOCAL plan_cache_mode = auto")
 _APPLIED = update(_a).where(_a.c.id == bindparam("act_id")).values(status="applied")
 
 
@@ -234,6 +240,8 @@ def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: s
     pkg_by_id, pkg = as_param(req.package)
     pg = conn.dialect.name == "postgresql"
     w = Batch(conn)
+    if pg:
+        w.add(_GENERIC_PLANS, {})
     customer = w.add(_RESOLVE[by_id, pg], {"ref": ref, "key": key})
     package = chain = users = next_id = None
     if pkg is not None:
@@ -247,6 +255,7 @@ def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: s
         users = w.add(radius_store.USER_ROWS, {"username": ref})
     if pg:
         next_id = w.add(_NEXT_ID, {})
+        w.add(_PLANS_AS_BEFORE, {})
     out = w.run()
     rows = out[customer][1]
     return _Read(

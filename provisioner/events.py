@@ -43,6 +43,9 @@ TYPES: dict[str, str] = {
 }
 
 
+# Built once: a batch compiles each statement object once (``batch``), not each call.
+_INSERT = insert(Event.__table__)
+
 def new_uid() -> str:
     return "evt_" + uuid.uuid4().hex
 
@@ -73,12 +76,12 @@ def emit(session: Session, type_: str, body: dict[str, Any], **kw: Any) -> None:
 def emit_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     rows = list(rows)
     if rows:
-        session.execute(insert(Event.__table__), rows)
+        session.execute(_INSERT, rows)
 
 
 def statement(type_: str, body: dict[str, Any], **kw: Any) -> tuple[Any, dict[str, Any]]:
     """(statement, parameters) of one event, for a batch sent with others (``sale.pay``)."""
-    return insert(Event.__table__), row(type_, body, **kw)
+    return _INSERT, row(type_, body, **kw)
 
 
 def customer_body(c: Any) -> dict[str, Any]:

@@ -35,14 +35,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+# FastAPI tries each route in order: the busiest (activations, then customers) first,
+# so the common request is not matched against every registry route before its own.
 for module in (
+    activations,
+    customers,
     masters,
     packages,
     resellers,
     routers,
-    customers,
     plans,
-    activations,
     invoices,
     webhooks,
 ):
