@@ -538,3 +538,28 @@ def test_a_key_reused_for_another_request_is_refused(any_ctx: Context) -> None:
     with transaction(any_ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Activation)) == 1
         assert s.get(Customer, 2).status == "new"
+
+
+def test_activations_compile_each_statement_once(any_ctx: Context) -> None:
+    """Every statement an activation sends in a batch is built once: a statement object
+    made per call would be compiled at every activation (and fill the batch's cache)."""
+    from provisioner import batch
+
+    make = Factory(any_ctx)
+    who, pkg, router = reseller_with(any_ctx, make, price="1")
+    with transaction(any_ctx.factory) as s:
+        res = s.get(Reseller, who.reseller_id).name  # type: ignore[union-attr]
+        for i in range(6):
+            registry.create_customer(s, "t", {
+                "username": f"k{i}", "password": "p", "customer_type": "pppoe",
+                "router": router, "reseller": res,
+            })  # fmt: skip
+        ledger.topup(s, "admin", f"reseller:{who.reseller_id}", "100")
+    for i in range(3):  # the first ones compile what they send
+        run_activation(any_ctx.factory, who, ActivationRequest(f"k{i}", pkg, f"warm-{i}"))
+    shapes = set(batch._cache)
+    for i in range(3, 6):
+        run_activation(any_ctx.factory, who, ActivationRequest(f"k{i}", pkg, f"more-{i}"))
+    assert set(batch._cache) == shapes
+    with transaction(any_ctx.factory) as s:
+        assert ledger.balance(s, f"reseller:{who.reseller_id}") == Decimal("94.00")
