@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.activations import PACKAGE, Options, open_database, seed
+from bench.activations import CASE_PACKAGE, PACKAGE, Options, open_database, seed
 from provisioner import batch, ledger
 from provisioner.activation import ActivationRequest, run_and_view
 from provisioner.auth import authenticate
@@ -46,10 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cprofile", action="store_true", help="print the top of a cProfile")
     p.add_argument("--http", action="store_true", help="through the HTTP app (TestClient)")
     p.add_argument("--show", action="store_true", help="print the last activation's SQL")
+    p.add_argument(
+        "--case", choices=("static", "ipv6"), default=None,
+        help="that case's activations (bench.activations --cases) instead of the common one",
+    )  # fmt: skip
     a = p.parse_args(argv)
     opts = Options(
-        a.db, a.n, 1, 1, 1, False, 1, True, 0, False, 0, 1, None, "customer"
+        a.db, a.n, 1, 1, 1, False, 1, True, 0, False, 0, 1, None, "customer",
+        cases=(a.case,) if a.case else (), case_customers=a.n,
     )  # fmt: skip
+    package = CASE_PACKAGE[a.case][0] if a.case else PACKAGE
     with tempfile.TemporaryDirectory(prefix="bench-prof-") as tmp:
         db = open_database(opts, Path(tmp))
         try:
@@ -59,11 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             ctx = open_context(settings)
             world = seed(ctx, opts)
-            rid = world.rids[0]
+            run = world.runs[a.case or "empty"]
+            rid = run[0][1]
             with transaction(ctx.factory) as s:
                 ledger.topup(s, "bench", f"reseller:{rid}", Decimal(1_000_000))
             token = world.tokens[rid]
-            customers = [u for u, _ in world.runs["empty"]]
+            customers = [u for u, r in run if r == rid]
             counts: Counter[str] = Counter()
 
             shown: list[str] = []
@@ -112,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 def one(i: int, username: str) -> None:
                     r = client.post(
                         "/api/v1/activations",
-                        json={"customer": username, "package": PACKAGE,
+                        json={"customer": username, "package": package,
                               "idempotency_key": f"prof-{i}"},
                         headers=headers,
                     )  # fmt: skip
@@ -125,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         principal, _ = authenticate(s, token)
                     run_and_view(
                         ctx.factory, principal,
-                        ActivationRequest(username, PACKAGE, f"prof-{i}"),
+                        ActivationRequest(username, package, f"prof-{i}"),
                         lambda s, act: activations.view(s, principal, act),
                     )  # fmt: skip
 

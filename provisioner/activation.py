@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import product
 from types import SimpleNamespace
@@ -220,6 +220,7 @@ _SET_CUSTOMER = (
         static_ip=bindparam("new_static_ip"),
     )  # fmt: skip
 )
+_QUEUED_SYNC = {"kind": effects.SYNC_ROUTER, "status": "pending", "attempts": 0, "error": None}
 _APPLIED = update(_a).where(_a.c.id == bindparam("act_id")).values(status="applied")
 
 
@@ -392,17 +393,16 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
         )),
         (_ADD_ACTIVATION, values),
     ]  # fmt: skip
-    prefixes = uses_prefixes(old_master, master)
-    # Rows that name the activation (NAS work) or read the customer back (a prefix's
-    # RADIUS rows) need both written first; else they go with the money, at the end.
-    may_queue = (
-        row.online or before.on_router or after.on_router or before.customer_type == "other"
-    )
+    # The work it may queue as ORM rows (CoA to a live session, an "other" action) names
+    # the activation: it is written first then. Else it goes with the money, at the end,
+    # and so do its routers' syncs (``effects``'s rows in ``last``).
+    may_queue = row.online or before.customer_type == "other" or after.customer_type == "other"
+
     if act.id is None:  # SQLite: its id is its insert's (no round trips to save)
         act.id = conn.execute(_ADD_ACTIVATION_ID, values).scalar_one()
         conn.execute(*writes[0])
         writes = []
-    elif prefixes or may_queue:
+    elif may_queue:
         w = Batch(conn)
         for stmt, params in writes:
             w.add(stmt, params)
@@ -414,15 +414,15 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
             session, customer, act, package, start, end, now, priced.charged.customer_price,
             open_invoices,
         )  # fmt: skip
-    if prefixes:  # else none to take or free: no lookup
-        assign_prefix(session, customer)
-    known = None
-    if not prefixes:  # its RADIUS rows from what is in hand (a prefix is read with them)
-        known = {customer.username: (spec_of(customer), master_spec(master))}
+    spec = spec_of(customer)
+    if uses_prefixes(old_master, master):  # else none to take or free: no lookup
+        spec = replace(spec, delegated_prefix=assign_prefix(session, customer))
+    # Its RADIUS rows from what is in hand: nothing of it is read again.
+    known = {customer.username: (spec, master_spec(master))}
     queued = effects.customers_changed(
         session, [(before, after)], activation_id=act.id, known=known,
         offline=frozenset() if row.online else frozenset({customer.username}), later=last,
-        observed=None if prefixes else read.observed,
+        observed=read.observed,
     )  # fmt: skip
     if not queued:  # nothing left to do on a NAS (e.g. a RADIUS-mode PPPoE user)
         act.status = "applied"
@@ -433,8 +433,8 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
         last.append(events.applied(act, customer, package))  # else outbox._after's
     # The money last: the payers' account rows are held from here to the commit only.
     sale.pay(session, priced, actor=principal.actor, activation_id=act.id, also=last)
-    if not queued:
-        act.work_known = []  # its view reads no outbox rows
+    if not may_queue:  # what it queued is its routers' syncs: its view reads none back
+        act.work_known = [_QUEUED_SYNC] * queued
     return act, True
 
 

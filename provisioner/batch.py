@@ -60,7 +60,8 @@ def _compile(conn: Connection, stmt: Executable, keys: tuple[str, ...]) -> _Comp
     row, results = None, ()
     columns = list(getattr(stmt, "exported_columns", ()))  # a SELECT's, or RETURNING's
     if columns:
-        row = namedtuple("Row", [col.key for col in columns])  # type: ignore[misc]
+        # An unnamed column (an unlabelled function) is reached by position.
+        row = namedtuple("Row", [str(col.key) for col in columns], rename=True)  # type: ignore[misc]
         results = tuple(
             col.type.dialect_impl(dialect).result_processor(dialect, None) for col in columns
         )

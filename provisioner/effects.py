@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from provisioner import access, auth, events, radius_store, sessions
@@ -44,6 +44,16 @@ from provisioner.state import options
 
 OTHER = "other"
 SYNC_ROUTER = "sync_router"
+_ADD_WORK = insert(Outbox.__table__)  # built once: an activation's batch compiles it once
+
+
+def _work_row(kind: str, router_id: int, activation_id: int | None) -> dict[str, Any]:
+    """An outbox row as ``Outbox``'s defaults make it, for ``_ADD_WORK`` in a batch."""
+    now = utcnow()
+    return dict(
+        kind=kind, router_id=router_id, activation_id=activation_id, payload={},
+        status="pending", attempts=0, next_attempt_at=now, created_at=now,
+    )  # fmt: skip
 
 
 def settings_of(session: Session) -> Settings:
@@ -219,7 +229,10 @@ def customers_changed(
     else:
         # Its own rows: the activation is applied when *its* work is done.
         for rid in sorted(routers):
-            session.add(Outbox(kind=SYNC_ROUTER, router_id=rid, activation_id=activation_id))
+            if later is not None:  # written with the caller's rows (its activation's first)
+                later.append((_ADD_WORK, _work_row(SYNC_ROUTER, rid, activation_id)))
+            else:
+                session.add(Outbox(kind=SYNC_ROUTER, router_id=rid, activation_id=activation_id))
         n += len(routers)
     n += sessions.queue(
         session,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,8 +26,9 @@ STATUSES = ("pending", "applied", "failed")
 def _view(session: Session, principal: Principal, a: Activation) -> ActivationOut:
     c, p = a.customer, a.package
     customer, package = (c.username if c else None), (p.name if p else None)
-    # An activation that has just queued nothing says so (``activation.activate``).
-    work: list[WorkOut] | None = getattr(a, "work_known", None)
+    # An activation that has just queued work says what it queued (``activation.activate``).
+    known: list[dict[str, Any]] | None = getattr(a, "work_known", None)
+    work = None if known is None else [WorkOut(**w) for w in known]
     if work is None:
         work = [
             WorkOut(kind=w.kind, status=w.status, attempts=w.attempts, error=w.last_error)

@@ -6,12 +6,13 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, case, delete, exists, func, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from provisioner import access, effects, validation
 from provisioner.auth import Principal
+from provisioner.batch import Batch
 from provisioner.errors import Conflict, Forbidden, NotFound, ValidationError
 from provisioner.models import (
     Activation,
@@ -38,6 +39,13 @@ from provisioner.registry.common import (
 )
 from provisioner.schemas import CUSTOMER_FIELDS
 
+# Every address in use, reserved or a customer's: one read (``allocate_address``).
+_TAKEN = union_all(
+    select(StaticAddress.address),
+    select(Customer.static_ip).where(Customer.static_ip.is_not(None)),
+)
+_POOL_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("pool"))).label("locked"))
+
 
 def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
     """The lowest free address of the package's pool; the unique row makes it exclusive.
@@ -45,10 +53,11 @@ def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
     PostgreSQL: first activations of a pool's customers at once would all read the same
     lowest free address, and all but one fail on the unique column (409): each waits for
     the one before it to commit (a lock per pool, held to the end of the transaction)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"pool:{m.pool_name}"))))
-    used = set(session.scalars(select(StaticAddress.address)))
-    used |= set(session.scalars(select(Customer.static_ip).where(Customer.static_ip.is_not(None))))
+    w = Batch(session.connection())
+    if w.pipelined:  # PostgreSQL: with the read, in one round trip
+        w.add(_POOL_LOCK, {"pool": f"pool:{m.pool_name}"})
+    taken = w.add(_TAKEN, {})
+    used = {r[0] for r in w.run()[taken][1]}
     for a, b in validation.ranges("pool_ranges", m.pool_ranges):
         for n in range(a, b + 1):
             ip = str(ipaddress.IPv4Address(n))
@@ -81,7 +90,7 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
     """
     m = c.package.master_package if c.package is not None else None
     pool = _prefix_pool(m)
-    existing = session.scalar(select(Ipv6Prefix).where(Ipv6Prefix.customer_id == c.id))
+    existing = session.execute(_HELD, {"customer": c.id}).first()
     if existing is not None:
         mine = ipaddress.IPv6Network(existing.prefix)
         if (
@@ -91,21 +100,23 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
             and mine.prefixlen == m.ipv6_prefix_length
             and mine.subnet_of(pool)
         ):
-            return existing.prefix
-        session.delete(existing)
-        session.flush()
+            return str(existing.prefix)
+        session.execute(_RELEASE, {"prefix": existing.prefix})
     if m is None or pool is None or m.ipv6_prefix_length is None:
         return None
     length, base = m.ipv6_prefix_length, int(pool.network_address)
     step, count = 1 << (128 - length), 1 << (length - pool.prefixlen)
-    if session.get_bind().dialect.name == "postgresql":
+    add = _TAKE[session.get_bind().dialect.name]
+    w = Batch(session.connection())
+    if w.pipelined:
         # As ``allocate_address``: concurrent activations of one pool would all find the
-        # same lowest free slot and all but one fail on it and read again; one at a time.
-        lock = func.pg_advisory_xact_lock(func.hashtext(f"prefix-pool:{m.ipv6_pool_name}"))
-        session.execute(select(lock))
+        # same lowest free slot and all but one fail on it and read again; one at a time
+        # (the lock taken with the first read, in one round trip).
+        w.add(_POOL_LOCK, {"pool": f"prefix-pool:{m.ipv6_pool_name}"})
+    lowest = w.add(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
+    i = w.run()[lowest][1][0][0]
     skip: set[int] = set()
     while True:
-        i = session.scalar(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
         if i is None or i in skip:  # a row of the pool before it changed holds it
             i = _lowest_free_by_reading(session, pool, base, step, skip)
         if i >= count:
@@ -115,14 +126,24 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
                 field="package",
             )
         prefix = str(ipaddress.IPv6Network((base + i * step, length)))
-        try:
-            with session.begin_nested():
-                session.add(
-                    Ipv6Prefix(prefix=prefix, customer_id=c.id, pool_name=m.ipv6_pool_name, slot=i)
-                )
+        taken = session.execute(
+            add, {"prefix": prefix, "customer_id": c.id, "pool_name": m.ipv6_pool_name, "slot": i}
+        ).first()
+        if taken is not None:
             return prefix
-        except IntegrityError:
-            skip.add(i)  # another customer's, committed meanwhile
+        skip.add(i)  # another customer's, committed meanwhile
+        i = session.scalar(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
+
+
+_ip6 = Ipv6Prefix.__table__
+_HELD = select(_ip6.c.prefix, _ip6.c.pool_name).where(_ip6.c.customer_id == bindparam("customer"))
+_RELEASE = delete(_ip6).where(_ip6.c.prefix == bindparam("prefix"))
+# A slot taken meanwhile (a unique prefix) adds no row rather than failing the
+# transaction: no savepoint around it.
+_TAKE = {
+    d.__name__.rsplit(".", 1)[-1]: d.insert(_ip6).on_conflict_do_nothing().returning(_ip6.c.prefix)
+    for d in (postgresql, sqlite)
+}
 
 
 def _lowest_free_statement() -> Any:
