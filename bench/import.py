@@ -157,9 +157,7 @@ def fill(ctx: Context, n: int) -> dict[str, float]:
             s.execute(insert(table), rows)
     t_insert = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with transaction(ctx.factory) as s:
-        plan = radius_store.plan(s, options(ctx.settings))
-        written = radius_store.apply(s, plan)
+    written, _ = radius_store.sync_all(ctx.factory, options(ctx.settings))
     t_radius = time.perf_counter() - t0
     with ctx.engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
