@@ -8,7 +8,9 @@
 them active) are inserted set-based (Core, each password encrypted as the service does)
 and their RADIUS rows written by ``radius sync``'s own plan and apply, timed; after the
 import, ``radius diff`` over all of them is timed and must be empty. Peak resident
-memory of the process is printed.
+memory of the process is printed. Then (with or without ``--existing``) the local-mode
+router ``core-1`` is pointed at a simulated RouterOS and synced twice: the first sync and
+the converged re-sync (which must write nothing) are timed.
 
 A fresh database per backend is seeded through the service layer (two local-mode routers,
 one RADIUS-mode router, a pppoe master package, three packages, three resellers with
@@ -38,7 +40,8 @@ from typing import Any, cast
 
 from sqlalchemy import Table, create_engine, func, insert, select, text
 
-from provisioner import bulk, radius_store, registry
+from nas_adapters.routeros_sim import SimulatedRouter
+from provisioner import bulk, radius_store, registry, sync
 from provisioner.config import Settings
 from provisioner.context import Context, open_context
 from provisioner.db import reading, transaction
@@ -170,6 +173,39 @@ def fill(ctx: Context, n: int) -> dict[str, float]:
             "radius_rows": written}  # fmt: skip
 
 
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def resync_local(ctx: Context) -> dict[str, Any]:
+    """``core-1`` (local mode) pointed at a simulated RouterOS: its first sync (every
+    secret of its customers written), then a converged re-sync (nothing to write), timed
+    (wall, and this process's CPU: engine, driver and the simulator's thread)."""
+    with SimulatedRouter(username="api", password="pw") as sim:
+        with transaction(ctx.factory) as s:
+            registry.update_router(s, "bench", "core-1", {"host": sim.host, "api_port": sim.port})
+            rid = s.scalars(select(Router.id).where(Router.name == "core-1")).one()
+            n = s.scalar(
+                select(func.count()).select_from(Customer).where(Customer.router_id == rid)
+            )
+        t0 = time.perf_counter()
+        first = sync.sync_router(ctx.factory, ctx.settings, rid, trigger="bench")
+        t_first = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), cpu_s()
+        again = sync.sync_router(ctx.factory, ctx.settings, rid, trigger="bench")
+        t_again, c_again = time.perf_counter() - t0, cpu_s() - c0
+    ok = first.status == "ok" and first.applied > 0 and again.status == "ok" and again.applied == 0
+    say(
+        f"local-mode router of {n:,} customers: first sync {t_first:.2f} s "
+        f"({first.applied:,} writes, {first.status}); converged re-sync {t_again:.3f} s wall, "
+        f"{c_again:.3f} s CPU ({again.applied} writes, {again.status})"
+    )
+    return {"local_router_customers": n, "local_first_sync_s": round(t_first, 2),
+            "local_resync_s": round(t_again, 3), "local_resync_cpu_s": round(c_again, 3),
+            "local_resync_ok": ok}  # fmt: skip
+
+
 def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> dict[str, Any]:
     settings = Settings(
         database_url=url, key_file=key_dir / f"{label}.key", sync_debounce_seconds=0.0
@@ -220,6 +256,8 @@ def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> di
             diff_s = time.perf_counter() - t0
             checks["radius diff empty after all"] = not pending.has_changes
             say(f"{label}: radius diff over {rows + existing:,} customers {diff_s:.1f} s")
+        local = resync_local(ctx)
+        checks["a local-mode router's re-sync writes nothing"] = bool(local["local_resync_ok"])
         for name, ok in checks.items():
             if not ok:
                 say(f"INVARIANT FAILED {label}: {name}")
@@ -233,6 +271,7 @@ def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> di
             "existing": existing,
             **filled,
             "radius_diff_s": None if diff_s is None else round(diff_s, 1),
+            **local,
             "peak_rss_mb": round(rss_peak_mb()),
         }
         say(
