@@ -8,7 +8,8 @@
 them active) are inserted set-based (Core, each password encrypted as the service does)
 and their RADIUS rows written by ``radius sync``'s own plan and apply, timed; after the
 import, ``radius diff`` over all of them is timed and must be empty. Peak resident
-memory of the process is printed. Then (with or without ``--existing``) the local-mode
+memory of the process is printed, and that of the sync and of the diff alone (Linux:
+the high-water mark is reset before each). Then (with or without ``--existing``) the local-mode
 router ``core-1`` is pointed at a simulated RouterOS and synced twice: the first sync and
 the converged re-sync (which must write nothing) are timed.
 
@@ -29,6 +30,7 @@ made and dropped here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -136,6 +138,22 @@ def rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def step_peak_reset() -> None:
+    """Start a new high-water mark of resident memory (Linux: clear_refs 5), so that
+    ``step_peak_mb`` is one step's own peak; elsewhere the process's peak is kept."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def step_peak_mb() -> float:
+    """The resident high-water mark since ``step_peak_reset`` (VmHWM), in MB."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return rss_peak_mb()
+
+
 def fill(ctx: Context, n: int) -> dict[str, float]:
     """``n`` customers already there (set-based), then their RADIUS rows as ``radius
     sync`` writes them; the times of both."""
@@ -159,18 +177,21 @@ def fill(ctx: Context, n: int) -> dict[str, float]:
         with transaction(ctx.factory) as s:
             s.execute(insert(table), rows)
     t_insert = time.perf_counter() - t0
+    step_peak_reset()
     t0 = time.perf_counter()
     written, _ = radius_store.sync_all(ctx.factory, options(ctx.settings))
     t_radius = time.perf_counter() - t0
+    sync_peak = step_peak_mb()
     with ctx.engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.execute(text("VACUUM (ANALYZE)" if conn.dialect.name == "postgresql" else "ANALYZE"))
     say(
         f"{n:,} customers inserted in {t_insert:.1f} s; radius sync wrote {written:,} rows "
-        f"in {t_radius:.1f} s; peak RSS so far {rss_peak_mb():.0f} MB"
+        f"in {t_radius:.1f} s (peak RSS of the sync {sync_peak:.0f} MB); "
+        f"peak RSS so far {rss_peak_mb():.0f} MB"
     )
     return {"existing_insert_s": round(t_insert, 1), "radius_sync_s": round(t_radius, 1),
-            "radius_rows": written}  # fmt: skip
+            "radius_rows": written, "radius_sync_peak_mb": round(sync_peak)}  # fmt: skip
 
 
 def cpu_s() -> float:
@@ -248,14 +269,20 @@ def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> di
             "one sync per local-mode router": len(syncs) == len(set(syncs)) == 2,
             "an audit row each": audited == rows,
         }
-        diff_s = None
+        diff_s = diff_peak = None
         if existing:
+            say(f"{label}: peak RSS after the import {rss_peak_mb():.0f} MB")
+            step_peak_reset()
             t0 = time.perf_counter()
             with reading(ctx.factory) as s:
                 pending = radius_store.plan(s, options(ctx.settings))
             diff_s = time.perf_counter() - t0
+            diff_peak = round(step_peak_mb())
             checks["radius diff empty after all"] = not pending.has_changes
-            say(f"{label}: radius diff over {rows + existing:,} customers {diff_s:.1f} s")
+            say(
+                f"{label}: radius diff over {rows + existing:,} customers {diff_s:.1f} s "
+                f"(peak RSS of the diff {diff_peak} MB)"
+            )
         local = resync_local(ctx)
         checks["a local-mode router's re-sync writes nothing"] = bool(local["local_resync_ok"])
         for name, ok in checks.items():
@@ -271,6 +298,7 @@ def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> di
             "existing": existing,
             **filled,
             "radius_diff_s": None if diff_s is None else round(diff_s, 1),
+            "radius_diff_peak_mb": diff_peak,
             **local,
             "peak_rss_mb": round(rss_peak_mb()),
         }
