@@ -8,7 +8,10 @@
 them active) are inserted set-based (Core, each password encrypted as the service does)
 and their RADIUS rows written by ``radius sync``'s own plan and apply, timed; after the
 import, ``radius diff`` over all of them is timed and must be empty. Peak resident
-memory of the process is printed.
+memory of the process is printed, and that of the sync and of the diff alone (Linux:
+the high-water mark is reset before each, so ``time -v`` reports the last step's). Then (with or without ``--existing``) the local-mode
+router ``core-1`` is pointed at a simulated RouterOS and synced twice: the first sync and
+the converged re-sync (which must write nothing) are timed.
 
 A fresh database per backend is seeded through the service layer (two local-mode routers,
 one RADIUS-mode router, a pppoe master package, three packages, three resellers with
@@ -27,6 +30,7 @@ made and dropped here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -38,7 +42,8 @@ from typing import Any, cast
 
 from sqlalchemy import Table, create_engine, func, insert, select, text
 
-from provisioner import bulk, radius_store, registry
+from nas_adapters.routeros_sim import SimulatedRouter
+from provisioner import bulk, radius_store, registry, sync
 from provisioner.config import Settings
 from provisioner.context import Context, open_context
 from provisioner.db import reading, transaction
@@ -129,8 +134,30 @@ def make_csv(n: int, world: dict[str, list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_PEAK_BEFORE = [0.0]  # the process's peak before the last reset of the high-water mark
+
+
 def rss_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The process's peak resident memory (across ``step_peak_reset``, which also resets
+    what ``getrusage`` and ``time -v`` report)."""
+    return max(_PEAK_BEFORE[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def step_peak_reset() -> None:
+    """Start a new high-water mark of resident memory (Linux: clear_refs 5), so that
+    ``step_peak_mb`` is one step's own peak; elsewhere the process's peak is kept."""
+    _PEAK_BEFORE[0] = rss_peak_mb()
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def step_peak_mb() -> float:
+    """The resident high-water mark since ``step_peak_reset`` (VmHWM), in MB."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return rss_peak_mb()
 
 
 def fill(ctx: Context, n: int) -> dict[str, float]:
@@ -156,20 +183,54 @@ def fill(ctx: Context, n: int) -> dict[str, float]:
         with transaction(ctx.factory) as s:
             s.execute(insert(table), rows)
     t_insert = time.perf_counter() - t0
+    step_peak_reset()
     t0 = time.perf_counter()
-    with transaction(ctx.factory) as s:
-        plan = radius_store.plan(s, options(ctx.settings))
-        written = radius_store.apply(s, plan)
+    written, _ = radius_store.sync_all(ctx.factory, options(ctx.settings))
     t_radius = time.perf_counter() - t0
+    sync_peak = step_peak_mb()
     with ctx.engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.execute(text("VACUUM (ANALYZE)" if conn.dialect.name == "postgresql" else "ANALYZE"))
     say(
         f"{n:,} customers inserted in {t_insert:.1f} s; radius sync wrote {written:,} rows "
-        f"in {t_radius:.1f} s; peak RSS so far {rss_peak_mb():.0f} MB"
+        f"in {t_radius:.1f} s (peak RSS of the sync {sync_peak:.0f} MB); "
+        f"peak RSS so far {rss_peak_mb():.0f} MB"
     )
     return {"existing_insert_s": round(t_insert, 1), "radius_sync_s": round(t_radius, 1),
-            "radius_rows": written}  # fmt: skip
+            "radius_rows": written, "radius_sync_peak_mb": round(sync_peak)}  # fmt: skip
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def resync_local(ctx: Context) -> dict[str, Any]:
+    """``core-1`` (local mode) pointed at a simulated RouterOS: its first sync (every
+    secret of its customers written), then a converged re-sync (nothing to write), timed
+    (wall, and this process's CPU: engine, driver and the simulator's thread)."""
+    with SimulatedRouter(username="api", password="pw") as sim:
+        with transaction(ctx.factory) as s:
+            registry.update_router(s, "bench", "core-1", {"host": sim.host, "api_port": sim.port})
+            rid = s.scalars(select(Router.id).where(Router.name == "core-1")).one()
+            n = s.scalar(
+                select(func.count()).select_from(Customer).where(Customer.router_id == rid)
+            )
+        t0 = time.perf_counter()
+        first = sync.sync_router(ctx.factory, ctx.settings, rid, trigger="bench")
+        t_first = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), cpu_s()
+        again = sync.sync_router(ctx.factory, ctx.settings, rid, trigger="bench")
+        t_again, c_again = time.perf_counter() - t0, cpu_s() - c0
+    ok = first.status == "ok" and first.applied > 0 and again.status == "ok" and again.applied == 0
+    say(
+        f"local-mode router of {n:,} customers: first sync {t_first:.2f} s "
+        f"({first.applied:,} writes, {first.status}); converged re-sync {t_again:.3f} s wall, "
+        f"{c_again:.3f} s CPU ({again.applied} writes, {again.status})"
+    )
+    return {"local_router_customers": n, "local_first_sync_s": round(t_first, 2),
+            "local_resync_s": round(t_again, 3), "local_resync_cpu_s": round(c_again, 3),
+            "local_resync_ok": ok}  # fmt: skip
 
 
 def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> dict[str, Any]:
@@ -214,14 +275,22 @@ def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> di
             "one sync per local-mode router": len(syncs) == len(set(syncs)) == 2,
             "an audit row each": audited == rows,
         }
-        diff_s = None
+        diff_s = diff_peak = None
         if existing:
+            say(f"{label}: peak RSS after the import {rss_peak_mb():.0f} MB")
+            step_peak_reset()
             t0 = time.perf_counter()
             with reading(ctx.factory) as s:
                 pending = radius_store.plan(s, options(ctx.settings))
             diff_s = time.perf_counter() - t0
+            diff_peak = round(step_peak_mb())
             checks["radius diff empty after all"] = not pending.has_changes
-            say(f"{label}: radius diff over {rows + existing:,} customers {diff_s:.1f} s")
+            say(
+                f"{label}: radius diff over {rows + existing:,} customers {diff_s:.1f} s "
+                f"(peak RSS of the diff {diff_peak} MB)"
+            )
+        local = resync_local(ctx)
+        checks["a local-mode router's re-sync writes nothing"] = bool(local["local_resync_ok"])
         for name, ok in checks.items():
             if not ok:
                 say(f"INVARIANT FAILED {label}: {name}")
@@ -235,6 +304,8 @@ def run(url: str, key_dir: Path, rows: int, label: str, existing: int = 0) -> di
             "existing": existing,
             **filled,
             "radius_diff_s": None if diff_s is None else round(diff_s, 1),
+            "radius_diff_peak_mb": diff_peak,
+            **local,
             "peak_rss_mb": round(rss_peak_mb()),
         }
         say(

@@ -7,11 +7,13 @@ managed attributes of our users and groups, and ``nas`` rows marked as ours.
 
 The same path as the routers': this module loads (registry rows → ``mapping.radius``,
 and the tables' rows), ``planning.radius_diff`` compares (pure), and ``apply`` writes.
+The whole tables (``radius diff`` / ``radius sync``) are read by username range, so a
+registry of a million customers is planned a range at a time (``user_ranges``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import (
@@ -20,15 +22,17 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    func,
     insert,
     literal,
     select,
     union_all,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
+from provisioner.db import transaction
 from provisioner.mapping.radius import (
     MANAGED,
     NasRow,
@@ -41,10 +45,12 @@ from provisioner.mapping.radius import (
 from provisioner.models import Customer, MasterPackage, Router
 from provisioner.planning.plan import Action, Change, Plan
 from provisioner.planning.radius_diff import (
+    USER_TABLES,
     ObservedNas,
     ObservedRow,
     diff_nas,
     diff_rows,
+    diff_users,
     radius_plan,
 )
 from provisioner.radius_tables import (
@@ -64,7 +70,6 @@ TABLES = {
     "radgroupcheck": (radgroupcheck, "groupname"),
     "radgroupreply": (radgroupreply, "groupname"),
 }
-USER_TABLES = ("radcheck", "radreply", "radusergroup")
 GROUP_TABLES = ("radgroupcheck", "radgroupreply")
 CHUNK = 5000  # names per IN list
 
@@ -231,48 +236,123 @@ def _observed_nas(session: Session) -> list[ObservedNas]:
     ]
 
 
+# ---- whole tables, by username range -------------------------------------------------
+
+
+BATCH = 10_000  # usernames per range of a whole-table diff or sync
+
+
+def _after(col: Any, lo: str | None, hi: str | None = None) -> list[Any]:
+    """``lo < col <= hi`` (an open end where None): one range of usernames."""
+    return ([col > lo] if lo is not None else []) + ([col <= hi] if hi is not None else [])
+
+
+def _range_end(session: Session, lo: str | None, batch: int) -> str | None:
+    """Where the range after ``lo`` ends: the smallest of the ``batch``-th username after
+    ``lo`` in ``customers``, ``radcheck`` and ``radusergroup``, so that no side holds more
+    than ``batch`` users (rows) of one range; None when every side has fewer left (the last
+    range). Compared by the database, in its collation, as the ranges are read."""
+    parts = []
+    for col in (Customer.username, radcheck.c.username, radusergroup.c.username):
+        q = select(col.label("u")).where(*_after(col, lo)).order_by(col)
+        parts.append(q.limit(1).offset(batch - 1).subquery())
+    ends = union_all(*(select(p.c.u) for p in parts)).subquery()
+    end: str | None = session.scalar(select(func.min(ends.c.u)))
+    return end
+
+
+def user_ranges(
+    session: Session, batch: int | None = BATCH
+) -> Iterator[tuple[str | None, str | None]]:
+    """The ranges ``(lo, hi]`` of usernames, in order, that cover every username of the
+    customers and of the RADIUS user tables (None: open); one range when ``batch`` is None.
+    Each bound is read when the range before it is done (a sync commits in between)."""
+    lo: str | None = None
+    while True:
+        hi = None if batch is None else _range_end(session, lo, batch)
+        yield lo, hi
+        if hi is None:
+            return
+        lo = hi
+
+
+def _observed_range(session: Session, lo: str | None, hi: str | None) -> list[ObservedRow]:
+    """Every user row of a range: ``radcheck`` and ``radreply`` rows of managed
+    attributes, all ``radusergroup`` rows (whose groups are ours is decided in planning)."""
+    parts = [
+        select(
+            literal(name).label("tbl"), t.c.id, t.c.username, t.c.attribute, t.c.op, t.c.value,
+        ).where(*_after(t.c.username, lo, hi), t.c.attribute.in_(sorted(MANAGED[name])))
+        for name, t in (("radcheck", radcheck), ("radreply", radreply))
+    ]  # fmt: skip
+    g = radusergroup
+    parts.append(
+        select(
+            literal("radusergroup").label("tbl"), g.c.id, g.c.username,
+            g.c.groupname.label("attribute"), literal("").label("op"),
+            cast(g.c.priority, String).label("value"),
+        ).where(*_after(g.c.username, lo, hi))
+    )  # fmt: skip
+    return [
+        ObservedRow(r.id, RadiusRow(r.tbl, r.username, r.attribute, r.op, r.value))
+        for r in session.execute(union_all(*parts))
+    ]
+
+
+def range_changes(
+    session: Session, opts: MappingOptions, lo: str | None, hi: str | None
+) -> list[Change]:
+    """The user tables' changes for the usernames in ``(lo, hi]``: that range's customers
+    against every row of the range, so that rows of ours for a username no longer in the
+    registry (a removed customer) are found too (``radius_diff.diff_users``)."""
+    specs = customer_specs(session, *_after(Customer.username, lo, hi))
+    masters = {m.id: master_spec(m) for m in session.scalars(select(MasterPackage))}
+    desired: list[RadiusRow] = []
+    for spec in specs:
+        master = masters.get(spec.master_id) if spec.master_id is not None else None
+        desired += customer_rows(spec, master, opts)
+    owned = {m.profile_name for m in masters.values()} | {opts.expired_group}
+    users = {s.username for s in specs}
+    return diff_users(desired, _observed_range(session, lo, hi), users, owned)
+
+
 # ---- plan & apply ----------------------------------------------------------------------
 
 
-def plan(
-    session: Session,
-    opts: MappingOptions,
-    *,
-    usernames: Iterable[str] | None = None,
-    groups: Iterable[str] | None = None,
-    hosts: Iterable[str] | None = None,
-    scope_all: bool = True,
-    known: Known | None = None,
+def _named_user_changes(
+    session: Session, opts: MappingOptions, users: list[str], known: Known | None,
     observed: list[ObservedRow] | None = None,
-) -> Plan:
-    """What differs between the registry and the RADIUS tables (all, or the named owners).
-    ``observed``: the named users' rows, read already by the caller (``USER_ROWS``)."""
-    changes: list[Change] = []
-    if scope_all or usernames is not None:
-        users = (
-            list(usernames)
-            if usernames is not None
-            else list(session.scalars(select(Customer.username)))
-        )
-        desired, owned_groups = _desired_users(
-            session, None if usernames is None else users, opts, known
-        )
-        if observed is None:
-            observed = _observed_users(session, users)
-        unknown = {
-            r.row.attribute for r in observed if r.row.table == "radusergroup"
-        } - owned_groups
-        if unknown:  # groups of masters not loaded above: ours too if a master names them
-            owned_groups |= set(
-                session.scalars(
-                    select(MasterPackage.profile_name).where(
-                        MasterPackage.profile_name.in_(sorted(unknown))
-                    )
+) -> list[Change]:
+    """The changes for these users (every managed row of each, whoever it is);
+    ``observed``: their rows, read already by the caller (``USER_ROWS``)."""
+    desired, owned_groups = _desired_users(session, users, opts, known)
+    if observed is None:
+        observed = _observed_users(session, users)
+    unknown = {r.row.attribute for r in observed if r.row.table == "radusergroup"} - owned_groups
+    if unknown:  # groups of masters not loaded above: ours too if a master names them
+        owned_groups |= set(
+            session.scalars(
+                select(MasterPackage.profile_name).where(
+                    MasterPackage.profile_name.in_(sorted(unknown))
                 )
             )
-        for table in USER_TABLES:
-            mine = [r for r in observed if r.row.table == table]
-            changes += diff_rows(table, desired, mine, owned_groups)
+        )
+    changes: list[Change] = []
+    for table in USER_TABLES:
+        mine = [r for r in observed if r.row.table == table]
+        changes += diff_rows(table, desired, mine, owned_groups)
+    return changes
+
+
+def _shared_changes(
+    session: Session,
+    opts: MappingOptions,
+    groups: Iterable[str] | None,
+    hosts: Iterable[str] | None,
+    scope_all: bool,
+) -> list[Change]:
+    """The groups' and the ``nas`` table's changes (all, or the named ones)."""
+    changes: list[Change] = []
     if scope_all or groups is not None:
         names = (
             list(groups)
@@ -289,6 +369,34 @@ def plan(
             q = q.where(Router.host.in_(host_list))
         desired_nas = [nas_row(router_spec(r)) for r in session.scalars(q)]
         changes += diff_nas(desired_nas, _observed_nas(session), host_list)
+    return changes
+
+
+def plan(
+    session: Session,
+    opts: MappingOptions,
+    *,
+    usernames: Iterable[str] | None = None,
+    groups: Iterable[str] | None = None,
+    hosts: Iterable[str] | None = None,
+    scope_all: bool = True,
+    known: Known | None = None,
+    batch: int | None = BATCH,
+    observed: list[ObservedRow] | None = None,
+) -> Plan:
+    """What differs between the registry and the RADIUS tables (all, or the named owners).
+
+    All users (``scope_all`` without ``usernames``) are read by username range, ``batch``
+    usernames at a time (None: one range), so memory follows the batch and the plan, not
+    the registry: ``user_ranges`` / ``range_changes``. The plan is the same for any batch.
+    """
+    changes: list[Change] = []
+    if usernames is not None:
+        changes += _named_user_changes(session, opts, list(usernames), known, observed)
+    elif scope_all:
+        for lo, hi in user_ranges(session, batch):
+            changes += range_changes(session, opts, lo, hi)
+    changes += _shared_changes(session, opts, groups, hosts, scope_all)
     return radius_plan(changes)
 
 
@@ -381,3 +489,45 @@ def sync_groups(session: Session, opts: MappingOptions, groups: Iterable[str]) -
 
 def sync_routers(session: Session, opts: MappingOptions, hosts: Iterable[str]) -> int:
     return apply(session, plan(session, opts, hosts=list(hosts), scope_all=False))
+
+
+def sync_all(
+    factory: sessionmaker[Session],
+    opts: MappingOptions,
+    *,
+    batch: int | None = BATCH,
+    after_range: Callable[[str | None], None] | None = None,
+) -> tuple[int, dict[str, int]]:
+    """``radius sync``: every table brought to the registry; the rows written and the
+    plan's counts by action (``Plan.counts``).
+
+    One transaction per step, each committed: the ``nas`` rows and the groups first (a
+    group before the users placed in it), then the users a range of ``batch`` usernames
+    at a time (``user_ranges``). A million customers' rows are not one transaction (nor
+    one plan in memory): a sync stopped halfway leaves every range it finished written
+    and each range whole, and running it again converges. Each range is planned in its own
+    transaction, so what a concurrent change commits is seen by the ranges after it.
+    ``after_range(hi)``: called with each range's end once it is written, before its
+    commit (an exception there rolls that range back and ends the sync).
+    """
+    written = 0
+    counts = {a.value: 0 for a in Action}
+
+    def step(p: Plan, s: Session) -> None:
+        nonlocal written
+        written += apply(s, p)
+        for k, v in p.counts().items():
+            counts[k] += v
+
+    with transaction(factory) as s:
+        step(radius_plan(_shared_changes(s, opts, None, None, True)), s)
+    lo: str | None = None
+    while True:
+        with transaction(factory) as s:
+            hi = None if batch is None else _range_end(s, lo, batch)
+            step(radius_plan(range_changes(s, opts, lo, hi)), s)
+            if after_range is not None:
+                after_range(hi)
+        if hi is None:
+            return written, counts
+        lo = hi

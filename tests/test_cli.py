@@ -314,3 +314,35 @@ def test_router_add_reads_its_password_without_a_terminal(cli: Any, ctx: Context
 def test_a_fresh_database_has_no_pending_radius_diff(cli: Any) -> None:
     result = cli("radius", "diff")
     assert "Plan: 0 to add, 0 to change, 0 to remove, 0 conflicts." in result.output
+
+
+def test_radius_diff_and_sync_by_username_range(
+    ctx: Context, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read 2 usernames at a time, ``radius diff`` prints the plan read at once, exit 2;
+    ``radius sync`` writes it range by range, and the diff after is empty, exit 0."""
+    from sqlalchemy import delete, update
+
+    from provisioner import radius_store
+    from provisioner.models import Customer
+    from provisioner.radius_tables import radcheck
+
+    make = Factory(ctx)
+    router, pkg = make.router(mode="radius"), make.package(make.master(name="home"))
+    for user in ("alice", "bob", "carol", "gone", "zed"):
+        make.customer(pkg, router, username=user)
+    with transaction(ctx.factory) as s:
+        s.execute(delete(Customer.__table__).where(Customer.username == "gone"))
+        s.execute(delete(radcheck).where(radcheck.c.username == "bob"))
+        s.execute(update(radcheck).where(radcheck.c.username == "zed").values(value="x"))
+    whole = cli("radius", "diff", code=2).output
+    monkeypatch.setattr(radius_store, "BATCH", 2)
+    assert cli("radius", "diff", code=2).output == whole
+    assert "+ bob|Cleartext-Password" in whole and "- gone|Cleartext-Password" in whole
+    assert "~ zed|Cleartext-Password" in whole and "- gone|home" in whole
+    assert "Plan: 1 to add, 1 to change, 2 to remove, 0 conflicts." in whole
+    out = cli("radius", "sync").output
+    assert (
+        out == "RADIUS tables: 4 rows written (1 to add, 1 to change, 2 to remove, 0 conflicts)\n"
+    )
+    assert "Plan: 0 to add, 0 to change, 0 to remove" in cli("radius", "diff").output

@@ -12,6 +12,7 @@ from provisioner.planning.radius_diff import (
     ObservedRow,
     diff_nas,
     diff_rows,
+    diff_users,
     is_our_nas,
     radius_plan,
 )
@@ -122,6 +123,30 @@ def nas(id_: int, row: NasRow) -> ObservedNas:
 
 def hand(host: str, description: str = "") -> NasRow:
     return NasRow(host, "byhand", "x", "other", description)
+
+
+def test_diff_users_takes_a_non_customer_only_when_it_is_in_a_group_of_ours() -> None:
+    """One range of usernames: a customer's rows are all in scope; a username that is no
+    customer is a removed customer's leftover (its managed rows removed) only when it is
+    in a group we own; otherwise it is an admin's own user and nothing of it is touched."""
+    observed = [
+        S(1, PW),
+        S(2, R("radusergroup", "alice", "home", "", "1")),
+        S(3, R("radcheck", "gone", "Cleartext-Password", ":=", "old")),
+        S(4, R("radusergroup", "gone", "home", "", "1")),
+        S(5, R("radusergroup", "gone", "staff", "", "2")),
+        S(6, R("radcheck", "staffer", "Cleartext-Password", ":=", "mine")),
+        S(7, R("radusergroup", "staffer", "staff", "", "1")),
+        S(8, R("radcheck", "loner", "Cleartext-Password", ":=", "mine")),
+        S(9, R("radcheck", "other", "Cleartext-Password", ":=", "x")),  # a customer of type other
+    ]
+    desired = [PW, R("radusergroup", "alice", "home", "", "1")]
+    changes = diff_users(desired, observed, {"alice", "other"}, {"home", "expired"})
+    assert [(c.menu, c.key, c.action, c.ros_id) for c in changes] == [
+        ("radcheck", "gone|Cleartext-Password", REMOVE, "3"),
+        ("radcheck", "other|Cleartext-Password", REMOVE, "9"),
+        ("radusergroup", "gone|home", REMOVE, "4"),
+    ]
 
 
 @pytest.mark.parametrize(

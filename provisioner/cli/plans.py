@@ -15,7 +15,7 @@ from rich.progress import Progress
 from provisioner import radius_store, sync
 from provisioner.cli.common import JSON, console, ctx, emit, err, handled, out, session
 from provisioner.planning.plan import Plan
-from provisioner.planning.render import summary_line
+from provisioner.planning.render import counts_line
 from provisioner.read import plans
 from provisioner.state import options
 
@@ -126,15 +126,16 @@ def bootstrap_cmd(
 def radius_diff(as_json: JSON = False) -> None:
     """What differs between the registry and the RADIUS tables. Exit 0 none, 2 pending."""
     with session() as s:
-        plan = radius_store.plan(s, options(ctx().settings))
+        plan = radius_store.plan(s, options(ctx().settings), batch=radius_store.BATCH)
     raise typer.Exit(_plans_out([plan], as_json))
 
 
 @radius.command("sync")
 @handled
 def radius_sync() -> None:
-    """Repair the RADIUS tables (only rows this daemon owns)."""
-    with session() as s:
-        plan = radius_store.plan(s, options(ctx().settings))
-        n = radius_store.apply(s, plan)
-    typer.echo(f"RADIUS tables: {n} rows written ({summary_line([plan])})")
+    """Repair the RADIUS tables (only rows this daemon owns). Committed in steps: clients
+    and groups, then users 10,000 usernames at a time; stopped halfway, run it again."""
+    n, counts = radius_store.sync_all(
+        ctx().factory, options(ctx().settings), batch=radius_store.BATCH
+    )
+    typer.echo(f"RADIUS tables: {n} rows written ({counts_line(counts)})")

@@ -19,6 +19,7 @@ from provisioner.planning.plan import Action, Change, Plan, PropChange
 
 # The order to write in: clients first, a group before the users placed in it.
 ORDER = ["nas", "radgroupcheck", "radgroupreply", "radcheck", "radreply", "radusergroup"]
+USER_TABLES = ("radcheck", "radreply", "radusergroup")
 NAS_PROPS = ("shortname", "secret", "type", "description")
 NAS_CONFLICT = "a nas row not made by provisioner has this address"
 
@@ -84,6 +85,49 @@ def diff_rows(
     for key, left in sorted(have.items()):
         for o in left:
             changes.append(Change(table, key, Action.remove, str(o.id)))
+    return changes
+
+
+def users_in_scope(
+    observed: Iterable[ObservedRow], users: Collection[str], owned_groups: Collection[str]
+) -> list[ObservedRow]:
+    """Of the user rows read for a range of usernames, those of users that are ours.
+
+    Every row of a registry user (``users``: the customers of that range) is in scope, as
+    the rows of a named user always are. A username the registry does not have is ours only
+    when one of its ``radusergroup`` rows names a group we own: every user this daemon
+    writes is placed in one (its master's, or the expired group), so that is what a removed
+    customer's leftover rows carry. A username without one is an admin's own (a test
+    account, users not yet imported) and none of its rows are returned.
+    """
+    rows = list(observed)
+    leftover = {
+        o.row.owner
+        for o in rows
+        if o.row.table == "radusergroup"
+        and o.row.owner not in users
+        and o.row.attribute in owned_groups
+    }
+    return [o for o in rows if o.row.owner in users or o.row.owner in leftover]
+
+
+def diff_users(
+    desired: Iterable[RadiusRow],
+    observed: Iterable[ObservedRow],
+    users: Collection[str],
+    owned_groups: Collection[str],
+) -> list[Change]:
+    """The changes to the user tables (``USER_TABLES``) for one range of usernames:
+    ``desired`` the rows of the range's customers (``users``), ``observed`` every row read
+    from those tables for the range (filtered here by ``users_in_scope``; ``radcheck`` and
+    ``radreply`` rows of managed attributes only, as for ``diff_rows``)."""
+    want = list(desired)
+    by_table: dict[str, list[ObservedRow]] = defaultdict(list)
+    for o in users_in_scope(observed, users, owned_groups):
+        by_table[o.row.table].append(o)
+    changes: list[Change] = []
+    for table in USER_TABLES:
+        changes += diff_rows(table, want, by_table[table], owned_groups)
     return changes
 
 

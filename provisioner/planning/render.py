@@ -37,14 +37,18 @@ def summary(plans: Iterable[Plan]) -> dict[str, int]:
 
 
 def summary_line(plans: Iterable[Plan]) -> str:
-    t = summary(plans)
+    return counts_line(summary(plans))
+
+
+def counts_line(t: dict[str, int]) -> str:
+    """``summary_line`` of counts by action (``summary``, or ``Plan.counts`` added up)."""
     line = (
         f"{t['add']} to add, {t['set']} to change, {t['remove']} to remove, "
         f"{t['conflict']} conflicts"
     )
-    if t["move"]:
+    if t.get("move"):
         line += f", {t['move']} to move"
-    if t["unreachable"]:
+    if t.get("unreachable"):
         line += f", {t['unreachable']} unreachable"
     return line
 
