@@ -23,6 +23,7 @@ from fastapi.responses import Response
 
 from provisioner import users
 from provisioner.db import transaction
+from provisioner.http_threads import Route
 from provisioner.web.common import (
     LOGIN,
     PORTAL_LOGIN,
@@ -42,7 +43,7 @@ ADDRESS_LIMIT = 20
 WINDOW_SECONDS = 15 * 60
 WRONG = "wrong username or password"
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from provisioner import access, effects, fup
 from provisioner.auth import Principal
+from provisioner.http_threads import Route
 from provisioner.read import balances, dashboard, online, routers
 from provisioner.web import charts, formats
 from provisioner.web.common import (
@@ -36,7 +37,7 @@ from provisioner.web.common import (
     zone_of,
 )
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, include_in_schema=False, dependencies=[Depends(check_csrf)])
 PAGE_SIZE = 50
 LAYOUT = {"admin": "admin/base.html", "reseller": "desk/base.html"}
 BASE = {"admin": "/ui", "reseller": "/ui/desk"}

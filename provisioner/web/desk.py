@@ -20,6 +20,7 @@ from provisioner import access, activation, registry
 from provisioner.activation import ActivationRequest
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import Route
 from provisioner.read import activations, balances, customers, packages, resellers
 from provisioner.registry.customers import reseller_write
 from provisioner.schemas import CustomerCreate, CustomerUpdate
@@ -42,7 +43,12 @@ from provisioner.web.common import (
 from provisioner.web.forms import body, text_of
 from provisioner.web.lists import PAGE_SIZE, csv_response, number_of, paging
 
-router = APIRouter(prefix="/ui/desk", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(
+    route_class=Route,
+    prefix="/ui/desk",
+    include_in_schema=False,
+    dependencies=[Depends(check_csrf)],
+)
 FIELDS = ("username", "password", "customer_type", "router", "package", "static_ip", "mac_address")
 ACTIVATE_FIELDS = ("package", "balance")
 AREA = "/ui/desk/customers"

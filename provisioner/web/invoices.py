@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from provisioner import invoices
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import Route
 from provisioner.read import invoices as read_invoices
 from provisioner.read import resellers
 from provisioner.read.models import Page
@@ -41,7 +42,7 @@ from provisioner.web.common import (
     zone_of,
 )
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, include_in_schema=False, dependencies=[Depends(check_csrf)])
 PAGE_SIZE = 25
 BASE = {"admin": "/ui/invoices", "reseller": "/ui/desk/invoices", "customer": "/portal/invoices"}
 LAYOUT = {"admin": "admin/base.html", "reseller": "desk/base.html", "customer": "portal/base.html"}

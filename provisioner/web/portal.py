@@ -19,6 +19,7 @@ from provisioner import activation, users
 from provisioner.activation import ActivationRequest
 from provisioner.auth import Principal
 from provisioner.errors import Forbidden, ProvisionerError, ValidationError
+from provisioner.http_threads import Route
 from provisioner.read import activations, balances, customers, packages
 from provisioner.web.common import (
     LOGIN,
@@ -39,7 +40,9 @@ from provisioner.web.common import (
 )
 from provisioner.web.dashboard import usage_context
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(
+    route_class=Route, prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)]
+)
 BUY_FIELDS = ("balance", "card", "card_serial", "card_pin")
 PASSWORD_FIELDS = ("current", "password", "confirm")
 FLASH = "portal_bought"

@@ -19,6 +19,7 @@ from provisioner.api.routes import (
     tokens,
     webhooks,
 )
+from provisioner.http_threads import Route
 from provisioner.read.models import ErrorOut, ValidationErrorOut
 
 # What every operation behind a token may answer besides its own, in the one error shape
@@ -33,7 +34,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorOut, "description": "a field is invalid (named in `field`)"},
 }
 
-api_router = APIRouter()
+api_router = APIRouter(route_class=Route)
 api_router.include_router(health.router)
 # FastAPI tries each route in order: the busiest (activations, then customers) first,
 # so the common request is not matched against every registry route before its own.

@@ -17,7 +17,7 @@ from provisioner import access, activation, cards, ledger
 from provisioner.activation import ActivationRequest
 from provisioner.api.deps import AdminDep, CtxDep, PagingDep, PrincipalDep, SessionDep
 from provisioner.errors import Forbidden, ValidationError
-from provisioner.http_threads import slow
+from provisioner.http_threads import Route, slow
 from provisioner.read import activations, balances, packages
 from provisioner.read.models import (
     ActivationOut,
@@ -43,7 +43,7 @@ from provisioner.schemas import (
 )
 from provisioner.validation import MAX_INT
 
-router = APIRouter(tags=["activations"])
+router = APIRouter(route_class=Route, tags=["activations"])
 
 
 @router.post(

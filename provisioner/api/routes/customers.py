@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 
 from provisioner import access, bulk, registry
 from provisioner.api.deps import CustomerDep, PagingDep, PrincipalDep, SessionDep, StaffDep
-from provisioner.http_threads import slow
+from provisioner.http_threads import Route, slow
 from provisioner.read import customers
 from provisioner.read.models import CustomerOut, ImportOut, Page, UsageOut
 from provisioner.registry.customers import reseller_write
 from provisioner.schemas import CustomerCreate, CustomerStatusIn, CustomerUpdate, Ref
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(route_class=Route, prefix="/customers", tags=["customers"])
 
 
 MAX_CSV = 16 * 1024 * 1024  # characters: 100,000 rows of ~160

@@ -14,12 +14,13 @@ from pydantic import BaseModel
 
 from provisioner import invoices
 from provisioner.api.deps import AdminDep, PayerDep, PrincipalDep, SessionDep
+from provisioner.http_threads import Route
 from provisioner.read import invoices as read
 from provisioner.read.models import ErrorOut, InvoiceOut
 from provisioner.schemas import InvoiceStatus, Key, Ref
 from provisioner.validation import MAX_INT
 
-router = APIRouter(tags=["invoices"])
+router = APIRouter(route_class=Route, tags=["invoices"])
 InvoiceId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 

@@ -6,11 +6,13 @@ from fastapi import APIRouter, Depends
 
 from provisioner import registry
 from provisioner.api.deps import AdminDep, PagingDep, Search, SessionDep, admin_only
+from provisioner.http_threads import Route
 from provisioner.read import masters
 from provisioner.read.models import MasterOut, Page
 from provisioner.schemas import MasterPackageCreate, MasterPackageUpdate, Ref
 
 router = APIRouter(
+    route_class=Route,
     prefix="/master-packages", tags=["master packages"], dependencies=[Depends(admin_only)]
 )
 

@@ -7,11 +7,12 @@ from fastapi import APIRouter
 
 from provisioner import registry
 from provisioner.api.deps import AdminDep, PagingDep, PrincipalDep, Search, SessionDep
+from provisioner.http_threads import Route
 from provisioner.read import packages
 from provisioner.read.models import PackageOut, PackageWritten, Page, PublicPackageOut
 from provisioner.schemas import PackageCreate, PackageUpdate, Ref
 
-router = APIRouter(prefix="/packages", tags=["packages"])
+router = APIRouter(route_class=Route, prefix="/packages", tags=["packages"])
 
 
 @router.get("")

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, Query
 
 from provisioner import radius_store, sync
 from provisioner.api.deps import AdminDep, CtxDep, SessionDep, admin_only
-from provisioner.http_threads import slow
+from provisioner.http_threads import Route, slow
 from provisioner.read import plans
 from provisioner.read.models import PlansOut, RadiusSyncOut, SyncOut
 from provisioner.schemas import Ref, SyncRequest
 from provisioner.state import options
 
-router = APIRouter(tags=["plans"], dependencies=[Depends(admin_only)])
+router = APIRouter(route_class=Route, tags=["plans"], dependencies=[Depends(admin_only)])
 
 
 @router.get("/diff")

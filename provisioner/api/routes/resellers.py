@@ -9,12 +9,13 @@ from fastapi import APIRouter
 
 from provisioner import access, registry
 from provisioner.api.deps import PagingDep, ResellerDep, Search, SessionDep, StaffDep
+from provisioner.http_threads import Route
 from provisioner.read import balances, resellers
 from provisioner.read.models import AssignmentOut, BalanceOut, Page, ResellerOut, TopUpOut
 from provisioner.registry.resellers import operator_write, settle
 from provisioner.schemas import Assignment, Ref, ResellerCreate, ResellerUpdate, Settlement
 
-router = APIRouter(prefix="/resellers", tags=["resellers"])
+router = APIRouter(route_class=Route, prefix="/resellers", tags=["resellers"])
 
 
 @router.get("")

@@ -6,11 +6,14 @@ from fastapi import APIRouter, Depends
 
 from provisioner import registry
 from provisioner.api.deps import AdminDep, PagingDep, Search, SessionDep, admin_only
+from provisioner.http_threads import Route
 from provisioner.read import routers
 from provisioner.read.models import Page, RouterOut, RouterStatusOut, SyncRunOut
 from provisioner.schemas import Ref, RouterCreate, RouterUpdate
 
-router = APIRouter(prefix="/routers", tags=["routers"], dependencies=[Depends(admin_only)])
+router = APIRouter(
+    route_class=Route, prefix="/routers", tags=["routers"], dependencies=[Depends(admin_only)]
+)
 
 
 @router.get("")

@@ -13,12 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner import auth
 from provisioner.api.deps import AdminDep, PagingDep, SessionDep
+from provisioner.http_threads import Route
 from provisioner.read import tokens
 from provisioner.read.models import Page, TokenCreatedOut, TokenOut
 from provisioner.schemas import Ref, Role, text
 from provisioner.validation import MAX_INT
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(route_class=Route, prefix="/tokens", tags=["tokens"])
 
 Label = text(128)  # the api_tokens.name column
 

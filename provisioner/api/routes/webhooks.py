@@ -20,6 +20,7 @@ from sqlalchemy import select
 from provisioner import access, events, validation, webhooks
 from provisioner.api.deps import AdminDep, CtxDep, SessionDep, StaffDep
 from provisioner.errors import ValidationError
+from provisioner.http_threads import Route
 from provisioner.models import (
     BalanceAlert,
     CustomerContact,
@@ -32,7 +33,7 @@ from provisioner.validation import MAX_INT
 
 Channel = text(16)  # a channel name of reminder_urls (customer_contacts.channel)
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(route_class=Route, tags=["webhooks"])
 Id = Annotated[int, Path(ge=1, le=MAX_INT)]
 Url = text(2048)
 Type = text(40)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from provisioner.http_threads import Route
 from provisioner.web.admin import (
     activity,
     customers,
@@ -20,7 +21,7 @@ from provisioner.web.admin import (
 )
 from provisioner.web.common import STAFF_LOGIN, current, redirect
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 
 @router.get("/ui")

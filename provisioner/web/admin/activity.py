@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from provisioner import cards
 from provisioner.errors import ProvisionerError
-from provisioner.http_threads import slow
+from provisioner.http_threads import Route, slow
 from provisioner.read import activations, audit
 from provisioner.read import cards as card_batches
 from provisioner.read.models import CardOut
@@ -33,7 +33,7 @@ from provisioner.web.common import (
 from provisioner.web.forms import body
 from provisioner.web.lists import csv_response, filters_of, number_of, paging, query
 
-router = APIRouter(prefix="/ui", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui", dependencies=[Depends(check_csrf)])
 CARD_FIELDS = ("count", "value", "days", "batch")
 PAGE = 50
 STATUSES = [("", "any status")] + [(s, s) for s in activations.STATUSES]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from provisioner import registry
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import Route
 from provisioner.read import customers
 from provisioner.schemas import CUSTOMER_FIELDS, CustomerCreate, CustomerUpdate
 from provisioner.web import customers as shared
@@ -31,7 +32,7 @@ from provisioner.web.common import (
 )
 from provisioner.web.forms import body, text_of
 
-router = APIRouter(prefix="/ui/customers", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui/customers", dependencies=[Depends(check_csrf)])
 FIELDS = tuple(CUSTOMER_FIELDS)
 
 

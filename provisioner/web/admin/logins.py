@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from provisioner import users
 from provisioner.auth import Principal
 from provisioner.errors import NotFound, ProvisionerError, ValidationError
+from provisioner.http_threads import Route
 from provisioner.read import paging as read_paging
 from provisioner.read import resellers
 from provisioner.read import users as web_users
@@ -31,7 +32,7 @@ from provisioner.web.common import (
 )
 from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 
-router = APIRouter(prefix="/ui/logins", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui/logins", dependencies=[Depends(check_csrf)])
 ROLES = [("admin", "admin"), ("reseller", "reseller")]
 FIELDS = ("username", "role", "reseller", "password")
 COLUMNS = ["username", "role", "reseller", "disabled", "created (UTC)", "last login (UTC)"]

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from provisioner import registry
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import Route
 from provisioner.read import masters
 from provisioner.read.models import MasterOut
 from provisioner.schemas import MASTER_FIELDS, MasterPackageCreate, MasterPackageUpdate
@@ -33,7 +34,7 @@ from provisioner.web.common import (
 from provisioner.web.forms import body
 from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 
-router = APIRouter(prefix="/ui/masters", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui/masters", dependencies=[Depends(check_csrf)])
 FIELDS = tuple(MASTER_FIELDS)
 TYPES = [(t, t) for t in ("pppoe", "hotspot", "static", "other")]
 BILLING = [("monthly", "monthly"), ("daily", "daily (prepaid for N days)")]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from provisioner import registry
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import Route
 from provisioner.read import masters, packages
 from provisioner.schemas import PackageCreate, PackageUpdate
 from provisioner.web.common import (
@@ -30,7 +31,7 @@ from provisioner.web.common import (
 from provisioner.web.forms import body, text_of
 from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 
-router = APIRouter(prefix="/ui/packages", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui/packages", dependencies=[Depends(check_csrf)])
 FIELDS = ("master_package", "name", "customer_price", "operator_price", "visibility")
 VISIBILITY = [("public", "public"), ("private", "private")]
 

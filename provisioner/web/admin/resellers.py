@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from provisioner import ledger, registry
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import Route
 from provisioner.read import balances, packages, resellers
 from provisioner.schemas import ResellerCreate, ResellerUpdate
 from provisioner.web.common import (
@@ -29,7 +30,7 @@ from provisioner.web.common import (
 from provisioner.web.forms import body, text_of
 from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 
-router = APIRouter(prefix="/ui/resellers", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui/resellers", dependencies=[Depends(check_csrf)])
 FIELDS = ("name", "contact")
 TOPUP_FIELDS = ("amount",)
 ASSIGN_FIELDS = ("package", "price")

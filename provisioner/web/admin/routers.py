@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from provisioner import registry, sync
 from provisioner.auth import Principal
 from provisioner.errors import ProvisionerError, ValidationError
-from provisioner.http_threads import slow
+from provisioner.http_threads import Route, slow
 from provisioner.read import plans, routers
 from provisioner.schemas import RouterCreate, RouterUpdate
 from provisioner.web.common import (
@@ -41,7 +41,7 @@ from provisioner.web.forms import body, text_of
 from provisioner.web.lists import PAGE_SIZE, csv_response, filters_of, number_of, paging
 from provisioner.web.plans import shown
 
-router = APIRouter(prefix="/ui/routers", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui/routers", dependencies=[Depends(check_csrf)])
 TEXT_FIELDS = ("name", "host", "api_port", "username", "customer_types", "mode", "coa_port")
 SECRETS = ("password", "radius_secret")
 FLAGS = ("api_tls", "enabled")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from provisioner import events, webhooks
 from provisioner.errors import ProvisionerError
+from provisioner.http_threads import Route
 from provisioner.models import Event, ReminderMessage
 from provisioner.web.common import (
     AdminUser,
@@ -29,7 +30,7 @@ from provisioner.web.common import (
     write,
 )
 
-router = APIRouter(prefix="/ui", dependencies=[Depends(check_csrf)])
+router = APIRouter(route_class=Route, prefix="/ui", dependencies=[Depends(check_csrf)])
 FIELDS = ("url", "events", "description", "concurrency", "timeout_seconds")
 
 
