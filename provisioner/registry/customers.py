@@ -6,7 +6,7 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, exists, func, select, union_all
+from sqlalchemy import bindparam, case, delete, exists, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -40,10 +40,15 @@ from provisioner.registry.common import (
 from provisioner.schemas import CUSTOMER_FIELDS
 
 # Every address in use, reserved or a customer's: one read (``allocate_address``).
-_TAKEN = union_all(
-    select(StaticAddress.address),
-    select(Customer.static_ip).where(Customer.static_ip.is_not(None)),
-)
+# As one row (a comma list): a row per address cost more than the search.
+_IN_USE = union_all(
+    select(StaticAddress.address.label("a")),
+    select(Customer.static_ip.label("a")).where(Customer.static_ip.is_not(None)),
+).subquery()
+_TAKEN = {
+    "postgresql": select(func.string_agg(_IN_USE.c.a, literal(",")).label("taken")),
+    "sqlite": select(func.group_concat(_IN_USE.c.a, literal(",")).label("taken")),
+}
 _POOL_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("pool"))).label("locked"))
 
 
@@ -56,11 +61,12 @@ def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
     w = Batch(session.connection())
     if w.pipelined:  # PostgreSQL: with the read, in one round trip
         w.add(_POOL_LOCK, {"pool": f"pool:{m.pool_name}"})
-    taken = w.add(_TAKEN, {})
-    used = {r[0] for r in w.run()[taken][1]}
+    taken = w.add(_TAKEN[w.conn.dialect.name], {})
+    listed = w.run()[taken][1][0][0]
+    used = set(listed.split(",")) if listed else set()
     for a, b in validation.ranges("pool_ranges", m.pool_ranges):
         for n in range(a, b + 1):
-            ip = str(ipaddress.IPv4Address(n))
+            ip = f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"  # as IPv4Address prints
             if ip not in used:
                 return ip
     raise Conflict(f"pool {m.pool_name!r} of master package {m.name!r} has no free address")
@@ -147,21 +153,25 @@ _TAKE = {
 
 
 def _lowest_free_statement() -> Any:
-    """The pool's lowest free slot: 0, or the first slot after a taken one whose next is
-    free (an anti-join on the (pool, slot) index, in the database)."""
+    """The pool's lowest free slot: 0, or the first slot, in order, after a taken one whose
+    next is free, walked on the (pool, slot) index. The next slot is probed by a subquery
+    with a LIMIT, which PostgreSQL plans as an index lookup per row and never turns into a
+    join: as a NOT EXISTS anti-join, planned while a new pool's table was still empty, it
+    compared every pair of rows (84 ms at 1,000 prefixes, against 1.2 ms this way)."""
     a, b = aliased(Ipv6Prefix), aliased(Ipv6Prefix)
     pool = bindparam("pool")
+    next_taken = (
+        select(b.slot).where(b.pool_name == pool, b.slot == a.slot + 1).limit(1).scalar_subquery()
+    )
     after_taken = (
-        select(func.min(a.slot + 1))
-        .where(
-            a.pool_name == pool,
-            a.slot.is_not(None),
-            ~exists().where(b.pool_name == pool, b.slot == a.slot + 1),
-        )
+        select(a.slot + 1)
+        .where(a.pool_name == pool, a.slot.is_not(None), next_taken.is_(None))
+        .order_by(a.slot)
+        .limit(1)
         .scalar_subquery()
     )
     zero_taken = exists().where(a.pool_name == pool, a.slot == 0)
-    return select(case((zero_taken, after_taken), else_=0))
+    return select(case((zero_taken, after_taken), else_=0).label("slot"))
 
 
 _LOWEST_FREE = _lowest_free_statement()
