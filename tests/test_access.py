@@ -18,6 +18,7 @@ from provisioner.db import reading, transaction
 from provisioner.errors import Forbidden, NotFound
 from provisioner.models import Activation, Customer, Reseller
 from provisioner.read import activations, customers, packages
+from provisioner.refs import as_param
 from tests.support.factories import Factory
 
 
@@ -116,6 +117,22 @@ def test_one_rule_answers_which_packages_a_caller_sees(isp: dict[str, Any], who:
                 access.package(s, p, "2")
         if "Private" in PACKAGES[who]:
             assert access.package(s, p, "id:2").name == "Private"
+        # The same rule as the one statement an activation reads it with.
+        for ref in ("Public", "Private", "2", "id:2", "id:99"):
+            try:
+                allowed: str | None = access.package(s, p, ref).name
+            except NotFound:
+                allowed = None
+            assert _buyable(s, p, ref) == allowed, ref
+
+
+def _buyable(s: Any, p: Principal, ref: str) -> str | None:
+    """The package ``ref`` as ``access.PACKAGE_READ`` finds it for ``p`` (an activation's read)."""
+    by_id, value = as_param(ref)
+    role = p.role if p.role in ("admin", "reseller") else "customer"
+    me = {"me": p.reseller_id} if role == "reseller" else {}
+    row = s.execute(access.PACKAGE_READ[role, by_id], {"ref": value, **me}).first()
+    return row.p_name if row else None
 
 
 def test_a_reference_is_resolved_by_the_code_that_checks_it(isp: dict[str, Any]) -> None:
