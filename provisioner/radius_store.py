@@ -165,47 +165,44 @@ def _observed_users(session: Session, owners: list[str]) -> list[ObservedRow]:
     out: list[ObservedRow] = []
     for i in range(0, len(owners), CHUNK):
         chunk = owners[i : i + CHUNK]
-        parts = [
-            select(
-                literal(name).label("tbl"), t.c.id, t.c.username, t.c.attribute, t.c.op,
-                t.c.value,
-            ).where(t.c.username.in_(chunk), t.c.attribute.in_(sorted(MANAGED[name])))
-            for name, t in (("radcheck", radcheck), ("radreply", radreply))
-        ]  # fmt: skip
-        g = radusergroup
-        parts.append(
-            select(
-                literal("radusergroup").label("tbl"), g.c.id, g.c.username,
-                g.c.groupname.label("attribute"), literal("").label("op"),
-                cast(g.c.priority, String).label("value"),
-            ).where(g.c.username.in_(chunk))
-        )  # fmt: skip
-        for r in session.execute(union_all(*parts)):
-            out.append(ObservedRow(r.id, RadiusRow(r.tbl, r.username, r.attribute, r.op, r.value)))
+        out += _observed_of(session.execute(_user_rows(lambda u, c=chunk: [u.in_(c)])))
     return out
 
 
-def _user_rows_statement() -> Any:
+def _user_rows(where: Callable[[Any], list[Any]]) -> Any:
+    """The user tables' rows of the usernames ``where(username column)`` picks, as one
+    union: ``radcheck`` and ``radreply`` rows of managed attributes, every
+    ``radusergroup`` row (whose groups are ours is decided in planning)."""
     parts = [
-        select(literal(name).label("tbl"), t.c.id, t.c.attribute, t.c.op, t.c.value).where(
-            t.c.username == bindparam("username"),
-            # One bound value each, not an expanding list: no list to render per call.
+        select(
+            literal(name).label("tbl"), t.c.id, t.c.username, t.c.attribute, t.c.op, t.c.value,
+        ).where(
+            *where(t.c.username),
+            # One bound value each, not an expanding list: none to render per call.
             t.c.attribute.in_([literal(a) for a in sorted(MANAGED[name])]),
         )
         for name, t in (("radcheck", radcheck), ("radreply", radreply))
-    ]
+    ]  # fmt: skip
     g = radusergroup
     parts.append(
         select(
-            literal("radusergroup").label("tbl"), g.c.id, g.c.groupname.label("attribute"),
-            literal("").label("op"), cast(g.c.priority, String).label("value"),
-        ).where(g.c.username == bindparam("username"))
+            literal("radusergroup").label("tbl"), g.c.id, g.c.username,
+            g.c.groupname.label("attribute"), literal("").label("op"),
+            cast(g.c.priority, String).label("value"),
+        ).where(*where(g.c.username))
     )  # fmt: skip
     return union_all(*parts)
 
 
+def _observed_of(rows: Iterable[Any]) -> list[ObservedRow]:
+    """``_user_rows``'s rows as observed rows."""
+    return [
+        ObservedRow(r.id, RadiusRow(r.tbl, r.username, r.attribute, r.op, r.value)) for r in rows
+    ]
+
+
 # Built once: one user's rows is an activation's hot path (parameter: ``username``).
-USER_ROWS = _user_rows_statement()
+USER_ROWS = _user_rows(lambda u: [u == bindparam("username")])
 
 
 def observed_user(conn: Session | Connection, username: str) -> list[ObservedRow]:
@@ -277,26 +274,8 @@ def user_ranges(
 
 
 def _observed_range(session: Session, lo: str | None, hi: str | None) -> list[ObservedRow]:
-    """Every user row of a range: ``radcheck`` and ``radreply`` rows of managed
-    attributes, all ``radusergroup`` rows (whose groups are ours is decided in planning)."""
-    parts = [
-        select(
-            literal(name).label("tbl"), t.c.id, t.c.username, t.c.attribute, t.c.op, t.c.value,
-        ).where(*_after(t.c.username, lo, hi), t.c.attribute.in_(sorted(MANAGED[name])))
-        for name, t in (("radcheck", radcheck), ("radreply", radreply))
-    ]  # fmt: skip
-    g = radusergroup
-    parts.append(
-        select(
-            literal("radusergroup").label("tbl"), g.c.id, g.c.username,
-            g.c.groupname.label("attribute"), literal("").label("op"),
-            cast(g.c.priority, String).label("value"),
-        ).where(*_after(g.c.username, lo, hi))
-    )  # fmt: skip
-    return [
-        ObservedRow(r.id, RadiusRow(r.tbl, r.username, r.attribute, r.op, r.value))
-        for r in session.execute(union_all(*parts))
-    ]
+    """Every user row of a range (``_user_rows``)."""
+    return _observed_of(session.execute(_user_rows(lambda u: _after(u, lo, hi))))
 
 
 def range_changes(
