@@ -155,8 +155,8 @@ def _labelled(t: Any, prefix: str) -> list[Any]:
 
 def _resolve_statement(by_id: bool, lock: bool) -> Any:
     """The customer ``ref`` (by id or name) with its router's mode, its package and
-    master now (``c_*``, ``p_*``, ``m_*``), the activation an earlier request with
-    ``key`` made (``a_*``), whether it has a live session (``radacct``) and an open
+    master now (``c_*``, ``p_*``, ``m_*``), the id of the activation an earlier request
+    with ``key`` made (``a_id``), whether it has a live session (``radacct``) and an open
     invoice. PostgreSQL (``lock``): the customer's row is locked by it, so two purchases
     for one customer at once (two keys) never both extend from the expiry they both read
     (SQLite's BEGIN IMMEDIATE already runs them one after the other). The customer's row
@@ -166,7 +166,7 @@ def _resolve_statement(by_id: bool, lock: bool) -> Any:
     q = (
         select(
             *_labelled(_c, "c_"), _rt.c.mode.label("router_mode"), *_labelled(_cp, "p_"),
-            *_labelled(_cm, "m_"), *_labelled(_a, "a_"), online.label("online"),
+            *_labelled(_cm, "m_"), _a.c.id.label("a_id"), online.label("online"),
             billed.label("billed"),
         )  # fmt: skip
         .select_from(_c)
@@ -272,7 +272,7 @@ def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: s
 
 _PARTS = {
     prefix: [(f"{prefix}{c.key}", c.key) for c in t.c]
-    for prefix, t in (("c_", _c), ("p_", _p), ("m_", _m), ("a_", _a))
+    for prefix, t in (("c_", _c), ("p_", _p), ("m_", _m))
 }
 
 

@@ -47,25 +47,28 @@ def _slow_limiter() -> anyio.CapacityLimiter:
     return limiter
 
 
-def slow(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """A sync route run on the slow threads (FastAPI reads the wrapped signature)."""
+def _on_threads(
+    route: Callable[P, T], limiter: Callable[[], anyio.CapacityLimiter | None]
+) -> Callable[P, Awaitable[T]]:
+    """``route`` as a coroutine that runs it on ``limiter()``'s threads (None: anyio's
+    default, as FastAPI's own); FastAPI reads the wrapped signature."""
 
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
         call = functools.partial(route, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=_slow_limiter())
+        return await anyio.to_thread.run_sync(call, limiter=limiter())
 
     return run
+
+
+def slow(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """A sync route run on the slow threads."""
+    return _on_threads(route, _slow_limiter)
 
 
 def quick(route: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """A sync route run on the quick threads (anyio's default limiter, as FastAPI's own)."""
-
-    @functools.wraps(route)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(route, *args, **kwargs))
-
-    return run
+    """A sync route run on the quick threads."""
+    return _on_threads(route, lambda: None)
 
 
 class Route(APIRoute):
