@@ -29,7 +29,15 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.activations import CASE_PACKAGE, PACKAGE, Options, open_database, seed
+from bench.activations import (
+    CASE_PACKAGE,
+    PACKAGE,
+    Options,
+    cpu_of,
+    open_database,
+    postgres_pids,
+    seed,
+)
 from provisioner import batch, ledger
 from provisioner.activation import ActivationRequest, run_and_view
 from provisioner.auth import authenticate
@@ -142,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts.clear()
             measured = customers[warm:]
             prof = cProfile.Profile(time.process_time) if a.cprofile else None  # CPU, not waits
+            pg0 = cpu_of(postgres_pids())
             cpu0, wall0 = time.process_time(), time.perf_counter()
             if prof:
                 prof.enable()
@@ -153,11 +162,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if os.environ.get("PROF_DUMP"):
                     prof.dump_stats(os.environ["PROF_DUMP"])
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            pg1 = cpu_of(postgres_pids())
+            pg = sum(v - pg0.get(pid, 0.0) for pid, v in pg1.items())
             n = len(measured)
             how = "HTTP app" if a.http else "service"
             print(f"{n} activations, one at a time ({how})")
             print(f"  wall {wall / n * 1000:.2f} ms, this process's CPU {cpu / n * 1000:.2f} ms"
                   " per activation")  # fmt: skip
+            if db.kind == "postgresql":  # every backend's, this run's only
+                print(f"  PostgreSQL's CPU {pg / n * 1000:.2f} ms per activation")
             saved = -counts.pop("round trips saved", 0)
             total = sum(v for k, v in counts.items() if not k.endswith("(no round trip)"))
             print(f"  statements per activation: {total / n:.1f}, in {(total - saved) / n:.1f}"

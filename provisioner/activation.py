@@ -34,8 +34,15 @@ from provisioner import (
 )
 from provisioner.auth import Principal
 from provisioner.batch import Batch
-from provisioner.db import transaction
-from provisioner.errors import Conflict, Forbidden, NotFound, ProvisionerError, ValidationError
+from provisioner.db import reading, transaction
+from provisioner.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    ProvisionerError,
+    ValidationError,
+)
 from provisioner.models import (
     Activation,
     Customer,
@@ -203,7 +210,11 @@ _CHAIN_READ = {k: _chain_read(*k) for k in product((True, False), repeat=3)}
 # PostgreSQL plans a prepared statement afresh at each execution while it judges a custom
 # plan better; an activation's statements find their rows by key and plan as well
 # generically, and planning the resolve costs it more than running it (0.25 against
-# 0.09 ms): each is planned once per connection (the reads only).
+# 0.09 ms): each is planned once per connection. The setting is the transaction's
+# (``SET LOCAL``): the common activation, whose writes all go by key, keeps it to its
+# commit; a case that searches (a free address or prefix, a card, open invoices, live
+# sessions) sets it back first (``_PLANS_AS_BEFORE``: a generic plan of a prefix pool's
+# lowest free slot is far worse).
 _NEXT_ID = select(
     func.set_config("plan_cache_mode", "force_generic_plan", True).label("plans"),
     func.nextval(func.pg_get_serial_sequence("activations", "id")).label("id"),
@@ -257,8 +268,6 @@ def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: s
         chain = w.add(_CHAIN_READ[seller, by_id, pkg_by_id], {**who, "package": pkg})
     if not by_id:
         users = w.add(radius_store.USER_ROWS, {"username": ref})
-    if pg:  # the rest of the transaction as before (a generic plan can be far worse,
-        w.add(_PLANS_AS_BEFORE, {})  # e.g. a prefix pool's lowest free slot)
     out = w.run()
     rows = out[customer][1]
     return _Read(
@@ -314,7 +323,9 @@ def _key(req: ActivationRequest) -> str:
     return key
 
 
-def activate(session: Session, principal: Principal, req: ActivationRequest) -> tuple[Any, bool]:
+def activate(
+    session: Session, principal: Principal, req: ActivationRequest, *, commit: bool = False
+) -> tuple[Any, bool]:
     """Activate (or extend, or upgrade) in the caller's transaction.
 
     Returns (activation, created). A key seen before returns the first activation.
@@ -325,6 +336,9 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
     (``sale.pay``), so the payers' account rows are held from their debits to the commit
     only. A case with more to do (a card, an address or a prefix to allocate, an open
     invoice, live sessions or a router to tell) does it on the way.
+
+    ``commit``: the activation is all of the caller's transaction, whose COMMIT may then
+    go with the money (``sale.pay``; ``sale.Unpaid`` when a payer cannot pay).
     """
     key = _key(req)
     conn = session.connection()
@@ -357,6 +371,18 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
         )
     payer = _payer(principal, req, customer)
     now = utcnow()
+    old_master = customer.package.master_package if customer.package is not None else None
+    # The work it may queue as ORM rows (CoA to a live session, an "other" action) names
+    # the activation: it is written first then. Else it goes with the money, at the end,
+    # and so do its routers' syncs (``effects``'s rows in ``last``).
+    may_queue = row.online or str(customer.customer_type) == "other"  # the master's is the same
+    searches = (
+        req.payer == "card" or req.card_serial or row.billed or may_queue
+        or (customer.customer_type == CustomerType.static and not customer.static_ip)
+        or uses_prefixes(old_master, master)
+    )  # fmt: skip
+    if searches and read.next_id is not None:  # PostgreSQL: custom plans again
+        conn.execute(_PLANS_AS_BEFORE)
     if req.payer == "card" or req.card_serial:
         if principal.role == "reseller":
             raise Forbidden("resellers pay from their balance, not with recharge cards")
@@ -370,7 +396,6 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
     priced = sale.price(
         session, customer, package, payer, kind="activation", links=sale.links_of(read.chain)
     )
-    old_master = customer.package.master_package if customer.package is not None else None
     customer.package, customer.package_id = package, package.id
     customer.status = CustomerStatus.active
     customer.suspended_reason = None
@@ -396,11 +421,6 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
         )),
         (_ADD_ACTIVATION, values),
     ]  # fmt: skip
-    # The work it may queue as ORM rows (CoA to a live session, an "other" action) names
-    # the activation: it is written first then. Else it goes with the money, at the end,
-    # and so do its routers' syncs (``effects``'s rows in ``last``).
-    may_queue = row.online or before.customer_type == "other" or after.customer_type == "other"
-
     if act.id is None:  # SQLite: its id is its insert's (no round trips to save)
         act.id = conn.execute(_ADD_ACTIVATION_ID, values).scalar_one()
         conn.execute(*writes[0])
@@ -435,7 +455,9 @@ def activate(session: Session, principal: Principal, req: ActivationRequest) -> 
             last.append((_APPLIED, {"act_id": act.id}))
         last.append(events.applied(act, customer, package))  # else outbox._after's
     # The money last: the payers' account rows are held from here to the commit only.
-    sale.pay(session, priced, actor=principal.actor, activation_id=act.id, also=last)
+    sale.pay(
+        session, priced, actor=principal.actor, activation_id=act.id, also=last, commit=commit
+    )
     if not may_queue:  # what it queued is its routers' syncs: its view reads none back
         act.work_known = [_QUEUED_SYNC] * queued
     return act, True
@@ -488,9 +510,13 @@ def run_and_view(
     started = time.perf_counter()
 
     def attempt() -> tuple[Activation, bool, T | None]:
-        with transaction(factory) as s:
-            act, created = activate(s, principal, req)
-            return act, created, (view(s, act) if view is not None else None)
+        try:
+            with transaction(factory) as s:
+                act, created = activate(s, principal, req, commit=True)
+                return act, created, (view(s, act) if view is not None else None)
+        except sale.Unpaid as unpaid:  # rolled back: say why from what is there now
+            with reading(factory) as s:
+                raise PaymentRequired(sale.refusal(s, unpaid.leg), field="balance") from None
 
     try:
         try:

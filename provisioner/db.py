@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -50,7 +53,6 @@ def make_engine(url: str, **kw: Any) -> Engine:
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    kw.setdefault("pool_pre_ping", True)
     if "poolclass" not in kw:
         kw.setdefault("pool_size", 20)  # the settings' db_pool_size and db_max_overflow
         kw.setdefault("max_overflow", 20)
@@ -58,7 +60,38 @@ def make_engine(url: str, **kw: Any) -> Engine:
         # prepared statements (psycopg prepares a query on its fifth use per connection)
         # warm, instead of every request landing on the pool's coldest connection.
         kw.setdefault("pool_use_lifo", True)
-    return create_engine(url, **kw)
+    engine = create_engine(url, **kw)
+    if not kw.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
+
+
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before it is handed out only when it sat idle for more
+    than ``IDLE_PING_SECONDS``: one that a request gave back a moment ago is alive, and
+    SQLAlchemy's ``pool_pre_ping`` cost every transaction a round trip and a statement.
+    A connection that dies in use (the server restarted under load) fails its request,
+    and SQLAlchemy then renews every connection the pool had handed out before."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool takes a new one
+            raise DisconnectionError(f"connection lost while idle: {exc}") from exc
+
+
+_IDLE_SINCE = "provisioner_idle_since"
 
 
 def make_sessionmaker(engine: Engine, settings: Any = None) -> sessionmaker[Session]:
@@ -76,12 +109,36 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @contextmanager
 def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One session, one read-only transaction, always rolled back. On SQLite it takes no
-    write lock; writing in it is a bug (it would fail as "database is locked" or be lost)."""
-    with factory() as session:
-        if session.get_bind().dialect.name == "sqlite":  # only SQLite's BEGIN needs telling
+    """One session, one read-only transaction. On SQLite it takes no write lock and is
+    rolled back; writing in it is a bug (it fails as "database is locked").
+
+    PostgreSQL: the transaction is declared read-only (``BEGIN READ ONLY``, no extra
+    statement: a write in it fails) and ends with a COMMIT, which keeps nothing. A
+    ROLLBACK would make psycopg forget every statement it had prepared on the connection
+    and deallocate them all in a further round trip: the next transaction on it, an
+    activation's say, would plan each of its statements afresh."""
+    engine = factory.kw.get("bind")
+    if engine is None or engine.dialect.name == "sqlite":  # only SQLite's BEGIN needs telling
+        with factory() as session:
             session.connection(execution_options={READ_ONLY: True})
-        yield session  # closing the session rolls the transaction back
+            yield session  # closing the session rolls the transaction back
+        return
+    # Its connection is taken at its first statement, as any session's: a request that
+    # holds it does not yet hold one while it checks its token (``api.deps``).
+    with factory(bind=_read_only(engine)) as session:
+        yield session
+        session.commit()
+
+
+_read_only_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _read_only(engine: Engine) -> Engine:
+    """``engine`` whose connections begin ``READ ONLY`` (its pool, shared)."""
+    found = _read_only_engines.get(engine)
+    if found is None:
+        found = _read_only_engines[engine] = engine.execution_options(postgresql_readonly=True)
+    return found
 
 
 def alembic_config(url: str) -> Config:

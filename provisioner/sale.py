@@ -31,8 +31,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, literal, select, update
+from sqlalchemy import String, and_, bindparam, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from provisioner import effects, ledger
@@ -282,29 +283,39 @@ def pay(
     activation_id: int | None = None,
     invoice_id: int | None = None,
     also: Sequence[tuple[Any, dict[str, Any]]] = (),
+    commit: bool = False,
 ) -> None:
     """Write a priced sale's legs: each debit a guarded update, each with its ledger row,
     all in one round trip on PostgreSQL (``batch``), with the caller's ``also``
     statements first. The caller writes the rest of its transaction first: an operator's
     account row, shared by all its sales, is then held only from these debits to the
     commit. Raises PaymentRequired (the first leg that could not pay) and the caller's
-    rollback undoes every leg."""
+    rollback undoes every leg.
+
+    ``commit``: these are the last writes of the caller's transaction, and on PostgreSQL
+    its COMMIT goes in the same round trip, so the operators' account rows are held for
+    no round trip at all. A debit that cannot pay then fails the transaction in the
+    database itself (``provisioner_guard``, migration 0012) and ``Unpaid`` is raised:
+    the caller, its transaction rolled back, says why (``refusal``)."""
     if not priced.legs and not also:
         return
     session.flush()
     now = utcnow()
     conn = session.connection()
     w = Batch(conn)
+    in_db = commit and w.pipelined
     for stmt, params in also:
         w.add(stmt, params)
     ensure = _ENSURE[conn.dialect.name]
     checked: list[tuple[int, Leg]] = []
-    for leg in priced.legs:
+    for n, leg in enumerate(priced.legs):
         if leg.amount == 0:
             continue
         if leg.amount < 0:  # a credit: the account's row may not exist yet
             w.add(ensure, {"account": leg.account, "balance": ZERO, "floor": ZERO})
             w.add(_CREDIT, {"payer": leg.account, "price": -leg.amount})
+        elif in_db:
+            w.add(_DEBIT_OR_FAIL, {"payer": leg.account, "price": leg.amount, "what": f"leg {n}"})
         else:
             checked.append((w.add(_DEBIT, {"payer": leg.account, "price": leg.amount}), leg))
         w.add(
@@ -315,10 +326,33 @@ def pay(
                 created_at=now,
             ),
         )  # fmt: skip
-    done = w.run()
+    if in_db:
+        w.add(_COMMIT, {})
+    try:
+        done = w.run()
+    except DBAPIError as exc:
+        said = str(exc.orig)
+        if getattr(exc.orig, "sqlstate", None) == GUARD_STATE and _GUARD in said:
+            raise Unpaid(priced.legs[int(said.split(_GUARD, 1)[1].split()[0])]) from exc
+        raise
     for i, leg in checked:
         if not done[i][1]:
-            raise PaymentRequired(leg.refusal or _insufficient(session, leg), field="balance")
+            raise PaymentRequired(refusal(session, leg), field="balance")
+
+
+class Unpaid(Exception):
+    """``pay(commit=True)``: this leg could not pay, and the transaction was rolled back
+    in the database. The caller says why in a transaction of its own (``refusal``)."""
+
+    def __init__(self, leg: Leg) -> None:
+        super().__init__(leg.account)
+        self.leg = leg
+
+
+def refusal(session: Session, leg: Leg) -> str:
+    """Why ``leg`` could not pay: an operator's refusal up the chain, else the payer's
+    own (``_insufficient``)."""
+    return leg.refusal or _insufficient(session, leg)
 
 
 def _insufficient(session: Session, leg: Leg) -> str:
@@ -391,6 +425,14 @@ _DEBIT = (
     .values(balance=_acc.c.balance - bindparam("price", type_=_MONEY))
     .returning(_acc.c.balance)
 )
+GUARD_STATE = "P0001"  # PL/pgSQL's RAISE EXCEPTION
+_GUARD = "provisioner guard: leg "
+# The debit as a statement that fails its transaction when it changed no row: migration
+# 0012's ``provisioner_guard(ok, what)`` raises "provisioner guard: <what>".
+_DEBIT_OR_FAIL = select(
+    func.provisioner_guard(func.count() == 1, bindparam("what", type_=String)).label("ok")
+).select_from(_DEBIT.cte("debited"))
+_COMMIT = text("COMMIT")
 _CREDIT = (
     update(_acc)
     .where(_acc.c.account == bindparam("payer"))
