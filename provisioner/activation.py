@@ -211,10 +211,9 @@ _CHAIN_READ = {k: _chain_read(*k) for k in product((True, False), repeat=3)}
 # plan better; an activation's statements find their rows by key and plan as well
 # generically, and planning the resolve costs it more than running it (0.25 against
 # 0.09 ms): each is planned once per connection. The setting is the transaction's
-# (``SET LOCAL``): the common activation, whose writes all go by key, keeps it to its
-# commit; a case that searches (a free address or prefix, a card, open invoices, live
-# sessions) sets it back first (``_PLANS_AS_BEFORE``: a generic plan of a prefix pool's
-# lowest free slot is far worse).
+# (``SET LOCAL``), and its other statements go by key too, or are written to plan well
+# generically (a prefix pool's lowest free slot): PostgreSQL would plan them so after a
+# few runs anyway, as it does any statement psycopg has prepared.
 _NEXT_ID = select(
     func.set_config("plan_cache_mode", "force_generic_plan", True).label("plans"),
     func.nextval(func.pg_get_serial_sequence("activations", "id")).label("id"),
@@ -232,7 +231,6 @@ _SET_CUSTOMER = (
     )  # fmt: skip
 )
 _QUEUED_SYNC = {"kind": effects.SYNC_ROUTER, "status": "pending", "attempts": 0, "error": None}
-_PLANS_AS_BEFORE = select(func.set_config("plan_cache_mode", "auto", True).label("plans"))
 _APPLIED = update(_a).where(_a.c.id == bindparam("act_id")).values(status="applied")
 
 
@@ -376,13 +374,6 @@ def activate(
     # the activation: it is written first then. Else it goes with the money, at the end,
     # and so do its routers' syncs (``effects``'s rows in ``last``).
     may_queue = row.online or str(customer.customer_type) == "other"  # the master's is the same
-    searches = (
-        req.payer == "card" or req.card_serial or row.billed or may_queue
-        or (customer.customer_type == CustomerType.static and not customer.static_ip)
-        or uses_prefixes(old_master, master)
-    )  # fmt: skip
-    if searches and read.next_id is not None:  # PostgreSQL: custom plans again
-        conn.execute(_PLANS_AS_BEFORE)
     if req.payer == "card" or req.card_serial:
         if principal.role == "reseller":
             raise Forbidden("resellers pay from their balance, not with recharge cards")

@@ -6,7 +6,17 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, exists, func, literal, select, union_all
+from sqlalchemy import (
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -160,18 +170,22 @@ def _lowest_free_statement() -> Any:
     compared every pair of rows (84 ms at 1,000 prefixes, against 1.2 ms this way)."""
     a, b = aliased(Ipv6Prefix), aliased(Ipv6Prefix)
     pool = bindparam("pool")
+    # Constants written as such, not bound: PostgreSQL plans a statement prepared on a
+    # connection generically after a few runs, and a generic plan of "LIMIT $1" sorted
+    # the whole pool and probed every slot (65 activations/s instead of 200 at 2,000).
+    one, zero = literal_column("1"), literal_column("0")
     next_taken = (
-        select(b.slot).where(b.pool_name == pool, b.slot == a.slot + 1).limit(1).scalar_subquery()
-    )
+        select(b.slot).where(b.pool_name == pool, b.slot == a.slot + one).limit(one)
+    ).scalar_subquery()
     after_taken = (
-        select(a.slot + 1)
+        select(a.slot + one)
         .where(a.pool_name == pool, a.slot.is_not(None), next_taken.is_(None))
         .order_by(a.slot)
-        .limit(1)
+        .limit(one)
         .scalar_subquery()
     )
-    zero_taken = exists().where(a.pool_name == pool, a.slot == 0)
-    return select(case((zero_taken, after_taken), else_=0).label("slot"))
+    zero_taken = exists().where(a.pool_name == pool, a.slot == zero)
+    return select(case((zero_taken, after_taken), else_=zero).label("slot"))
 
 
 _LOWEST_FREE = _lowest_free_statement()
