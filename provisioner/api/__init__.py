@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from provisioner import http_threads, metrics, web
 from provisioner.api import errors, limits, options
-from provisioner.api.deps import CtxDep
+from provisioner.api.deps import CtxDep, SlotsReleased
 from provisioner.api.routes import api_router
 from provisioner.context import Context
 
@@ -63,6 +63,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(options.Options, prefix=PREFIX)
     app.add_middleware(options.SingleQuery, prefix=PREFIX)
     web.install(app)
+    app.add_middleware(SlotsReleased)  # outermost of ours: after all of a request's work
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint(ctx: CtxDep) -> Response:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -67,21 +67,49 @@ def connection_slots(ctx: Context) -> int:
 
 
 # Per event loop, as anyio's own thread limiter (a test process runs many loops).
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.Semaphore] = (
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
+_HELD = "provisioner.slots"  # the request's scope: the slot it holds, if any
 
 
-async def get_context(request: Request) -> AsyncIterator[Context]:
-    """The context, once this request holds a connection slot (until its answer is
-    sent: the session it may open is closed before that)."""
+async def get_context(request: Request) -> Context:
+    """The context, once this request holds a connection slot, until its answer is sent
+    (``SlotsReleased``: the session it may open is closed before that). A plain function
+    rather than a ``yield`` dependency: FastAPI's exit stack and cancel scopes for one
+    cost every request more than the rest of its dependencies."""
     ctx: Context = request.app.state.ctx
-    loop = asyncio.get_running_loop()
-    slots = _slots.get(loop)
-    if slots is None:
-        slots = _slots[loop] = anyio.Semaphore(connection_slots(ctx))
-    async with slots:
-        yield ctx
+    held: list[asyncio.Semaphore] | None = request.scope.get(_HELD)
+    if held is None:
+        raise RuntimeError("get_context needs the app's SlotsReleased middleware")
+    if not held:
+        loop = asyncio.get_running_loop()
+        slots = _slots.get(loop)
+        if slots is None:
+            slots = _slots[loop] = asyncio.Semaphore(connection_slots(ctx))
+        await slots.acquire()
+        held.append(slots)
+    return ctx
+
+
+class SlotsReleased:
+    """Gives back the connection slot a request took (``get_context``) once its answer
+    has been sent, or it failed."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: list[asyncio.Semaphore] = []
+        scope[_HELD] = held
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for slots in held:
+                slots.release()
 
 
 CtxDep = Annotated[Context, Depends(get_context)]
@@ -163,7 +191,7 @@ async def get_principal(
     """The caller behind the bearer token: 401 when the token is missing, unknown, revoked
     or expired, or its owner was removed; 403 for anything but a read when its customer is
     suspended (it may look at its account, not buy)."""
-    principal = await get_payer(ctx, request, credentials)
+    principal = await _caller(ctx, request, credentials)
     if principal.read_only and request.method not in READ_METHODS:
         raise Forbidden("this account is suspended; contact your provider")
     return principal
@@ -181,6 +209,14 @@ async def get_payer(
     Async, as every dependency that does not wait on the database: a token the cache
     holds costs no thread hop (FastAPI runs a sync dependency on a thread of its own);
     one it must check is checked on a thread."""
+    return await _caller(ctx, request, credentials)
+
+
+async def _caller(
+    ctx: Context, request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The caller behind the bearer token (both dependencies' work: one calls it, not
+    the other, as each dependency level costs FastAPI's resolution on every request)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     now = utcnow()
