@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Select, bindparam, select
+from sqlalchemy import CTE, ColumnElement, Select, bindparam, literal_column, select
 from sqlalchemy.orm import Session, joinedload
 
 from provisioner.auth import Principal
@@ -207,9 +207,8 @@ def package_statement(role: str, by_id: bool) -> Any:
     if role == "reseller":
         q = q.join(rp, (rp.c.package_id == p.c.id) & (rp.c.reseller_id == bindparam("me")))
     elif role != "admin":
-        # Named: a batch sends its statements' parameters by name.
-        public = bindparam("public", Visibility.public, type_=p.c.visibility.type)
-        q = q.where(p.c.visibility == public)
+        # Written, not bound: PostgreSQL plans the statement once for every package.
+        q = q.where(p.c.visibility == literal_column(f"'{Visibility.public.value}'"))
     return q
 
 
