@@ -59,6 +59,7 @@ from provisioner.models import (
     CustomerStatus,
     CustomerType,
     Invoice,
+    Ipv6Prefix,
     MasterPackage,
     Package,
     Router,
@@ -164,6 +165,7 @@ _c, _rt, _p, _m, _a, _inv = (
     t.__table__ for t in (Customer, Router, Package, MasterPackage, Activation, Invoice)
 )
 _cp, _cm = _p.alias("cur_package"), _m.alias("cur_master")
+_v6 = Ipv6Prefix.__table__
 
 
 def _labelled(t: Any, prefix: str) -> list[Any]:
@@ -174,7 +176,7 @@ def _resolve_statement(by_id: bool, lock: bool) -> Any:
     """The customer ``ref`` (by id or name) with its router's mode, its package and
     master now (``c_*``, ``p_*``, ``m_*``), the id of the activation an earlier request
     with ``key`` made (``a_id``), whether it has a live session (``radacct``) and an open
-    invoice. PostgreSQL (``lock``): the customer's row is locked by it, so two purchases
+    invoice, and its delegated IPv6 prefix if any (``v6_*``). PostgreSQL (``lock``): the customer's row is locked by it, so two purchases
     for one customer at once (two keys) never both extend from the expiry they both read
     (SQLite's BEGIN IMMEDIATE already runs them one after the other). The customer's row
     comes before any account's, in every path; and it takes the activation's id from its
@@ -194,9 +196,11 @@ def _resolve_statement(by_id: bool, lock: bool) -> Any:
             *_labelled(_c, "c_"), _rt.c.mode.label("router_mode"), *_labelled(_cp, "p_"),
             *_labelled(_cm, "m_"), _a.c.id.label("a_id"), online.label("online"),
             billed.label("billed"), (next_id if lock else null()).label("next_id"),
+            _v6.c.prefix.label("v6_prefix"), _v6.c.pool_name.label("v6_pool_name"),
         )  # fmt: skip
         .select_from(_c)
         .outerjoin(_rt, _rt.c.id == _c.c.router_id)
+        .outerjoin(_v6, _v6.c.customer_id == _c.c.id)
         .outerjoin(_cp, _cp.c.id == _c.c.package_id)
         .outerjoin(_cm, _cm.c.id == _cp.c.master_package_id)
         .outerjoin(_a, _a.c.idempotency_key == bindparam("key"))
@@ -435,7 +439,9 @@ def activate(
         )  # fmt: skip
     spec = spec_of(customer)
     if uses_prefixes(old_master, master):  # else none to take or free: no lookup
-        spec = replace(spec, delegated_prefix=assign_prefix(session, customer))
+        held = SimpleNamespace(prefix=row.v6_prefix, pool_name=row.v6_pool_name)
+        held = held if row.v6_prefix is not None else None  # read with the customer
+        spec = replace(spec, delegated_prefix=assign_prefix(session, customer, held))
     # Its RADIUS rows from what is in hand: nothing of it is read again.
     known = {customer.username: (spec, master_spec(master))}
     queued = effects.customers_changed(

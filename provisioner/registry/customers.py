@@ -95,18 +95,25 @@ def uses_prefixes(*masters: MasterPackage | None) -> bool:
     return any(_prefix_pool(m) is not None for m in masters)
 
 
-def assign_prefix(session: Session, c: Customer) -> str | None:
+NOT_READ: Any = object()  # ``assign_prefix``'s ``held``: read it
+
+
+def assign_prefix(session: Session, c: Customer, held: Any = NOT_READ) -> str | None:
     """Keep the customer's delegated IPv6 prefix in step with its package; returns it.
 
     A customer whose package has an IPv6 pool gets the lowest free prefix of it and keeps
     it while that still fits (same pool, same length); one whose package has none (or no
     package) releases it, and a removed customer's row goes with it (``ON DELETE
     CASCADE``). The unique ``prefix`` makes it exclusive: when a concurrent transaction
-    took the same prefix first, the insert fails in its savepoint and the next is tried.
+    took the same prefix first, the insert adds no row and the next is tried.
+
+    ``held``: the customer's row of ``ipv6_prefixes`` (``prefix``, ``pool_name``; None:
+    none) when the caller read it already, as an activation does with the customer.
     """
     m = c.package.master_package if c.package is not None else None
     pool = _prefix_pool(m)
-    existing = session.execute(_HELD, {"customer": c.id}).first()
+    conn = session.connection()  # Core statements: none of the ORM's per-execution work
+    existing = conn.execute(_HELD, {"customer": c.id}).first() if held is NOT_READ else held
     if existing is not None:
         mine = ipaddress.IPv6Network(existing.prefix)
         if (
@@ -117,13 +124,13 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
             and mine.subnet_of(pool)
         ):
             return str(existing.prefix)
-        session.execute(_RELEASE, {"prefix": existing.prefix})
+        conn.execute(_RELEASE, {"prefix": existing.prefix})
     if m is None or pool is None or m.ipv6_prefix_length is None:
         return None
     length, base = m.ipv6_prefix_length, int(pool.network_address)
     step, count = 1 << (128 - length), 1 << (length - pool.prefixlen)
-    add = _TAKE[session.get_bind().dialect.name]
-    w = Batch(session.connection())
+    add = _TAKE[conn.dialect.name]
+    w = Batch(conn)
     if w.pipelined:
         # As ``allocate_address``: concurrent activations of one pool would all find the
         # same lowest free slot and all but one fail on it and read again; one at a time
@@ -145,13 +152,13 @@ def assign_prefix(session: Session, c: Customer) -> str | None:
                 field="package",
             )
         prefix = str(ipaddress.IPv6Network((base + i * step, length)))
-        taken = session.execute(
+        taken = conn.execute(
             add, {"prefix": prefix, "customer_id": c.id, "pool_name": m.ipv6_pool_name, "slot": i}
         ).first()
         if taken is not None:
             return prefix
         skip.add(i)  # another customer's, committed meanwhile
-        i = session.scalar(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
+        i = conn.scalar(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
 
 
 _ip6 = Ipv6Prefix.__table__
