@@ -176,11 +176,12 @@ def _resolve_statement(by_id: bool, lock: bool) -> Any:
     """The customer ``ref`` (by id or name) with its router's mode, its package and
     master now (``c_*``, ``p_*``, ``m_*``), the id of the activation an earlier request
     with ``key`` made (``a_id``), whether it has a live session (``radacct``) and an open
-    invoice, and its delegated IPv6 prefix if any (``v6_*``). PostgreSQL (``lock``): the customer's row is locked by it, so two purchases
-    for one customer at once (two keys) never both extend from the expiry they both read
-    (SQLite's BEGIN IMMEDIATE already runs them one after the other). The customer's row
-    comes before any account's, in every path; and it takes the activation's id from its
-    sequence (``next_id``), which the writes sent with the money refer to.
+    invoice, and its delegated IPv6 prefix if any (``v6_*``). PostgreSQL (``lock``): the
+    customer's row is locked by it, so two purchases for one customer at once (two keys)
+    never both extend from the expiry they both read (SQLite's BEGIN IMMEDIATE already
+    runs them one after the other). The customer's row comes before any account's, in
+    every path; and it takes the activation's id from its sequence (``next_id``), which
+    the writes sent with the money refer to.
 
     Its constants are written as such, not bound: PostgreSQL then plans it as well once
     for every customer (a generic plan) and keeps that plan for the connection, where a

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from provisioner import http_threads, metrics, web
 from provisioner.api import errors, limits, options
 from provisioner.api.deps import CtxDep, SlotsReleased
-from provisioner.api.routes import api_router
+from provisioner.api.routes import API_ROUTERS
 from provisioner.context import Context
 
 PREFIX = "/api/v1"
@@ -55,7 +55,8 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    app.include_router(api_router, prefix=PREFIX)
+    for router, options_ in API_ROUTERS:
+        app.include_router(router, prefix=PREFIX, **options_)
     # Outermost but for Starlette's error middleware: no body is read before these checks.
     app.add_middleware(
         limits.BodyLimit, prefix=PREFIX, limits={f"{PREFIX}/customers/import": limits.MAX_CSV}

@@ -19,7 +19,6 @@ from provisioner.api.routes import (
     tokens,
     webhooks,
 )
-from provisioner.http_threads import Route
 from provisioner.read.models import ErrorOut, ValidationErrorOut
 
 # What every operation behind a token may answer besides its own, in the one error shape
@@ -34,22 +33,27 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorOut, "description": "a field is invalid (named in `field`)"},
 }
 
-api_router = APIRouter(route_class=Route)
-api_router.include_router(health.router)
-# FastAPI tries each route in order: the busiest (activations, then customers) first,
-# so the common request is not matched against every registry route before its own.
-for module in (
-    activations,
-    customers,
-    masters,
-    packages,
-    resellers,
-    routers,
-    plans,
-    invoices,
-    webhooks,
-):
-    api_router.include_router(module.router, responses=ERRORS)
-api_router.include_router(tokens.router, responses=ERRORS)
+# Each included in the app itself (``api.create_app``), not under one router of all: FastAPI
+# matches a request level by level, twice at each (about 20 us a request for that level).
+# It tries each route in order: the busiest (activations, then customers) first, so the
+# common request is not matched against every registry route before its own.
+API_ROUTERS: list[tuple[APIRouter, dict[str, Any]]] = [
+    (health.router, {}),
+    *[
+        (module.router, {"responses": ERRORS})
+        for module in (
+            activations,
+            customers,
+            masters,
+            packages,
+            resellers,
+            routers,
+            plans,
+            invoices,
+            webhooks,
+            tokens,
+        )
+    ],
+]
 
-__all__ = ["api_router"]
+__all__ = ["API_ROUTERS"]
