@@ -143,6 +143,24 @@ def test_lowest_free_prefix_never_twice_released_on_removal_and_reused(
     assert prefixes(ctx)["b"] == "2001:db8:100:100::/56"
 
 
+def test_a_gap_in_the_middle_of_a_pool_is_filled_first_then_the_end(any_ctx: Context) -> None:
+    ctx, make = any_ctx, Factory(any_ctx)
+    pkg = make.package(make.master(name="home", **V6))
+    r = make.router(None, mode="radius")
+    for name in ("a", "b", "c", "d"):
+        make.customer(pkg, r, username=name, status="new")
+    with transaction(ctx.factory) as s:
+        registry.delete_customer(s, "test", "b")
+        registry.delete_customer(s, "test", "c")
+    make.customer(pkg, r, username="e", status="new")  # slot 1, the first gap
+    make.customer(pkg, r, username="f", status="new")  # slot 2, the next
+    make.customer(pkg, r, username="g", status="new")  # slot 4: 0 to 3 are taken
+    got = prefixes(ctx)
+    assert [got[u] for u in "efg"] == [
+        "2001:db8:100:100::/56", "2001:db8:100:200::/56", "2001:db8:100:400::/56"
+    ]
+
+
 def test_prefix_released_when_the_package_loses_ipv6_and_moved_when_the_pool_does(
     ctx: Context, make: Factory
 ) -> None:

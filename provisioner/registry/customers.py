@@ -8,9 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     bindparam,
-    case,
     delete,
-    exists,
     func,
     literal,
     literal_column,
@@ -18,7 +16,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from provisioner import access, effects, validation
 from provisioner.auth import Principal
@@ -173,35 +171,41 @@ _TAKE = {
 
 
 def _lowest_free_statement() -> Any:
-    """The pool's lowest free slot: 0, or the first slot, in order, after a taken one whose
-    next is free, walked on the (pool, slot) index. The next slot is probed by a subquery
-    with a LIMIT, which PostgreSQL plans as an index lookup per row and never turns into a
-    join: as a NOT EXISTS anti-join, planned while a new pool's table was still empty, it
-    compared every pair of rows (84 ms at 1,000 prefixes, against 1.2 ms this way)."""
-    a, b = aliased(Ipv6Prefix), aliased(Ipv6Prefix)
+    """The pool's lowest free slot. Its slots are ranked in order, on the (pool, slot)
+    index: the first whose rank is not its slot has the lowest free one as its rank, and
+    when there is none (slots 0 to n-1 taken) it is n. One ordered scan that stops at the
+    first gap: 0.7 ms at 2,000 slots taken without one, against 2.2 ms for a walk that
+    probed the index for each slot's next. An anti-join (NOT EXISTS), planned while a new
+    pool's table was still empty, compared every pair of rows (84 ms at 1,000)."""
     pool = bindparam("pool")
-    # Constants written as such, not bound: PostgreSQL plans a statement prepared on a
-    # connection generically after a few runs, and a generic plan of "LIMIT $1" sorted
-    # the whole pool and probed every slot (65 activations/s instead of 200 at 2,000).
-    one, zero = literal_column("1"), literal_column("0")
-    next_taken = (
-        select(b.slot).where(b.pool_name == pool, b.slot == a.slot + one).limit(one)
-    ).scalar_subquery()
-    after_taken = (
-        select(a.slot + one)
-        .where(a.pool_name == pool, a.slot.is_not(None), next_taken.is_(None))
-        .order_by(a.slot)
+    # Constants written as such, not bound: PostgreSQL plans a statement psycopg has
+    # prepared generically after a few runs, and "LIMIT $1" is planned for any limit.
+    one = literal_column("1")
+    mine = (Ipv6Prefix.pool_name == pool, Ipv6Prefix.slot.is_not(None))
+    ranked = (
+        select(
+            Ipv6Prefix.slot.label("slot"),
+            (func.row_number().over(order_by=Ipv6Prefix.slot) - one).label("place"),
+        )
+        .where(*mine)
+        .subquery()
+    )
+    first_gap = (
+        select(ranked.c.place)
+        .where(ranked.c.slot != ranked.c.place)
+        .order_by(ranked.c.slot)
         .limit(one)
         .scalar_subquery()
     )
-    zero_taken = exists().where(a.pool_name == pool, a.slot == zero)
-    return select(case((zero_taken, after_taken), else_=zero).label("slot"))
+    taken = select(func.count()).select_from(Ipv6Prefix).where(*mine).scalar_subquery()
+    return select(func.coalesce(first_gap, taken).label("slot"))
 
 
 _LOWEST_FREE = _lowest_free_statement()
 # PostgreSQL plans a statement psycopg has prepared generically after a few runs; the
-# walk's generic plan cost 4 ms a run at 2,000 prefixes (67 activations/s, against 216
-# planned for its pool each time): it is planned afresh, in the same round trip.
+# walk's generic plan, made while the pool's table was small, cost 4 ms a run at 2,000
+# prefixes (67 activations/s, against 216 planned for its pool each time): it is planned
+# afresh, in the same round trip.
 _PLANS = select(func.set_config("plan_cache_mode", bindparam("mode"), True).label("plans"))
 
 
