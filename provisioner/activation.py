@@ -440,8 +440,11 @@ def activate(
         )  # fmt: skip
     spec = spec_of(customer)
     if uses_prefixes(old_master, master):  # else none to take or free: no lookup
-        held = SimpleNamespace(prefix=row.v6_prefix, pool_name=row.v6_pool_name)
-        held = held if row.v6_prefix is not None else None  # read with the customer
+        held = (  # read with the customer
+            SimpleNamespace(prefix=row.v6_prefix, pool_name=row.v6_pool_name)
+            if row.v6_prefix is not None
+            else None
+        )
         spec = replace(spec, delegated_prefix=assign_prefix(session, customer, held))
     # Its RADIUS rows from what is in hand: nothing of it is read again.
     known = {customer.username: (spec, master_spec(master))}
