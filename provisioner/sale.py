@@ -306,18 +306,10 @@ def pay(
     in_db = commit and w.pipelined
     for stmt, params in also:
         w.add(stmt, params)
-    ensure = _ENSURE[conn.dialect.name]
-    checked: list[tuple[int, Leg]] = []
-    for n, leg in enumerate(priced.legs):
-        if leg.amount == 0:
-            continue
-        if leg.amount < 0:  # a credit: the account's row may not exist yet
-            w.add(ensure, {"account": leg.account, "balance": ZERO, "floor": ZERO})
-            w.add(_CREDIT, {"payer": leg.account, "price": -leg.amount})
-        elif in_db:
-            w.add(_DEBIT_OR_FAIL, {"payer": leg.account, "price": leg.amount, "what": f"leg {n}"})
-        else:
-            checked.append((w.add(_DEBIT, {"payer": leg.account, "price": leg.amount}), leg))
+    legs = [(n, leg) for n, leg in enumerate(priced.legs) if leg.amount != 0]
+    # The ledger rows before the balances: the account rows are then held from the
+    # debits to the commit only (and the rows go with ``also``'s INSERTs, ``batch``).
+    for _, leg in legs:
         w.add(
             _ENTRY,
             dict(
@@ -326,6 +318,16 @@ def pay(
                 created_at=now,
             ),
         )  # fmt: skip
+    ensure = _ENSURE[conn.dialect.name]
+    checked: list[tuple[int, Leg]] = []
+    for n, leg in legs:
+        if leg.amount < 0:  # a credit: the account's row may not exist yet
+            w.add(ensure, {"account": leg.account, "balance": ZERO, "floor": ZERO})
+            w.add(_CREDIT, {"payer": leg.account, "price": -leg.amount})
+        elif in_db:
+            w.add(_DEBIT_OR_FAIL, {"payer": leg.account, "price": leg.amount, "what": f"leg {n}"})
+        else:
+            checked.append((w.add(_DEBIT, {"payer": leg.account, "price": leg.amount}), leg))
     if in_db:
         w.add(_COMMIT, {})
     try:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from provisioner.batch import Batch
@@ -91,3 +91,53 @@ def test_a_connection_found_dead_is_invalidated(ctx_factory: Any) -> None:
         assert caught.value.connection_invalidated and conn.invalidated
     with ctx.engine.connect() as conn:
         assert conn.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+def test_inserts_in_a_row_answer_each_its_count_and_keep_every_constraint(
+    any_ctx: Context,
+) -> None:
+    """On PostgreSQL INSERTs of values in a row go as one statement (``batch``): each
+    still answers its own row count, and a broken foreign key or a duplicate in any of
+    them fails the batch and keeps nothing. An UPDATE in between is a statement of its
+    own, run in its place."""
+    from sqlalchemy import update
+
+    from provisioner import batch
+    from provisioner.models import Reseller
+
+    entry = {"account": "t:a", "amount": Decimal(1), "kind": "topup", "reference": "",
+             "created_by": "t", "created_at": AT, "activation_id": None}  # fmt: skip
+    firm = {"id": 987_654, "name": "t-parent", "contact": "", "created_at": AT,
+            "parent_id": None, "may_have_subresellers": True, "billing": "prepaid",
+            "credit_limit": Decimal(0)}  # fmt: skip
+    sub = {**firm, "id": 987_655, "name": "t-sub", "parent_id": 987_654}  # its sibling's row
+    add_firm = insert(Reseller.__table__)
+    bump = update(_acc).where(_acc.c.account == bindparam("acc")).values(balance=_acc.c.balance + 1)
+    with transaction(any_ctx.factory) as s:
+        w = Batch(s.connection())
+        w.add(ADD, {"account": "t:a", "balance": Decimal(1), "floor": 0})
+        w.add(add_firm, firm)
+        w.add(add_firm, sub)
+        w.add(ADD_ENTRY, {**entry, "amount": Decimal(2)})
+        w.add(bump, {"acc": "t:a"})
+        w.add(ADD_ENTRY, {**entry, "amount": Decimal(3)})
+        w.add(ADD_ENTRY, {**entry, "amount": Decimal(4)})
+        if w.pipelined:  # three INSERTs as one statement, then the UPDATE, then two as one
+            assert [len(m) for _, _, m in batch._statements(w._items)] == [1, 3, 1, 2]
+        assert w.run() == [(1, [(Decimal(1),)]), *[(1, [])] * 6]
+    with transaction(any_ctx.factory) as s:
+        amounts = s.scalars(select(_led.c.amount).where(_led.c.account == "t:a")).all()
+        assert sorted(amounts) == [2, 3, 4]
+        assert s.scalar(select(_acc.c.balance).where(_acc.c.account == "t:a")) == 2
+        parent = select(Reseller.parent_id).where(Reseller.name == "t-sub")
+        assert s.scalar(parent) == 987_654
+    orphan = {**sub, "id": 987_656, "name": "t-orphan", "parent_id": 123_456_789}
+    sqlite = any_ctx.engine.dialect.name == "sqlite"  # which enforces no foreign keys here
+    for broken in ([] if sqlite else [orphan]) + [{**sub, "name": "t-again"}]:  # the id taken
+        with pytest.raises(IntegrityError), transaction(any_ctx.factory) as s:
+            w = Batch(s.connection())
+            w.add(ADD_ENTRY, {**entry, "amount": Decimal(5)})
+            w.add(add_firm, broken)
+            w.run()
+    with transaction(any_ctx.factory) as s:
+        assert s.scalar(select(func.count()).where(_led.c.amount == 5)) == 0
