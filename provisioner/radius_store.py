@@ -389,10 +389,29 @@ _REMOVE = {t: delete(t).where(t.c.id == bindparam("row_id")) for t in _ROW_TABLE
 _ADD = {t: insert(t) for t in _ROW_TABLES}
 
 
+def _regrouped(writes: Iterable[Change]) -> dict[int, Change]:
+    """A user's group row removed and another added (a package changed, a user cut off or
+    back on): the removed row (by the removal's ``id()``) takes the added group instead,
+    one UPDATE rather than a DELETE and an INSERT. The rows FreeRADIUS reads are the same."""
+    added: dict[str, list[Change]] = {}
+    for c in writes:
+        if c.menu == "radusergroup" and c.action is Action.add:
+            added.setdefault(c.key.partition("|")[0], []).append(c)
+    taken: dict[int, Change] = {}
+    for c in writes:
+        if c.menu == "radusergroup" and c.action is Action.remove and c.ros_id:
+            waiting = added.get(c.key.partition("|")[0])
+            if waiting:
+                taken[id(c)] = waiting.pop(0)
+    return taken
+
+
 def statements(p: Plan) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
     """The statements that apply a RADIUS plan, each with its parameter sets: changes and
     removals in the plan's order, then the rows to add, one batch per table and shape."""
     adds: dict[Any, list[dict[str, Any]]] = {}
+    regrouped = _regrouped(p.writes)
+    moved = {id(c) for c in regrouped.values()}
     for c in p.writes:
         values = c.new_values()
         owner, _, attribute = c.key.partition("|")
@@ -406,9 +425,15 @@ def statements(p: Plan) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
             t, col = TABLES[c.menu]
             row = {col: owner, "attribute": attribute}
         if c.action is Action.add:
-            adds.setdefault(t, []).append({**row, **values})
+            if id(c) not in moved:
+                adds.setdefault(t, []).append({**row, **values})
         elif c.action is Action.set:
             yield _SET[t], [{"row_id": int(c.ros_id or 0), **values}]
+        elif id(c) in regrouped:
+            to = regrouped[id(c)]
+            group = {"groupname": to.key.partition("|")[2]}
+            group["priority"] = int(to.new_values().get("value") or 0)
+            yield _SET[t], [{"row_id": int(c.ros_id or 0), **group}]
         else:
             yield _REMOVE[t], [{"row_id": int(c.ros_id or 0)}]
     for t, rows in adds.items():

@@ -190,3 +190,39 @@ def test_sync_by_username_range_commits_each_range_and_a_rerun_converges(
     ) == 1
     dave = [r[3] for r in after if r[:3] == ("radcheck", "dave", "Cleartext-Password")]
     assert len(dave) == 1 and dave != ["guessed"]
+
+
+def test_a_users_group_changed_is_one_update_of_its_row(any_ctx: Context) -> None:
+    """A package changed (or a user cut off, or back): the plan says the old group goes
+    and the new one comes, and the store moves the user's row to the new group in one
+    UPDATE (same id) instead of a DELETE and an INSERT. A second group row of the same
+    user, an admin's own, is not touched."""
+    from provisioner.models import Package
+
+    make = Factory(any_ctx)
+    router = make.router(None, mode="radius")
+    home = make.package(make.master(name="home"))
+    pro = make.package(make.master(name="pro"))
+    make.customer(home, router, username="alice")
+    rows = select(radusergroup.c.id, radusergroup.c.groupname, radusergroup.c.priority).where(
+        radusergroup.c.username == "alice"
+    )
+    with transaction(any_ctx.factory) as s:
+        s.execute(insert(radusergroup).values(username="alice", groupname="vip", priority=9))
+        before = {g: (i, p) for i, g, p in s.execute(rows)}
+        pro_id = s.scalar(select(Package.id).where(Package.name == pro))
+        s.execute(update(Customer).where(Customer.username == "alice").values(package_id=pro_id))
+        plan = radius_store.plan(s, options(any_ctx.settings), usernames=["alice"])
+        groups = {c.action: c.key.partition("|")[2] for c in plan.changes
+                  if c.menu == "radusergroup"}  # fmt: skip
+        assert sorted(groups) == [Action.add, Action.remove]
+        old, new = groups[Action.remove], groups[Action.add]
+        sent = [(stmt.is_update, stmt.is_delete, stmt.is_insert)
+                for stmt, _ in radius_store.statements(plan)]  # fmt: skip
+        assert sent == [(True, False, False)]  # one UPDATE
+        radius_store.apply(s, plan)
+        after = {g: (i, p) for i, g, p in s.execute(rows)}
+    assert set(before) == {old, "vip"}
+    assert after == {new: (before[old][0], after[new][1]), "vip": before["vip"]}
+    with transaction(any_ctx.factory) as s:  # and nothing is left to do
+        assert radius_store.plan(s, options(any_ctx.settings), usernames=["alice"]).changes == ()
