@@ -63,8 +63,11 @@ class Settings(BaseSettings):
     # them adds up all of them (the scheduler's parent process included).
     api_workers: int | None = Field(default=None, ge=0)
     # Threads of each API worker for the other routes (``http_threads``): the quick ones,
-    # and apart from them those that wait on routers or run long.
-    api_threads: int = Field(default=4, ge=1, le=1000)
+    # and apart from them those that wait on routers or run long. 3 quick ones: at 500
+    # activations/s offered, a worker with 4 answered at a p50 of 21-64 ms against 11-13 ms
+    # with 3 (fewer threads waiting for Python's lock between their round trips), and as
+    # many a second in a closed loop (bench/README.md, "fifth pass").
+    api_threads: int = Field(default=3, ge=1, le=1000)
     api_slow_threads: int = Field(default=16, ge=1, le=1000)
     # Database connections (README, "Connections"; ``serve`` prints the instance's budget).
     # A process keeps db_pool_size open and opens up to db_max_overflow more at a peak; the
