@@ -63,10 +63,11 @@ class Settings(BaseSettings):
     # them adds up all of them (the scheduler's parent process included).
     api_workers: int | None = Field(default=None, ge=0)
     # Threads of each API worker for the other routes (``http_threads``): the quick ones,
-    # and apart from them those that wait on routers or run long. 3 quick ones: at 500
-    # activations/s offered, a worker with 4 answered at a p50 of 21-64 ms against 11-13 ms
-    # with 3 (fewer threads waiting for Python's lock between their round trips), and as
-    # many a second in a closed loop (bench/README.md, "fifth pass").
+    # and apart from them those that wait on routers or run long. 3 quick ones, not 4:
+    # fewer threads waiting for Python's lock between their round trips. At 500
+    # activations/s offered, back to back, the paced runs' p99 was 77 and 106 ms against
+    # 87 and 131 ms with 4, as many a second in a closed loop (bench/README.md, "fifth
+    # pass"; the machine's own noise is of that size too).
     api_threads: int = Field(default=3, ge=1, le=1000)
     api_slow_threads: int = Field(default=16, ge=1, le=1000)
     # Database connections (README, "Connections"; ``serve`` prints the instance's budget).
