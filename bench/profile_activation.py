@@ -102,12 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             def counted_run(self: batch.Batch) -> Any:
                 # Statements sent together (one round trip on PostgreSQL), by kind.
                 # As sent: on PostgreSQL, INSERTs in a row as one statement (``batch``).
-                sent = [
-                    (sql, len(members)) for sql, _, members in batch._statements(self._items)
-                ] if self.pipelined else [(c.sql, 1) for _, _, c, _ in self._items]
+                if self.pipelined:
+                    sent = [(sql, len(m)) for sql, _, m in batch._statements(self._items)]
+                else:
+                    sent = [(c.sql, 1) for _, _, c, _ in self._items]
                 for sql, fused in sent:
                     kind = sql.split(None, 1)[0].upper()
-                    counts[f"{kind} (batch, {fused} INSERTs)" if fused > 1 else f"{kind} (batch)"] += 1
+                    label = f"batch, {fused} INSERTs" if fused > 1 else "batch"
+                    counts[f"{kind} ({label})"] += 1
                     shown.append("  batch: " + " ".join(sql.split())[:150])
                 counts["round trips saved"] -= max(len(sent) - 1, 0)
                 return real_run(self)
