@@ -389,6 +389,15 @@ _REMOVE = {t: delete(t).where(t.c.id == bindparam("row_id")) for t in _ROW_TABLE
 _ADD = {t: insert(t) for t in _ROW_TABLES}
 
 
+def _group_row(c: Change) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A radusergroup change's row (user and group) and values: its priority (a removal
+    carries none)."""
+    owner, _, group = c.key.partition("|")
+    values = c.new_values()
+    priority = {"priority": int(values["value"])} if "value" in values else {}
+    return {"username": owner, "groupname": group}, priority
+
+
 def _regrouped(writes: Iterable[Change]) -> dict[int, Change]:
     """A user's group row removed and another added (a package changed, a user cut off or
     back on): the removed row (by the removal's ``id()``) takes the added group instead,
@@ -418,9 +427,7 @@ def statements(p: Plan) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
         if c.menu == "nas":
             t, row = nas, {"nasname": c.key, "ports": None, "server": None, "community": None}
         elif c.menu == "radusergroup":
-            t, row = radusergroup, {"username": owner, "groupname": attribute}
-            if "value" in values:  # its priority (a removal carries none)
-                values = {"priority": int(values["value"])}
+            t, (row, values) = radusergroup, _group_row(c)
         else:
             t, col = TABLES[c.menu]
             row = {col: owner, "attribute": attribute}
@@ -430,9 +437,8 @@ def statements(p: Plan) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
         elif c.action is Action.set:
             yield _SET[t], [{"row_id": int(c.ros_id or 0), **values}]
         elif id(c) in regrouped:
-            to = regrouped[id(c)]
-            group = {"groupname": to.key.partition("|")[2]}
-            group["priority"] = int(to.new_values().get("value") or 0)
+            new_row, new_values = _group_row(regrouped[id(c)])
+            group = {"groupname": new_row["groupname"], **new_values}
             yield _SET[t], [{"row_id": int(c.ros_id or 0), **group}]
         else:
             yield _REMOVE[t], [{"row_id": int(c.ros_id or 0)}]
