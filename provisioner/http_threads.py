@@ -16,13 +16,17 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
 from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from provisioner import http_handler
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -94,3 +98,7 @@ class Route(APIRoute):
         if not inspect.iscoroutinefunction(endpoint):
             endpoint = quick(endpoint)
         super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """FastAPI's handler, planned once for this route (``http_handler``)."""
+        return http_handler.lean(http_handler.effective(self), super().get_route_handler())
