@@ -45,7 +45,7 @@ def reseller_id(web: Web, name: str) -> int:
 def api_total(web: Web, token: str, **query: Any) -> int:
     r = httpx.get(
         f"{web.base}/api/v1/customers", params={**query, "limit": 1},
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {token}"}, timeout=15,
     )  # fmt: skip
     assert r.status_code == 200, r.text
     return int(r.json()["total"])

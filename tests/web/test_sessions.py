@@ -15,6 +15,9 @@ from provisioner.web.auth import USER_LIMIT
 from tests.web.conftest import ADMIN, DESK_A, WALKIN, Web, login, need_playwright
 
 expect = need_playwright().expect
+# As long as the browser tests wait (open_context): a loaded CI machine can stall a
+# request for seconds, past httpx's default of 5 s.
+TIMEOUT = 15
 
 
 def test_a_post_without_the_csrf_token_is_refused(page: Any, web: Web) -> None:
@@ -64,7 +67,7 @@ def _csrf(client: httpx.Client, path: str) -> str:
 
 
 def test_repeated_failed_logins_are_refused_for_a_while(web: Web) -> None:
-    with httpx.Client(base_url=web.base) as c:
+    with httpx.Client(base_url=web.base, timeout=TIMEOUT) as c:
         token = _csrf(c, "/ui/login")
         for _ in range(USER_LIMIT):
             r = c.post("/ui/login", data={"csrf": token, "username": "root", "password": "x"})
@@ -78,7 +81,10 @@ def test_repeated_failed_logins_are_refused_for_a_while(web: Web) -> None:
 
 
 def test_a_new_password_or_a_removed_login_ends_open_sessions(web: Web) -> None:
-    with httpx.Client(base_url=web.base) as admin, httpx.Client(base_url=web.base) as desk:
+    with (
+        httpx.Client(base_url=web.base, timeout=TIMEOUT) as admin,
+        httpx.Client(base_url=web.base, timeout=TIMEOUT) as desk,
+    ):
         for client, (name, password) in ((admin, ADMIN), (desk, DESK_A)):
             token = _csrf(client, "/ui/login")
             r = client.post(
