@@ -46,8 +46,8 @@ class TokenCache:
     is seen within ``seconds``. Refusals are never cached.
 
     Past the middle of its life an entry is renewed ahead: ``lookup`` tells one caller
-    to check the token again (``put``, or ``drop`` when it is refused) while every other
-    caller goes on using the entry. Left to expire, a busy token's entry went missing for
+    to have the token checked again (``put``, or ``drop`` when it is refused), beside
+    its request, while every caller, that one too, goes on using the entry. Left to expire, a busy token's entry went missing for
     all its requests at once: each then checked the token on the slow path, and at 500
     activations/s those bursts, every 2 s, were the whole p99 (``bench/README.md``).
     """

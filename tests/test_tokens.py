@@ -404,20 +404,7 @@ def cached(ctx_factory: Any, backend: str) -> Iterator[Api]:
 
 def _token_queries(api: Api, call: Any) -> int:
     """Queries of ``api_tokens`` made while ``call()`` runs."""
-    seen: list[str] = []
-
-    def count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        if "api_tokens" in statement:
-            seen.append(statement)
-
-    from sqlalchemy import event
-
-    event.listen(api.ctx.engine, "before_cursor_execute", count)
-    try:
-        call()
-    finally:
-        event.remove(api.ctx.engine, "before_cursor_execute", count)
-    return len(seen)
+    return len(_token_statements(api.ctx, call))
 
 
 def test_a_verified_token_is_not_queried_again_while_cached(cached: Api) -> None:
@@ -456,17 +443,24 @@ def test_what_this_process_changes_applies_at_once_despite_the_cache(cached: Api
 
 
 def test_a_change_made_elsewhere_is_seen_when_the_entry_is_renewed(ctx_factory: Any) -> None:
-    """Another process (here: a row changed behind the app's back) is seen by the first
-    request past the middle of the entry's ``token_cache_seconds``, not before."""
-    ctx = ctx_factory("sqlite", token_cache_seconds=2.0)
+    """Another process (here: a row changed behind the app's back) is seen once the first
+    request past the middle of the entry's ``token_cache_seconds`` has had the token
+    checked again (beside it), before the entry's end; not before the middle."""
+    ctx = ctx_factory("sqlite", token_cache_seconds=6.0)
     with TestClient(create_app(ctx)) as client:
         api = Api(ctx, client, Factory(ctx))
         token = api.token(role="admin")
         assert api.call("GET", "/resellers", token).status_code == 200
+        cached_at = time.monotonic()
         api.set(token, revoked_at=utcnow())
         assert api.call("GET", "/resellers", token).status_code == 200  # still cached
-        time.sleep(1.1)
-        assert api.call("GET", "/resellers", token).status_code == 401
+        time.sleep(3.1)
+        # Past the middle: this request still uses the entry and has it checked again.
+        assert api.call("GET", "/resellers", token).status_code == 200
+        while (status := api.call("GET", "/resellers", token).status_code) == 200:
+            assert time.monotonic() - cached_at < 5.5, "the renewal did not see the revocation"
+            time.sleep(0.05)
+        assert status == 401
 
 
 def test_one_caller_renews_an_entry_past_its_middle_the_others_use_it(
@@ -508,5 +502,53 @@ def test_past_the_middle_one_request_checks_the_token_again(ctx_factory: Any) ->
         def five() -> None:
             for _ in range(5):
                 assert api.call("GET", "/resellers", token).status_code == 200
+            time.sleep(0.3)  # the check made beside the first of them
 
         assert _token_queries(api, five) == 1
+
+
+def test_a_burst_on_an_uncached_token_checks_it_once(ctx_factory: Any) -> None:
+    """Requests that find the same token missing from the cache at once (a client's burst
+    after an idle spell) wait for one check of it; each is answered."""
+    import asyncio
+
+    ctx = ctx_factory("sqlite", token_cache_seconds=60.0)
+    app = create_app(ctx)
+    with transaction(ctx.factory) as s:
+        token = create_token(s, role="admin")
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            answers = await asyncio.gather(*(
+                c.get("/api/v1/resellers", headers={"Authorization": f"Bearer {token}"})
+                for _ in range(8)
+            ))  # fmt: skip
+        return [r.status_code for r in answers]
+
+    seen: list[int] = []
+    assert _token_selects(ctx, lambda: seen.extend(asyncio.run(burst()))) == 1
+    assert seen == [200] * 8
+
+
+def _token_selects(ctx: Context, call: Any) -> int:
+    """SELECTs of ``api_tokens`` made while ``call()`` runs (a use recorded is an UPDATE)."""
+    return sum(1 for q in _token_statements(ctx, call) if q.lstrip().upper().startswith("SELECT"))
+
+
+def _token_statements(ctx: Context, call: Any) -> list[str]:
+    """Statements naming ``api_tokens`` made while ``call()`` runs."""
+    seen: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if "api_tokens" in statement:
+            seen.append(statement)
+
+    from sqlalchemy import event
+
+    event.listen(ctx.engine, "before_cursor_execute", count)
+    try:
+        call()
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", count)
+    return seen
