@@ -47,9 +47,10 @@ class TokenCache:
 
     Past the middle of its life an entry is renewed ahead: ``lookup`` tells one caller
     to have the token checked again (``put``, or ``drop`` when it is refused), beside
-    its request, while every caller, that one too, goes on using the entry. Left to expire, a busy token's entry went missing for
-    all its requests at once: each then checked the token on the slow path, and at 500
-    activations/s those bursts, every 2 s, were the whole p99 (``bench/README.md``).
+    its request, while every caller, that one too, goes on using the entry. Left to
+    expire, a busy token's entry went missing for all its requests at once: each then
+    checked the token on the slow path, and at 500 activations/s those bursts, every
+    2 s, were the whole p99 (``bench/README.md``).
     """
 
     MAX = 10_000  # entries; past this the cache starts over (a bound, not an LRU)
