@@ -13,11 +13,19 @@ processors (money, enums, decryption), RETURNING's too, as ``Connection.execute`
 Columns whose value SQLAlchemy computes at execution (a Python ``default`` or
 ``onupdate``) are refused: the caller passes them, so nothing is silently NULL.
 
-On PostgreSQL, consecutive INSERTs of values (no SELECT in them, no ON CONFLICT, no
-RETURNING asked for) go as one statement, each a data-modifying ``WITH`` of it: psycopg's
-work per statement (about 25 us of a worker's CPU) was most of a batch's. Such INSERTs
-read nothing another one wrote; PostgreSQL still checks every constraint, foreign keys to
-rows a sibling inserted included, and each keeps its own row count.
+On PostgreSQL, consecutive writes whose answer is their row count (an INSERT, UPDATE or
+DELETE with no RETURNING asked for) go as one statement, each a data-modifying ``WITH``
+of it: psycopg's work per statement (about 25 us of a worker's CPU) was most of a batch's,
+and PostgreSQL's too. One statement sees one snapshot, so a write joins only when it
+cannot tell: INSERTs of values (no SELECT, no ON CONFLICT) may share a table, since they
+read nothing; any other write shares no table with the rest of its statement (it would
+not see their rows, and one row cannot be changed twice in a statement). Each keeps its
+own row count, and PostgreSQL still checks every constraint, foreign keys to rows a
+sibling wrote included, at the end of the statement as it would at the end of each.
+
+A write may be ``guarded`` (PostgreSQL): it must change exactly one row, else the
+transaction fails in the database (``provisioner_guard``, migration 0012) with
+"provisioner guard: <what>", so a COMMIT sent in the same round trip cannot commit it.
 """
 
 from __future__ import annotations
@@ -28,9 +36,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import RawCursor
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Executable, Insert
+from sqlalchemy.sql import Delete, Executable, Insert, Update, visitors
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TableClause
 
 MAX_SHAPES = 1000  # statements are meant to be built once; this bounds a mistake
 
@@ -44,40 +55,85 @@ class _Compiled:
     binds: dict[str, Processor]
     row: Any = None  # a SELECT's row type (a named tuple of its columns' names)
     results: tuple[Processor | None, ...] = ()
-    fusable: str | None = None  # an INSERT of values: its SQL without RETURNING
+    fusable: _Write | None = None  # a write that may join others in one statement
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A write as a member of a fused statement: its SQL without RETURNING, the table it
+    writes and every table it names, and whether it is an INSERT of values only."""
+
+    sql: str
+    table: str
+    names: frozenset[str]
+    values_only: bool
+
+    def beside(self, other: _Write) -> bool:
+        """Whether the two may run in one statement (one snapshot) as they would in turn."""
+        if self.values_only and other.values_only:
+            return True
+        return self.table not in other.names and other.table not in self.names
 
 
 _cache: dict[tuple[Executable, tuple[str, ...], str], _Compiled] = {}
-_fused: dict[tuple[str, ...], str] = {}
 _BIND = re.compile(r"%%|%\(([^)]+)\)s")  # psycopg's named placeholders (and a literal %)
 
 
-def _fusable(stmt: Executable, c: Any, dialect: Any, keys: tuple[str, ...]) -> str | None:
-    """An INSERT's SQL without its implicit RETURNING, when it writes values only."""
-    if dialect.name != "postgresql" or not isinstance(stmt, Insert):
+def _fusable(stmt: Executable, c: Any, dialect: Any, keys: tuple[str, ...]) -> _Write | None:
+    """A write's SQL without its implicit RETURNING, when its answer is its row count."""
+    if dialect.name != "postgresql" or not isinstance(stmt, Insert | Update | Delete):
         return None
-    inline: Any = stmt.inline().compile(dialect=dialect, column_keys=list(keys))
-    sql = inline.string
-    reads = "SELECT" in sql.upper() or "ON CONFLICT" in sql.upper() or "RETURNING" in sql.upper()
-    if reads or set(inline.bind_names.values()) != set(c.bind_names.values()):
+    names: set[str] = set()
+    for e in visitors.iterate(stmt):
+        if isinstance(e, TextClause):  # SQL we cannot see into: it runs on its own
+            return None
+        if isinstance(e, TableClause):
+            names.add(e.name)
+    inline: Any = (stmt.inline() if isinstance(stmt, Insert) else stmt).compile(
+        dialect=dialect, column_keys=list(keys)
+    )
+    sql = str(inline.string)
+    said = sql.upper()
+    if "RETURNING" in said or set(inline.bind_names.values()) != set(c.bind_names.values()):
         return None
-    return str(sql)
+    values_only = isinstance(stmt, Insert) and "SELECT" not in said and "ON CONFLICT" not in said
+    written: Any = stmt.table
+    return _Write(sql, written.name, frozenset(names), values_only)
+
+
+def _native(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with PostgreSQL's own placeholders ($1, $2, …) and the names they stand for,
+    in order: what psycopg's ``RawCursor`` sends as it is. psycopg's own cursor parses a
+    statement's named placeholders at each run when it is long or has many parameters
+    (past 4,096 bytes or 50 parameters it caches nothing), as a fused statement is."""
+    order: dict[str, int] = {}
+
+    def numbered(m: re.Match[str]) -> str:
+        if m[0] == "%%":
+            return "%"
+        return f"${order.setdefault(m[1], len(order) + 1)}"
+
+    return _BIND.sub(numbered, sql), tuple(order)
 
 
 def _renamed(sql: str, prefix: str) -> str:
     return _BIND.sub(lambda m: m[0] if m[0] == "%%" else f"%({prefix}{m[1]})s", sql)
 
 
-def _fused_sql(members: tuple[str, ...]) -> str:
-    """One statement for several INSERTs: each a WITH of its own, its row count selected."""
-    found = _fused.get(members)
-    if found is None:
-        parts = [f"f{n} AS ({_renamed(sql, f'f{n}_')} RETURNING 1)" for n, sql in enumerate(members)]  # noqa: E501  # fmt: skip
-        counts = ", ".join(f"(SELECT count(*) FROM f{n})" for n in range(len(members)))
-        if len(_fused) >= MAX_SHAPES:
-            _fused.clear()
-        found = _fused[members] = f"WITH {', '.join(parts)} SELECT {counts}"
-    return found
+def _fused_sql(members: Sequence[tuple[str, bool]]) -> str:
+    """One statement for several writes (each its SQL, and whether it is guarded): each a
+    WITH of its own, its row count selected, a guarded one's through the guard."""
+    parts = [f"f{n} AS ({_renamed(sql, f'f{n}_')} RETURNING 1)" for n, (sql, _) in enumerate(members)]  # noqa: E501  # fmt: skip
+    counts = ", ".join(
+        f"(SELECT count(*) FROM f{n})"
+        if not guarded
+        else f"CASE WHEN provisioner_guard((SELECT count(*) FROM f{n}) = 1, %(f{n}_{GUARD})s) THEN 1 END"  # noqa: E501
+        for n, (_, guarded) in enumerate(members)
+    )
+    return f"WITH {', '.join(parts)} SELECT {counts}"
+
+
+GUARD = "guard_"  # a guarded member's parameter: what its refusal names
 
 
 def _compile(conn: Connection, stmt: Executable, keys: tuple[str, ...]) -> _Compiled:
@@ -110,6 +166,8 @@ def _compile(conn: Connection, stmt: Executable, keys: tuple[str, ...]) -> _Comp
     return found
 
 
+# A queued statement: itself, its parameters, compiled, and its values as sent.
+Item = tuple[Executable, Mapping[str, Any], _Compiled, dict[str, Any]]
 Answer = tuple[int, list[Any]]  # rows affected, rows returned (RETURNING or SELECT)
 
 
@@ -119,16 +177,24 @@ class Batch:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pipelined = conn.dialect.name == "postgresql"
-        self._items: list[tuple[Executable, Mapping[str, Any], _Compiled, dict[str, Any]]] = []
+        self._items: list[Item] = []
 
-    def add(self, stmt: Executable, params: Mapping[str, Any]) -> int:
-        """Queue ``stmt``; returns its place in ``run``'s answer."""
+    def add(
+        self, stmt: Executable, params: Mapping[str, Any], *, guarded: str | None = None
+    ) -> int:
+        """Queue ``stmt``; returns its place in ``run``'s answer. ``guarded``: it must
+        change exactly one row, else the transaction fails in the database, naming this
+        (PostgreSQL, a write whose answer is its row count: see the module's docstring)."""
         c = _compile(self.conn, stmt, tuple(sorted(params)))
         values: dict[str, Any] = {}
         if self.pipelined:
             values = c.compiled.construct_params(params)
             for name, process in c.binds.items():
                 values[name] = process(values[name])
+        if guarded is not None:
+            if c.fusable is None:  # SQLite's too: the caller checks each count itself
+                raise ValueError("batch: only a write answered by its row count is guarded")
+            values[GUARD] = guarded
         self._items.append((stmt, params, c, values))
         return len(self._items) - 1
 
@@ -146,13 +212,13 @@ class Batch:
             return out
         raw: Any = self.conn.connection.driver_connection
         dialect = self.conn.dialect
-        sent = _statements(items)
+        sent = _plan(items)
         cursors = []
         try:
             with raw.pipeline():
-                for sql, values, _ in sent:
-                    cur = raw.cursor()
-                    cur.execute(sql, values)
+                for s in sent:
+                    cur = RawCursor(raw)
+                    cur.execute(s.native, [items[i][3][name] for i, name in s.order])
                     cursors.append(cur)
         except dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy raises it (IntegrityError, OperationalError, …): callers tell a
@@ -166,11 +232,11 @@ class Batch:
                 dialect=dialect, connection_invalidated=gone,
             ) from exc  # fmt: skip
         out = []
-        for (_, _, members), cur in zip(sent, cursors, strict=True):
-            if len(members) > 1:  # fused INSERTs: their row counts
-                out += [(int(n), []) for n in cur.fetchone()]
+        for s, cur in zip(sent, cursors, strict=True):
+            if s.fused:  # their row counts
+                out += [(int(n), []) for n in cur.fetchone() or ()]
             else:
-                c = items[members[0]][2]
+                c = items[s.members[0]][2]
                 rows = []
                 if c.row is not None:  # not an INSERT's implicit RETURNING of its key
                     rows = [c.row(*_processed(r, c.results)) for r in cur.fetchall()]
@@ -179,26 +245,63 @@ class Batch:
         return out
 
 
-def _statements(
-    items: Sequence[tuple[Executable, Mapping[str, Any], _Compiled, dict[str, Any]]],
-) -> list[tuple[str, dict[str, Any], range]]:
-    """What goes to PostgreSQL for ``items``: each (SQL, values, the items it runs), runs
-    of two or more fusable INSERTs as one statement."""
+@dataclass(frozen=True)
+class _Sent:
+    """One statement a batch sends: its SQL as SQLAlchemy renders it (named placeholders)
+    and as sent ($1, $2, …), each placeholder's item and parameter, and the items it runs
+    (more than one, or a guarded one: fused, answering their row counts)."""
+
+    sql: str
+    native: str
+    order: tuple[tuple[int, str], ...]
+    members: range
+    fused: bool
+
+
+_plans: dict[tuple[tuple[str, bool], ...], list[_Sent]] = {}
+
+
+def _plan(items: Sequence[Item]) -> list[_Sent]:
+    """What goes to PostgreSQL for ``items``, worked out once per shape of batch: runs of
+    writes that may share a statement (``_Write.beside``) as one, a guarded write always
+    in that form, anything else on its own."""
+    shape = tuple((it[2].sql, GUARD in it[3]) for it in items)
+    found = _plans.get(shape)
+    if found is not None:
+        return found
     sent = []
     i = 0
     while i < len(items):
         j = i
-        while j < len(items) and items[j][2].fusable is not None:
+        while j < len(items) and _joins(items[j][2].fusable, items, i, j):
             j += 1
-        if j - i < 2:
-            sent.append((items[i][2].sql, items[i][3], range(i, i + 1)))
+        if j - i < 2 and not shape[i][1]:
+            native, names = _native(shape[i][0])
+            order = tuple((i, name) for name in names)
+            sent.append(_Sent(shape[i][0], native, order, range(i, i + 1), False))
             i += 1
             continue
-        sql = _fused_sql(tuple(str(items[k][2].fusable) for k in range(i, j)))
-        values = {f"f{n}_{k}": v for n, it in enumerate(items[i:j]) for k, v in it[3].items()}
-        sent.append((sql, values, range(i, j)))
+        writes = [it[2].fusable for it in items[i:j]]
+        sql = _fused_sql([(w.sql, g) for w, (_, g) in zip(writes, shape[i:j], strict=True) if w])
+        native, names = _native(sql)
+        split = (name[1:].split("_", 1) for name in names)  # "f3_amount": item i + 3
+        order = tuple((i + int(n), name) for n, name in split)
+        sent.append(_Sent(sql, native, order, range(i, j), True))
         i = j
+    if len(_plans) >= MAX_SHAPES:
+        _plans.clear()
+    _plans[shape] = sent
     return sent
+
+
+def _statements(items: Sequence[Item]) -> list[tuple[str, list[Any], range]]:
+    """``_plan``'s statements for these items: (SQL, values in order, the items it runs)."""
+    return [(s.sql, [items[i][3][name] for i, name in s.order], s.members) for s in _plan(items)]
+
+
+def _joins(w: _Write | None, items: Sequence[Any], start: int, end: int) -> bool:
+    """Whether write ``w`` may join ``items[start:end]`` in one statement."""
+    return w is not None and all(w.beside(items[k][2].fusable) for k in range(start, end))
 
 
 def _processed(row: Sequence[Any], processors: tuple[Processor | None, ...]) -> list[Any]:

@@ -31,7 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import and_, bindparam, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -325,7 +325,7 @@ def pay(
             w.add(ensure, {"account": leg.account, "balance": ZERO, "floor": ZERO})
             w.add(_CREDIT, {"payer": leg.account, "price": -leg.amount})
         elif in_db:
-            w.add(_DEBIT_OR_FAIL, {"payer": leg.account, "price": leg.amount, "what": f"leg {n}"})
+            w.add(_DEBITED, {"payer": leg.account, "price": leg.amount}, guarded=f"leg {n}")
         else:
             checked.append((w.add(_DEBIT, {"payer": leg.account, "price": leg.amount}), leg))
     if in_db:
@@ -418,22 +418,17 @@ def charge(
 
 _acc = Account.__table__
 _MONEY = _acc.c.balance.type
-_DEBIT = (
+_DEBITED = (
     update(_acc)
     .where(
         _acc.c.account == bindparam("payer"),
         _acc.c.balance - bindparam("price", type_=_MONEY) >= _acc.c.floor,
     )
     .values(balance=_acc.c.balance - bindparam("price", type_=_MONEY))
-    .returning(_acc.c.balance)
 )
+_DEBIT = _DEBITED.returning(_acc.c.balance)
 GUARD_STATE = "P0001"  # PL/pgSQL's RAISE EXCEPTION
-_GUARD = "provisioner guard: leg "
-# The debit as a statement that fails its transaction when it changed no row: migration
-# 0012's ``provisioner_guard(ok, what)`` raises "provisioner guard: <what>".
-_DEBIT_OR_FAIL = select(
-    func.provisioner_guard(func.count() == 1, bindparam("what", type_=String)).label("ok")
-).select_from(_DEBIT.cte("debited"))
+_GUARD = "provisioner guard: leg "  # a guarded debit (``batch``) that changed no row
 _COMMIT = text("COMMIT")
 _CREDIT = (
     update(_acc)

@@ -93,13 +93,12 @@ def test_a_connection_found_dead_is_invalidated(ctx_factory: Any) -> None:
         assert conn.scalar(text("SELECT pg_backend_pid()")) != pid
 
 
-def test_inserts_in_a_row_answer_each_its_count_and_keep_every_constraint(
+def test_writes_in_a_row_answer_each_its_count_and_keep_every_constraint(
     any_ctx: Context,
 ) -> None:
-    """On PostgreSQL INSERTs of values in a row go as one statement (``batch``): each
-    still answers its own row count, and a broken foreign key or a duplicate in any of
-    them fails the batch and keeps nothing. An UPDATE in between is a statement of its
-    own, run in its place."""
+    """On PostgreSQL writes in a row go as one statement (``batch``): each still answers
+    its own row count, and a broken foreign key or a duplicate in any of them fails the
+    batch and keeps nothing. An UPDATE of a table none of the others names joins them."""
     from sqlalchemy import update
 
     from provisioner import batch
@@ -122,8 +121,8 @@ def test_inserts_in_a_row_answer_each_its_count_and_keep_every_constraint(
         w.add(bump, {"acc": "t:a"})
         w.add(ADD_ENTRY, {**entry, "amount": Decimal(3)})
         w.add(ADD_ENTRY, {**entry, "amount": Decimal(4)})
-        if w.pipelined:  # three INSERTs as one statement, then the UPDATE, then two as one
-            assert [len(m) for _, _, m in batch._statements(w._items)] == [1, 3, 1, 2]
+        if w.pipelined:  # the INSERT … RETURNING on its own, then the rest as one
+            assert [len(m) for _, _, m in batch._statements(w._items)] == [1, 6]
         assert w.run() == [(1, [(Decimal(1),)]), *[(1, [])] * 6]
     with transaction(any_ctx.factory) as s:
         amounts = s.scalars(select(_led.c.amount).where(_led.c.account == "t:a")).all()
@@ -141,3 +140,70 @@ def test_inserts_in_a_row_answer_each_its_count_and_keep_every_constraint(
             w.run()
     with transaction(any_ctx.factory) as s:
         assert s.scalar(select(func.count()).where(_led.c.amount == 5)) == 0
+
+
+def test_writes_that_would_see_each_other_run_in_turn(any_ctx: Context) -> None:
+    """One statement sees one snapshot: an UPDATE of a row an INSERT before it wrote, or
+    two UPDATEs of one row, would not see each other there. They run in turn, as
+    ``Connection.execute`` would run them, and answer as it would."""
+    from sqlalchemy import update
+
+    from provisioner import batch
+
+    add = insert(_acc)
+    bump = update(_acc).where(_acc.c.account == bindparam("acc")).values(balance=_acc.c.balance + 1)
+    entry = {"account": "t:a", "amount": Decimal(1), "kind": "topup", "reference": "",
+             "created_by": "t", "created_at": AT, "activation_id": None}  # fmt: skip
+    with transaction(any_ctx.factory) as s:
+        w = Batch(s.connection())
+        w.add(add, {"account": "t:a", "balance": Decimal(1), "floor": 0})
+        w.add(bump, {"acc": "t:a"})
+        w.add(ADD_ENTRY, entry)  # names no table the UPDATE names: beside it
+        w.add(bump, {"acc": "t:a"})
+        if w.pipelined:
+            assert [len(m) for _, _, m in batch._statements(w._items)] == [1, 2, 1]
+        assert w.run() == [(1, [])] * 4
+    with transaction(any_ctx.factory) as s:
+        assert s.scalar(select(_acc.c.balance).where(_acc.c.account == "t:a")) == 3
+
+
+def test_a_guarded_write_that_changes_no_row_fails_the_transaction(
+    ctx_factory: Any,
+) -> None:
+    """PostgreSQL: a guarded write must change exactly one row, or the transaction fails
+    in the database with "provisioner guard: <what>", so a COMMIT sent with it cannot
+    commit the rest. SQLite has no such guard: it is refused there."""
+    from sqlalchemy import text, update
+    from sqlalchemy.exc import DBAPIError
+
+    debit = (
+        update(_acc)
+        .where(_acc.c.account == bindparam("acc"), _acc.c.balance >= bindparam("price"))
+        .values(balance=_acc.c.balance - bindparam("price"))
+    )
+    ctx = ctx_factory("postgresql")
+    with transaction(ctx.factory) as s:
+        s.execute(insert(_acc), [{"account": "t:a", "balance": 5, "floor": 0}])
+    with transaction(ctx.factory) as s:
+        w = Batch(s.connection())
+        w.add(ADD_ENTRY, {"account": "t:a", "amount": Decimal(-3), "kind": "topup",
+                          "reference": "", "created_by": "t", "created_at": AT,
+                          "activation_id": None})  # fmt: skip
+        w.add(debit, {"acc": "t:a", "price": 3}, guarded="leg 0")
+        assert w.run() == [(1, []), (1, [])]
+    refused = pytest.raises(DBAPIError, match="provisioner guard: leg 1")
+    with refused as caught, transaction(ctx.factory) as s:
+        w = Batch(s.connection())
+        w.add(ADD_ENTRY, {"account": "t:a", "amount": Decimal(-3), "kind": "topup",
+                          "reference": "", "created_by": "t", "created_at": AT,
+                          "activation_id": None})  # fmt: skip
+        w.add(debit, {"acc": "t:a", "price": 3}, guarded="leg 1")  # 2 left: no row
+        w.add(text("COMMIT"), {})
+        w.run()
+    assert getattr(caught.value.orig, "sqlstate", None) == "P0001"
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(_acc.c.balance).where(_acc.c.account == "t:a")) == 2
+        assert s.scalar(select(func.count()).where(_led.c.account == "t:a")) == 1
+    lite = ctx_factory("sqlite")
+    with transaction(lite.factory) as s, pytest.raises(ValueError, match="guarded"):
+        Batch(s.connection()).add(debit, {"acc": "t:a", "price": 3}, guarded="leg 0")
