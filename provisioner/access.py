@@ -192,17 +192,17 @@ def _assignment_statement(by_id: bool) -> Any:
 _ASSIGNMENT = {by_id: _assignment_statement(by_id) for by_id in (True, False)}
 
 
-def package_statement(role: str, by_id: bool) -> Any:
+def package_statement(role: str, by_id: bool, ref: str = "ref") -> Any:
     """``package`` as one Core statement (an activation reads it with the rest at once):
-    the package ``ref`` (bound ``ref``: a name, or an id) with its master's columns
-    (``p_*``, ``m_*``), if a caller of ``role`` may buy it: a reseller (bound ``me``)
-    among its assignments, a customer a public one, an admin any."""
+    the package ``ref`` (bound ``ref`` unless named otherwise: a name, or an id) with its
+    master's columns (``p_*``, ``m_*``), if a caller of ``role`` may buy it: a reseller
+    (bound ``me``) among its assignments, a customer a public one, an admin any."""
     p, m, rp = Package.__table__, MasterPackage.__table__, ResellerPackage.__table__
     q = (
         select(*[c.label(f"p_{c.key}") for c in p.c], *[c.label(f"m_{c.key}") for c in m.c])
         .select_from(p)
         .join(m, m.c.id == p.c.master_package_id)
-        .where((p.c.id if by_id else p.c.name) == bindparam("ref"))
+        .where((p.c.id if by_id else p.c.name) == bindparam(ref))
     )
     if role == "reseller":
         q = q.join(rp, (rp.c.package_id == p.c.id) & (rp.c.reseller_id == bindparam("me")))

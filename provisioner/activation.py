@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -172,7 +173,7 @@ def _labelled(t: Any, prefix: str) -> list[Any]:
     return [c.label(f"{prefix}{c.key}") for c in t.c]
 
 
-def _resolve_statement(by_id: bool, lock: bool) -> Any:
+def _resolve_statement(by_id: bool, lock: bool, once: bool = False) -> Any:
     """The customer ``ref`` (by id or name) with its router's mode, its package and
     master now (``c_*``, ``p_*``, ``m_*``), the id of the activation an earlier request
     with ``key`` made (``a_id``), whether it has a live session (``radacct``) and an open
@@ -191,13 +192,21 @@ def _resolve_statement(by_id: bool, lock: bool) -> Any:
     billed = exists().where(
         _inv.c.customer_id == _c.c.id, _inv.c.status == literal_column(f"'{invoices.OPEN}'")
     )
-    next_id = func.nextval(func.pg_get_serial_sequence("activations", "id"))
+    next_id: Any = func.nextval(func.pg_get_serial_sequence("activations", "id"))
+    if once:  # however many rows it answers (``_read_statement``)
+        next_id = select(next_id).scalar_subquery()
     q = (
         select(
-            *_labelled(_c, "c_"), _rt.c.mode.label("router_mode"), *_labelled(_cp, "p_"),
-            *_labelled(_cm, "m_"), _a.c.id.label("a_id"), online.label("online"),
-            billed.label("billed"), (next_id if lock else null()).label("next_id"),
-            _v6.c.prefix.label("v6_prefix"), _v6.c.pool_name.label("v6_pool_name"),
+            *_labelled(_c, "c_"),
+            _rt.c.mode.label("router_mode"),
+            *_labelled(_cp, "p_"),
+            *_labelled(_cm, "m_"),
+            _a.c.id.label("a_id"),
+            online.label("online"),
+            billed.label("billed"),
+            (next_id if lock else null()).label("next_id"),
+            _v6.c.prefix.label("v6_prefix"),
+            _v6.c.pool_name.label("v6_pool_name"),
         )  # fmt: skip
         .select_from(_c)
         .outerjoin(_rt, _rt.c.id == _c.c.router_id)
@@ -217,7 +226,7 @@ def _chain_read(seller_given: bool, customer_by_id: bool, package_by_id: bool) -
         bindparam("seller")
         if seller_given
         else select(_c.c.reseller_id)
-        .where((_c.c.id if customer_by_id else _c.c.username) == bindparam("customer"))
+        .where((_c.c.id if customer_by_id else _c.c.username) == bindparam("ref"))
         .scalar_subquery()
     )
     package = (
@@ -228,18 +237,46 @@ def _chain_read(seller_given: bool, customer_by_id: bool, package_by_id: bool) -
     return sale.chain_statement(seller, package)
 
 
+def _read_statement(by_id: bool, lock: bool, role: str, package_by_id: bool) -> Any:
+    """``_resolve_statement`` with the package as a caller of ``role`` may buy it
+    (``access.package_statement``: ``np_*``, ``nm_*``; bound ``package`` and, for a
+    reseller, ``me``) and the seller's chain (``ch_*``, one row per operator, child
+    first; the calling reseller is the seller, bound ``seller``, else the customer's
+    reseller): all an activation reads of the registry, in one statement. A customer with
+    no chain answers one row, its ``ch_*`` NULL; no such customer, no row. The
+    activation's id is taken once (``next_id``), however many rows."""
+    base = _resolve_statement(by_id, lock, once=True)
+    pkg = access.package_statement(role, package_by_id, ref="package").subquery("np")
+    chain = _chain_read(role == "reseller", by_id, package_by_id).subquery("ch")
+    return (
+        base.add_columns(
+            *[c.label(f"n{c.key}") for c in pkg.c], *[c.label(f"ch_{c.key}") for c in chain.c]
+        )
+        .outerjoin(pkg, true())
+        .outerjoin(chain, true())
+        .order_by(chain.c.depth)
+    )
+
+
 # Built once: a statement made per call costs more Python than its round trip.
 _RESOLVE = {(i, lock): _resolve_statement(i, lock) for i in (True, False) for lock in (True, False)}
-_CHAIN_READ = {k: _chain_read(*k) for k in product((True, False), repeat=3)}
+_READ = {
+    (i, lock, role, p): _read_statement(i, lock, role, p)
+    for i, lock, p in product((True, False), repeat=3)
+    for role in ("admin", "reseller", "customer")
+}
 _ADD_ACTIVATION = insert(_a)
 _ADD_ACTIVATION_ID = insert(_a).returning(_a.c.id)
 _SET_CUSTOMER = (
     update(_c)
     .where(_c.c.id == bindparam("cid"))
     .values(
-        package_id=bindparam("new_package"), status=bindparam("new_status"),
-        suspended_reason=bindparam("new_reason"), expires_at=bindparam("new_expires"),
-        billing_day=bindparam("new_billing_day"), throttled_until=bindparam("new_throttled"),
+        package_id=bindparam("new_package"),
+        status=bindparam("new_status"),
+        suspended_reason=bindparam("new_reason"),
+        expires_at=bindparam("new_expires"),
+        billing_day=bindparam("new_billing_day"),
+        throttled_until=bindparam("new_throttled"),
         static_ip=bindparam("new_static_ip"),
     )  # fmt: skip
 )
@@ -251,9 +288,9 @@ _APPLIED = update(_a).where(_a.c.id == bindparam("act_id")).values(status="appli
 class _Read:
     """What one activation reads, at once (one round trip on PostgreSQL)."""
 
-    customer: Any  # ``_RESOLVE``'s row; None: no such customer
-    package: Any  # ``access.PACKAGE_READ``'s row; None: not one this caller may buy
-    chain: list[Any]  # the seller's chain (``sale.chain_statement``)
+    customer: Any  # ``_READ``'s (or ``_RESOLVE``'s) first row; None: no such customer
+    package: Any  # the same row if the package is one this caller may buy (``np_*``)
+    chain: list[sale.Link]  # the seller's chain, child first
     observed: list[ObservedRow] | None  # the user's RADIUS rows (None: not read)
     next_id: int | None  # the activation's id (PostgreSQL; SQLite: its insert's)
 
@@ -265,31 +302,38 @@ def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: s
     pkg_by_id, pkg = as_param(req.package)
     pg = conn.dialect.name == "postgresql"
     w = Batch(conn)
-    customer = w.add(_RESOLVE[by_id, pg], {"ref": ref, "key": key})
-    package = chain = users = None
-    if pkg is not None:
+    users = None
+    if pkg is None:  # names no package: the customer alone
+        read = w.add(_RESOLVE[by_id, pg], {"ref": ref, "key": key})
+    else:
         role = principal.role if principal.role in ("admin", "reseller") else "customer"
-        me = {"me": principal.reseller_id or -1} if role == "reseller" else {}
-        package = w.add(access.PACKAGE_READ[role, pkg_by_id], {"ref": pkg, **me})
-        seller = principal.role == "reseller"
-        who = {"seller": principal.reseller_id or -1} if seller else {"customer": ref}
-        chain = w.add(_CHAIN_READ[seller, by_id, pkg_by_id], {**who, "package": pkg})
+        params: dict[str, Any] = {"ref": ref, "key": key, "package": pkg}
+        if role == "reseller":
+            params["me"] = params["seller"] = principal.reseller_id or -1
+        read = w.add(_READ[by_id, pg, role, pkg_by_id], params)
     if not by_id:
         users = w.add(radius_store.USER_ROWS, {"username": ref})
     out = w.run()
-    rows = out[customer][1]
+    rows = out[read][1]
+    first = rows[0] if rows else None
     return _Read(
-        customer=rows[0] if rows else None,
-        package=(out[package][1] or [None])[0] if package is not None else None,
-        chain=out[chain][1] if chain is not None else [],
+        customer=first,
+        package=first
+        if pkg is not None and first is not None and first.np_id is not None
+        else None,
+        chain=[
+            sale.Link(r.ch_id, r.ch_name, r.ch_given is not None, r.ch_price, r.ch_customer_price)
+            for r in rows
+            if pkg is not None and r.ch_id is not None
+        ],
         observed=radius_store.observed_from(out[users][1], ref) if users is not None else None,
-        next_id=rows[0].next_id if rows else None,
+        next_id=first.next_id if first is not None else None,
     )
 
 
 _PARTS = {
     prefix: [(f"{prefix}{c.key}", c.key) for c in t.c]
-    for prefix, t in (("c_", _c), ("p_", _p), ("m_", _m))
+    for prefix, t in (("c_", _c), ("p_", _p), ("m_", _m), ("np_", _p), ("nm_", _m))
 }
 
 
@@ -301,10 +345,11 @@ def _part(row: Any, prefix: str) -> SimpleNamespace | None:
     return SimpleNamespace(**{key: getattr(row, label) for label, key in _PARTS[prefix]})
 
 
-def _package_of(row: Any) -> SimpleNamespace | None:
-    package = _part(row, "p_")
+def _package_of(row: Any, new: bool = False) -> SimpleNamespace | None:
+    """The customer's package now (``p_*``, ``m_*``), or the one it buys (``new``)."""
+    package = _part(row, "np_" if new else "p_")
     if package is not None:
-        package.master_package = _part(row, "m_")
+        package.master_package = _part(row, "nm_" if new else "m_")
     return package
 
 
@@ -367,7 +412,7 @@ def activate(
         raise ValidationError(f"must be one of {', '.join(PAYERS)}", field="payer")
     if principal.role == "reseller" and not principal.reseller_id:
         access.own_reseller(session, principal)  # refuses
-    package: Any = _package_of(read.package) if read.package is not None else None
+    package: Any = _package_of(read.package, new=True) if read.package is not None else None
     if package is None:
         raise _refused_package(principal, req.package)
     master = package.master_package
@@ -394,9 +439,7 @@ def activate(
     before = effects.customer_state(customer)
     open_invoices = invoices.paid_through(session, customer) if row.billed else []
     start, end, billing_day = period(customer, package, now)
-    priced = sale.price(
-        session, customer, package, payer, kind="activation", links=sale.links_of(read.chain)
-    )
+    priced = sale.price(session, customer, package, payer, kind="activation", links=read.chain)
     customer.package, customer.package_id = package, package.id
     customer.status = CustomerStatus.active
     customer.suspended_reason = None
@@ -461,9 +504,7 @@ def activate(
             last.append((_APPLIED, {"act_id": act.id}))
         last.append(events.applied(act, customer, package))  # else outbox._after's
     # The money last: the payers' account rows are held from here to the commit only.
-    sale.pay(
-        session, priced, actor=principal.actor, activation_id=act.id, also=last, commit=commit
-    )
+    sale.pay(session, priced, actor=principal.actor, activation_id=act.id, also=last, commit=commit)
     if not may_queue:  # what it queued is its routers' syncs: its view reads none back
         act.work_known = [_QUEUED_SYNC] * queued
     return act, True

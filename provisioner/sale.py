@@ -149,7 +149,10 @@ def chain_statement(seller: Any = None, package: Any = None) -> Any:
         )
     )
     return (
-        select(up.c.id, up.c.name, rp.c.id.label("given"), rp.c.price, rp.c.customer_price)
+        select(
+            up.c.id, up.c.name, rp.c.id.label("given"), rp.c.price, rp.c.customer_price,
+            up.c.depth,
+        )  # fmt: skip
         .select_from(up)
         .outerjoin(rp, and_(rp.c.reseller_id == up.c.id, rp.c.package_id == package))
         .order_by(up.c.depth)
