@@ -247,7 +247,8 @@ def _read_statement(by_id: bool, lock: bool, role: str, package_by_id: bool) -> 
     activation's id is taken once (``next_id``), however many rows."""
     base = _resolve_statement(by_id, lock, once=True)
     pkg = access.package_statement(role, package_by_id, ref="package").subquery("np")
-    chain = _chain_read(role == "reseller", by_id, package_by_id).subquery("ch")
+    # Ordered once, outside (``order_by``): the chain's own order would be a second sort.
+    chain = _chain_read(role == "reseller", by_id, package_by_id).order_by(None).subquery("ch")
     return (
         base.add_columns(
             *[c.label(f"n{c.key}") for c in pkg.c], *[c.label(f"ch_{c.key}") for c in chain.c]

@@ -31,7 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, literal, select, text, update
+from sqlalchemy import and_, bindparam, insert, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -139,18 +139,25 @@ def chain_statement(seller: Any = None, package: Any = None) -> Any:
     seller = bindparam("seller") if seller is None else seller
     package = bindparam("package") if package is None else package
     up = (
-        select(r.c.id, r.c.name, r.c.parent_id, literal(0).label("depth"))
+        select(r.c.id, r.c.name, r.c.parent_id, literal_column("0").label("depth"))
         .where(r.c.id == seller)
         .cte("chain", recursive=True)
     )
     up = up.union_all(
-        select(r.c.id, r.c.name, r.c.parent_id, up.c.depth + 1).where(
-            r.c.id == up.c.parent_id, up.c.depth < 64  # a cycle is refused when parents are set
+        select(r.c.id, r.c.name, r.c.parent_id, up.c.depth + literal_column("1")).where(
+            # A cycle is refused when parents are set; the constants are written, not bound
+            # (one plan for every chain).
+            r.c.id == up.c.parent_id,
+            up.c.depth < literal_column("64"),
         )
     )
     return (
         select(
-            up.c.id, up.c.name, rp.c.id.label("given"), rp.c.price, rp.c.customer_price,
+            up.c.id,
+            up.c.name,
+            rp.c.id.label("given"),
+            rp.c.price,
+            rp.c.customer_price,
             up.c.depth,
         )  # fmt: skip
         .select_from(up)
