@@ -58,3 +58,23 @@ def test_a_failed_sync_is_an_event(ctx: Any, make: Factory) -> None:
     [r] = sync.sync_many(ctx.factory, ctx.settings, ids, trigger="reconcile")
     assert r.status in ("unreachable", "failed")
     assert ("router.sync_failed", "dead-one") in types(ctx)
+
+
+def test_event_ids_grow_with_time() -> None:
+    """An event's id is ``evt_`` and a UUID version 7: later ids sort after earlier ones,
+    so the unique index on them grows at its right edge (random ids wrote each into a page
+    anywhere in the index, bench/README.md, "eighth pass"); the rest is random."""
+    import time
+    import uuid
+
+    from provisioner.events import new_uid
+
+    first = [new_uid() for _ in range(50)]
+    time.sleep(0.002)
+    later = new_uid()
+    assert len(set(first)) == 50 and all(u < later for u in first)
+    for u in (*first, later):
+        assert u.startswith("evt_") and len(u) == 36
+        parsed = uuid.UUID(u.removeprefix("evt_"))
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert abs(int(u[4:16], 16) - time.time() * 1000) < 60_000  # milliseconds, now
