@@ -25,7 +25,6 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
-    text,
     true,
     update,
 )
@@ -267,11 +266,6 @@ _READ = {
     for i, lock, p in product((True, False), repeat=3)
     for role in ("admin", "reseller", "customer")
 }
-# PostgreSQL plans a prepared statement afresh at each run while it judges a custom plan
-# better: the first five runs on a connection, and again after each ANALYZE of a table it
-# reads (autovacuum's, under a stream of activations). The read plans in 0.6 ms and runs
-# in 0.06; its plan, like the writes', does not depend on the values: plan them once.
-_GENERIC_PLANS = text("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
 _ADD_ACTIVATION = insert(_a)
 _ADD_ACTIVATION_ID = insert(_a).returning(_a.c.id)
 _SET_CUSTOMER = (
@@ -309,8 +303,6 @@ def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: s
     pkg_by_id, pkg = as_param(req.package)
     pg = conn.dialect.name == "postgresql"
     w = Batch(conn)
-    if pg:
-        w.add(_GENERIC_PLANS, {})
     users = None
     if pkg is None:  # names no package: the customer alone
         read = w.add(_RESOLVE[by_id, pg], {"ref": ref, "key": key})
