@@ -136,9 +136,7 @@ def assign_prefix(session: Session, c: Customer, held: Any = NOT_READ) -> str | 
         w.add(_POOL_LOCK, {"pool": f"prefix-pool:{m.ipv6_pool_name}"})
         w.add(_PLANS, {"mode": "force_custom_plan"})
     lowest = w.add(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
-    if w.pipelined:
-        w.add(_PLANS, {"mode": "auto"})
-    i = w.run()[lowest][1][0][0]
+    i = w.run()[lowest][1][0][0]  # plans back to "auto" with the slot's insert
     skip: set[int] = set()
     while True:
         if i is None or i in skip:  # a row of the pool before it changed holds it
@@ -150,10 +148,13 @@ def assign_prefix(session: Session, c: Customer, held: Any = NOT_READ) -> str | 
                 field="package",
             )
         prefix = str(ipaddress.IPv6Network((base + i * step, length)))
-        taken = conn.execute(
+        w = Batch(conn)  # one statement, without SQLAlchemy's per-execution work
+        took = w.add(
             add, {"prefix": prefix, "customer_id": c.id, "pool_name": m.ipv6_pool_name, "slot": i}
-        ).first()
-        if taken is not None:
+        )
+        if w.pipelined and not skip:  # the rest of the transaction as it was planned
+            w.add(_PLANS, {"mode": "auto"})
+        if w.run()[took][1]:
             return prefix
         skip.add(i)  # another customer's, committed meanwhile
         i = conn.scalar(_LOWEST_FREE, {"pool": m.ipv6_pool_name})
