@@ -212,13 +212,6 @@ def package_statement(role: str, by_id: bool, ref: str = "ref") -> Any:
     return q
 
 
-PACKAGE_READ = {
-    (role, by_id): package_statement(role, by_id)
-    for role in ("admin", "reseller", "customer")
-    for by_id in (True, False)
-}
-
-
 def packages_filter(session: Session, principal: Principal) -> list[ColumnElement[bool]]:
     """Packages this caller may see (resellers: see ``assignments`` for their prices)."""
     if principal.role == "admin":

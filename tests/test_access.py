@@ -127,11 +127,12 @@ def test_one_rule_answers_which_packages_a_caller_sees(isp: dict[str, Any], who:
 
 
 def _buyable(s: Any, p: Principal, ref: str) -> str | None:
-    """The package ``ref`` as ``access.PACKAGE_READ`` finds it for ``p`` (an activation's read)."""
+    """The package ``ref`` as ``access.package_statement`` finds it for ``p`` (an
+    activation's read)."""
     by_id, value = as_param(ref)
     role = p.role if p.role in ("admin", "reseller") else "customer"
     me = {"me": p.reseller_id} if role == "reseller" else {}
-    row = s.execute(access.PACKAGE_READ[role, by_id], {"ref": value, **me}).first()
+    row = s.execute(access.package_statement(role, by_id), {"ref": value, **me}).first()
     return row.p_name if row else None
 
 
