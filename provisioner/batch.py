@@ -281,8 +281,8 @@ def _plan(items: Sequence[Item]) -> list[_Sent]:
             sent.append(_Sent(shape[i][0], native, order, range(i, i + 1), False))
             i += 1
             continue
-        writes = [it[2].fusable for it in items[i:j]]
-        sql = _fused_sql([(w.sql, g) for w, (_, g) in zip(writes, shape[i:j], strict=True) if w])
+        writes: list[Any] = [it[2].fusable for it in items[i:j]]  # each a _Write (``_joins``)
+        sql = _fused_sql([(w.sql, g) for w, (_, g) in zip(writes, shape[i:j], strict=True)])
         native, names = _native(sql)
         split = (name[1:].split("_", 1) for name in names)  # "f3_amount": item i + 3
         order = tuple((i + int(n), name) for n, name in split)

@@ -48,6 +48,7 @@ TYPES: dict[str, str] = {
 # Built once: a batch compiles each statement object once (``batch``), not each call.
 _INSERT = insert(Event.__table__)
 
+
 def new_uid() -> str:
     """``evt_`` and a UUID version 7 (RFC 9562): its first 48 bits are the time in
     milliseconds, the rest random. New ids then sort after the ones before them, so the
@@ -57,7 +58,7 @@ def new_uid() -> str:
     ms = time.time_ns() // 1_000_000 & (1 << 48) - 1
     rand = int.from_bytes(os.urandom(10))  # 74 of its 80 bits are used
     value = ms << 80 | 7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
-    return "evt_" + str(uuid.UUID(int=value)).replace("-", "")
+    return "evt_" + uuid.UUID(int=value).hex
 
 
 def row(
