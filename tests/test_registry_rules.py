@@ -115,3 +115,32 @@ def test_a_credential_change_is_audited_as_changed_never_with_its_value(ctx: Con
         assert unchanged.after["radius_secret"] == "(redacted)"
         text = repr([r.before for r in rows] + [r.after for r in rows])
         assert "sec" not in text.replace("radius_secret", "") and "old-api-pw" not in text
+
+
+def test_a_static_customer_gets_the_lowest_free_address_of_its_pool(any_ctx: Context) -> None:
+    """The search (in SQL on PostgreSQL, walked on SQLite) skips addresses reserved or
+    pinned, fills a gap before the end, crosses from one range to the next, and says when
+    the pool is full."""
+    make = Factory(any_ctx)
+    router = make.router(None, mode="radius")
+    biz = make.package(
+        make.master(name="biz", customer_type="static", pool_name="pool-biz",
+                    pool_ranges="10.30.1.250-10.30.2.1, 10.30.0.9-10.30.0.10")
+    )  # fmt: skip
+    data = {"password": "p", "customer_type": "static", "router": router, "package": biz}
+
+    def new(name: str, **kw: Any) -> str:
+        with transaction(any_ctx.factory) as s:
+            return str(registry.create_customer(s, "t", {**data, "username": name, **kw}).static_ip)
+
+    assert new("pinned", static_ip="10.30.1.251") == "10.30.1.251"  # out of turn
+    assert [new(n) for n in "abc"] == ["10.30.0.9", "10.30.0.10", "10.30.1.250"]
+    assert new("d") == "10.30.1.252"  # .251 is pinned
+    with transaction(any_ctx.factory) as s:
+        registry.delete_customer(s, "test", "c")
+    assert new("e") == "10.30.1.250"  # the gap first
+    assert [new(n) for n in "fghij"] == [
+        "10.30.1.253", "10.30.1.254", "10.30.1.255", "10.30.2.0", "10.30.2.1"
+    ]
+    err = refused(any_ctx, registry.create_customer, {**data, "username": "k"})
+    assert "pool 'pool-biz' of master package 'biz' has no free address" in str(err)

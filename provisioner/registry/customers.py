@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     bindparam,
+    column,
     delete,
     func,
     literal,
     literal_column,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,37 +50,65 @@ from provisioner.registry.common import (
 )
 from provisioner.schemas import CUSTOMER_FIELDS
 
-# Every address in use, reserved or a customer's: one read (``allocate_address``).
-# As one row (a comma list): a row per address cost more than the search.
+# Every address in use, reserved or a customer's.
 _IN_USE = union_all(
     select(StaticAddress.address.label("a")),
     select(Customer.static_ip.label("a")).where(Customer.static_ip.is_not(None)),
 ).subquery()
-_TAKEN = {
-    "postgresql": select(func.string_agg(_IN_USE.c.a, literal(",")).label("taken")),
-    "sqlite": select(func.group_concat(_IN_USE.c.a, literal(",")).label("taken")),
-}
+# SQLite: as one row (a comma list), walked in Python (``_lowest_by_walking``).
+_TAKEN = select(func.group_concat(_IN_USE.c.a, literal(",")).label("taken"))
+# PostgreSQL: the lowest free address found where the addresses are. The addresses in use
+# inside the pool's ranges as numbers, then each range's first address if free, and each
+# used address's next one inside its range if free; the first by range, then number.
+# Walked in Python, 1,000 addresses in use cost the worker 0.7 ms (``bench/README.md``).
+_FREE_ADDRESS = text("""
+WITH r(lo, hi, ord) AS (
+    SELECT * FROM unnest(CAST(:los AS bigint[]), CAST(:his AS bigint[])) WITH ORDINALITY
+), used AS MATERIALIZED (
+    SELECT DISTINCT n FROM (
+        SELECT address::inet - '0.0.0.0'::inet AS n FROM static_addresses
+        UNION ALL
+        SELECT static_ip::inet - '0.0.0.0'::inet FROM customers WHERE static_ip IS NOT NULL
+    ) a WHERE n BETWEEN (SELECT min(lo) FROM r) AND (SELECT max(hi) FROM r)
+)
+SELECT c FROM (
+    SELECT ord, lo AS c FROM r WHERE lo NOT IN (SELECT n FROM used)
+    UNION ALL
+    SELECT ord, n + 1 FROM r JOIN used ON n >= lo AND n < hi
+    WHERE n + 1 NOT IN (SELECT n FROM used)
+) free ORDER BY ord, c LIMIT 1
+""").columns(column("c", BigInteger))
 _POOL_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("pool"))).label("locked"))
 
 
 def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
-    """The lowest free address of the package's pool; the unique row makes it exclusive.
+    """The lowest free address of the package's pool (its ranges in the order given);
+    the unique row makes it exclusive.
 
     PostgreSQL: first activations of a pool's customers at once would all read the same
     lowest free address, and all but one fail on the unique column (409): each waits for
     the one before it to commit (a lock per pool, held to the end of the transaction)."""
+    pool = validation.ranges("pool_ranges", m.pool_ranges)
     w = Batch(session.connection())
-    if w.pipelined:  # PostgreSQL: with the read, in one round trip
+    if w.pipelined:  # PostgreSQL: the lock and the search in one round trip
         w.add(_POOL_LOCK, {"pool": f"pool:{m.pool_name}"})
-    taken = w.add(_TAKEN[w.conn.dialect.name], {})
-    listed = w.run()[taken][1][0][0]
-    used = set(listed.split(",")) if listed else set()
-    for a, b in validation.ranges("pool_ranges", m.pool_ranges):
+        found = w.add(_FREE_ADDRESS, {"los": [a for a, _ in pool], "his": [b for _, b in pool]})
+        rows = w.run()[found][1]
+        n = rows[0][0] if rows else None
+    else:
+        listed = w.conn.execute(_TAKEN).scalar()
+        n = _lowest_by_walking(pool, set(listed.split(",")) if listed else set())
+    if n is None:
+        raise Conflict(f"pool {m.pool_name!r} of master package {m.name!r} has no free address")
+    return f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"  # as IPv4Address prints
+
+
+def _lowest_by_walking(pool: list[tuple[int, int]], used: set[str]) -> int | None:
+    for a, b in pool:
         for n in range(a, b + 1):
-            ip = f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"  # as IPv4Address prints
-            if ip not in used:
-                return ip
-    raise Conflict(f"pool {m.pool_name!r} of master package {m.name!r} has no free address")
+            if f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}" not in used:
+                return n
+    return None
 
 
 def _prefix_pool(m: MasterPackage | None) -> ipaddress.IPv6Network | None:
