@@ -521,6 +521,17 @@ class Ipv6Prefix(Base):
     __table_args__ = (Index("ix_ipv6_prefixes_pool_slot", "pool_name", "slot"),)
 
 
+class Ipv6FreeSlot(Base):
+    """A pool's slot that was taken and is free again: kept by the database's own
+    triggers on ``ipv6_prefixes`` (migration 0022), never written by the code. With the
+    pool's highest taken slot, it gives the lowest free one in two index lookups."""
+
+    __tablename__ = "ipv6_free_slots"
+
+    pool_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 class Outbox(Base):
     """Work for a NAS written in the same transaction as the change that caused it."""
 

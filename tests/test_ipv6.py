@@ -347,3 +347,85 @@ def test_a_router_is_not_asked_about_ipv6_while_no_package_has_it(
     assert first.status == "ok", first.error
     assert "/ipv6/pool" not in {c.menu for c in first.plan.changes}
     assert sim.items("/ipv6/pool") == []
+
+
+def test_free_slots_are_kept_by_the_database_and_the_search_reads_two_rows(
+    any_ctx: Context,
+) -> None:
+    """``ipv6_free_slots`` follows ``ipv6_prefixes`` by triggers (a removal adds its slot,
+    a take removes it), so the lowest free slot is the least of the smallest free one and
+    the highest taken plus one."""
+    from provisioner.models import Ipv6FreeSlot
+    from provisioner.registry.customers import _LOWEST_FREE
+
+    ctx, make = any_ctx, Factory(any_ctx)
+    pkg = make.package(make.master(name="home", **V6))
+    r = make.router(None, mode="radius")
+    for name in "abcde":
+        make.customer(pkg, r, username=name, status="new")
+
+    def state() -> tuple[list[int], int]:
+        with transaction(ctx.factory) as s:
+            free = list(s.scalars(select(Ipv6FreeSlot.slot).order_by(Ipv6FreeSlot.slot)))
+            return free, s.connection().scalar(_LOWEST_FREE, {"pool": "v6-home"})
+
+    assert state() == ([], 5)
+    with transaction(ctx.factory) as s:
+        for name in "db":
+            registry.delete_customer(s, "test", name)
+    assert state() == ([1, 3], 1)
+    make.customer(pkg, r, username="f", status="new")
+    assert state() == ([3], 3)
+    with transaction(ctx.factory) as s:
+        registry.delete_customer(s, "test", "e")  # the highest: 4 free, and so is 3
+    assert state() == ([3, 4], 3)
+    make.customer(pkg, r, username="g", status="new")
+    make.customer(pkg, r, username="h", status="new")
+    make.customer(pkg, r, username="i", status="new")
+    assert state() == ([], 6)
+    assert prefixes(ctx)["i"] == "2001:db8:100:500::/56"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_fills_the_free_slots_of_pools_with_gaps(backend: str, tmp_path: Any) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from provisioner.db import alembic_config
+    from tests.conftest import PG_URL, _pg_admin, drop_pg_database
+    from tests.support.require import require
+
+    name = ""
+    if backend == "postgresql":
+        admin = _pg_admin()
+        require(admin is not None, "PostgreSQL is not reachable on 127.0.0.1:5432")
+        name = f"prov_mig_{tmp_path.name[-12:]}".replace("-", "_")
+        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.close()
+        url = PG_URL.format(db=name)
+    else:
+        url = f"sqlite:///{tmp_path}/old.sqlite3"
+    try:
+        command.upgrade(alembic_config(url), "0020")
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            for cid, slot in ((1, 0), (2, 2), (3, 5), (4, None)):
+                conn.execute(text(
+                    "INSERT INTO customers (id, username, password, customer_type, status, "
+                    "created_at) VALUES (:id, :u, 'x', 'pppoe', 'active', CURRENT_TIMESTAMP)"
+                ), {"id": cid, "u": f"c{cid}"})  # fmt: skip
+                conn.execute(text(
+                    "INSERT INTO ipv6_prefixes (prefix, customer_id, pool_name, slot) "
+                    "VALUES (:p, :id, :pool, :slot)"
+                ), {"p": f"2001:db8:{cid}::/56", "id": cid, "slot": slot,
+                    "pool": "old" if slot is None else "v6"})  # fmt: skip
+        engine.dispose()
+        command.upgrade(alembic_config(url), "heads")
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            free = conn.execute(text("SELECT pool_name, slot FROM ipv6_free_slots ORDER BY slot"))
+            assert [tuple(r) for r in free] == [("v6", 1), ("v6", 3), ("v6", 4)]
+        engine.dispose()
+    finally:
+        if name:
+            drop_pg_database(name)
