@@ -16,8 +16,7 @@ from provisioner.activation import period
 from provisioner.billing import add_month
 from provisioner.db import alembic_config
 from provisioner.models import Billing, Customer, CustomerStatus, MasterPackage, Package
-from tests.conftest import PG_URL, _pg_admin, drop_pg_database
-from tests.support.require import require
+from tests.support.databases import empty_database
 
 
 def at(y: int, m: int, d: int) -> datetime:
@@ -66,16 +65,7 @@ def test_another_package_starts_now_and_takes_todays_day() -> None:
 def test_upgrading_from_0001_keeps_customers_and_what_points_at_them(
     backend: str, tmp_path: Path
 ) -> None:
-    if backend == "postgresql":
-        admin = _pg_admin()
-        require(admin is not None, "PostgreSQL is not reachable on 127.0.0.1:5432")
-        name = f"prov_mig_{tmp_path.name[-12:]}".replace("-", "_")
-        admin.execute(f'CREATE DATABASE "{name}"')
-        admin.close()
-        url = PG_URL.format(db=name)
-    else:
-        url, name = f"sqlite:///{tmp_path}/old.sqlite3", ""
-    try:
+    with empty_database(backend, tmp_path, "mig") as url:
         command.upgrade(alembic_config(url), "0001")
         engine = create_engine(url)
         with engine.begin() as conn:
@@ -99,9 +89,6 @@ def test_upgrading_from_0001_keeps_customers_and_what_points_at_them(
         engine.dispose()
         assert "billing_day" in cols and [tuple(r) for r in rows] == [("alice", None)]
         assert kept == 1
-    finally:
-        if name:
-            drop_pg_database(name)
 
 
 def test_an_activation_records_the_billing_day_and_an_extension_keeps_it(

@@ -392,20 +392,9 @@ def test_upgrading_fills_the_free_slots_of_pools_with_gaps(backend: str, tmp_pat
     from sqlalchemy import create_engine, text
 
     from provisioner.db import alembic_config
-    from tests.conftest import PG_URL, _pg_admin, drop_pg_database
-    from tests.support.require import require
+    from tests.support.databases import empty_database
 
-    name = ""
-    if backend == "postgresql":
-        admin = _pg_admin()
-        require(admin is not None, "PostgreSQL is not reachable on 127.0.0.1:5432")
-        name = f"prov_mig_{tmp_path.name[-12:]}".replace("-", "_")
-        admin.execute(f'CREATE DATABASE "{name}"')
-        admin.close()
-        url = PG_URL.format(db=name)
-    else:
-        url = f"sqlite:///{tmp_path}/old.sqlite3"
-    try:
+    with empty_database(backend, tmp_path, "v6") as url:
         command.upgrade(alembic_config(url), "0020")
         engine = create_engine(url)
         with engine.begin() as conn:
@@ -426,6 +415,3 @@ def test_upgrading_fills_the_free_slots_of_pools_with_gaps(backend: str, tmp_pat
             free = conn.execute(text("SELECT pool_name, slot FROM ipv6_free_slots ORDER BY slot"))
             assert [tuple(r) for r in free] == [("v6", 1), ("v6", 3), ("v6", 4)]
         engine.dispose()
-    finally:
-        if name:
-            drop_pg_database(name)
