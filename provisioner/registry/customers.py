@@ -61,7 +61,8 @@ _IN_USE = union_all(
 _TAKEN = select(func.group_concat(_IN_USE.c.a, literal(",")).label("taken"))
 # PostgreSQL: the lowest free address found where the addresses are. The addresses in use
 # inside the pool's ranges as numbers, then each range's first address if free, and each
-# used address's next one inside its range if free; the first by range, then number.
+# used address's next one inside its range if free; the lowest. (``_IN_USE``'s two
+# sources, as numbers.)
 # Walked in Python, 1,000 addresses in use cost the worker 0.7 ms (``bench/README.md``).
 _FREE_ADDRESS = text("""
 WITH r(lo, hi, ord) AS (
@@ -84,8 +85,8 @@ _POOL_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("pool")))
 
 
 def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
-    """The lowest free address of the package's pool (its ranges in the order given);
-    the unique row makes it exclusive.
+    """The lowest free address of the package's pool (``validation.ranges`` sorts its
+    ranges, so the lowest of all); the unique row makes it exclusive.
 
     PostgreSQL: first activations of a pool's customers at once would all read the same
     lowest free address, and all but one fail on the unique column (409): each waits for
@@ -171,7 +172,7 @@ def assign_prefix(session: Session, c: Customer, held: Any = NOT_READ) -> str | 
     i = w.run()[lowest][1][0][0]
     skip: set[int] = set()
     while True:
-        if i is None or i in skip:  # a row of the pool before it changed holds it
+        if i in skip:  # a row of the pool before it changed holds it
             i = _lowest_free_by_reading(session, pool, base, step, skip)
         if i >= count:
             raise Conflict(
