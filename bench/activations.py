@@ -134,6 +134,8 @@ V6_POOL, V6_PREFIX, V6_LENGTH = "bench-v6", ipaddress.IPv6Network("2001:db8:100:
 # unique customers.static_ip), and the package each buys with its RADIUS group; every
 # other run buys PACKAGE (group PROFILE).
 CASES = ("chain3", "ipv6", "static")
+# --base: a run of each case's kind before it (its installed base), its customers' prefix.
+BASE, BASE_PREFIX = "_base", {"chain3": "w3", "ipv6": "w6", "static": "wt"}
 CASE_PACKAGE = {"static": (STATIC_PACKAGE, STATIC_PROFILE), "ipv6": (V6_PACKAGE, V6_PROFILE)}
 SPARE = 3  # activations' worth of balance left on each reseller after each run
 ROUTERS = 4
@@ -158,12 +160,19 @@ RUNS = {
     "chain3": ("b3", "three levels: each activation debits the sub-sub-reseller, sub and reseller"),
     "static": ("bt", "static IP: the first activation allocates the address from the pool"),
     "ipv6": ("b6", "IPv6: the activation delegates a /56 from the master's pool"),
+    # --base: each case's installed base, activated (and reported, not compared) before it.
+    **{f"{c}{BASE}": (p, f"installed base of {c}, not compared") for c, p in BASE_PREFIX.items()},
 }
+
+
+def kind(run: str) -> str:
+    """What a run's customers are and buy: a case's installed base is of its case."""
+    return run.removesuffix(BASE)
 
 
 def package_of(run: str) -> tuple[str, str]:
     """The package a run's activations buy, and its RADIUS group."""
-    return CASE_PACKAGE.get(run, (PACKAGE, PROFILE))
+    return CASE_PACKAGE.get(kind(run), (PACKAGE, PROFILE))
 
 
 def say(msg: str) -> None:
@@ -194,6 +203,7 @@ class Options:
     paced_runs: int = 1  # how many paced runs (the machine's speed varies between them)
     cases: tuple[str, ...] = ()  # --cases: the case runs, after every other run
     case_customers: int = 1000  # activations per case run
+    base: int = 0  # --base: activations before the runs (the warm-up) and before each case
 
     def runs(self) -> list[str]:
         out = ["warmup", "empty"]
@@ -208,12 +218,14 @@ class Options:
             out.append("mixed")
             if self.rate > 0:
                 out.append("mixed_paced")
-        return out + list(self.cases)
+        return out + [r for c in self.cases for r in ((f"{c}{BASE}",) if self.base else ()) + (c,)]
 
     def size(self, run: str) -> int:
         """A run's activations."""
         if run == "warmup":
             return warmup_size(self)
+        if run.endswith(BASE):
+            return self.base
         return self.case_customers if run in CASES else self.customers
 
 
@@ -314,6 +326,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         default=None,
         help="activations per case run (default 1000; --quick 200)",
     )
+    p.add_argument(
+        "--base",
+        type=int,
+        default=None,
+        help="the installed base: the warm-up activates at least this many customers, and "
+        "a run of this many of each case's kind precedes the case (reported, not compared), "
+        "so that the statistics of the tables each run reads describe tables with rows, as "
+        "a live database's do (default 1000; --quick 100; 0: none)",
+    )
     p.add_argument("--quick", action="store_true", help="200 customers per run, 8 clients")
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     p.add_argument("--seed", type=int, default=1, help="seed of the order and the replays")
@@ -329,6 +350,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         p.error(f"--cases: unknown {', '.join(unknown)} (known: {', '.join(CASES)})")
     cases = tuple(c for c in CASES if c in cases)  # their fixed order, each once
     case_n = a.case_customers if a.case_customers is not None else (200 if a.quick else 1000)
+    base = a.base if a.base is not None else (100 if a.quick else 1000)
     for name, v in (
         ("customers", customers),
         ("clients", clients),
@@ -339,17 +361,19 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     ):
         if v < 1:
             p.error(f"--{name} must be at least 1")
-    for name, v in (("history", history), ("pgbench-seconds", pgb_s), ("rate", a.rate)):
+    for name, v in (
+        ("history", history), ("pgbench-seconds", pgb_s), ("rate", a.rate), ("base", base)
+    ):  # fmt: skip
         if v < 0:
             p.error(f"--{name} must not be negative")
     if not 1 <= a.paced_runs <= 9:
         p.error("--paced-runs must be 1 to 9")
-    if case_n > min(STATIC_POOL.num_addresses - 2, 2 ** (V6_LENGTH - V6_PREFIX.prefixlen)):
-        p.error("--case-customers is larger than the static or IPv6 pool")
+    if case_n + base > min(STATIC_POOL.num_addresses - 2, 2 ** (V6_LENGTH - V6_PREFIX.prefixlen)):
+        p.error("--case-customers and --base are more than the static or IPv6 pool")
     return Options(
         a.db, customers, clients, a.resellers, workers, a.keep_db, a.seed, a.quick,
         history, a.mixed, pgb_s, scale, a.pgbench, a.baseline, a.subresellers, a.rate,
-        a.paced_runs, cases, case_n,
+        a.paced_runs, cases, case_n, base,
     )  # fmt: skip
 
 
@@ -433,16 +457,17 @@ class World:
 
 def warmup_size(opts: Options) -> int:
     """The warm-up run's activations: two per client, so every worker process has made
-    its connections and compiled its statements before the empty run's clock starts."""
-    return min(opts.customers, 2 * opts.clients)
+    its connections and compiled its statements before the empty run's clock starts, and
+    at least the installed base (``--base``)."""
+    return max(min(opts.customers, 2 * opts.clients), opts.base)
 
 
 def assign(run: str, n: int, rids: list[int], sellers: dict[str, list[int]]) -> list[int]:
     """The reseller of each of a run's ``n`` customers: round-robin (the sub and chain3
     runs: over their own ``sellers``, the sub-resellers and sub-sub-resellers), or for the
     mixed run half to the first ("hot") reseller and the rest round-robin over the others."""
-    if run in sellers:
-        own = sellers[run]
+    if kind(run) in sellers:
+        own = sellers[kind(run)]
         return [own[i % len(own)] for i in range(n)]
     if not run.startswith("mixed"):
         return [rids[i % len(rids)] for i in range(n)]
@@ -542,7 +567,7 @@ def seed(ctx: Context, opts: Options) -> World:
     for start in range(0, len(everyone), 250):
         with transaction(ctx.factory) as s:
             for i, (username, rid, run) in enumerate(everyone[start : start + 250], start):
-                static = run == "static"
+                static = kind(run) == "static"
                 registry.create_customer(
                     s,
                     ACTOR,
@@ -1197,8 +1222,9 @@ def check_case(ctx: Context, world: World, run: str, customers: list[tuple[str, 
     n = len(customers)
     prefix = RUNS[run][0]
     mine = Customer.username.like(f"{prefix}%")
+    case = kind(run)
     with transaction(ctx.factory) as s:
-        if run == "chain3":
+        if case == "chain3":
             depths = Counter(len(world.chain(rid)) for _, rid in customers)
             expect(set(depths) == {3}, f"sellers' chain lengths {dict(depths)}, want all 3")
             # Each level's debits in this run, over all its operators: one per activation
@@ -1231,7 +1257,7 @@ def check_case(ctx: Context, world: World, run: str, customers: list[tuple[str, 
                     got.get(depth) == want,
                     f"level {depth} debits (rows, minor units) = {got.get(depth)}, want {want}",
                 )
-        elif run == "static":
+        elif case == "static":
             ips = dict(s.execute(select(Customer.username, Customer.static_ip).where(mine)).all())
             have = [ip for ip in ips.values() if ip]
             expect(len(ips) == n, f"static customers = {len(ips)}, want {n}")
@@ -1263,7 +1289,7 @@ def check_case(ctx: Context, world: World, run: str, customers: list[tuple[str, 
                 f"Framed-IP-Address rows = {len(framed)}, {len(wrong)} not the customer's "
                 f"address, e.g. (user, address, row) {wrong[:3]}",
             )
-        elif run == "ipv6":
+        elif case == "ipv6":
             rows = s.execute(
                 select(Customer.username, Ipv6Prefix.prefix, Ipv6Prefix.pool_name)
                 .join(Ipv6Prefix, Ipv6Prefix.customer_id == Customer.id)
@@ -1462,7 +1488,7 @@ def activation_run(
             api_balances, key_prefix,
         ),
     )  # fmt: skip
-    if run in CASES:
+    if kind(run) in CASES:
         failed += check_case(ctx, world, run, customers)
     if base_fig is not None and set(base_fig["status"]) != {"200"}:
         failed.append(f"baseline reads not all 200: {base_fig['status']}")
@@ -1478,7 +1504,7 @@ def activation_run(
             "every account, one activation per key and one debit per operator on its path "
             "at its price, no balance below its floor, "
             "replays 200 and free, RADIUS rows in place"
-            + (f"; {CASE_CHECKS[run]})" if run in CASES else ")")
+            + (f"; {CASE_CHECKS[kind(run)]})" if kind(run) in CASES else ")")
         )
     out["invariants"] = failed if failed else "ok"
     return out, failed

@@ -532,6 +532,21 @@ class Ipv6FreeSlot(Base):
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
+class AddressHint(Base):
+    """Where a static pool's search for its lowest free address starts (PostgreSQL):
+    every address of the pool below ``next`` is in use. The allocator moves it past what
+    it gives; the database's triggers move it back to an address freed below it
+    (migration 0023). Valid only for the ``ranges`` it was found for."""
+
+    __tablename__ = "address_hints"
+
+    pool_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ranges: Mapped[str] = mapped_column(Text)
+    first: Mapped[int] = mapped_column(BigInteger)
+    last: Mapped[int] = mapped_column(BigInteger)
+    next: Mapped[int] = mapped_column(BigInteger)
+
+
 class Outbox(Base):
     """Work for a NAS written in the same transaction as the change that caused it."""
 

@@ -3,6 +3,7 @@ out of the router's own pools, MAC addresses are real and bound once."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from provisioner import ledger, registry
 from provisioner.context import Context
 from provisioner.db import transaction
 from provisioner.errors import ProvisionerError
-from provisioner.models import Customer, Reseller
+from provisioner.models import AddressHint, Customer, Reseller
 from tests.support.factories import Factory
 
 
@@ -144,3 +145,45 @@ def test_a_static_customer_gets_the_lowest_free_address_of_its_pool(any_ctx: Con
     ]
     err = refused(any_ctx, registry.create_customer, {**data, "username": "k"})
     assert "pool 'pool-biz' of master package 'biz' has no free address" in str(err)
+
+
+def test_an_address_freed_or_a_pool_widened_is_given_first(any_ctx: Context) -> None:
+    """PostgreSQL starts each search from the pool's hint (every address below it in use):
+    an address freed below it (a customer's address changed, a customer deleted) moves
+    it back, and new ranges are searched from their first address. SQLite walks the pool
+    and must give the same answers."""
+    make = Factory(any_ctx)
+    router = make.router(None, mode="radius")
+    biz = make.package(
+        make.master(name="biz", customer_type="static", pool_name="pool-biz",
+                    pool_ranges="10.40.0.10-10.40.0.20")
+    )  # fmt: skip
+    data = {"password": "p", "customer_type": "static", "router": router, "package": biz}
+
+    def new(name: str) -> str:
+        with transaction(any_ctx.factory) as s:
+            return str(registry.create_customer(s, "t", {**data, "username": name}).static_ip)
+
+    def hint() -> str | None:  # PostgreSQL's; SQLite keeps none
+        with transaction(any_ctx.factory) as s:
+            n = s.scalar(select(AddressHint.next).where(AddressHint.pool_name == "pool-biz"))
+            return None if n is None else str(ipaddress.IPv4Address(n))
+
+    postgres = any_ctx.engine.dialect.name == "postgresql"
+    assert [new(n) for n in "abcd"] == ["10.40.0.10", "10.40.0.11", "10.40.0.12", "10.40.0.13"]
+    assert hint() == ("10.40.0.14" if postgres else None)
+    with transaction(any_ctx.factory) as s:  # b moves out of the pool: .11 is free again
+        registry.update_customer(s, "t", "b", {"static_ip": "10.99.0.1"})
+    assert hint() == ("10.40.0.11" if postgres else None)  # the trigger moved it back
+    assert new("e") == "10.40.0.11"
+    with transaction(any_ctx.factory) as s:
+        registry.delete_customer(s, "t", "a")
+    assert new("f") == "10.40.0.10"
+    assert new("g") == "10.40.0.14"
+    with transaction(any_ctx.factory) as s:  # a range below the old one: searched first
+        registry.update_master_package(s, "t", "biz", {"pool_ranges": "10.40.0.2-10.40.0.20"})
+    assert [new(n) for n in "hi"] == ["10.40.0.2", "10.40.0.3"]
+    with transaction(any_ctx.factory) as s:
+        rows = s.execute(select(Customer.username, Customer.static_ip)).all()
+    given = [ip for _, ip in rows if ip and ip.startswith("10.40.")]
+    assert len(given) == len(set(given)) == 7

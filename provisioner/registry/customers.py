@@ -59,27 +59,44 @@ _IN_USE = union_all(
 ).subquery()
 # SQLite: as one row (a comma list), walked in Python (``_lowest_by_walking``).
 _TAKEN = select(func.group_concat(_IN_USE.c.a, literal(",")).label("taken"))
-# PostgreSQL: the lowest free address found where the addresses are. The addresses in use
-# inside the pool's ranges as numbers, then each range's first address if free, and each
-# used address's next one inside its range if free; the lowest. (``_IN_USE``'s two
-# sources, as numbers.)
-# Walked in Python, 1,000 addresses in use cost the worker 0.7 ms (``bench/README.md``).
+# PostgreSQL: the lowest free address found where the addresses are, from the pool's hint
+# (``AddressHint``: every address of the pool below it is in use; the pool's first
+# address when it has none for these ranges). The addresses in use from there to the
+# pool's end, as numbers, through their indexes (migration 0023): usually only pinned
+# ones. Then each range's first address from there if free, and each used address's
+# next one inside its range if free; the lowest, and the hint moved past it. A hint
+# lowered meanwhile (an address freed below it, by a trigger) stays lowered.
 _FREE_ADDRESS = text("""
 WITH r(lo, hi, ord) AS (
     SELECT * FROM unnest(CAST(:los AS bigint[]), CAST(:his AS bigint[])) WITH ORDINALITY
+), h(start) AS (
+    SELECT coalesce(
+        (SELECT next FROM address_hints WHERE pool_name = :pool AND ranges = :ranges), :first)
 ), used AS MATERIALIZED (
-    SELECT DISTINCT n FROM (
-        SELECT address::inet - '0.0.0.0'::inet AS n FROM static_addresses
+    SELECT address::inet - '0.0.0.0'::inet AS n FROM static_addresses
+    WHERE address::inet - '0.0.0.0'::inet BETWEEN (SELECT start FROM h) AND :last
+    UNION
+    SELECT static_ip::inet - '0.0.0.0'::inet FROM customers
+    WHERE static_ip IS NOT NULL
+    AND static_ip::inet - '0.0.0.0'::inet BETWEEN (SELECT start FROM h) AND :last
+), found AS (
+    SELECT c FROM (
+        SELECT ord, greatest(lo, (SELECT start FROM h)) AS c FROM r
+        WHERE hi >= (SELECT start FROM h)
+        AND greatest(lo, (SELECT start FROM h)) NOT IN (SELECT n FROM used)
         UNION ALL
-        SELECT static_ip::inet - '0.0.0.0'::inet FROM customers WHERE static_ip IS NOT NULL
-    ) a WHERE n BETWEEN (SELECT min(lo) FROM r) AND (SELECT max(hi) FROM r)
+        SELECT ord, n + 1 FROM r JOIN used ON n >= lo AND n < hi
+        WHERE n + 1 NOT IN (SELECT n FROM used)
+    ) free ORDER BY ord, c LIMIT 1
+), hinted AS (
+    INSERT INTO address_hints AS a (pool_name, ranges, first, last, next)
+    SELECT :pool, :ranges, :first, :last, c + 1 FROM found
+    ON CONFLICT (pool_name) DO UPDATE SET
+        ranges = excluded.ranges, first = excluded.first, last = excluded.last,
+        next = CASE WHEN a.ranges = excluded.ranges AND a.next < (SELECT start FROM h)
+               THEN a.next ELSE excluded.next END
 )
-SELECT c FROM (
-    SELECT ord, lo AS c FROM r WHERE lo NOT IN (SELECT n FROM used)
-    UNION ALL
-    SELECT ord, n + 1 FROM r JOIN used ON n >= lo AND n < hi
-    WHERE n + 1 NOT IN (SELECT n FROM used)
-) free ORDER BY ord, c LIMIT 1
+SELECT c FROM found
 """).columns(column("c", BigInteger))
 _POOL_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("pool"))).label("locked"))
 
@@ -95,7 +112,11 @@ def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
     w = Batch(session.connection())
     if w.pipelined:  # PostgreSQL: the lock and the search in one round trip
         w.add(_POOL_LOCK, {"pool": f"pool:{m.pool_name}"})
-        found = w.add(_FREE_ADDRESS, {"los": [a for a, _ in pool], "his": [b for _, b in pool]})
+        los, his = [a for a, _ in pool], [b for _, b in pool]
+        found = w.add(_FREE_ADDRESS, {
+            "los": los, "his": his, "first": los[0], "last": max(his), "pool": m.pool_name or "",
+            "ranges": ",".join(f"{a}-{b}" for a, b in pool),
+        })  # fmt: skip
         rows = w.run()[found][1]
         n = rows[0][0] if rows else None
     else:
