@@ -77,8 +77,7 @@ WITH r(lo, hi, ord) AS (
     WHERE address::inet - '0.0.0.0'::inet BETWEEN (SELECT start FROM h) AND :last
     UNION
     SELECT static_ip::inet - '0.0.0.0'::inet FROM customers
-    WHERE static_ip IS NOT NULL
-    AND static_ip::inet - '0.0.0.0'::inet BETWEEN (SELECT start FROM h) AND :last
+    WHERE static_ip::inet - '0.0.0.0'::inet BETWEEN (SELECT start FROM h) AND :last
 ), found AS (
     SELECT c FROM (
         SELECT ord, greatest(lo, (SELECT start FROM h)) AS c FROM r

@@ -31,8 +31,10 @@ depends_on = None
 # The allocator's own expression (an address's number), so its search is an index range
 # scan. Every address written is an IPv4 address (``validation``), as the search assumes.
 _PG = [
+    # Not partial: with "static_ip IS NOT NULL" in the query PostgreSQL read every
+    # address through the unique index on static_ip instead (1,300 pages a search).
     "CREATE INDEX ix_customers_static_ip_number ON customers "
-    "((static_ip::inet - '0.0.0.0'::inet)) WHERE static_ip IS NOT NULL",
+    "((static_ip::inet - '0.0.0.0'::inet))",
     "CREATE INDEX ix_static_addresses_number ON static_addresses "
     "((address::inet - '0.0.0.0'::inet))",
     """
