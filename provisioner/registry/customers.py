@@ -106,7 +106,9 @@ def allocate_address(session: Session, c: Customer, m: MasterPackage) -> str:
 
     PostgreSQL: first activations of a pool's customers at once would all read the same
     lowest free address, and all but one fail on the unique column (409): each waits for
-    the one before it to commit (a lock per pool, held to the end of the transaction)."""
+    the one before it to commit (a lock per pool, held to the end of the transaction).
+    The search starts from the pool's hint (``AddressHint``), so it reads the addresses
+    in use from there on, not all of them."""
     pool = validation.ranges("pool_ranges", m.pool_ranges)
     w = Batch(session.connection())
     if w.pipelined:  # PostgreSQL: the lock and the search in one round trip
