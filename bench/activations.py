@@ -11,8 +11,9 @@ Scenario (see bench/README.md): a fresh database is seeded through the service l
 (RADIUS-mode routers, one master package and one package, resellers with it assigned,
 customers for every run spread over the resellers, tokens); the real app is served by
 ``bench.serve`` in a subprocess with ``--workers`` processes (default: one per CPU),
-as ``provisioner serve`` serves it. After a short warm-up run (two activations per
-client, reported but not compared), in one invocation:
+as ``provisioner serve`` serves it. After a warm-up run (two activations per client, and
+at least the installed base, ``--base``: 1,000; reported but not compared), in one
+invocation:
 
 1. **empty**: the resellers are topped up through ``POST /topups``; as the baseline, the
    same clients send one authenticated read per customer (``GET /customers/{username}``:
@@ -49,7 +50,14 @@ client, reported but not compared), in one invocation:
    pool (a /56 per customer from a /40), the activation delegating the prefix;
    **static**, static-IP customers (on RADIUS-mode routers of their own) without an
    address, a static master package with a /16 pool, the first activation allocating
-   the address. Each prints activations/s, p50, p99 and server (and PostgreSQL) CPU per
+   the address. Before each case, its installed base (``<case>_base``, ``--base``
+   customers of its kind, reported but not compared): PostgreSQL keeps the plans it
+   made for a table analysed nearly empty (a sequential scan of ``ipv6_prefixes`` at
+   every activation, 6,000 rows later) until the next ANALYZE, and autovacuum, which a
+   live database has, is off on the CI machines; a live database's tables have rows.
+   After each case, its reference (``<case>_ref``): the common activation offered at the
+   rate the case answered, as the comparison for the case's CPU per activation (which
+   grows as a worker's rate falls, whatever it serves). Each prints activations/s, p50, p99 and server (and PostgreSQL) CPU per
    activation with its ratio to the empty run's; beside the invariants below, chain3's
    debits on each level (one per activation at that level's price), and each static
    (IPv6) customer's distinct address in the pool (prefix of the pool) and its RADIUS row.
@@ -136,6 +144,9 @@ V6_POOL, V6_PREFIX, V6_LENGTH = "bench-v6", ipaddress.IPv6Network("2001:db8:100:
 CASES = ("chain3", "ipv6", "static")
 # --base: a run of each case's kind before it (its installed base), its customers' prefix.
 BASE, BASE_PREFIX = "_base", {"chain3": "w3", "ipv6": "w6", "static": "wt"}
+# After each case, the common activation offered at the rate the case answered: the
+# reference for the case's CPU (a worker's CPU per activation grows as its rate falls).
+REF, REF_PREFIX = "_ref", {"chain3": "r3", "ipv6": "r6", "static": "rt"}
 CASE_PACKAGE = {"static": (STATIC_PACKAGE, STATIC_PROFILE), "ipv6": (V6_PACKAGE, V6_PROFILE)}
 SPARE = 3  # activations' worth of balance left on each reseller after each run
 ROUTERS = 4
@@ -162,6 +173,7 @@ RUNS = {
     "ipv6": ("b6", "IPv6: the activation delegates a /56 from the master's pool"),
     # --base: each case's installed base, activated (and reported, not compared) before it.
     **{f"{c}{BASE}": (p, f"installed base of {c}, not compared") for c, p in BASE_PREFIX.items()},
+    **{f"{c}{REF}": (p, f"the common activation at {c}'s rate, {{rate:g}}/s offered") for c, p in REF_PREFIX.items()},  # noqa: E501
 }
 
 
@@ -218,7 +230,10 @@ class Options:
             out.append("mixed")
             if self.rate > 0:
                 out.append("mixed_paced")
-        return out + [r for c in self.cases for r in ((f"{c}{BASE}",) if self.base else ()) + (c,)]
+        for c in self.cases:
+            out += [f"{c}{BASE}"] if self.base else []
+            out += [c, f"{c}{REF}"]
+        return out
 
     def size(self, run: str) -> int:
         """A run's activations."""
@@ -226,7 +241,7 @@ class Options:
             return warmup_size(self)
         if run.endswith(BASE):
             return self.base
-        return self.case_customers if run in CASES else self.customers
+        return self.case_customers if run in CASES or run.endswith(REF) else self.customers
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -446,6 +461,7 @@ class World:
     debit_rows: int = 0  # ledger rows naming an activation, all runs (sub: two each)
     debit_minor: int = 0  # their sum in minor units (negative)
     paced: list[Result] = field(default_factory=list)  # every paced run's, for the pooled p99
+    ref_rate: dict[str, float] = field(default_factory=dict)  # a case's reference run: its rate
 
     def chain(self, rid: int) -> list[int]:
         """The operator and every parent above it (each pays its own price)."""
@@ -1354,8 +1370,9 @@ def activation_run(
     """Top-ups, the GET baseline, the activations, the replays and the invariants of one
     run; (its figures, the invariants that failed)."""
     customers = world.runs[run]
-    title = RUNS[run][1].format(n=world.history, rate=opts.rate)
-    paced = run.startswith("paced") or run == "mixed_paced"
+    rate = world.ref_rate.get(run, opts.rate)
+    title = RUNS[run][1].format(n=world.history, rate=rate)
+    paced = run.startswith("paced") or run == "mixed_paced" or run.endswith(REF)
     say(f"--- {run}: {title}; {len(customers)} activations ---")
     postgres = db.kind == "postgresql"
     per_reseller = Counter(rid for _, rid in customers)
@@ -1392,17 +1409,17 @@ def activation_run(
 
     cpu = CpuMeter(server, postgres)
     first, wall = fire(
-        server.base, jobs, world.tokens, opts.clients, rate=opts.rate if paced else None
+        server.base, jobs, world.tokens, opts.clients, rate=rate if paced else None
     )
     first_cpu = cpu.stop()
     first_fig = figures(first, wall)
     if paced:
-        first_fig["offered_per_s"] = opts.rate
-    report(f"activations{f' offered at {opts.rate:g}/s' if paced else ''}", first_fig, first_cpu)
+        first_fig["offered_per_s"] = rate
+    report(f"activations{f' offered at {rate:g}/s' if paced else ''}", first_fig, first_cpu)
     if run.startswith("paced"):
         world.paced += first
     if paced:
-        first_fig["tail_windows"] = tail = tail_windows(first, opts.rate, first_fig["p99_ms"])
+        first_fig["tail_windows"] = tail = tail_windows(first, rate, first_fig["p99_ms"])
         say(
             f"  the slowest 1% by when they were due: {len(tail)} window(s) of "
             f"{TAIL_WINDOW_S * 1000:g} ms: "
@@ -1581,6 +1598,9 @@ def case_figures(
             return round(x / y, 3) if x is not None and y else None
 
         ratios[f"{name}_over_empty"] = ratio(a, empty and empty["activations"])
+        ref = results.get(f"{name}{REF}")
+        r_srv = cpu_ms(ref, "server") if ref else None
+        r_pg = cpu_ms(ref, "postgres") if ref else None
         out[name] = {
             "title": r["title"],
             "activations": a["requests"],
@@ -1591,16 +1611,28 @@ def case_figures(
             "postgres_cpu_ms": pg,
             "server_cpu_over_empty": over(srv, e_srv),
             "postgres_cpu_over_empty": over(pg, e_pg),
+            # the common activation offered at the rate this case answered
+            "ref_per_s": ref["activations"]["per_s"] if ref else None,
+            "ref_server_cpu_ms": r_srv,
+            "ref_postgres_cpu_ms": r_pg,
+            "server_cpu_over_ref": over(srv, r_srv),
+            "postgres_cpu_over_ref": over(pg, r_pg),
             "invariants": r["invariants"],
             "run": r,
         }
         # A failed run's figures count its refused requests too: say so beside them.
         failed = "" if r["invariants"] == "ok" else f"; INVARIANTS FAILED, answers {a['status']}"
         pg_says = f", PostgreSQL {pg} ms ({over(pg, e_pg)}x)" if pg is not None else ""
+        ref_says = (
+            f"; the common activation at {ref['activations']['per_s']}/s: server {r_srv} ms "
+            f"({over(srv, r_srv)}x)" + (f", PostgreSQL {r_pg} ms ({over(pg, r_pg)}x)" if r_pg else "")
+            if ref
+            else ""
+        )
         say(
             f"  {name}: {a['per_s']} activations/s, p50 {a['p50_ms']} ms, p99 {a['p99_ms']} "
             f"ms; server CPU {srv} ms per activation ({over(srv, e_srv)}x the empty run's)"
-            f"{pg_says}{failed}"
+            f"{pg_says}{ref_says}{failed}"
         )
     return out
 
@@ -1650,6 +1682,8 @@ def run(opts: Options, workdir: Path) -> int:
             results[name], failed = activation_run(ctx, db, server, world, opts, name)
             if failed:
                 break
+            if name in CASES:  # its reference runs at the rate it answered
+                world.ref_rate[f"{name}{REF}"] = float(int(results[name]["activations"]["per_s"]))
             if name == ("sub" if "sub" in runs else "empty"):
                 pgb = pgbench_run(db, opts)
 

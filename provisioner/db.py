@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import weakref
 from collections.abc import Iterator
@@ -15,8 +14,6 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
-
-from provisioner import pgwait
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 READ_ONLY = "provisioner_read_only"  # execution option: begin without the write lock
@@ -66,8 +63,6 @@ def make_engine(url: str, **kw: Any) -> Engine:
     engine = create_engine(url, **kw)
     if not kw.get("pool_pre_ping"):
         _ping_when_idle(engine)
-    if os.environ.get("PROVISIONER_PG_WAIT") != "psycopg":  # the A/B in bench/README.md
-        pgwait.install()
     return engine
 
 
