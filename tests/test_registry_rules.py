@@ -118,22 +118,28 @@ def test_a_credential_change_is_audited_as_changed_never_with_its_value(ctx: Con
         assert "sec" not in text.replace("radius_secret", "") and "old-api-pw" not in text
 
 
+def static_pool(ctx: Context, ranges: str) -> tuple[dict[str, Any], Any]:
+    """A static package "biz" on pool "pool-biz" with these ranges: a new customer's data,
+    and ``new(username, **fields)``, which creates one and answers its address."""
+    make = Factory(ctx)
+    router = make.router(None, mode="radius")
+    biz = make.package(
+        make.master(name="biz", customer_type="static", pool_name="pool-biz", pool_ranges=ranges)
+    )
+    data = {"password": "p", "customer_type": "static", "router": router, "package": biz}
+
+    def new(name: str, **kw: Any) -> str:
+        with transaction(ctx.factory) as s:
+            return str(registry.create_customer(s, "t", {**data, "username": name, **kw}).static_ip)
+
+    return data, new
+
+
 def test_a_static_customer_gets_the_lowest_free_address_of_its_pool(any_ctx: Context) -> None:
     """The search (in SQL on PostgreSQL, walked on SQLite) skips addresses reserved or
     pinned, fills a gap before the end, crosses from one range to the next, and says when
     the pool is full."""
-    make = Factory(any_ctx)
-    router = make.router(None, mode="radius")
-    biz = make.package(
-        make.master(name="biz", customer_type="static", pool_name="pool-biz",
-                    pool_ranges="10.30.1.250-10.30.2.1, 10.30.0.9-10.30.0.10")
-    )  # fmt: skip
-    data = {"password": "p", "customer_type": "static", "router": router, "package": biz}
-
-    def new(name: str, **kw: Any) -> str:
-        with transaction(any_ctx.factory) as s:
-            return str(registry.create_customer(s, "t", {**data, "username": name, **kw}).static_ip)
-
+    data, new = static_pool(any_ctx, "10.30.1.250-10.30.2.1, 10.30.0.9-10.30.0.10")
     assert new("pinned", static_ip="10.30.1.251") == "10.30.1.251"  # out of turn
     assert [new(n) for n in "abc"] == ["10.30.0.9", "10.30.0.10", "10.30.1.250"]
     assert new("d") == "10.30.1.252"  # .251 is pinned
@@ -152,17 +158,7 @@ def test_an_address_freed_or_a_pool_widened_is_given_first(any_ctx: Context) -> 
     an address freed below it (a customer's address changed, a customer deleted) moves
     it back, and new ranges are searched from their first address. SQLite walks the pool
     and must give the same answers."""
-    make = Factory(any_ctx)
-    router = make.router(None, mode="radius")
-    biz = make.package(
-        make.master(name="biz", customer_type="static", pool_name="pool-biz",
-                    pool_ranges="10.40.0.10-10.40.0.20")
-    )  # fmt: skip
-    data = {"password": "p", "customer_type": "static", "router": router, "package": biz}
-
-    def new(name: str) -> str:
-        with transaction(any_ctx.factory) as s:
-            return str(registry.create_customer(s, "t", {**data, "username": name}).static_ip)
+    _, new = static_pool(any_ctx, "10.40.0.10-10.40.0.20")
 
     def hint() -> str | None:  # PostgreSQL's; SQLite keeps none
         with transaction(any_ctx.factory) as s:
