@@ -173,7 +173,10 @@ RUNS = {
     "ipv6": ("b6", "IPv6: the activation delegates a /56 from the master's pool"),
     # --base: each case's installed base, activated (and reported, not compared) before it.
     **{f"{c}{BASE}": (p, f"installed base of {c}, not compared") for c, p in BASE_PREFIX.items()},
-    **{f"{c}{REF}": (p, f"the common activation at {c}'s rate, {{rate:g}}/s offered") for c, p in REF_PREFIX.items()},  # noqa: E501
+    **{
+        f"{c}{REF}": (p, f"the common activation at {c}'s rate, {{rate:g}}/s offered")
+        for c, p in REF_PREFIX.items()
+    },
 }
 
 
@@ -1408,9 +1411,7 @@ def activation_run(
         report(f"baseline ({base_title})", base_fig, base_cpu)
 
     cpu = CpuMeter(server, postgres)
-    first, wall = fire(
-        server.base, jobs, world.tokens, opts.clients, rate=rate if paced else None
-    )
+    first, wall = fire(server.base, jobs, world.tokens, opts.clients, rate=rate if paced else None)
     first_cpu = cpu.stop()
     first_fig = figures(first, wall)
     if paced:
@@ -1625,7 +1626,8 @@ def case_figures(
         pg_says = f", PostgreSQL {pg} ms ({over(pg, e_pg)}x)" if pg is not None else ""
         ref_says = (
             f"; the common activation at {ref['activations']['per_s']}/s: server {r_srv} ms "
-            f"({over(srv, r_srv)}x)" + (f", PostgreSQL {r_pg} ms ({over(pg, r_pg)}x)" if r_pg else "")
+            f"({over(srv, r_srv)}x)"
+            + (f", PostgreSQL {r_pg} ms ({over(pg, r_pg)}x)" if r_pg else "")
             if ref
             else ""
         )

@@ -38,7 +38,10 @@ def test_an_account_with_money_history_is_never_deleted(any_ctx: Context) -> Non
     assert "money history (0 activations, 1 ledger entries, 0 cards redeemed)" in str(err)
     assert "suspend the customer instead" in str(err)
     err = refused(any_ctx, registry.delete_reseller, res)
-    assert str(err) == "reseller 'north' has 1 ledger entries, which are kept; unassign its packages instead"
+    assert (
+        str(err)
+        == "reseller 'north' has 1 ledger entries, which are kept; unassign its packages instead"
+    )
     with transaction(any_ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 1
         assert ledger.balance(s, f"customer:{cid}") == 700
@@ -61,9 +64,17 @@ def test_a_pinned_address_must_not_be_in_a_pool_the_router_hands_out(
     assert err.field == "static_ip"
     assert "10.9.0.5 is inside pool 'pool-home' of master package 'home'" in str(err)
     err = refused(ctx, registry.create_customer, {**data, "username": "b", "static_ip": "0.0.0.0"})
-    assert (err.field, str(err)) == ("static_ip", "static_ip: 0.0.0.0 cannot be a customer's address")
+    assert (err.field, str(err)) == (
+        "static_ip",
+        "static_ip: 0.0.0.0 cannot be a customer's address",
+    )
     with transaction(ctx.factory) as s:  # a static pool's own address, or none at all, is fine
-        assert registry.create_customer(s, "t", {**data, "username": "c", "static_ip": "10.30.0.7"}).static_ip == "10.30.0.7"
+        assert (
+            registry.create_customer(
+                s, "t", {**data, "username": "c", "static_ip": "10.30.0.7"}
+            ).static_ip
+            == "10.30.0.7"
+        )
         assert registry.create_customer(s, "t", {**data, "username": "d"}).static_ip == "10.30.0.2"
     with transaction(ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 2
@@ -86,14 +97,22 @@ def test_mac_spellings_are_stored_as_routeros_prints_them(
 def test_a_mac_must_be_one_and_bound_once(ctx: Context, make: Factory) -> None:
     router = make.router(None, mode="local")
     data = {"password": "p", "customer_type": "hotspot", "router": router}
-    err = refused(ctx, registry.create_customer, {**data, "username": "a", "mac_address": "not-a-mac"})
-    assert (err.field, str(err)) == (
-        "mac_address", "mac_address: 'not-a-mac' is not a MAC address (like AA:BB:CC:DD:EE:FF)"
+    err = refused(
+        ctx, registry.create_customer, {**data, "username": "a", "mac_address": "not-a-mac"}
     )
-    make.customer(None, router, username="b", customer_type="hotspot", mac_address="AA:BB:CC:DD:EE:01")
-    err = refused(ctx, registry.create_customer, {**data, "username": "c", "mac_address": "aa-bb-cc-dd-ee-01"})
     assert (err.field, str(err)) == (
-        "mac_address", "mac_address: AA:BB:CC:DD:EE:01 is already bound to customer 'b'"
+        "mac_address",
+        "mac_address: 'not-a-mac' is not a MAC address (like AA:BB:CC:DD:EE:FF)",
+    )
+    make.customer(
+        None, router, username="b", customer_type="hotspot", mac_address="AA:BB:CC:DD:EE:01"
+    )
+    err = refused(
+        ctx, registry.create_customer, {**data, "username": "c", "mac_address": "aa-bb-cc-dd-ee-01"}
+    )
+    assert (err.field, str(err)) == (
+        "mac_address",
+        "mac_address: AA:BB:CC:DD:EE:01 is already bound to customer 'b'",
     )
     with transaction(ctx.factory) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 1
@@ -108,7 +127,12 @@ def test_a_credential_change_is_audited_as_changed_never_with_its_value(ctx: Con
         registry.update_router(s, "admin", router, {"radius_secret": "new-sec", "coa_port": 3800})
         registry.update_router(s, "admin", router, {"radius_secret": "new-sec"})  # no change
     with transaction(ctx.factory) as s:
-        rows = s.query(AuditLog).filter_by(entity="routers", action="update").order_by(AuditLog.id).all()
+        rows = (
+            s.query(AuditLog)
+            .filter_by(entity="routers", action="update")
+            .order_by(AuditLog.id)
+            .all()
+        )
         changed, unchanged = rows[0], rows[1]
         assert changed.before["radius_secret"] == "(redacted)"
         assert changed.after["radius_secret"] == "(changed)"
@@ -147,7 +171,11 @@ def test_a_static_customer_gets_the_lowest_free_address_of_its_pool(any_ctx: Con
         registry.delete_customer(s, "test", "c")
     assert new("e") == "10.30.1.250"  # the gap first
     assert [new(n) for n in "fghij"] == [
-        "10.30.1.253", "10.30.1.254", "10.30.1.255", "10.30.2.0", "10.30.2.1"
+        "10.30.1.253",
+        "10.30.1.254",
+        "10.30.1.255",
+        "10.30.2.0",
+        "10.30.2.1",
     ]
     err = refused(any_ctx, registry.create_customer, {**data, "username": "k"})
     assert "pool 'pool-biz' of master package 'biz' has no free address" in str(err)

@@ -29,9 +29,9 @@ from provisioner.auth import create_token
 from provisioner.context import Context, open_context
 from provisioner.db import alembic_config, transaction
 from provisioner.models import ApiToken, AuditLog, RechargeCard, utcnow
-from tests.conftest import PG_URL, _pg_admin, drop_pg_database, make_settings
+from tests.conftest import make_settings
+from tests.support.databases import empty_database
 from tests.support.factories import Factory
-from tests.support.require import require
 
 API = "/api/v1"
 cli_common = importlib.import_module("provisioner.cli.common")
@@ -351,18 +351,8 @@ def test_only_an_admin_may_list_make_or_revoke_tokens(api: Api) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrading_from_0002_keeps_existing_tokens_working(backend: str, tmp_path: Path) -> None:
-    if backend == "postgresql":
-        admin = _pg_admin()
-        require(admin is not None, "PostgreSQL is not reachable on 127.0.0.1:5432")
-        name = f"prov_tok_{tmp_path.name[-12:]}".replace("-", "_")
-        admin.execute(f'CREATE DATABASE "{name}"')
-        admin.close()
-        url = PG_URL.format(db=name)
-    else:
-        url, name = f"sqlite:///{tmp_path}/old.sqlite3", ""
     token = "prov_made-before-0003"
-    ctx = None
-    try:
+    with empty_database(backend, tmp_path, "tok") as url:
         command.upgrade(alembic_config(url), "0002")
         engine = create_engine(url)
         with engine.begin() as conn:
@@ -375,20 +365,19 @@ def test_upgrading_from_0002_keeps_existing_tokens_working(backend: str, tmp_pat
             )
         engine.dispose()
         ctx = open_context(make_settings(tmp_path, url))  # migrates to head
-        with transaction(ctx.factory) as s:
-            row = s.scalar(select(ApiToken))
-            assert row is not None and row.expires_at is None and row.revoked_at is None
-        with TestClient(create_app(ctx)) as client:
-            r = client.get(f"{API}/tokens", headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 200, r.json()
-        ((listed),) = r.json()["items"]
-        assert (listed["name"], listed["expires_at"], listed["status"]) == ("old", None, "active")
-        assert listed["last_used_at"] is not None
-    finally:
-        if ctx is not None:
+        try:
+            with transaction(ctx.factory) as s:
+                row = s.scalar(select(ApiToken))
+                assert row is not None and row.expires_at is None and row.revoked_at is None
+            with TestClient(create_app(ctx)) as client:
+                r = client.get(f"{API}/tokens", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, r.json()
+            ((listed),) = r.json()["items"]
+            said = (listed["name"], listed["expires_at"], listed["status"])
+            assert said == ("old", None, "active")
+            assert listed["last_used_at"] is not None
+        finally:
             ctx.close()
-        if name:
-            drop_pg_database(name)
 
 
 # ---- the token cache -----------------------------------------------------------------------

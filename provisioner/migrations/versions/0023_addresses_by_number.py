@@ -33,8 +33,7 @@ depends_on = None
 _PG = [
     # Not partial: with "static_ip IS NOT NULL" in the query PostgreSQL read every
     # address through the unique index on static_ip instead (1,300 pages a search).
-    "CREATE INDEX ix_customers_static_ip_number ON customers "
-    "((static_ip::inet - '0.0.0.0'::inet))",
+    "CREATE INDEX ix_customers_static_ip_number ON customers ((static_ip::inet - '0.0.0.0'::inet))",
     "CREATE INDEX ix_static_addresses_number ON static_addresses "
     "((address::inet - '0.0.0.0'::inet))",
     """
