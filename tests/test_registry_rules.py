@@ -4,6 +4,7 @@ out of the router's own pools, MAC addresses are real and bound once."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 from typing import Any
 
 import pytest
@@ -211,3 +212,51 @@ def test_an_address_freed_or_a_pool_widened_is_given_first(any_ctx: Context) -> 
         rows = s.execute(select(Customer.username, Customer.static_ip)).all()
     given = [ip for _, ip in rows if ip and ip.startswith("10.40.")]
     assert len(given) == len(set(given)) == 7
+
+
+def test_concurrent_allocations_and_releases_keep_the_hint_honest(ctx_factory: Any) -> None:
+    """PostgreSQL: first allocations at once take the lowest addresses, one each; then
+    customers deleted while others are created (the triggers moving the hint back while
+    allocations move it on): no address given twice, and the next allocation still
+    finds the lowest free address, so no freed one was left behind the hint."""
+    ctx = ctx_factory("postgresql")
+    _, new = static_pool(ctx, "10.50.0.10-10.50.0.60")
+
+    def at_once(*jobs: Any) -> None:
+        start = threading.Barrier(len(jobs))
+        errors: list[BaseException] = []
+
+        def run(job: Any) -> None:
+            try:
+                start.wait()
+                job()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(j,)) for j in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+
+    def delete(name: str) -> None:
+        with transaction(ctx.factory) as s:
+            registry.delete_customer(s, "t", name)
+
+    def addresses() -> list[int]:
+        with transaction(ctx.factory) as s:
+            ips = s.scalars(select(Customer.static_ip).where(Customer.static_ip.is_not(None)))
+            return sorted(int(ipaddress.IPv4Address(ip)) for ip in ips)
+
+    first = int(ipaddress.IPv4Address("10.50.0.10"))
+    at_once(*(lambda n=f"a{i}": new(n) for i in range(8)))
+    assert addresses() == list(range(first, first + 8))  # the lowest, one each
+    at_once(
+        *(lambda n=f"a{i}": delete(n) for i in (1, 3, 5)),
+        *(lambda n=f"b{i}": new(n) for i in range(5)),
+    )
+    used = addresses()
+    assert len(used) == len(set(used)) == 10
+    lowest = next(n for n in range(first, first + 51) if n not in used)
+    assert new("c") == str(ipaddress.IPv4Address(lowest))
