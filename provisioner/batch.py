@@ -26,17 +26,27 @@ sibling wrote included, at the end of the statement as it would at the end of ea
 A write may be ``guarded`` (PostgreSQL): it must change exactly one row, else the
 transaction fails in the database (``provisioner_guard``, migration 0012) with
 "provisioner guard: <what>", so a COMMIT sent in the same round trip cannot commit it.
+
+A batch inside a transaction reaches PostgreSQL in one send (``_one_send``). psycopg
+flushes each pipelined statement as it is queued, and between two statements the
+sending thread may wait for Python's lock for milliseconds; PostgreSQL meanwhile runs the
+first and waits for the next. The last batch of a sale is its debits and the COMMIT: the
+payers' account rows, which every sale of an operator shares, were held across that wait
+(``bench/README.md``, "eleventh pass").
 """
 
 from __future__ import annotations
 
 import re
+import socket
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import RawCursor
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Delete, Executable, Insert, Update, visitors
@@ -215,7 +225,7 @@ class Batch:
         sent = _plan(items)
         cursors = []
         try:
-            with raw.pipeline():
+            with raw.pipeline(), _one_send(raw.pgconn):
                 for s in sent:
                     cur = RawCursor(raw)
                     cur.execute(s.native, [items[i][3][name] for i, name in s.order])
@@ -243,6 +253,33 @@ class Batch:
                 out.append((cur.rowcount, rows))
             cur.close()
         return out
+
+
+_CORK = getattr(socket, "TCP_CORK", None)  # Linux
+
+
+@contextmanager
+def _one_send(pgconn: Any) -> Iterator[None]:
+    """The statements queued inside leave together: the connection's socket holds what
+    psycopg flushes (``TCP_CORK``) until the block ends. Only inside a transaction: the
+    first statement of one makes psycopg send BEGIN and wait for its answer. Not for a
+    Unix socket (nothing to hold) or off Linux: sent as psycopg sends them."""
+    if _CORK is None or pgconn.transaction_status != TransactionStatus.INTRANS:
+        yield
+        return
+    sock = socket.socket(fileno=pgconn.socket)  # the connection's own descriptor, not a dup
+    try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            yield
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+        try:
+            yield
+        finally:  # released, the kernel sends at once what it held
+            with suppress(OSError):  # a connection found dead: psycopg closed it
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
+    finally:
+        sock.detach()  # the descriptor stays psycopg's
 
 
 @dataclass(frozen=True)

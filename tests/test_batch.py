@@ -207,3 +207,66 @@ def test_a_guarded_write_that_changes_no_row_fails_the_transaction(
     lite = ctx_factory("sqlite")
     with transaction(lite.factory) as s, pytest.raises(ValueError, match="guarded"):
         Batch(s.connection()).add(debit, {"acc": "t:a", "price": 3}, guarded="leg 0")
+
+
+def _locked_within(ctx: Context, account: str, seconds: float) -> bool:
+    """Whether another transaction holds ``account``'s row at some point within
+    ``seconds`` (asked with NOWAIT from a connection of its own)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    ask = text("SELECT 1 FROM accounts WHERE account = :a FOR UPDATE NOWAIT")
+    deadline = time.monotonic() + seconds
+    with ctx.engine.connect() as other:
+        while time.monotonic() < deadline:
+            try:
+                other.execute(ask, {"a": account})
+            except OperationalError:  # lock_not_available: the batch's update has run
+                other.rollback()
+                return True
+            other.rollback()
+            time.sleep(0.005)
+    return False
+
+
+def test_a_batch_inside_a_transaction_reaches_postgresql_in_one_send(
+    ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a batch's first statement does not run until its last is queued. A
+    sale's last batch is its debits and the COMMIT; sent one by one, an operator's account
+    row was held while the sending thread waited for Python's lock between the two. Here
+    the thread pauses after queuing the first statement (a row's update) and another
+    connection watches the row for 0.1 s: nobody holds it until the batch is sent."""
+    from sqlalchemy import text, update
+
+    from provisioner import batch
+
+    take = (
+        update(_acc)
+        .where(_acc.c.account == bindparam("acc"))
+        .values(balance=_acc.c.balance - bindparam("price"))
+    )
+    ctx = ctx_factory("postgresql")
+    with transaction(ctx.factory) as s:
+        s.execute(insert(_acc), [{"account": "t:hot", "balance": 5, "floor": 0}])
+    held: list[bool] = []
+
+    class Pausing(batch.RawCursor):  # type: ignore[misc,name-defined]
+        def execute(self, *args: Any, **kw: Any) -> Any:
+            out = super().execute(*args, **kw)
+            if not held:  # the update is queued: is it running already?
+                held.append(_locked_within(ctx, "t:hot", 0.1))
+            return out
+
+    monkeypatch.setattr(batch, "RawCursor", Pausing)
+    with transaction(ctx.factory) as s:
+        s.execute(text("SELECT 1"))  # the transaction is open: psycopg's BEGIN is answered
+        w = Batch(s.connection())
+        w.add(take, {"acc": "t:hot", "price": 3})
+        read = w.add(READ, {"like": "t:hot"})
+        done = w.run()
+        assert done[read][1] == [("t:hot", Decimal(2))]
+        assert _locked_within(ctx, "t:hot", 0.05)  # held now, to the commit
+    assert held == [False]
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(_acc.c.balance).where(_acc.c.account == "t:hot")) == 2
