@@ -5,7 +5,6 @@ and a local-mode sync creating ``/ipv6/pool`` and the profile's prefix pool."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from provisioner.db import transaction
 from provisioner.errors import Conflict, ValidationError
 from provisioner.models import Customer, Ipv6Prefix
 from provisioner.radius_tables import radreply
+from tests.support.concurrency import at_once
 from tests.support.factories import Factory
 from tests.test_freeradius_registry import auth, radius  # noqa: F401 (fixture)
 
@@ -157,7 +157,9 @@ def test_a_gap_in_the_middle_of_a_pool_is_filled_first_then_the_end(any_ctx: Con
     make.customer(pkg, r, username="g", status="new")  # slot 4: 0 to 3 are taken
     got = prefixes(ctx)
     assert [got[u] for u in "efg"] == [
-        "2001:db8:100:100::/56", "2001:db8:100:200::/56", "2001:db8:100:400::/56"
+        "2001:db8:100:100::/56",
+        "2001:db8:100:200::/56",
+        "2001:db8:100:400::/56",
     ]
 
 
@@ -224,23 +226,12 @@ def test_concurrent_allocations_on_postgresql_never_share_a_prefix(ctx_factory: 
     pkg = make.package(make.master(name="home", **V6))
     r = make.router(None, mode="radius")
     users = [make.customer(None, r, username=f"c{i}", status="new") for i in range(8)]
-    start = threading.Barrier(len(users))
-    errors: list[BaseException] = []
 
     def assign(user: str) -> None:
-        try:
-            start.wait()
-            with transaction(ctx.factory) as s:
-                registry.update_customer(s, "test", user, {"package": pkg})
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        with transaction(ctx.factory) as s:
+            registry.update_customer(s, "test", user, {"package": pkg})
 
-    threads = [threading.Thread(target=assign, args=(u,)) for u in users]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    at_once(*(lambda u=u: assign(u) for u in users))
     got = prefixes(ctx)
     assert sorted(got) == sorted(users)
     assert len(set(got.values())) == len(users)

@@ -4,7 +4,6 @@ out of the router's own pools, MAC addresses are real and bound once."""
 from __future__ import annotations
 
 import ipaddress
-import threading
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from provisioner.context import Context
 from provisioner.db import transaction
 from provisioner.errors import ProvisionerError
 from provisioner.models import AddressHint, Customer, Reseller
+from tests.support.concurrency import at_once
 from tests.support.factories import Factory
 
 
@@ -221,24 +221,6 @@ def test_concurrent_allocations_and_releases_keep_the_hint_honest(ctx_factory: A
     finds the lowest free address, so no freed one was left behind the hint."""
     ctx = ctx_factory("postgresql")
     _, new = static_pool(ctx, "10.50.0.10-10.50.0.60")
-
-    def at_once(*jobs: Any) -> None:
-        start = threading.Barrier(len(jobs))
-        errors: list[BaseException] = []
-
-        def run(job: Any) -> None:
-            try:
-                start.wait()
-                job()
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run, args=(j,)) for j in jobs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
 
     def delete(name: str) -> None:
         with transaction(ctx.factory) as s:

@@ -22,6 +22,7 @@ from provisioner.db import reading, transaction
 from provisioner.errors import Conflict, PaymentRequired
 from provisioner.models import Account, Customer, Invoice, LedgerEntry, Payment, Reseller, utcnow
 from provisioner.read import ADMIN
+from tests.support.concurrency import at_once
 from tests.support.factories import Factory
 
 D = Decimal
@@ -182,20 +183,11 @@ def test_two_invoice_runs_at_once_pay_each_invoice_once(ctx_factory: Any, backen
         topup(ctx, f"customer:{cid}", "1000")
     start = balances(ctx, t)
     results: list[Any] = []
-    gate = threading.Barrier(2)
 
     def run() -> None:
-        gate.wait()
-        try:
-            results.append(invoices.run(ctx.factory, due + timedelta(hours=1)))  # type: ignore[operator]
-        except Exception as exc:  # noqa: BLE001 - shown by the assertion
-            results.append(exc)
+        results.append(invoices.run(ctx.factory, due + timedelta(hours=1)))  # type: ignore[operator]
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(120)
+    at_once(run, run, timeout=120)
     assert all(not isinstance(r, Exception) for r in results), results
     assert sum(r.paid for r in results) == 40, results
     with reading(ctx.factory) as s:
