@@ -122,6 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return bool(real_ping(dbapi_conn))
 
             ctx.engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
+            # The round trips as sent: libpq's trace of every connection while measured,
+            # each Sync (the extended protocol's, a pipeline's) or simple Query a wait.
+            wire = tempfile.TemporaryFile("w+") if db.kind == "postgresql" else None  # noqa: SIM115 - gone with the process
+            tracing: list[bool] = []
+
+            @event.listens_for(ctx.engine, "checkout")
+            def _trace(dbapi_conn: Any, _rec: Any, _proxy: Any) -> None:
+                if wire is not None and tracing:
+                    dbapi_conn.pgconn.trace(wire.fileno())
+
+            @event.listens_for(ctx.engine, "checkin")
+            def _untrace(dbapi_conn: Any, _rec: Any) -> None:
+                if wire is not None and dbapi_conn is not None:
+                    dbapi_conn.pgconn.untrace()
 
             if a.http:
                 from fastapi.testclient import TestClient
@@ -161,9 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cpu0, wall0 = time.process_time(), time.perf_counter()
             if prof:
                 prof.enable()
+            tracing.append(True)
             for i, u in enumerate(measured, warm):
                 shown.clear()
                 one(i, u)
+            tracing.clear()
             if prof:
                 prof.disable()
                 if os.environ.get("PROF_DUMP"):
@@ -184,6 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   " round trips")  # fmt: skip
             for k, v in counts.most_common():
                 print(f"    {k:<10} {v / n:.2f}")
+            if wire is not None:
+                wire.seek(0)
+                sent = [line.split("\t") for line in wire if "\tF\t" in line]
+                waits = sum(1 for m in sent if len(m) > 3 and m[3].strip() in ("Sync", "Query"))
+                print(f"  round trips on the wire (libpq's trace: Sync and Query sent): "
+                      f"{waits / n:.2f} per activation")  # fmt: skip
             if a.show:
                 print("  the last activation's statements, in order:")
                 for line in shown:

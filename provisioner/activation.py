@@ -296,13 +296,15 @@ class _Read:
     next_id: int | None  # the activation's id (PostgreSQL; SQLite: its insert's)
 
 
-def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: str) -> _Read:
+def _read(
+    conn: Connection, principal: Principal, req: ActivationRequest, key: str, opens: bool
+) -> _Read:
     by_id, ref = as_param(req.customer)
     if ref is None:
         by_id, ref = True, -1  # names no row
     pkg_by_id, pkg = as_param(req.package)
     pg = conn.dialect.name == "postgresql"
-    w = Batch(conn)
+    w = Batch(conn, opens=opens)  # the sale commits in its last batch (``commit``)
     users = None
     if pkg is None:  # names no package: the customer alone
         read = w.add(_RESOLVE[by_id, pg], {"ref": ref, "key": key})
@@ -396,7 +398,7 @@ def activate(
     """
     key = _key(req)
     conn = session.connection()
-    read = _read(conn, principal, req, key)
+    read = _read(conn, principal, req, key, opens=commit)
     row = read.customer
     if row is None or row.a_id is not None:
         prior = _replay(session, principal, key)  # another caller's key is refused

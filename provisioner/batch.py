@@ -47,8 +47,9 @@ from typing import Any
 
 from psycopg import RawCursor
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import Pool
 from sqlalchemy.sql import Delete, Executable, Insert, Update, visitors
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TableClause
@@ -184,9 +185,13 @@ Answer = tuple[int, list[Any]]  # rows affected, rows returned (RETURNING or SEL
 class Batch:
     """Statements to run in order in the caller's transaction, sent together by ``run``."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, opens: bool = False) -> None:
+        """``opens``: when the connection has no transaction yet, its BEGIN goes with
+        these statements (PostgreSQL; see ``_opened``). For a transaction that the caller
+        ends itself, as a sale does with its COMMIT (``sale.pay(commit=True)``)."""
         self.conn = conn
         self.pipelined = conn.dialect.name == "postgresql"
+        self.opens = opens
         self._items: list[Item] = []
 
     def add(
@@ -220,12 +225,17 @@ class Batch:
                 rows = list(r.all()) if r.returns_rows else []  # sqlite3 counts as it fetches
                 out.append((r.rowcount, rows))
             return out
-        raw: Any = self.conn.connection.driver_connection
+        fairy: Any = self.conn.connection
+        raw: Any = fairy.driver_connection
         dialect = self.conn.dialect
         sent = _plan(items)
         cursors = []
+        begins = _opened(raw, fairy.info) if self.opens else None
         try:
-            with raw.pipeline(), _one_send(raw.pgconn):
+            held = begins is not None or raw.pgconn.transaction_status == TransactionStatus.INTRANS
+            with raw.pipeline(), _one_send(raw.pgconn, held):
+                if begins is not None:
+                    cursors.append(RawCursor(raw).execute(begins))
                 for s in sent:
                     cur = RawCursor(raw)
                     cur.execute(s.native, [items[i][3][name] for i, name in s.order])
@@ -241,6 +251,8 @@ class Batch:
                 f"(a batch of {len(items)} statements)", None, exc, dialect.loaded_dbapi.Error,
                 dialect=dialect, connection_invalidated=gone,
             ) from exc  # fmt: skip
+        if begins is not None:
+            cursors.pop(0).close()
         out = []
         for s, cur in zip(sent, cursors, strict=True):
             if s.fused:  # their row counts
@@ -252,19 +264,62 @@ class Batch:
                     rows = [c.row(*_processed(r, c.results)) for r in cur.fetchall()]
                 out.append((cur.rowcount, rows))
             cur.close()
+        if _OPENED in fairy.info and raw.pgconn.transaction_status == TransactionStatus.IDLE:
+            _closed(raw, fairy.info)  # its COMMIT was in this batch
         return out
+
+
+_OPENED = "provisioner_opened"  # the pooled connection's info: its BEGIN was ours
+
+
+def _opened(raw: Any, info: dict[str, Any]) -> bytes | None:
+    """Whether the transaction starts with this batch, its BEGIN sent with it. psycopg
+    would send a BEGIN of its own before the first statement and wait for its answer (a
+    round trip for a word); here the connection is put in psycopg's autocommit mode, in
+    which it sends no BEGIN, and the batch's BEGIN opens the transaction as psycopg's
+    would. psycopg still commits or rolls it back when told (it asks the server whether a
+    transaction is open, not its own mode); the mode is restored when the transaction
+    ends: after a batch that commits, or when the connection goes back to the pool.
+    The BEGIN is psycopg's own (its isolation level and read-only mode); None: the
+    transaction is open already, or psycopg's BEGIN is not to be had."""
+    begin = getattr(raw, "_get_tx_start_command", None)  # psycopg 3.0 to 3.3 at least
+    if begin is None or raw.pgconn.transaction_status != TransactionStatus.IDLE:
+        return None
+    if raw.autocommit:
+        return None
+    said: bytes = begin()
+    raw.autocommit = True
+    info[_OPENED] = True
+    return said
+
+
+def _closed(raw: Any, info: dict[str, Any]) -> None:
+    info.pop(_OPENED, None)
+    raw.autocommit = False
+
+
+@event.listens_for(Pool, "checkin")
+def _checked_in(dbapi_conn: Any, record: Any) -> None:
+    """A connection whose transaction a batch opened goes back to the pool in psycopg's
+    usual mode (the pool rolled back whatever was left open: nothing is)."""
+    if dbapi_conn is not None and _OPENED in record.info:
+        try:
+            _closed(dbapi_conn, record.info)
+        except Exception as exc:  # noqa: BLE001 - still in a transaction: not to be reused
+            record.invalidate(exc)
 
 
 _CORK = getattr(socket, "TCP_CORK", None)  # Linux
 
 
 @contextmanager
-def _one_send(pgconn: Any) -> Iterator[None]:
+def _one_send(pgconn: Any, held: bool) -> Iterator[None]:
     """The statements queued inside leave together: the connection's socket holds what
-    psycopg flushes (``TCP_CORK``) until the block ends. Only inside a transaction: the
-    first statement of one makes psycopg send BEGIN and wait for its answer. Not for a
-    Unix socket (nothing to hold) or off Linux: sent as psycopg sends them."""
-    if _CORK is None or pgconn.transaction_status != TransactionStatus.INTRANS:
+    psycopg flushes (``TCP_CORK``) until the block ends. Only when ``held``: inside a
+    transaction, or opening one with the batch's own BEGIN (``_opened``); psycopg's BEGIN
+    waits for its answer. Not for a Unix socket (nothing to hold) or off Linux: sent as
+    psycopg sends them."""
+    if _CORK is None or not held:
         yield
         return
     sock = socket.socket(fileno=pgconn.socket)  # the connection's own descriptor, not a dup

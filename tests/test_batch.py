@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -270,3 +271,66 @@ def test_a_batch_inside_a_transaction_reaches_postgresql_in_one_send(
     assert held == [False]
     with transaction(ctx.factory) as s:
         assert s.scalar(select(_acc.c.balance).where(_acc.c.account == "t:hot")) == 2
+
+
+def _frontend_messages(trace: str, kind: str) -> list[str]:
+    """libpq's trace of what the client sent (``F``) of one kind: Sync, Parse, ..."""
+    return [line for line in trace.splitlines() if "\tF\t" in line and f"\t{kind}" in line]
+
+
+def test_a_batch_that_opens_the_transaction_sends_its_begin_with_it(
+    ctx_factory: Any, tmp_path: Any
+) -> None:
+    """PostgreSQL: a sale's first batch carries the BEGIN (psycopg's own would be a round
+    trip of its own: BEGIN, Sync, wait). The batch's writes are in that transaction, a
+    COMMIT in a later batch ends it, and the connection is in psycopg's usual mode again."""
+    from sqlalchemy import text
+
+    ctx = ctx_factory("postgresql")
+    traced = tmp_path / "trace"
+    with transaction(ctx.factory) as s:
+        raw = s.connection().connection.driver_connection
+        with traced.open("w") as f:
+            raw.pgconn.trace(f.fileno())
+            try:
+                w = Batch(s.connection(), opens=True)
+                w.add(ADD, {"account": "t:open", "balance": Decimal(1), "floor": 0})
+                w.run()
+            finally:
+                raw.pgconn.untrace()
+        assert raw.pgconn.transaction_status == TransactionStatus.INTRANS
+        said = traced.read_text()
+        assert len(_frontend_messages(said, "Sync")) == 1, said  # one round trip
+        begins = [m for m in _frontend_messages(said, "Parse") if "BEGIN" in m]
+        assert len(begins) == 1, said  # psycopg's own words ("BEGIN READ WRITE"), sent once
+        w = Batch(s.connection())
+        w.add(text("COMMIT"), {})
+        w.run()
+        assert raw.pgconn.transaction_status == TransactionStatus.IDLE
+        assert raw.autocommit is False  # the next transaction is psycopg's as usual
+    with transaction(ctx.factory) as s:
+        assert s.scalar(select(_acc.c.balance).where(_acc.c.account == "t:open")) == 1
+
+
+def test_a_transaction_a_batch_opened_rolls_back_whole_and_leaves_the_pool_as_usual(
+    ctx_factory: Any,
+) -> None:
+    """An error after the opening batch rolls back its writes too, and the connection the
+    pool hands out next opens its transactions as psycopg does (a rollback undoes them)."""
+    ctx = ctx_factory("postgresql")
+    with pytest.raises(RuntimeError), transaction(ctx.factory) as s:
+        raw = s.connection().connection.driver_connection
+        w = Batch(s.connection(), opens=True)
+        w.add(ADD, {"account": "t:gone", "balance": Decimal(1), "floor": 0})
+        w.run()
+        assert raw.autocommit is True  # psycopg's own BEGIN is not sent while it is open
+        raise RuntimeError("the sale fails after its first batch")
+    with ctx.factory() as s:
+        again = s.connection().connection.driver_connection
+        assert again is raw  # the pool's last connection (LIFO): the one checked here
+        assert again.autocommit is False
+        s.execute(insert(_acc), [{"account": "t:kept?", "balance": 1, "floor": 0}])
+        s.rollback()
+    with transaction(ctx.factory) as s:
+        said = s.scalars(select(_acc.c.account).where(_acc.c.account.like("t:%"))).all()
+    assert said == []
