@@ -273,7 +273,7 @@ _OPENED = "provisioner_opened"  # the pooled connection's info: its BEGIN was ou
 
 
 def _opened(raw: Any, info: dict[str, Any]) -> bytes | None:
-    """Whether the transaction starts with this batch, its BEGIN sent with it. psycopg
+    """The BEGIN to send with this batch, when the transaction starts with it. psycopg
     would send a BEGIN of its own before the first statement and wait for its answer (a
     round trip for a word); here the connection is put in psycopg's autocommit mode, in
     which it sends no BEGIN, and the batch's BEGIN opens the transaction as psycopg's
