@@ -296,15 +296,13 @@ class _Read:
     next_id: int | None  # the activation's id (PostgreSQL; SQLite: its insert's)
 
 
-def _read(
-    conn: Connection, principal: Principal, req: ActivationRequest, key: str, opens: bool
-) -> _Read:
+def _read(conn: Connection, principal: Principal, req: ActivationRequest, key: str) -> _Read:
     by_id, ref = as_param(req.customer)
     if ref is None:
         by_id, ref = True, -1  # names no row
     pkg_by_id, pkg = as_param(req.package)
     pg = conn.dialect.name == "postgresql"
-    w = Batch(conn, opens=opens)  # the sale commits in its last batch (``commit``)
+    w = Batch(conn)
     users = None
     if pkg is None:  # names no package: the customer alone
         read = w.add(_RESOLVE[by_id, pg], {"ref": ref, "key": key})
@@ -398,7 +396,7 @@ def activate(
     """
     key = _key(req)
     conn = session.connection()
-    read = _read(conn, principal, req, key, opens=commit)
+    read = _read(conn, principal, req, key)
     row = read.customer
     if row is None or row.a_id is not None:
         prior = _replay(session, principal, key)  # another caller's key is refused

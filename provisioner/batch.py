@@ -27,28 +27,31 @@ A write may be ``guarded`` (PostgreSQL): it must change exactly one row, else th
 transaction fails in the database (``provisioner_guard``, migration 0012) with
 "provisioner guard: <what>", so a COMMIT sent in the same round trip cannot commit it.
 
-A batch inside a transaction reaches PostgreSQL in one send (``_one_send``). psycopg
-flushes each pipelined statement as it is queued, and between two statements the
-sending thread may wait for Python's lock for milliseconds; PostgreSQL meanwhile runs the
-first and waits for the next. The last batch of a sale is its debits and the COMMIT: the
+A batch reaches PostgreSQL in one send, its BEGIN with it when it opens the transaction
+(``_exchange``: libpq's pipeline mode driven directly, each statement prepared on the
+connection at its first use). Sent one by one, as psycopg's own pipeline does, the
+sending thread may wait for Python's lock for milliseconds between two statements while
+PostgreSQL runs the first; the last batch of a sale is its debits and the COMMIT, and the
 payers' account rows, which every sale of an operator shares, were held across that wait
-(``bench/README.md``, "eleventh pass").
+(``bench/README.md``, "eleventh pass"). Each send also wakes PostgreSQL's backend, which
+over loopback takes the core while the sender holds Python's lock ("twelfth pass").
 """
 
 from __future__ import annotations
 
 import re
-import socket
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import RawCursor
-from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, event
-from sqlalchemy.exc import DBAPIError
+from psycopg import OperationalError, pq
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.errors import error_from_result
+from psycopg.generators import fetch_many, send
+from psycopg.pq import ExecStatus, TransactionStatus
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import Pool
 from sqlalchemy.sql import Delete, Executable, Insert, Update, visitors
 from sqlalchemy.sql.elements import TextClause
@@ -114,7 +117,7 @@ def _fusable(stmt: Executable, c: Any, dialect: Any, keys: tuple[str, ...]) -> _
 
 def _native(sql: str) -> tuple[str, tuple[str, ...]]:
     """``sql`` with PostgreSQL's own placeholders ($1, $2, …) and the names they stand for,
-    in order: what psycopg's ``RawCursor`` sends as it is. psycopg's own cursor parses a
+    in order: what libpq sends as it is (``_queue``). psycopg's own cursor parses a
     statement's named placeholders at each run when it is long or has many parameters
     (past 4,096 bytes or 50 parameters it caches nothing), as a fused statement is."""
     order: dict[str, int] = {}
@@ -185,13 +188,9 @@ Answer = tuple[int, list[Any]]  # rows affected, rows returned (RETURNING or SEL
 class Batch:
     """Statements to run in order in the caller's transaction, sent together by ``run``."""
 
-    def __init__(self, conn: Connection, *, opens: bool = False) -> None:
-        """``opens``: when the connection has no transaction yet, its BEGIN goes with
-        these statements (PostgreSQL; see ``_opened``). For a transaction that the caller
-        ends itself, as a sale does with its COMMIT (``sale.pay(commit=True)``)."""
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pipelined = conn.dialect.name == "postgresql"
-        self.opens = opens
         self._items: list[Item] = []
 
     def add(
@@ -215,8 +214,8 @@ class Batch:
 
     def run(self) -> list[Answer]:
         """Run everything; (rows affected, rows returned) of each statement, in order.
-        PostgreSQL: in one round trip. SQLite (a local file, no round trips): one
-        statement at a time."""
+        PostgreSQL: in one round trip, one send. SQLite (a local file, no round trips):
+        one statement at a time."""
         items, self._items = self._items, []
         if not self.pipelined:
             out: list[Answer] = []
@@ -229,112 +228,190 @@ class Batch:
         raw: Any = fairy.driver_connection
         dialect = self.conn.dialect
         sent = _plan(items)
-        cursors = []
-        begins = _opened(raw, fairy.info) if self.opens else None
+        statements = [(s.native, [items[i][3][name] for i, name in s.order]) for s in sent]
         try:
-            held = begins is not None or raw.pgconn.transaction_status == TransactionStatus.INTRANS
-            with raw.pipeline(), _one_send(raw.pgconn, held):
-                if begins is not None:
-                    cursors.append(RawCursor(raw).execute(begins))
-                for s in sent:
-                    cur = RawCursor(raw)
-                    cur.execute(s.native, [items[i][3][name] for i, name in s.order])
-                    cursors.append(cur)
+            tx, results = _exchange(raw, fairy.info.setdefault(_KNOWN, set()), statements)
+        except _Broken as broken:  # what was sent is not known to be answered: not reused
+            self.conn.invalidate(broken.error)
+            if isinstance(broken.error, dialect.loaded_dbapi.Error):
+                raise _raised(items, broken.error, dialect, gone=True) from broken.error
+            raise broken.error from None
         except dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy raises it (IntegrityError, OperationalError, …): callers tell a
-            # duplicate key or a deadlock apart as they do for any statement, and a
-            # connection found dead is invalidated (the pool makes a new one).
-            gone = dialect.is_disconnect(exc, raw, None)
-            if gone:
-                self.conn.invalidate(exc)
-            raise DBAPIError.instance(
-                f"(a batch of {len(items)} statements)", None, exc, dialect.loaded_dbapi.Error,
-                dialect=dialect, connection_invalidated=gone,
-            ) from exc  # fmt: skip
-        if begins is not None:
-            cursors.pop(0).close()
+            # duplicate key or a deadlock apart as they do for any statement.
+            raise _raised(items, exc, dialect, gone=False) from exc
         out = []
-        for s, cur in zip(sent, cursors, strict=True):
+        for s, res in zip(sent, results, strict=True):
+            tx.set_pgresult(res)
             if s.fused:  # their row counts
-                out += [(int(n), []) for n in cur.fetchone() or ()]
+                row = tx.load_row(0, tuple) if res.ntuples else ()
+                out += [(int(n), []) for n in row]
             else:
                 c = items[s.members[0]][2]
                 rows = []
                 if c.row is not None:  # not an INSERT's implicit RETURNING of its key
-                    rows = [c.row(*_processed(r, c.results)) for r in cur.fetchall()]
-                out.append((cur.rowcount, rows))
-            cur.close()
-        if _OPENED in fairy.info and raw.pgconn.transaction_status == TransactionStatus.IDLE:
-            _closed(raw, fairy.info)  # its COMMIT was in this batch
+                    loaded = tx.load_rows(0, res.ntuples, tuple)
+                    rows = [c.row(*_processed(r, c.results)) for r in loaded]
+                count = res.command_tuples
+                out.append((-1 if count is None else count, rows))
         return out
 
 
-_OPENED = "provisioner_opened"  # the pooled connection's info: its BEGIN was ours
+def _raised(items: Sequence[Item], exc: Exception, dialect: Any, gone: bool) -> StatementError:
+    return DBAPIError.instance(
+        f"(a batch of {len(items)} statements)", None, exc, dialect.loaded_dbapi.Error,
+        dialect=dialect, connection_invalidated=gone,
+    )  # fmt: skip
 
 
-def _opened(raw: Any, info: dict[str, Any]) -> bytes | None:
-    """The BEGIN to send with this batch, when the transaction starts with it. psycopg
-    would send a BEGIN of its own before the first statement and wait for its answer (a
-    round trip for a word); here the connection is put in psycopg's autocommit mode, in
-    which it sends no BEGIN, and the batch's BEGIN opens the transaction as psycopg's
-    would. psycopg still commits or rolls it back when told (it asks the server whether a
-    transaction is open, not its own mode); the mode is restored when the transaction
-    ends: after a batch that commits, or when the connection goes back to the pool.
-    The BEGIN is psycopg's own (its isolation level and read-only mode); None: the
-    transaction is open already, or psycopg's BEGIN is not to be had."""
-    begin = getattr(raw, "_get_tx_start_command", None)  # psycopg 3.0 to 3.3 at least
-    if begin is None or raw.pgconn.transaction_status != TransactionStatus.IDLE:
+class _Broken(Exception):
+    """The exchange stopped before every answer was read: the connection is unusable."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+MAX_PREPARED = 500  # statements prepared on each connection; past it, sent unprepared
+
+
+def _begin(raw: Any) -> bytes | None:
+    """The BEGIN that opens the transaction with the batch, as psycopg's own would read
+    (its isolation level, read-only and deferrable modes); None: already open, or the
+    connection is in autocommit mode (the batch up to its Sync is then one implicit
+    transaction of PostgreSQL's). psycopg sends a BEGIN of its own only when it finds no
+    transaction open (``pgconn.transaction_status``), so after this one it sends none,
+    and commits or rolls back as usual."""
+    if raw.autocommit or raw.pgconn.transaction_status != TransactionStatus.IDLE:
         return None
-    if raw.autocommit:
-        return None
-    said: bytes = begin()
-    raw.autocommit = True
-    info[_OPENED] = True
-    return said
+    parts = [b"BEGIN"]
+    if raw.isolation_level is not None:
+        parts += [b"ISOLATION LEVEL", raw.isolation_level.name.replace("_", " ").encode()]
+    if raw.read_only is not None:
+        parts.append(b"READ ONLY" if raw.read_only else b"READ WRITE")
+    if raw.deferrable is not None:
+        parts.append(b"DEFERRABLE" if raw.deferrable else b"NOT DEFERRABLE")
+    return b" ".join(parts)
 
 
-def _closed(raw: Any, info: dict[str, Any]) -> None:
-    info.pop(_OPENED, None)
-    raw.autocommit = False
+def _queue(pgconn: Any, tx: Any, known: set[bytes], sql: bytes, values: list[Any]) -> int:
+    """Queue one statement in libpq's buffer (nothing is sent yet), prepared on the
+    connection at its first use there (``known``: the names prepared on it). Returns how
+    many answers it asked for before the statement's own."""
+    dumped = tx.dump_sequence(values, [PyFormat.AUTO] * len(values))
+    types, formats = tuple(tx.types or ()), tx.formats
+    name = _names.get((sql, types)) if _CLOSE else None
+    if name is None and _CLOSE and len(_names) < MAX_PREPARED:
+        name = _names.setdefault((sql, types), b"provisioner_%d" % len(_names))
+    if name is None:
+        pgconn.send_query_params(sql, dumped, param_types=types, param_formats=formats)
+        return 0
+    before = 0
+    if name not in known:
+        # A name a ROLLBACK left behind (``forget``) is closed first: closing one that
+        # is not there is no error.
+        pgconn.send_close_prepared(name)
+        pgconn.send_prepare(name, sql, param_types=types)
+        known.add(name)
+        before = 2
+    pgconn.send_query_prepared(name, dumped, param_formats=formats)
+    return before
 
 
-@event.listens_for(Pool, "checkin")
-def _checked_in(dbapi_conn: Any, record: Any) -> None:
-    """A connection whose transaction a batch opened goes back to the pool in psycopg's
-    usual mode (the pool rolled back whatever was left open: nothing is)."""
-    if dbapi_conn is not None and _OPENED in record.info:
+def _exchange(
+    raw: Any, known: set[bytes], statements: Sequence[tuple[bytes, list[Any]]]
+) -> tuple[Any, list[Any]]:
+    """Send ``statements`` in libpq's pipeline mode, opened by a BEGIN when no transaction
+    is, and read their answers: one write to the socket (libpq holds what is queued until
+    the Sync), one round trip. psycopg's own pipeline flushes each statement as it is
+    queued, then the Sync, then a flush request: three sends, each waking PostgreSQL's
+    backend, which over loopback takes the core while the sender holds Python's lock
+    (``bench/README.md``, twelfth and thirteenth passes). Raises the first statement's
+    error, the transaction left failed as after any statement's; ``_Broken`` when the
+    answers could not all be read."""
+    pgconn = raw.pgconn
+    tx = Transformer.from_context(raw)
+    with raw.lock:
+        begin = _begin(raw)
         try:
-            _closed(dbapi_conn, record.info)
-        except Exception as exc:  # noqa: BLE001 - still in a transaction: not to be reused
-            record.invalidate(exc)
+            pgconn.enter_pipeline_mode()
+            if begin is not None:
+                pgconn.send_query_params(begin, None)
+            # Each answer asked for: a statement's (True) or not (a BEGIN's, a Close's, a Parse's).
+            asked = [False] if begin is not None else []
+            for sql, values in statements:
+                asked += [False] * _queue(pgconn, tx, known, sql, values) + [True]
+            pgconn.pipeline_sync()  # libpq writes what it holds
+            raw.wait(send(pgconn))  # what a full socket buffer left behind, if anything
+            *every, sync = raw.wait(_answers(pgconn, len(asked) + 1))
+            if not sync or sync[0].status != ExecStatus.PIPELINE_SYNC:
+                raise OperationalError(f"batch: the pipeline's end was not answered: {sync}")
+            pgconn.exit_pipeline_mode()
+        except BaseException as exc:  # an interrupt too: answers are left unread
+            raise _Broken(exc) from exc
+    failed = [rs[-1] for rs in every if rs and rs[-1].status == ExecStatus.FATAL_ERROR]
+    if failed:
+        known.clear()  # what failed or was skipped after it is not prepared: start over
+        raise error_from_result(failed[0], encoding=raw.info.encoding)
+    return tx, [rs[-1] for rs, mine in zip(every, asked, strict=True) if mine]
 
 
-_CORK = getattr(socket, "TCP_CORK", None)  # Linux
+def _answers(pgconn: Any, n: int) -> Any:
+    """psycopg's generator of ``n`` answers in turn (each a list of results), waited for
+    in one wait."""
+    out = []
+    for _ in range(n):
+        out.append((yield from fetch_many(pgconn)))
+    return out
 
 
-@contextmanager
-def _one_send(pgconn: Any, held: bool) -> Iterator[None]:
-    """The statements queued inside leave together: the connection's socket holds what
-    psycopg flushes (``TCP_CORK``) until the block ends. Only when ``held``: inside a
-    transaction, or opening one with the batch's own BEGIN (``_opened``); psycopg's BEGIN
-    waits for its answer. Not for a Unix socket (nothing to hold) or off Linux: sent as
-    psycopg sends them."""
-    if _CORK is None or not held:
-        yield
-        return
-    sock = socket.socket(fileno=pgconn.socket)  # the connection's own descriptor, not a dup
-    try:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            yield
-            return
-        sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
-        try:
-            yield
-        finally:  # released, the kernel sends at once what it held
-            with suppress(OSError):  # a connection found dead: psycopg closed it
-                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
-    finally:
-        sock.detach()  # the descriptor stays psycopg's
+# Each statement's name when prepared (by its text and its parameters' types), the same
+# on every connection. Closing a prepared statement takes libpq 17 (psycopg's binary
+# package brings 18); without it, statements are sent unprepared.
+_names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+_CLOSE = pq.version() >= 170000
+
+
+def forget(info: dict[str, Any]) -> None:
+    """The connection's prepared statements may be gone: psycopg deallocates every one on
+    the connection (``DEALLOCATE ALL``) after a ROLLBACK, a savepoint's too, and after a
+    DROP, an ALTER or a DISCARD, when it had prepared any of its own. Each is prepared
+    again at its next use."""
+    known = info.get(_KNOWN)
+    if known:
+        known.clear()
+
+
+_KNOWN = "provisioner_prepared"  # a pooled connection's info: the names prepared on it
+_DISCARDS = re.compile(rb"^(?:DROP|ALTER|ROLLBACK|DISCARD ALL|DEALLOCATE ALL)\b")  # psycopg's
+
+
+@event.listens_for(Engine, "rollback")
+@event.listens_for(Engine, "rollback_savepoint")
+def _rolled_back(conn: Connection, *_: Any) -> None:
+    if conn.dialect.name == "postgresql" and not (conn.closed or conn.invalidated):
+        fairy: Any = conn.connection
+        _rolling_back(fairy.driver_connection, fairy.info)
+
+
+@event.listens_for(Pool, "reset")
+def _reset(dbapi_conn: Any, record: Any, reset_state: Any) -> None:  # the pool's rollback
+    _rolling_back(dbapi_conn, record.info)
+
+
+def _rolling_back(raw: Any, info: dict[str, Any]) -> None:
+    """psycopg sends a ROLLBACK (and may deallocate) only in a transaction: a connection
+    given back after its COMMIT keeps its statements."""
+    pgconn = getattr(raw, "pgconn", None)  # psycopg's; SQLite's has none
+    if pgconn is not None and pgconn.transaction_status != TransactionStatus.IDLE:
+        forget(info)
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _executed(conn: Connection, cursor: Any, *_: Any) -> None:
+    said = getattr(cursor, "statusmessage", None)
+    if said and _DISCARDS.match(said.encode()):
+        forget(conn.connection.info)
 
 
 @dataclass(frozen=True)
@@ -344,7 +421,7 @@ class _Sent:
     (more than one, or a guarded one: fused, answering their row counts)."""
 
     sql: str
-    native: str
+    native: bytes
     order: tuple[tuple[int, str], ...]
     members: range
     fused: bool
@@ -370,7 +447,7 @@ def _plan(items: Sequence[Item]) -> list[_Sent]:
         if j - i < 2 and not shape[i][1]:
             native, names = _native(shape[i][0])
             order = tuple((i, name) for name in names)
-            sent.append(_Sent(shape[i][0], native, order, range(i, i + 1), False))
+            sent.append(_Sent(shape[i][0], native.encode(), order, range(i, i + 1), False))
             i += 1
             continue
         writes: list[Any] = [it[2].fusable for it in items[i:j]]  # each a _Write (``_joins``)
@@ -378,7 +455,7 @@ def _plan(items: Sequence[Item]) -> list[_Sent]:
         native, names = _native(sql)
         split = (name[1:].split("_", 1) for name in names)  # "f3_amount": item i + 3
         order = tuple((i + int(n), name) for n, name in split)
-        sent.append(_Sent(sql, native, order, range(i, j), True))
+        sent.append(_Sent(sql, native.encode(), order, range(i, j), True))
         i = j
     if len(_plans) >= MAX_SHAPES:
         _plans.clear()

@@ -5,6 +5,7 @@ SQLAlchemy's, and nothing left for SQLAlchemy to fill in silently."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -251,15 +252,15 @@ def test_a_batch_inside_a_transaction_reaches_postgresql_in_one_send(
     with transaction(ctx.factory) as s:
         s.execute(insert(_acc), [{"account": "t:hot", "balance": 5, "floor": 0}])
     held: list[bool] = []
+    queue = batch._queue
 
-    class Pausing(batch.RawCursor):  # type: ignore[misc,name-defined]
-        def execute(self, *args: Any, **kw: Any) -> Any:
-            out = super().execute(*args, **kw)
-            if not held:  # the update is queued: is it running already?
-                held.append(_locked_within(ctx, "t:hot", 0.1))
-            return out
+    def pausing(*args: Any) -> int:
+        before = queue(*args)
+        if not held:  # the update is queued: is it running already?
+            held.append(_locked_within(ctx, "t:hot", 0.1))
+        return before
 
-    monkeypatch.setattr(batch, "RawCursor", Pausing)
+    monkeypatch.setattr(batch, "_queue", pausing)
     with transaction(ctx.factory) as s:
         s.execute(text("SELECT 1"))  # the transaction is open: psycopg's BEGIN is answered
         w = Batch(s.connection())
@@ -278,36 +279,41 @@ def _frontend_messages(trace: str, kind: str) -> list[str]:
     return [line for line in trace.splitlines() if "\tF\t" in line and f"\t{kind}" in line]
 
 
+def _traced(raw: Any, path: Any, run: Callable[[], Any]) -> str:
+    """What the client sent to PostgreSQL while ``run`` ran (libpq's trace)."""
+    with path.open("w") as f:
+        raw.pgconn.trace(f.fileno())
+        try:
+            run()
+        finally:
+            raw.pgconn.untrace()
+    return str(path.read_text())
+
+
 def test_a_batch_that_opens_the_transaction_sends_its_begin_with_it(
     ctx_factory: Any, tmp_path: Any
 ) -> None:
-    """PostgreSQL: a sale's first batch carries the BEGIN (psycopg's own would be a round
-    trip of its own: BEGIN, Sync, wait). The batch's writes are in that transaction, a
-    COMMIT in a later batch ends it, and the connection is in psycopg's usual mode again."""
+    """PostgreSQL: a batch that is its transaction's first statement carries the BEGIN
+    (psycopg's own would be a round trip of its own: BEGIN, Sync, wait). The batch's writes
+    are in that transaction, and a COMMIT in a later batch ends it."""
     from sqlalchemy import text
 
     ctx = ctx_factory("postgresql")
-    traced = tmp_path / "trace"
     with transaction(ctx.factory) as s:
         raw = s.connection().connection.driver_connection
-        with traced.open("w") as f:
-            raw.pgconn.trace(f.fileno())
-            try:
-                w = Batch(s.connection(), opens=True)
-                w.add(ADD, {"account": "t:open", "balance": Decimal(1), "floor": 0})
-                w.run()
-            finally:
-                raw.pgconn.untrace()
+        w = Batch(s.connection())
+        w.add(ADD, {"account": "t:open", "balance": Decimal(1), "floor": 0})
+        said = _traced(raw, tmp_path / "trace", w.run)
         assert raw.pgconn.transaction_status == TransactionStatus.INTRANS
-        said = traced.read_text()
         assert len(_frontend_messages(said, "Sync")) == 1, said  # one round trip
         begins = [m for m in _frontend_messages(said, "Parse") if "BEGIN" in m]
         assert len(begins) == 1, said  # psycopg's own words ("BEGIN READ WRITE"), sent once
+        assert raw._get_tx_start_command().decode() in begins[0]
         w = Batch(s.connection())
         w.add(text("COMMIT"), {})
         w.run()
         assert raw.pgconn.transaction_status == TransactionStatus.IDLE
-        assert raw.autocommit is False  # the next transaction is psycopg's as usual
+        assert raw.autocommit is False
     with transaction(ctx.factory) as s:
         assert s.scalar(select(_acc.c.balance).where(_acc.c.account == "t:open")) == 1
 
@@ -320,17 +326,121 @@ def test_a_transaction_a_batch_opened_rolls_back_whole_and_leaves_the_pool_as_us
     ctx = ctx_factory("postgresql")
     with pytest.raises(RuntimeError), transaction(ctx.factory) as s:
         raw = s.connection().connection.driver_connection
-        w = Batch(s.connection(), opens=True)
+        w = Batch(s.connection())
         w.add(ADD, {"account": "t:gone", "balance": Decimal(1), "floor": 0})
         w.run()
-        assert raw.autocommit is True  # psycopg's own BEGIN is not sent while it is open
         raise RuntimeError("the sale fails after its first batch")
     with ctx.factory() as s:
         again = s.connection().connection.driver_connection
         assert again is raw  # the pool's last connection (LIFO): the one checked here
-        assert again.autocommit is False
         s.execute(insert(_acc), [{"account": "t:kept?", "balance": 1, "floor": 0}])
         s.rollback()
     with transaction(ctx.factory) as s:
         said = s.scalars(select(_acc.c.account).where(_acc.c.account.like("t:%"))).all()
     assert said == []
+
+
+def test_the_begin_reads_as_psycopgs_own_in_every_mode(ctx_factory: Any) -> None:
+    """The batch's BEGIN names the isolation level, read-only and deferrable modes the
+    connection was given, word for word as psycopg's would; none in autocommit mode."""
+    import psycopg
+    from psycopg import IsolationLevel
+
+    from provisioner.batch import _begin
+
+    ctx = ctx_factory("postgresql")
+    with ctx.engine.connect() as c:
+        dsn = c.connection.driver_connection.info.dsn
+    with psycopg.connect(dsn) as raw:
+        for level in (None, *IsolationLevel):
+            for read_only in (None, True, False):
+                for deferrable in (None, True, False):
+                    raw.isolation_level, raw.read_only = level, read_only
+                    raw.deferrable = deferrable
+                    raw._begin_statement = b""  # psycopg caches its own per connection
+                    assert _begin(raw) == raw._get_tx_start_command()
+        raw.autocommit = True
+        assert _begin(raw) is None
+
+
+def test_each_statement_is_prepared_once_per_connection(ctx_factory: Any, tmp_path: Any) -> None:
+    """PostgreSQL parses and plans a batch's statement once per connection: its second
+    run sends no Parse, only the values; answers are alike both times."""
+    ctx = ctx_factory("postgresql")
+    answers, traces = [], []
+    with transaction(ctx.factory) as s:
+        raw = s.connection().connection.driver_connection
+        for n in range(2):
+            w = Batch(s.connection())
+            w.add(ADD, {"account": f"t:p{n}", "balance": Decimal(n), "floor": 0})
+            w.add(READ, {"like": "t:p%"})
+            traces.append(_traced(raw, tmp_path / f"trace{n}", lambda w=w: answers.append(w.run())))
+    first, second = ([m for m in _frontend_messages(t, "Parse") if "accounts" in m] for t in traces)
+    assert len(first) == 2 and second == [], traces
+    assert [len(a[1][1]) for a in answers] == [1, 2]
+    assert answers[1][0] == (1, [(Decimal(1),)])
+
+
+def test_an_exchange_cut_short_invalidates_the_connection(
+    ctx_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose answers could not all be read (here: an error while queuing) leaves
+    libpq's pipeline with answers pending: the connection is invalidated, not reused, and
+    the next transaction works on a new one."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    from provisioner import batch
+
+    ctx = ctx_factory("postgresql")
+    queue = batch._queue
+
+    def failing(pgconn: Any, *args: Any) -> int:
+        queue(pgconn, *args)
+        raise psycopg.OperationalError("the network went away")
+
+    monkeypatch.setattr(batch, "_queue", failing)
+    with pytest.raises(DBAPIError) as caught, transaction(ctx.factory) as s:
+        raw = s.connection().connection.driver_connection
+        w = Batch(s.connection())
+        w.add(ADD, {"account": "t:cut", "balance": Decimal(1), "floor": 0})
+        w.run()
+    assert caught.value.connection_invalidated
+    monkeypatch.setattr(batch, "_queue", queue)
+    with transaction(ctx.factory) as s:
+        assert s.connection().connection.driver_connection is not raw
+        w = Batch(s.connection())
+        w.add(READ, {"like": "t:%"})
+        assert w.run() == [(0, [])]
+
+
+def test_statements_are_prepared_again_after_psycopg_deallocates_them(
+    ctx_factory: Any, tmp_path: Any
+) -> None:
+    """psycopg deallocates every statement on a connection (``DEALLOCATE ALL``) when it
+    rolls back a transaction after preparing statements of its own: the batch's are
+    prepared again on that connection, not run by names PostgreSQL has forgotten. After a
+    COMMIT they are kept (no Parse in the next transaction)."""
+    ctx = ctx_factory("postgresql")
+
+    def batch_on(s: Any, n: int) -> Any:
+        w = Batch(s.connection())
+        w.add(ADD, {"account": f"t:d{n}", "balance": Decimal(n), "floor": 0})
+        return w
+
+    with ctx.factory() as s:
+        raw = s.connection().connection.driver_connection
+        for _ in range(raw.prepare_threshold + 1):  # psycopg prepares this one of its own
+            s.scalar(select(func.count()).select_from(_acc))
+        batch_on(s, 1).run()
+        s.rollback()  # psycopg: ROLLBACK, then DEALLOCATE ALL
+        assert s.connection().connection.driver_connection is raw
+        batch_on(s, 2).run()
+        s.commit()
+        w = batch_on(s, 3)
+        said = _traced(raw, tmp_path / "trace", w.run)
+        s.commit()
+    assert [m for m in _frontend_messages(said, "Parse") if "accounts" in m] == [], said
+    with transaction(ctx.factory) as s:
+        kept = s.scalars(select(_acc.c.account).where(_acc.c.account.like("t:d%"))).all()
+    assert sorted(kept) == ["t:d2", "t:d3"]
