@@ -39,6 +39,7 @@ over loopback takes the core while the sender holds Python's lock ("twelfth pass
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -238,8 +239,12 @@ class Batch:
             raise broken.error from None
         except dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy raises it (IntegrityError, OperationalError, …): callers tell a
-            # duplicate key or a deadlock apart as they do for any statement.
-            raise _raised(items, exc, dialect, gone=False) from exc
+            # duplicate key or a deadlock apart as they do for any statement, and a
+            # connection the server ended is invalidated (the pool makes a new one).
+            gone = dialect.is_disconnect(exc, raw, None)
+            if gone:
+                self.conn.invalidate(exc)
+            raise _raised(items, exc, dialect, gone=gone) from exc
         out = []
         for s, res in zip(sent, results, strict=True):
             tx.set_pgresult(res)
@@ -272,7 +277,7 @@ class _Broken(Exception):
         self.error = error
 
 
-MAX_PREPARED = 500  # statements prepared on each connection; past it, sent unprepared
+MAX_PREPARED = 500  # statements given a name to prepare them by; past it, sent unprepared
 
 
 def _begin(raw: Any) -> bytes | None:
@@ -302,7 +307,8 @@ def _queue(pgconn: Any, tx: Any, known: set[bytes], sql: bytes, values: list[Any
     types, formats = tuple(tx.types or ()), tx.formats
     name = _names.get((sql, types)) if _CLOSE else None
     if name is None and _CLOSE and len(_names) < MAX_PREPARED:
-        name = _names.setdefault((sql, types), b"provisioner_%d" % len(_names))
+        # A number never given before, even to a thread racing for another statement.
+        name = _names.setdefault((sql, types), b"provisioner_%d" % next(_numbers))
     if name is None:
         pgconn.send_query_params(sql, dumped, param_types=types, param_formats=formats)
         return 0
@@ -369,6 +375,7 @@ def _answers(pgconn: Any, n: int) -> Any:
 # on every connection. Closing a prepared statement takes libpq 17 (psycopg's binary
 # package brings 18); without it, statements are sent unprepared.
 _names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+_numbers = itertools.count()
 _CLOSE = pq.version() >= 170000
 
 
