@@ -390,7 +390,7 @@ def forget(info: dict[str, Any]) -> None:
 
 
 _KNOWN = "provisioner_prepared"  # a pooled connection's info: the names prepared on it
-_DISCARDS = re.compile(rb"^(?:DROP|ALTER|ROLLBACK|DISCARD ALL|DEALLOCATE ALL)\b")  # psycopg's
+_DISCARDS = re.compile(r"(?:DROP|ALTER|ROLLBACK|DISCARD ALL|DEALLOCATE ALL)\b").match  # psycopg's
 
 
 @event.listens_for(Engine, "rollback")
@@ -416,8 +416,8 @@ def _rolling_back(raw: Any, info: dict[str, Any]) -> None:
 
 @event.listens_for(Engine, "after_cursor_execute")
 def _executed(conn: Connection, cursor: Any, *_: Any) -> None:
-    said = getattr(cursor, "statusmessage", None)
-    if said and _DISCARDS.match(said.encode()):
+    said = getattr(cursor, "statusmessage", None)  # every statement's: no encoding, a match
+    if said and _DISCARDS(said):
         forget(conn.connection.info)
 
 

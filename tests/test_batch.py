@@ -444,3 +444,23 @@ def test_statements_are_prepared_again_after_psycopg_deallocates_them(
     with transaction(ctx.factory) as s:
         kept = s.scalars(select(_acc.c.account).where(_acc.c.account.like("t:d%"))).all()
     assert sorted(kept) == ["t:d2", "t:d3"]
+
+
+def test_statements_are_prepared_again_after_a_drop(ctx_factory: Any) -> None:
+    """A DROP run through SQLAlchemy makes psycopg deallocate every statement on the
+    connection too (when it had prepared its own): the batch prepares its own again."""
+    from sqlalchemy import text
+
+    ctx = ctx_factory("postgresql")
+    with transaction(ctx.factory) as s:
+        raw = s.connection().connection.driver_connection
+        for _ in range(raw.prepare_threshold + 1):  # psycopg prepares this one of its own
+            s.scalar(select(func.count()).select_from(_acc))
+        w = Batch(s.connection())
+        w.add(ADD, {"account": "t:x1", "balance": Decimal(1), "floor": 0})
+        w.run()
+        s.execute(text("CREATE TEMPORARY TABLE t_scratch (n int)"))
+        s.execute(text("DROP TABLE t_scratch"))  # psycopg: DEALLOCATE ALL
+        w = Batch(s.connection())
+        w.add(ADD, {"account": "t:x2", "balance": Decimal(2), "floor": 0})
+        assert w.run() == [(1, [(Decimal(2),)])]
